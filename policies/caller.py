@@ -1,0 +1,60 @@
+"""Who is asking: the caller every read and write is checked against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from schema.enums import OrgKind
+
+__all__ = ["Authenticator", "Caller", "Relation", "relation_of"]
+
+import enum
+
+
+class Relation(enum.StrEnum):
+    """How the caller's organisation relates to the data's owner."""
+
+    SELF = "self"
+    NEIGHBOUR = "neighbour"
+    DISTRICT = "district"  # a department of the owner's district
+    PUBLIC = "public"  # anyone else
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated caller: a client of one organisation with a set of scopes."""
+
+    org: str
+    org_kind: OrgKind
+    scopes: frozenset[str]
+    client_id: str
+    subject: str
+    actor: str | None = None  # the hub, when it calls on the caller's behalf (RFC 8693 ``act``)
+    district: str | None = None  # county-level division code of the caller's organisation
+    token_id: str | None = field(default=None, compare=False)
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the token grants ``scope``."""
+        return scope in self.scopes
+
+
+def relation_of(
+    caller: Caller, *, owner: str, owner_district: str, neighbours: frozenset[str]
+) -> Relation:
+    """The relation of ``caller`` to the owner of some data."""
+    if caller.org == owner:
+        return Relation.SELF
+    if caller.org_kind is OrgKind.COMMUNITY and caller.org in neighbours:
+        return Relation.NEIGHBOUR
+    if caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB) and caller.district == owner_district:
+        return Relation.DISTRICT
+    return Relation.PUBLIC
+
+
+class Authenticator(Protocol):
+    """Turns the ``Authorization`` header of a request into a ``Caller``."""
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        """The caller, or raise ``schema.errors.Unauthenticated``."""
+        ...

@@ -1,0 +1,155 @@
+"""GeoJSON geometry (RFC 7946) for the common schema: points, polygons, boxes."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "BBox",
+    "GeoPoint",
+    "GeoPolygon",
+    "LonLat",
+    "circle_polygon",
+    "distance_km",
+]
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def _geometry_type(expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value != expected:
+            raise PydanticCustomError(
+                "invalid_geometry", "expected a GeoJSON {expected}, got {got}",
+                {"expected": expected, "got": value[:20]},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_lon_lat(value: tuple[float, float]) -> tuple[float, float]:
+    lon, lat = value
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise PydanticCustomError("invalid_geometry", "coordinates must be finite numbers")
+    if not -180.0 <= lon <= 180.0:
+        raise PydanticCustomError(
+            "invalid_geometry", "longitude {lon} is outside -180..180", {"lon": lon}
+        )
+    if not -90.0 <= lat <= 90.0:
+        raise PydanticCustomError(
+            "invalid_geometry", "latitude {lat} is outside -90..90", {"lat": lat}
+        )
+    return value
+
+
+LonLat = Annotated[tuple[float, float], AfterValidator(_check_lon_lat)]
+"""A GeoJSON position: longitude first, then latitude (RFC 7946 §3.1.1)."""
+
+
+class GeoPoint(BaseModel):
+    """A GeoJSON Point, WGS 84, ``coordinates = [longitude, latitude]``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Annotated[str, _geometry_type("Point")] = "Point"
+    coordinates: LonLat
+
+    @property
+    def lon(self) -> float:
+        return self.coordinates[0]
+
+    @property
+    def lat(self) -> float:
+        return self.coordinates[1]
+
+    @classmethod
+    def at(cls, lon: float, lat: float) -> GeoPoint:
+        """A point from longitude and latitude."""
+        return cls(coordinates=(lon, lat))
+
+
+def _check_rings(rings: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+    if not rings:
+        raise PydanticCustomError("invalid_geometry", "a polygon needs at least one ring")
+    for ring in rings:
+        if len(ring) < 4:
+            raise PydanticCustomError(
+                "invalid_geometry", "a polygon ring needs at least four positions"
+            )
+        if ring[0] != ring[-1]:
+            raise PydanticCustomError(
+                "invalid_geometry", "a polygon ring must end where it starts"
+            )
+    return rings
+
+
+class GeoPolygon(BaseModel):
+    """A GeoJSON Polygon: an outer ring, then holes; each ring closed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Annotated[str, _geometry_type("Polygon")] = "Polygon"
+    coordinates: Annotated[list[list[LonLat]], AfterValidator(_check_rings)]
+
+    def bbox(self) -> BBox:
+        """The smallest box around the outer ring."""
+        lons = [p[0] for p in self.coordinates[0]]
+        lats = [p[1] for p in self.coordinates[0]]
+        return BBox(west=min(lons), south=min(lats), east=max(lons), north=max(lats))
+
+
+class BBox(BaseModel):
+    """A bounding box in degrees (west, south, east, north)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+    def model_post_init(self, __context: object) -> None:
+        _check_lon_lat((self.west, self.south))
+        _check_lon_lat((self.east, self.north))
+        if self.west > self.east or self.south > self.north:
+            raise PydanticCustomError(
+                "invalid_geometry", "a bbox needs west <= east and south <= north"
+            )
+
+    def contains(self, lon: float, lat: float) -> bool:
+        return self.west <= lon <= self.east and self.south <= lat <= self.north
+
+    def intersects(self, other: BBox) -> bool:
+        return not (
+            other.west > self.east
+            or other.east < self.west
+            or other.south > self.north
+            or other.north < self.south
+        )
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (lon, lat) positions."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+def circle_polygon(lon: float, lat: float, radius_km: float, points: int = 32) -> GeoPolygon:
+    """Approximate a circle (as CAP's ``circle``) by a closed polygon."""
+    ring: list[tuple[float, float]] = []
+    for i in range(points):
+        bearing = 2 * math.pi * i / points
+        dlat = radius_km / 111.32 * math.cos(bearing)
+        dlon = radius_km / (111.32 * max(math.cos(math.radians(lat)), 1e-6)) * math.sin(bearing)
+        ring.append((max(-180.0, min(180.0, lon + dlon)), max(-90.0, min(90.0, lat + dlat))))
+    ring.append(ring[0])
+    return GeoPolygon(coordinates=[ring])

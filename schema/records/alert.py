@@ -1,0 +1,125 @@
+"""Alerts: the CAP 1.2 alert / info / area structure, every element kept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import SQLModel
+
+from schema.enums import (
+    CapCategory,
+    CapCertainty,
+    CapMsgType,
+    CapScope,
+    CapSeverity,
+    CapStatus,
+    CapUrgency,
+)
+from schema.fields import FieldGroup, grouped
+from schema.geo import GeoPolygon
+from schema.records._family import public_model, update_model
+from schema.storage import PydanticJSON, UTCDateTime
+
+__all__ = [
+    "AlertArea",
+    "AlertBase",
+    "AlertCreate",
+    "AlertInfo",
+    "AlertPublic",
+    "AlertResource",
+    "AlertUpdate",
+    "NameValue",
+]
+
+
+class NameValue(SQLModel):
+    """A CAP ``valueName``/``value`` pair (eventCode, parameter, geocode)."""
+
+    value_name: str
+    value: str
+
+
+class AlertResource(SQLModel):
+    """A CAP ``resource``: a file that belongs to the alert."""
+
+    resource_desc: str
+    mime_type: str | None = None
+    size: int | None = None
+    uri: str | None = None
+    deref_uri: str | None = None
+    digest: str | None = None
+
+
+class AlertArea(SQLModel):
+    """A CAP ``area``; ``geometry`` is its polygons and circles as GeoJSON."""
+
+    area_desc: str
+    polygons: list[str] = []
+    circles: list[str] = []
+    geocodes: list[NameValue] = []
+    altitude: float | None = None
+    ceiling: float | None = None
+    geometry: list[GeoPolygon] = []
+
+
+class AlertInfo(SQLModel):
+    """A CAP ``info`` block."""
+
+    language: str = "en-US"
+    categories: list[CapCategory]
+    event: str
+    response_types: list[str] = []
+    urgency: CapUrgency
+    severity: CapSeverity
+    certainty: CapCertainty
+    audience: str | None = None
+    event_codes: list[NameValue] = []
+    effective: datetime | None = None
+    onset: datetime | None = None
+    expires: datetime | None = None
+    sender_name: str | None = None
+    headline: str | None = None
+    description: str | None = None
+    instruction: str | None = None
+    web: str | None = None
+    contact: str | None = None
+    parameters: list[NameValue] = []
+    resources: list[AlertResource] = []
+    areas: list[AlertArea] = []
+
+
+class AlertBase(SQLModel):
+    """A CAP 1.2 ``alert`` message."""
+
+    identifier: str = grouped(FieldGroup.IDENTITY, max_length=500)
+    sender: str = grouped(FieldGroup.IDENTITY, max_length=500)
+    sent: datetime = grouped(FieldGroup.STATUS, sa_type=UTCDateTime)
+    status: CapStatus = grouped(FieldGroup.STATUS)
+    msg_type: CapMsgType = grouped(FieldGroup.STATUS)
+    source: str | None = grouped(FieldGroup.IDENTITY, default=None)
+    scope: CapScope = grouped(FieldGroup.IDENTITY)
+    restriction: str | None = grouped(FieldGroup.IDENTITY, default=None)
+    addresses: str | None = grouped(FieldGroup.CONTACT, default=None)
+    codes: list[str] = grouped(FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str]))
+    note: str | None = grouped(FieldGroup.DESCRIPTION, default=None)
+    references: list[str] = grouped(
+        FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str])
+    )
+    incidents: list[str] = grouped(
+        FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str])
+    )
+    infos: list[AlertInfo] = grouped(
+        FieldGroup.DESCRIPTION, default_factory=list, sa_type=PydanticJSON(list[AlertInfo])
+    )
+
+
+class AlertCreate(AlertBase):
+    """A new alert."""
+
+
+AlertUpdate = update_model(AlertBase, "AlertUpdate")
+AlertPublic = public_model(
+    AlertBase,
+    "AlertPublic",
+    {"active": (bool | None, grouped(FieldGroup.STATUS, default=None))},
+)
