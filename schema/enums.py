@@ -156,7 +156,6 @@ class ResourceStatus(enum.StrEnum):
     RESERVED = "reserved"
     DEPLOYED = "deployed"
     MAINTENANCE = "maintenance"
-    RETIRED = "retired"
 
 
 class ShelterStatus(enum.StrEnum):
@@ -165,7 +164,6 @@ class ShelterStatus(enum.StrEnum):
     OPEN = "open"
     FULL = "full"
     CLOSED = "closed"
-    RETIRED = "retired"
 
 
 class VolunteerAvailability(enum.StrEnum):
@@ -174,7 +172,6 @@ class VolunteerAvailability(enum.StrEnum):
     AVAILABLE = "available"
     ON_DUTY = "on_duty"
     UNAVAILABLE = "unavailable"
-    RETIRED = "retired"
 
 
 class RiskFlagStatus(enum.StrEnum):

@@ -58,6 +58,3 @@ class PydanticJSON(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else self._adapter.validate_python(value)
-
-    def __repr__(self) -> str:  # what Alembic writes into migrations
-        return "sa.JSON()"

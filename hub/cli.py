@@ -1,0 +1,96 @@
+"""The `linli` command line: every part's commands under one roof."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from schema.runtime.db import upgrade
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="linli",
+    help="Linli (邻里): share emergency data between communities and the district.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+schema_app = typer.Typer(help="The common schema's exported artifacts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(schema_app, name="schema")
+
+
+def _migration_folders() -> dict[str, Path]:
+    return {ep.name: Path(ep.load()) for ep in entry_points(group="linli.migrations")}
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    service: Annotated[str, typer.Argument(help="Whose database: node or hub")] = "node",
+    database_url: Annotated[
+        str | None,
+        typer.Option(envvar="LINLI_DATABASE_URL", help="SQLAlchemy async URL of that database"),
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+) -> None:
+    """Bring a service's database to the newest migration (creates it from empty)."""
+    folders = _migration_folders()
+    if service not in folders:
+        console.print(f"[red]unknown service {service!r}[/]; choose from {', '.join(folders)}")
+        raise typer.Exit(2)
+    url = database_url or "sqlite+aiosqlite:///./linli.db"
+    console.print(f"upgrading {service} database to {revision} …")
+    asyncio.run(upgrade(folders[service], url, revision))
+    console.print("[green]done[/]")
+
+
+@schema_app.command("export")
+def schema_export(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check; exit 1 if any artifact is stale")
+    ] = False,
+) -> None:
+    """Write schema/sdl/*.graphql and schema/jsonschema/*.json from the models."""
+    from schema.export import stale_artifacts, write_artifacts
+
+    if check:
+        stale = stale_artifacts()
+        for path in stale:
+            console.print(f"[red]stale:[/] {path}")
+        if stale:
+            console.print("run `linli schema export` and commit the result")
+            raise typer.Exit(1)
+        console.print("[green]schema artifacts are up to date[/]")
+        return
+    written = write_artifacts()
+    console.print(f"wrote {len(written)} file(s)")
+
+
+def _register_parts() -> None:
+    for ep in entry_points(group="linli.cli"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
+def _register_local() -> None:
+    from hub.demo.command import demo
+
+    app.command()(demo)
+
+
+def main() -> None:
+    """Entry point of the `linli` console script."""
+    _register_parts()
+    _register_local()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""`linli node ...`: run a community node."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from node.app import MIGRATIONS, create_app
+from node.settings import NodeSettings
+from schema.runtime.db import upgrade
+from schema.runtime.logs import configure_logging
+from schema.runtime.settings import load_settings
+
+__all__ = ["MIGRATIONS", "app"]
+
+app = typer.Typer(help="Run a community data node.", no_args_is_help=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file; LINLI_* env variables override it"),
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [LINLI_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [LINLI_PORT]")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy async URL [LINLI_DATABASE_URL]")
+    ] = None,
+    migrate: Annotated[
+        bool, typer.Option(help="Run the database migrations before serving")
+    ] = True,
+) -> None:
+    """Serve this community's node: GraphQL at /graphql, health, metrics, well-known."""
+    settings = load_settings(
+        NodeSettings, config, host=host, port=port, database_url=database_url
+    )
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    if migrate:
+        asyncio.run(upgrade(MIGRATIONS, settings.database_url))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,1 @@
+"""Generic record storage and GraphQL API: one implementation for every record type."""

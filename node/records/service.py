@@ -1,0 +1,276 @@
+"""Storing, finding and paging records of any type; services flush, callers commit."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.records.specs import RecordSpec
+from node.tables import RowMixin
+from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor
+from schema.errors import InvalidInput, NotFound, StaleVersion
+from schema.geo import GeoPoint
+from schema.ids import new_local_id
+from schema.storage import utcnow
+
+__all__ = [
+    "Page",
+    "create_record",
+    "find_page",
+    "get_record",
+    "retire_record",
+    "update_record",
+    "validated",
+]
+
+MAX_TEXT_QUERY = 200
+MAX_RADIUS_KM = 1000.0
+KM_PER_DEGREE = 111.32
+
+
+def validated(model: type[BaseModel], data: dict[str, Any], *, prefix: str = "input") -> Any:
+    """``model`` built from ``data``; schema failures become ``InvalidInput``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc, prefix=prefix) from exc
+
+
+def _index_columns(spec: RecordSpec, values: dict[str, Any]) -> dict[str, Any]:
+    location = values.get("location")
+    point = location if isinstance(location, GeoPoint) else None
+    parts: list[str] = []
+    for name in spec.search_fields:
+        value = values.get(name)
+        if isinstance(value, list):
+            parts.extend(str(v) for v in value)
+        elif value:
+            parts.append(str(value))
+    return {
+        "lat": point.lat if point else None,
+        "lon": point.lon if point else None,
+        "search_text": "\n".join(parts).casefold()[:10000],
+    }
+
+
+def _base_values(record: BaseModel) -> dict[str, Any]:
+    # Shallow: nested models stay models, as the table's JSON columns expect.
+    return {name: getattr(record, name) for name in type(record).model_fields}
+
+
+async def create_record(
+    session: AsyncSession, spec: RecordSpec, data: BaseModel, **system: Any
+) -> RowMixin:
+    """Insert a validated ``<Type>Create`` as a new row."""
+    now = utcnow()
+    values = _base_values(data)
+    row = spec.table(
+        id=new_local_id(),
+        version=1,
+        created_at=now,
+        updated_at=now,
+        **values,
+        **system,
+        **_index_columns(spec, values),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_record(
+    session: AsyncSession, spec: RecordSpec, local_id: str, *, include_retired: bool = False
+) -> RowMixin:
+    """The row with ``local_id``; ``NotFound`` when absent or retired."""
+    row = await session.get(spec.table, local_id)
+    if row is None or (row.retired_at is not None and not include_retired):
+        raise NotFound(f"no {spec.type_name} with id {local_id}", type=spec.type_name)
+    return row
+
+
+async def _versioned_update(
+    session: AsyncSession,
+    spec: RecordSpec,
+    local_id: str,
+    expected_version: int,
+    values: dict[str, Any],
+) -> RowMixin:
+    table = spec.table
+    statement = (
+        update(table)
+        .where(
+            table.id == local_id,  # type: ignore[arg-type]
+            table.version == expected_version,  # type: ignore[arg-type]
+            table.retired_at.is_(None),  # type: ignore[union-attr]
+        )
+        .values(**values, version=table.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(statement)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        current = await get_record(session, spec, local_id)
+        raise StaleVersion(
+            f"{spec.type_name} {local_id} is at version {current.version},"
+            f" not {expected_version}",
+            currentVersion=current.version,
+        )
+    session.expire_all()
+    return await get_record(session, spec, local_id, include_retired=True)
+
+
+async def update_record(
+    session: AsyncSession, spec: RecordSpec, local_id: str, patch: BaseModel
+) -> RowMixin:
+    """Apply the set fields of ``patch`` if the row is still at ``patch.expected_version``."""
+    changes = {
+        name: getattr(patch, name)
+        for name in type(patch).model_fields
+        if name != "expected_version" and getattr(patch, name) is not None
+    }
+    expected_version: int = patch.expected_version  # type: ignore[attr-defined]
+    row = await get_record(session, spec, local_id)
+    merged = {**_base_values_of_row(spec, row), **changes}
+    checked = validated(spec.create, merged)
+    values = _base_values(checked)
+    return await _versioned_update(
+        session, spec, local_id, expected_version, {**values, **_index_columns(spec, values)}
+    )
+
+
+def _base_values_of_row(spec: RecordSpec, row: RowMixin) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in spec.create.model_fields}
+
+
+async def retire_record(
+    session: AsyncSession, spec: RecordSpec, local_id: str, expected_version: int
+) -> RowMixin:
+    """Mark a row retired: it leaves every list, its id answers NOT_FOUND."""
+    return await _versioned_update(
+        session, spec, local_id, expected_version, {"retired_at": utcnow()}
+    )
+
+
+class Page:
+    """Rows of one page and whether more follow."""
+
+    def __init__(self, rows: Sequence[RowMixin], has_next: bool, order: RecordOrder) -> None:
+        self.rows = rows
+        self.has_next = has_next
+        self.order = order
+
+    def cursor(self, row: RowMixin) -> str:
+        return encode_cursor(self.order, getattr(row, self.order.column), row.id)
+
+
+def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
+    table: Any = spec.table
+    conditions: list[ColumnElement[bool]] = []
+    if where is None:
+        return conditions
+    if where.text:
+        text = where.text.strip().casefold()
+        if len(text) > MAX_TEXT_QUERY:
+            raise InvalidInput(
+                f"text is over {MAX_TEXT_QUERY} characters", code="STRING_TOO_LONG", field="text"
+            )
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(table.search_text.like(f"%{escaped}%", escape="\\"))
+    if where.bbox is not None:
+        box = where.bbox
+        _check_box(box.west, box.south, box.east, box.north)
+        conditions += [
+            table.lat.between(box.south, box.north),
+            table.lon.between(box.west, box.east),
+        ]
+    if where.near is not None:
+        conditions += _near(table, where.near.lat, where.near.lon, where.near.radius_km)
+    if where.updated_since is not None:
+        since: datetime = where.updated_since
+        if since.tzinfo is None:
+            raise InvalidInput(
+                "updatedSince needs a time zone", code="INVALID_DATETIME", field="updatedSince"
+            )
+        conditions.append(table.updated_at >= since)
+    for attribute, column in spec.column_filters.items():
+        value = getattr(where, attribute, None)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            conditions.append(getattr(table, column).in_([getattr(v, "value", v) for v in value]))
+        else:
+            conditions.append(getattr(table, column) == value)
+    skills = getattr(where, "skills", None)
+    if skills:
+        conditions.append(
+            or_(*(table.search_text.like(f"%{s.casefold()}%") for s in skills[:20]))
+        )
+    if getattr(where, "active_only", False):
+        conditions.append(table.msg_type != "Cancel")
+    return conditions
+
+
+def _check_box(west: float, south: float, east: float, north: float) -> None:
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise InvalidInput(
+            "bbox needs -180 <= west <= east <= 180 and -90 <= south <= north <= 90",
+            code="INVALID_GEOMETRY",
+            field="bbox",
+        )
+
+
+def _near(table: Any, lat: float, lon: float, radius_km: float) -> list[ColumnElement[bool]]:
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidInput("near: coordinates out of range", code="INVALID_GEOMETRY", field="near")
+    if not (0 < radius_km <= MAX_RADIUS_KM):
+        raise InvalidInput(
+            f"near.radiusKm must be in (0, {MAX_RADIUS_KM:g}]", code="OUT_OF_RANGE", field="near"
+        )
+    # An equirectangular distance in plain arithmetic, the same SQL on SQLite
+    # and PostgreSQL; within a district (< 100 km) its error is far under 1 %.
+    dlat = radius_km / KM_PER_DEGREE
+    scale = max(math.cos(math.radians(lat)), 1e-6)
+    dlon = dlat / scale
+    dx = (table.lon - lon) * scale
+    dy = table.lat - lat
+    return [
+        table.lat.between(lat - dlat, lat + dlat),
+        table.lon.between(lon - dlon, lon + dlon),
+        dx * dx + dy * dy <= dlat * dlat,
+    ]
+
+
+async def find_page(
+    session: AsyncSession,
+    spec: RecordSpec,
+    where: Any,
+    *,
+    order: RecordOrder,
+    first: int,
+    after: str | None,
+) -> Page:
+    """One page of live rows matching ``where``, in ``order`` (ties by id)."""
+    table: Any = spec.table
+    key = getattr(table, order.column)
+    statement = select(table).where(table.retired_at.is_(None), *_conditions(spec, where))
+    if after is not None:
+        moment, last_id = decode_cursor(after, order)
+        if order.descending:
+            statement = statement.where(
+                or_(key < moment, and_(key == moment, table.id < last_id))
+            )
+        else:
+            statement = statement.where(
+                or_(key > moment, and_(key == moment, table.id > last_id))
+            )
+    if order.descending:
+        statement = statement.order_by(key.desc(), table.id.desc())
+    else:
+        statement = statement.order_by(key.asc(), table.id.asc())
+    rows = list((await session.execute(statement.limit(first + 1))).scalars())
+    return Page(rows[:first], len(rows) > first, order)

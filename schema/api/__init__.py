@@ -1,0 +1,1 @@
+"""The read API every source speaks: GraphQL types, filters and pagination."""

@@ -1,0 +1,115 @@
+"""Relay cursor connections with keyset cursors over a stable order."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from schema.errors import InvalidCursor, PageSizeTooLarge
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "Connection",
+    "Edge",
+    "PageInfo",
+    "RecordOrder",
+    "decode_cursor",
+    "encode_cursor",
+    "page_size",
+]
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+T = TypeVar("T")
+
+
+@strawberry.enum
+class RecordOrder(enum.Enum):
+    """The order of a list; ties are broken by id, so every order is total."""
+
+    UPDATED_DESC = "updated_desc"
+    UPDATED_ASC = "updated_asc"
+    CREATED_DESC = "created_desc"
+    CREATED_ASC = "created_asc"
+
+    @property
+    def column(self) -> str:
+        return "updated_at" if self.value.startswith("updated") else "created_at"
+
+    @property
+    def descending(self) -> bool:
+        return self.value.endswith("desc")
+
+
+@strawberry.type
+class PageInfo:
+    """Where a page ends and whether more follow."""
+
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    """One record of a page and the cursor just after it."""
+
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    """A page of records (Relay cursor connection)."""
+
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[T]:
+        """The records of this page, without cursors."""
+        return [edge.node for edge in self.edges]
+
+
+def page_size(first: int | None) -> int:
+    """Validate ``first`` against the cap."""
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if first < 0:
+        raise PageSizeTooLarge("first must not be negative", limit=MAX_PAGE_SIZE)
+    if first > MAX_PAGE_SIZE:
+        raise PageSizeTooLarge(
+            f"first={first} is over the page-size cap of {MAX_PAGE_SIZE}", limit=MAX_PAGE_SIZE
+        )
+    return first
+
+
+def encode_cursor(order: RecordOrder, key: datetime, record_id: str) -> str:
+    """An opaque cursor naming the position just after one record."""
+    raw = json.dumps([order.value, key.isoformat(), record_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: RecordOrder) -> tuple[datetime, str]:
+    """The (sort key, id) a cursor points after; ``InvalidCursor`` if forged or for another order."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value: Any = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        order_value, key, record_id = value
+        if order_value != order.value:
+            raise InvalidCursor("the cursor was issued for another order")
+        moment = datetime.fromisoformat(key)
+        if moment.tzinfo is None or not isinstance(record_id, str):
+            raise ValueError
+    except InvalidCursor:
+        raise
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    return moment, record_id

@@ -1,0 +1,111 @@
+"""The GraphQL endpoint every service mounts: limits, production hardening, error codes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError, GraphQLSyntaxError
+from pydantic import ValidationError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext, ExecutionResult
+
+from schema.errors import InvalidInput, LinliError
+from schema.runtime.settings import ServiceSettings
+
+__all__ = ["LinliGraphQLRouter", "build_schema", "error_code"]
+
+log = logging.getLogger("linli.graphql")
+
+# Messages of graphql-core's and strawberry's limit rules -> our codes.
+_LIMIT_CODES = (
+    ("exceeds maximum operation depth", "QUERY_TOO_DEEP"),
+    ("aliases found in document", "TOO_MANY_ALIASES"),
+    ("Document exceeds maximum number of tokens", "TOO_MANY_TOKENS"),
+    ("token limit", "TOO_MANY_TOKENS"),
+    ("introspection is disabled", "INTROSPECTION_DISABLED"),
+    ("introspection", "INTROSPECTION_DISABLED"),
+)
+
+
+def error_code(error: GraphQLError) -> str:
+    """Give every GraphQL error a stable ``extensions.code`` (and return it)."""
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    if isinstance(original, LinliError):
+        extensions.update(original.extensions)
+    elif isinstance(original, ValidationError):
+        extensions.update(InvalidInput.from_validation(original).extensions)
+        error.message = str(InvalidInput.from_validation(original))
+    elif isinstance(error, GraphQLSyntaxError):
+        extensions["code"] = "GRAPHQL_PARSE_FAILED"
+    elif original is None and "code" not in extensions:
+        code = "GRAPHQL_VALIDATION_FAILED"
+        for fragment, limit_code in _LIMIT_CODES:
+            if fragment.lower() in error.message.lower():
+                code = limit_code
+                break
+        extensions["code"] = code
+    elif original is not None and "code" not in extensions:
+        # An unexpected failure: say so, but never leak its text to callers.
+        extensions["code"] = "INTERNAL"
+        error.message = "internal error"
+    error.extensions = extensions
+    return str(extensions["code"])
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, LinliError | ValidationError):
+                log.error("resolver failed", exc_info=original)
+
+
+def build_schema(
+    *,
+    query: type,
+    mutation: type | None = None,
+    subscription: type | None = None,
+    settings: ServiceSettings,
+    extensions: list[type[SchemaExtension] | SchemaExtension] | None = None,
+    types: list[type] | None = None,
+) -> strawberry.Schema:
+    """A schema with the service's limits; production turns off introspection and suggestions."""
+    extra: list[type[SchemaExtension] | SchemaExtension] = [
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+        *(extensions or []),
+    ]
+    if settings.production:
+        extra.append(DisableIntrospection())
+    return _Schema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        extensions=extra,
+        types=types or [],
+        config=StrawberryConfig(disable_field_suggestions=settings.production),
+    )
+
+
+class LinliGraphQLRouter(GraphQLRouter[Any, None]):
+    """Strawberry's FastAPI router with stable error codes on every error."""
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        for error in result.errors or []:
+            error_code(error)
+        return process_result(result)

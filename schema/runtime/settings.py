@@ -1,0 +1,79 @@
+"""Settings common to every service (pydantic-settings, env prefix ``LINLI_``)."""
+
+from __future__ import annotations
+
+import enum
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Environment", "ServiceSettings", "load_settings"]
+
+
+class Environment(enum.StrEnum):
+    """Development turns on GraphiQL and introspection; production turns them off."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses add their own and their own env prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="LINLI_", env_file=None, extra="ignore")
+
+    environment: Environment = Field(
+        Environment.DEVELOPMENT, description="development or production"
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./linli.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or postgresql+asyncpg://...",
+    )
+    host: str = Field("127.0.0.1", description="Interface to listen on")
+    port: int = Field(8001, ge=1, le=65535, description="Port to listen on")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(True, description="One JSON object per log line")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest request body accepted")
+    max_query_depth: int = Field(12, ge=2, description="Deepest GraphQL selection accepted")
+    max_aliases: int = Field(30, ge=1, description="Most aliases in one GraphQL document")
+    max_tokens: int = Field(4000, ge=100, description="Most tokens in one GraphQL document")
+
+    @property
+    def production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
+    """Settings from, strongest first: ``overrides`` (CLI flags), ``LINLI_*`` env, the TOML file."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if config_file is None:
+        return cls(**given)
+    if not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+
+    class FromFile(cls):  # type: ignore[valid-type,misc]
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
+            return (init_settings, env_settings, toml)
+
+    settings: S = FromFile(**given)
+    return settings
