@@ -18,7 +18,7 @@ app = typer.Typer(
     name="linli",
     help="Linli (邻里): share emergency data between communities and the district.",
     no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
 

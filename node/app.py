@@ -41,7 +41,9 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         if not await db.at_head(MIGRATIONS):
             log.error("database is not at the newest migration: run `linli db upgrade node`")
         log.info(
-            "node %s (%s) serving", settings.source_id, settings.org_name,
+            "node %s (%s) serving",
+            settings.source_id,
+            settings.org_name,
             extra={"environment": settings.environment.value},
         )
         yield

@@ -38,9 +38,7 @@ def serve(
     ] = True,
 ) -> None:
     """Serve this community's node: GraphQL at /graphql, health, metrics, well-known."""
-    settings = load_settings(
-        NodeSettings, config, host=host, port=port, database_url=database_url
-    )
+    settings = load_settings(NodeSettings, config, host=host, port=port, database_url=database_url)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     if migrate:
         asyncio.run(upgrade(MIGRATIONS, settings.database_url))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from pydantic import BaseModel, Field, model_validator
-from typing_extensions import Self
 
 from schema.enums import OrgKind
 from schema.geo import BBox
 from schema.runtime.settings import ServiceSettings
 
 __all__ = ["NodeSettings", "TrustedCaller"]
-
 
 
 PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "secret", "dev", "test"}

@@ -28,7 +28,6 @@ from schema.records import (
 from schema.storage import PydanticJSON, UTCDateTime
 
 __all__ = [
-    "metadata",
     "AidRequestRow",
     "AlertRow",
     "IncidentRow",
@@ -37,6 +36,7 @@ __all__ = [
     "RowMixin",
     "ShelterRow",
     "VolunteerRow",
+    "metadata",
 ]
 
 

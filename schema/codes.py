@@ -37,20 +37,28 @@ class ResourceKind:
 
 
 _KINDS = [
-    ResourceKind("drinking_water", "饮用水", "Drinking water", SupplyClass.BASIC_LIVING, "箱", False),
-    ResourceKind("instant_food", "方便食品", "Ready-to-eat food", SupplyClass.BASIC_LIVING, "箱", False),
+    ResourceKind(
+        "drinking_water", "饮用水", "Drinking water", SupplyClass.BASIC_LIVING, "箱", False
+    ),
+    ResourceKind(
+        "instant_food", "方便食品", "Ready-to-eat food", SupplyClass.BASIC_LIVING, "箱", False
+    ),
     ResourceKind("rice", "大米", "Rice", SupplyClass.BASIC_LIVING, "公斤", False),
     ResourceKind("cotton_quilt", "棉被", "Quilt", SupplyClass.BASIC_LIVING, "床", True),
     ResourceKind("folding_bed", "折叠床", "Folding bed", SupplyClass.BASIC_LIVING, "张", True),
     ResourceKind("tent", "帐篷", "Tent", SupplyClass.BASIC_LIVING, "顶", True),
     ResourceKind("first_aid_kit", "急救包", "First-aid kit", SupplyClass.EQUIPMENT, "个", False),
     ResourceKind("medical_masks", "医用口罩", "Medical masks", SupplyClass.EQUIPMENT, "只", False),
-    ResourceKind("portable_generator", "移动发电机", "Portable generator", SupplyClass.EQUIPMENT, "台", True),
+    ResourceKind(
+        "portable_generator", "移动发电机", "Portable generator", SupplyClass.EQUIPMENT, "台", True
+    ),
     ResourceKind("water_pump", "抽水泵", "Water pump", SupplyClass.EQUIPMENT, "台", True),
     ResourceKind("life_jacket", "救生衣", "Life jacket", SupplyClass.EQUIPMENT, "件", True),
     ResourceKind("rubber_boat", "冲锋舟", "Rescue boat", SupplyClass.EQUIPMENT, "艘", True),
     ResourceKind("flashlight", "手电筒", "Flashlight", SupplyClass.EQUIPMENT, "个", True),
-    ResourceKind("fire_extinguisher", "灭火器", "Fire extinguisher", SupplyClass.EQUIPMENT, "具", False),
+    ResourceKind(
+        "fire_extinguisher", "灭火器", "Fire extinguisher", SupplyClass.EQUIPMENT, "具", False
+    ),
     ResourceKind("aed", "自动体外除颤器", "AED", SupplyClass.EQUIPMENT, "台", True),
     ResourceKind("sandbags", "沙袋", "Sandbags", SupplyClass.ENGINEERING, "条", False),
     ResourceKind("tarpaulin", "防水篷布", "Tarpaulin", SupplyClass.ENGINEERING, "块", True),
@@ -77,14 +85,24 @@ class RiskCategory:
 
 
 _RISKS = [
-    RiskCategory("slope_instability", "边坡裂缝/滑坡隐患", "Cracked slope / landslide risk", "natural_disaster"),
+    RiskCategory(
+        "slope_instability",
+        "边坡裂缝/滑坡隐患",
+        "Cracked slope / landslide risk",
+        "natural_disaster",
+    ),
     RiskCategory("flooding", "积水内涝", "Flooding / waterlogging", "natural_disaster"),
     RiskCategory("building_damage", "房屋受损", "Damaged building", "accident"),
     RiskCategory("gas_leak", "燃气泄漏", "Gas smell / leak", "accident"),
     RiskCategory("fire_hazard", "火灾隐患", "Fire hazard", "accident"),
     RiskCategory("power_outage", "停电", "Power outage", "accident"),
     RiskCategory("road_blocked", "道路阻断", "Road blocked", "accident"),
-    RiskCategory("vulnerable_person", "独居老人/弱势人员失联", "Vulnerable resident cut off", "social_security"),
+    RiskCategory(
+        "vulnerable_person",
+        "独居老人/弱势人员失联",
+        "Vulnerable resident cut off",
+        "social_security",
+    ),
     RiskCategory("disease_cluster", "疑似聚集性疫情", "Suspected disease cluster", "public_health"),
     RiskCategory("other", "其他", "Other", "social_security"),
 ]

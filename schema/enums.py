@@ -175,7 +175,7 @@ class VolunteerAvailability(enum.StrEnum):
 
 
 class RiskFlagStatus(enum.StrEnum):
-    """The risk-flag workflow: raised → routed → acknowledged → verifying → confirmed|dismissed → resolved."""
+    """The risk-flag workflow, from raised through verification to resolved."""
 
     RAISED = "raised"
     ROUTED = "routed"

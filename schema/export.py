@@ -19,12 +19,28 @@ _JSON_SCHEMA_MODELS = {
     "Organisation": records.OrganisationPublic,
     **{
         name: getattr(records, f"{name}{form}")
-        for name in ("Incident", "Resource", "Shelter", "Volunteer", "RiskFlag", "AidRequest", "Alert")
+        for name in (
+            "Incident",
+            "Resource",
+            "Shelter",
+            "Volunteer",
+            "RiskFlag",
+            "AidRequest",
+            "Alert",
+        )
         for form in ("Public",)
     },
     **{
         f"{name}Create": getattr(records, f"{name}Create")
-        for name in ("Incident", "Resource", "Shelter", "Volunteer", "RiskFlag", "AidRequest", "Alert")
+        for name in (
+            "Incident",
+            "Resource",
+            "Shelter",
+            "Volunteer",
+            "RiskFlag",
+            "AidRequest",
+            "Alert",
+        )
     },
 }
 
@@ -86,7 +102,11 @@ def artifacts() -> dict[Path, str]:
 def stale_artifacts() -> list[Path]:
     """Exported files that are missing, differ, or are no longer produced."""
     expected = artifacts()
-    stale = [path for path, text in expected.items() if not path.is_file() or path.read_text("utf-8") != text]
+    stale = [
+        path
+        for path, text in expected.items()
+        if not path.is_file() or path.read_text("utf-8") != text
+    ]
     for folder, pattern in ((ROOT / "sdl", "*.graphql"), (ROOT / "jsonschema", "*.json")):
         stale += [p for p in folder.glob(pattern) if p not in expected]
     return sorted(stale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -24,7 +24,8 @@ def _geometry_type(expected: str) -> AfterValidator:
     def check(value: str) -> str:
         if value != expected:
             raise PydanticCustomError(
-                "invalid_geometry", "expected a GeoJSON {expected}, got {got}",
+                "invalid_geometry",
+                "expected a GeoJSON {expected}, got {got}",
                 {"expected": expected, "got": value[:20]},
             )
         return value
@@ -47,7 +48,19 @@ def _check_lon_lat(value: tuple[float, float]) -> tuple[float, float]:
     return value
 
 
-LonLat = Annotated[tuple[float, float], AfterValidator(_check_lon_lat)]
+def _two_numbers(value: object) -> object:
+    if isinstance(value, list | tuple) and len(value) != 2:
+        raise PydanticCustomError(
+            "invalid_geometry",
+            "a position is [longitude, latitude], got {n} numbers",
+            {"n": len(value)},
+        )
+    return value
+
+
+LonLat = Annotated[
+    tuple[float, float], BeforeValidator(_two_numbers), AfterValidator(_check_lon_lat)
+]
 """A GeoJSON position: longitude first, then latitude (RFC 7946 §3.1.1)."""
 
 
@@ -82,9 +95,7 @@ def _check_rings(rings: list[list[tuple[float, float]]]) -> list[list[tuple[floa
                 "invalid_geometry", "a polygon ring needs at least four positions"
             )
         if ring[0] != ring[-1]:
-            raise PydanticCustomError(
-                "invalid_geometry", "a polygon ring must end where it starts"
-            )
+            raise PydanticCustomError("invalid_geometry", "a polygon ring must end where it starts")
     return rings
 
 

@@ -121,13 +121,20 @@ def _seed(url: str, token: str, community: DemoCommunity) -> int:
     count = 0
     for collection, mutation in _CREATE.items():
         for record in getattr(community, collection):
-            _graphql(url, token, f"mutation($input: {_INPUT[collection]}!) {{ {mutation} }}", {"input": record})
+            _graphql(
+                url,
+                token,
+                f"mutation($input: {_INPUT[collection]}!) {{ {mutation} }}",
+                {"input": record},
+            )
             count += 1
     return count
 
 
 def demo(
-    port: Annotated[int, typer.Option(help="First port; the services take the ports after it")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="First port; the services take the ports after it")
+    ] = 8000,
     data_dir: Annotated[
         Path, typer.Option(help="Where the demo keeps its SQLite files and demo.json")
     ] = Path(".linli/demo"),
@@ -158,21 +165,27 @@ def demo(
             url = f"http://127.0.0.1:{node_port}"
             console.print(f"starting node [bold]{community.name}[/] on {url} …")
             processes.append(
-                subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                subprocess.Popen(
                     [sys.executable, "-m", "hub.cli", "node", "serve"],
                     env=_node_env(community, node_port, data, token),
                 )
             )
-            nodes.append({"org": community.code, "name": community.name, "url": url, "token": token})
+            nodes.append(
+                {"org": community.code, "name": community.name, "url": url, "token": token}
+            )
         for node, community in zip(nodes, COMMUNITIES, strict=True):
             _wait_ready(node["url"], processes[nodes.index(node)])
             seeded = _seed(node["url"], node["token"], community)
-            console.print(f"  {community.name}: ready" + (f", seeded {seeded} records" if seeded else ""))
+            console.print(
+                f"  {community.name}: ready" + (f", seeded {seeded} records" if seeded else "")
+            )
         state = {"district": DISTRICT, "nodes": nodes, "tokens": tokens}
         state_path.write_text(json.dumps(state, ensure_ascii=False, indent=2), "utf-8")
         first = nodes[0]
         console.print(f"\n[green]Linli demo is running.[/] Details in {state_path}")
-        console.print(f"GraphiQL: {first['url']}/graphql  (header Authorization: Bearer {first['token']})")
+        console.print(
+            f"GraphiQL: {first['url']}/graphql  (header Authorization: Bearer {first['token']})"
+        )
         for title, query in EXAMPLE_QUERIES:
             console.print(f"\n[bold]{title}[/]\n  {query}")
         console.print("\nPress Ctrl-C to stop.")

@@ -21,8 +21,8 @@ from schema.storage import utcnow
 
 __all__ = ["Record", "mutation_fields", "node_field", "query_fields", "to_graphql"]
 
-Record = Annotated[
-    Union[tuple(spec.gql_type for spec in SPECS.values())],  # type: ignore[valid-type]  # noqa: UP007
+Record: Any = Annotated[
+    Union[tuple(spec.gql_type for spec in SPECS.values())],  # noqa: UP007
     strawberry.union("Record"),
 ]
 
@@ -101,7 +101,11 @@ def _list_field(spec: RecordSpec) -> Any:
         "return": Connection[spec.gql_type],  # type: ignore[name-defined]
     }
     resolve.__name__ = spec.field_name
-    return strawberry.field(resolver=resolve, name=spec.field_name, description=f"{spec.type_name} records of this node, paged")
+    return strawberry.field(
+        resolver=resolve,
+        name=spec.field_name,
+        description=f"{spec.type_name} records of this node, paged",
+    )
 
 
 def query_fields() -> dict[str, Any]:
@@ -112,7 +116,7 @@ def query_fields() -> dict[str, Any]:
 def node_field() -> Any:
     """``node(id)``: any record of this node by its global id."""
 
-    async def resolve(info: Info[NodeContext, None], id: strawberry.ID) -> Record | None:  # type: ignore[valid-type]  # noqa: A002
+    async def resolve(info: Info[NodeContext, None], id: strawberry.ID) -> Any:
         context = info.context
         try:
             parsed = GlobalId.parse(str(id))
@@ -126,6 +130,7 @@ def node_field() -> Any:
             row = await service.get_record(session, spec, local)
         return to_graphql(spec, row, context.settings.source_id)
 
+    resolve.__annotations__["return"] = Record | None
     return strawberry.field(resolver=resolve, name="node", description="A record by global id")
 
 
@@ -136,7 +141,7 @@ def _named(name: str, fn: Callable[..., Any], annotations: dict[str, Any], doc: 
 
 
 def _create(spec: RecordSpec) -> Any:
-    async def resolve(info: Info[NodeContext, None], input: Any) -> Any:  # noqa: A002
+    async def resolve(info: Info[NodeContext, None], input: Any) -> Any:
         context = info.context
         caller = context.require_staff()
         data = _pydantic(input)
@@ -162,7 +167,7 @@ def _create(spec: RecordSpec) -> Any:
 
 
 def _update(spec: RecordSpec) -> Any:
-    async def resolve(info: Info[NodeContext, None], id: strawberry.ID, input: Any) -> Any:  # noqa: A002
+    async def resolve(info: Info[NodeContext, None], id: strawberry.ID, input: Any) -> Any:
         context = info.context
         context.require_staff()
         local = _local_id(spec, context, str(id))
@@ -186,7 +191,9 @@ def _update(spec: RecordSpec) -> Any:
 
 def _retire(spec: RecordSpec) -> Any:
     async def resolve(
-        info: Info[NodeContext, None], id: strawberry.ID, expected_version: int  # noqa: A002
+        info: Info[NodeContext, None],
+        id: strawberry.ID,
+        expected_version: int,
     ) -> Any:
         context = info.context
         context.require_staff()

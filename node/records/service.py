@@ -116,8 +116,7 @@ async def _versioned_update(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         current = await get_record(session, spec, local_id)
         raise StaleVersion(
-            f"{spec.type_name} {local_id} is at version {current.version},"
-            f" not {expected_version}",
+            f"{spec.type_name} {local_id} is at version {current.version}, not {expected_version}",
             currentVersion=current.version,
         )
     session.expire_all()
@@ -207,9 +206,7 @@ def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
             conditions.append(getattr(table, column) == value)
     skills = getattr(where, "skills", None)
     if skills:
-        conditions.append(
-            or_(*(table.search_text.like(f"%{s.casefold()}%") for s in skills[:20]))
-        )
+        conditions.append(or_(*(table.search_text.like(f"%{s.casefold()}%") for s in skills[:20])))
     if getattr(where, "active_only", False):
         conditions.append(table.msg_type != "Cancel")
     return conditions
@@ -261,13 +258,9 @@ async def find_page(
     if after is not None:
         moment, last_id = decode_cursor(after, order)
         if order.descending:
-            statement = statement.where(
-                or_(key < moment, and_(key == moment, table.id < last_id))
-            )
+            statement = statement.where(or_(key < moment, and_(key == moment, table.id < last_id)))
         else:
-            statement = statement.where(
-                or_(key > moment, and_(key == moment, table.id > last_id))
-            )
+            statement = statement.where(or_(key > moment, and_(key == moment, table.id > last_id)))
     if order.descending:
         statement = statement.order_by(key.desc(), table.id.desc())
     else:

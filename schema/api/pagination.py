@@ -98,7 +98,7 @@ def encode_cursor(order: RecordOrder, key: datetime, record_id: str) -> str:
 
 
 def decode_cursor(cursor: str, order: RecordOrder) -> tuple[datetime, str]:
-    """The (sort key, id) a cursor points after; ``InvalidCursor`` if forged or for another order."""
+    """The (sort key, id) after which a cursor points; ``InvalidCursor`` if forged."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value: Any = json.loads(base64.urlsafe_b64decode(padded.encode()))

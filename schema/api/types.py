@@ -43,6 +43,7 @@ from schema.records import (
 )
 
 __all__ = [
+    "RECORD_TYPES",
     "AidRequest",
     "AidRequestCreateInput",
     "Alert",
@@ -54,7 +55,6 @@ __all__ = [
     "IncidentCreateInput",
     "IncidentUpdateInput",
     "Organisation",
-    "RECORD_TYPES",
     "Resource",
     "ResourceCreateInput",
     "ResourceUpdateInput",

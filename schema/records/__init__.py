@@ -28,7 +28,12 @@ from schema.records.risk_flag import (
     RiskFlagUpdate,
 )
 from schema.records.shelter import ShelterBase, ShelterCreate, ShelterPublic, ShelterUpdate
-from schema.records.volunteer import VolunteerBase, VolunteerCreate, VolunteerPublic, VolunteerUpdate
+from schema.records.volunteer import (
+    VolunteerBase,
+    VolunteerCreate,
+    VolunteerPublic,
+    VolunteerUpdate,
+)
 
 __all__ = [
     "AidRequestBase",

@@ -13,7 +13,8 @@ A record type is written once, as ``<Type>Base``. From it come:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import create_model
 from pydantic.fields import FieldInfo
@@ -43,9 +44,17 @@ class RecordEnvelope(SQLModel):
 
 
 def _optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
+    # Constraints and validators move inside the Optional, so None skips them.
+    inner: Any = info.annotation
+    if get_origin(inner) in (Union, UnionType) and type(None) in get_args(inner):
+        inner = Union[tuple(a for a in get_args(inner) if a is not type(None))]  # noqa: UP007
+    # SQLModel's own column metadata (sa_type, ...) is for tables, not validation.
+    constraints = [m for m in info.metadata if not type(m).__module__.startswith("sqlmodel")]
+    if constraints:
+        inner = Annotated[(inner, *constraints)]
     copy = FieldInfo.merge_field_infos(info, default=None)
-    annotation = info.annotation
-    return (annotation | None, copy)
+    copy.metadata = []
+    return (inner | None, copy)
 
 
 def update_model(base: type[SQLModel], name: str) -> type[SQLModel]:

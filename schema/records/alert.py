@@ -100,7 +100,9 @@ class AlertBase(SQLModel):
     scope: CapScope = grouped(FieldGroup.IDENTITY)
     restriction: str | None = grouped(FieldGroup.IDENTITY, default=None)
     addresses: str | None = grouped(FieldGroup.CONTACT, default=None)
-    codes: list[str] = grouped(FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str]))
+    codes: list[str] = grouped(
+        FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str])
+    )
     note: str | None = grouped(FieldGroup.DESCRIPTION, default=None)
     references: list[str] = grouped(
         FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str])

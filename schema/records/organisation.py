@@ -20,8 +20,12 @@ class OrganisationBase(SQLModel):
     name: Name = grouped(FieldGroup.IDENTITY)
     kind: OrgKind = grouped(FieldGroup.IDENTITY)
     district: DivisionCode = grouped(FieldGroup.IDENTITY, description="County-level GB/T 2260 code")
-    neighbours: list[str] = grouped(FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str]))
-    area: GeoPolygon | None = grouped(FieldGroup.IDENTITY, default=None, sa_type=PydanticJSON(GeoPolygon))
+    neighbours: list[str] = grouped(
+        FieldGroup.IDENTITY, default_factory=list, sa_type=PydanticJSON(list[str])
+    )
+    area: GeoPolygon | None = grouped(
+        FieldGroup.IDENTITY, default=None, sa_type=PydanticJSON(GeoPolygon)
+    )
     bbox: BBox | None = grouped(FieldGroup.IDENTITY, default=None, sa_type=PydanticJSON(BBox))
     duty_phone: Phone | None = grouped(FieldGroup.CONTACT, default=None)
 

@@ -14,7 +14,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 __all__ = [
     "Database",
@@ -75,7 +80,9 @@ class Database:
 
     async def at_head(self, script_location: Path) -> bool:
         """Whether the database is reachable and at the newest migration."""
-        head = ScriptDirectory.from_config(alembic_config(script_location, self.url)).get_current_head()
+        head = ScriptDirectory.from_config(
+            alembic_config(script_location, self.url)
+        ).get_current_head()
         return await self.current_revision() == head
 
     async def dispose(self) -> None:

@@ -49,7 +49,8 @@ def error_code(error: GraphQLError) -> str:
         error.message = str(InvalidInput.from_validation(original))
     elif isinstance(error, GraphQLSyntaxError):
         extensions["code"] = "GRAPHQL_PARSE_FAILED"
-    elif original is None and "code" not in extensions:
+    elif (original is None or error.path is None) and "code" not in extensions:
+        # No path: the document or its variables failed before execution.
         code = "GRAPHQL_VALIDATION_FAILED"
         for fragment, limit_code in _LIMIT_CODES:
             if fragment.lower() in error.message.lower():
@@ -70,7 +71,8 @@ class _Schema(strawberry.Schema):
     ) -> None:
         for error in errors:
             original = error.original_error
-            if original is not None and not isinstance(original, LinliError | ValidationError):
+            unexpected = not isinstance(original, LinliError | ValidationError | None)
+            if unexpected and error.path is not None:
                 log.error("resolver failed", exc_info=original)
 
 
@@ -84,14 +86,14 @@ def build_schema(
     types: list[type] | None = None,
 ) -> strawberry.Schema:
     """A schema with the service's limits; production turns off introspection and suggestions."""
-    extra: list[type[SchemaExtension] | SchemaExtension] = [
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
+    extra: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         *(extensions or []),
     ]
     if settings.production:
-        extra.append(DisableIntrospection())
+        extra.append(DisableIntrospection)
     return _Schema(
         query=query,
         mutation=mutation,

@@ -1,0 +1,145 @@
+"""Shared fixtures: real databases built by the migrations, real servers on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from schema.runtime.db import upgrade
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PG_DSN = os.environ.get("LINLI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = [b for b in os.environ.get("LINLI_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class DatabaseUnderTest:
+    backend: str
+    url: str
+
+
+async def _pg_admin(statement: str) -> None:
+    connection = await asyncpg.connect(PG_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[DatabaseUnderTest]:
+    """An empty database of the given backend (module scope)."""
+    backend: str = request.param
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "linli.db"
+        yield DatabaseUnderTest(backend, f"sqlite+aiosqlite:///{path}")
+        return
+    name = f"linli_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield DatabaseUnderTest(backend, f"{base}/{name}")
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on a free port, in a thread with its own loop."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """Start apps on free ports; they stop at the end of the test."""
+    servers: list[ServerThread] = []
+
+    def start(app: Any, port: int | None = None) -> ServerThread:
+        server = ServerThread(app, port).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class GraphQLClient:
+    """A small GraphQL-over-HTTP client for tests."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0)
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = await self.post(query, variables)
+        assert "errors" not in body, body["errors"]
+        result: dict[str, Any] = body["data"]
+        return result
+
+    async def error_code(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        body = await self.post(query, variables)
+        assert body.get("errors"), f"expected an error, got {body}"
+        code: str = body["errors"][0]["extensions"]["code"]
+        return code
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+async def migrate(script_location: Path, url: str) -> None:
+    await upgrade(script_location, url)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.get_event_loop().run_until_complete(coro)
