@@ -82,16 +82,16 @@ class CapReader:
         CAP has one pair per element; index feeds such as the NWS ATOM feed put
         several pairs in one element, so pairs are taken in document order.
         """
-        value_name_tag = f"{{{self.namespace}}}valueName"
-        value_tag = f"{{{self.namespace}}}value"
         found: list[NameValue] = []
         for element in self.all(parent, name):
             pending: str | None = None
             for child in element:
                 text = "".join(child.itertext()).strip()
-                if child.tag == value_name_tag:
+                # By local name: in the NWS feed they sit in the ATOM default namespace.
+                local_name = child.tag.rpartition("}")[2]
+                if local_name == "valueName":
                     pending = text
-                elif child.tag == value_tag and pending is not None:
+                elif local_name == "value" and pending is not None:
                     found.append(NameValue(value_name=pending, value=text))
                     pending = None
         return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from typing import Literal
-from xml.etree.ElementTree import Element, SubElement, indent, tostring
+from xml.etree.ElementTree import Element, SubElement, indent
 
 import xmlschema
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from adapters.cap._xml import (
     DEFAULT_MAX_ALERT_BYTES,
     check_xml_text,
     parse_untrusted,
+    serialize,
     split_tag,
 )
 from adapters.cap.errors import CapInvalid, CapUnsupportedVersion
@@ -55,7 +56,6 @@ __all__ = [
     "CAP_1_2_NAMESPACE",
     "CAP_MIME_TYPE",
     "CAP_XSD_PATH",
-    "XML_DECLARATION",
     "CapVersion",
     "alert_from_element",
     "alert_to_element",
@@ -70,9 +70,6 @@ CAP_1_1_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.1"
 CAP_1_0_NAMESPACE = "http://www.incident.com/cap/1.0"
 CAP_MIME_TYPE = "application/cap+xml"
 CAP_XSD_PATH = Path(__file__).parent / "xsd" / "CAP-v1.2.xsd"
-
-# Spelled the way CAP consumers expect ("UTF-8", double quotes), unlike ElementTree's own.
-XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 CapVersion = Literal["1.1", "1.2"]
 
@@ -508,5 +505,4 @@ def write_alert(alert: AlertBase) -> bytes:
     """An Alert record as a CAP 1.2 XML message (UTF-8) that validates against the XSD."""
     root = alert_to_element(alert)
     indent(root, space="  ")
-    body = tostring(root, encoding="unicode", default_namespace=CAP_1_2_NAMESPACE)
-    return XML_DECLARATION + body.encode("utf-8") + b"\n"
+    return serialize(root)

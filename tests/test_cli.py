@@ -1,0 +1,91 @@
+"""The `linli` CLI: migrations from empty, settings from file and environment, --help."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hub import cli
+from node.app import MIGRATIONS
+from node.settings import NodeSettings
+from schema.runtime.db import Database
+from schema.runtime.logs import redact
+from schema.runtime.settings import load_settings
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    cli._register_parts()
+    cli._register_local()
+    return CliRunner()
+
+
+def test_db_upgrade_builds_the_node_database_from_empty(runner: CliRunner, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"
+    result = runner.invoke(cli.app, ["db", "upgrade", "node", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    db = Database(url)
+    try:
+        assert asyncio.run(db.at_head(MIGRATIONS))
+    finally:
+        asyncio.run(db.dispose())
+
+
+def test_db_upgrade_of_unknown_service_fails_clearly(runner: CliRunner) -> None:
+    result = runner.invoke(cli.app, ["db", "upgrade", "warehouse"])
+    assert result.exit_code == 2
+    assert "unknown service 'warehouse'" in result.output
+
+
+def test_every_command_explains_itself(runner: CliRunner) -> None:
+    for command in (
+        ["--help"],
+        ["node", "serve", "--help"],
+        ["db", "upgrade", "--help"],
+        ["schema", "export", "--help"],
+        ["demo", "--help"],
+    ):
+        result = runner.invoke(cli.app, command)
+        assert result.exit_code == 0, (command, result.output)
+    assert "--database-url" in runner.invoke(cli.app, ["node", "serve", "--help"]).output
+
+
+def test_settings_come_from_file_then_env_then_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(
+        'org_code = "110105001009"\norg_name = "测试社区"\nport = 9100\nneighbours = ["110105001001"]\n',
+        "utf-8",
+    )
+    settings = load_settings(NodeSettings, config)
+    assert (settings.org_code, settings.org_name, settings.port) == (
+        "110105001009",
+        "测试社区",
+        9100,
+    )
+    assert settings.neighbours == ["110105001001"]
+    monkeypatch.setenv("LINLI_PORT", "9200")
+    assert load_settings(NodeSettings, config).port == 9200
+    assert load_settings(NodeSettings, config, port=9300).port == 9300
+    with pytest.raises(FileNotFoundError):
+        load_settings(NodeSettings, tmp_path / "missing.toml")
+
+
+def test_production_refuses_placeholder_tokens() -> None:
+    with pytest.raises(ValueError, match="placeholder or short token"):
+        NodeSettings(
+            environment="production", trusted_callers=[{"token": "changeme", "org": "110105001001"}]
+        )
+
+
+def test_secrets_are_redacted_from_log_lines() -> None:
+    line = redact(
+        "calling with Authorization: Bearer eyJhbGciOi.abc.def and client_secret=s3cr3t&x=1"
+    )
+    assert "eyJhbGciOi" not in line
+    assert "s3cr3t" not in line
+    assert "[redacted]" in line
