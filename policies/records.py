@@ -21,6 +21,7 @@ from schema.records import (
 )
 
 __all__ = [
+    "FACT_TYPES",
     "PUBLIC_MODELS",
     "RECORD_FACTS",
     "RECORD_TYPES",
@@ -61,6 +62,11 @@ RECORD_FACTS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "Alert": ("scope",),
         "AidRequest": ("parties",),
     }
+)
+
+# The Python type of each fact; the Cedar attribute types follow from them.
+FACT_TYPES: Final[Mapping[str, type[FactValue]]] = MappingProxyType(
+    {"shareable": bool, "status": str, "scope": str, "parties": frozenset}
 )
 
 _FIELD_GROUPS: Final[Mapping[str, Mapping[str, FieldGroup]]] = MappingProxyType(
