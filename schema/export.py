@@ -15,33 +15,11 @@ __all__ = ["ROOT", "artifacts", "stale_artifacts", "write_artifacts"]
 
 ROOT = Path(__file__).parent
 
+_RECORDS = ("Incident", "Resource", "Shelter", "Volunteer", "RiskFlag", "AidRequest", "Alert")
 _JSON_SCHEMA_MODELS = {
     "Organisation": records.OrganisationPublic,
-    **{
-        name: getattr(records, f"{name}{form}")
-        for name in (
-            "Incident",
-            "Resource",
-            "Shelter",
-            "Volunteer",
-            "RiskFlag",
-            "AidRequest",
-            "Alert",
-        )
-        for form in ("Public",)
-    },
-    **{
-        f"{name}Create": getattr(records, f"{name}Create")
-        for name in (
-            "Incident",
-            "Resource",
-            "Shelter",
-            "Volunteer",
-            "RiskFlag",
-            "AidRequest",
-            "Alert",
-        )
-    },
+    **{name: getattr(records, f"{name}Public") for name in _RECORDS},
+    **{f"{name}Create": getattr(records, f"{name}Create") for name in _RECORDS},
 }
 
 
