@@ -15,8 +15,17 @@ from policies.engine import (
 from policies.errors import PolicyError, PolicyEvaluationError
 from policies.mask import ENVELOPE_FIELDS, Explanation, disclose, disclose_page, explain
 from policies.records import PUBLIC_MODELS, RECORD_FACTS, RECORD_TYPES, FactValue, facts_of
+from policies.tokens import (
+    ACCESS_TOKEN_TYPES,
+    REQUIRED_CLAIMS,
+    BearerAuthenticator,
+    JwksCache,
+    TokenError,
+    TokenVerifier,
+)
 
 __all__ = [
+    "ACCESS_TOKEN_TYPES",
     "BASELINE_PATH",
     "ENVELOPE_FIELDS",
     "GRID_METRES",
@@ -24,20 +33,25 @@ __all__ = [
     "QUANTITY_BANDS",
     "RECORD_FACTS",
     "RECORD_TYPES",
+    "REQUIRED_CLAIMS",
     "SCHEMA_PATH",
     "Authenticator",
+    "BearerAuthenticator",
     "Caller",
     "Decision",
     "Disclosure",
     "Explanation",
     "FactValue",
     "FieldDecisions",
+    "JwksCache",
     "Mode",
     "Owner",
     "PolicyEngine",
     "PolicyError",
     "PolicyEvaluationError",
     "Relation",
+    "TokenError",
+    "TokenVerifier",
     "coarse_point",
     "disclose",
     "disclose_page",

@@ -1,0 +1,108 @@
+"""The FastAPI app every service starts from: lifespan, errors, health, metrics, limits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.types import ASGIApp
+
+from schema.errors import Forbidden, LinliError, NotFound, Unauthenticated
+from schema.runtime.db import Database
+from schema.runtime.graphql import LinliGraphQLRouter
+from schema.runtime.http import BodyLimitMiddleware, Metrics, error_body, health_router
+from schema.runtime.settings import ServiceSettings
+
+__all__ = ["Lifecycle", "graphql_router", "service_app", "wrap"]
+
+log = logging.getLogger("linli.service")
+
+Lifecycle = Callable[[], Any]
+"""A background part of a service: called at start-up, returns an async context manager."""
+
+_STATUS = {Unauthenticated: 401, Forbidden: 403, NotFound: 404}
+
+
+def service_app(
+    *,
+    name: str,
+    title: str,
+    settings: ServiceSettings,
+    db: Database,
+    migrations: Path,
+    lifecycles: Sequence[Lifecycle] = (),
+    extra_ready: Callable[[], Awaitable[dict[str, bool]]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the node protocol's health endpoints and stable error bodies."""
+    metrics = Metrics(name)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not await db.at_head(migrations):
+            log.error("database is not at the newest migration: run `linli db upgrade %s`", name)
+        async with AsyncExitStack() as stack:
+            for lifecycle in lifecycles:
+                await stack.enter_async_context(lifecycle())
+            log.info("%s serving", title, extra={"environment": settings.environment.value})
+            yield
+        await db.dispose()
+
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url=None if settings.production else "/docs",
+        redoc_url=None,
+        openapi_url=None if settings.production else "/openapi.json",
+    )
+
+    @app.exception_handler(LinliError)
+    async def linli_error(_: Request, exc: LinliError) -> Response:
+        status = next((s for t, s in _STATUS.items() if isinstance(exc, t)), 400)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return Response(
+            error_body(exc.extensions["code"], exc.message),
+            status_code=status,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    async def ready() -> dict[str, bool]:
+        try:
+            at_head = await db.at_head(migrations)
+            reachable = True
+        except Exception:  # any database failure means "not ready"
+            log.exception("readiness check failed")
+            reachable = at_head = False
+        checks = {"database": reachable, "migrations": at_head}
+        if extra_ready is not None:
+            checks.update(await extra_ready())
+        return checks
+
+    app.include_router(health_router(ready, metrics))
+    app.state.metrics = metrics
+    app.state.db = db
+    app.state.settings = settings
+    return app
+
+
+def graphql_router(
+    schema: Any, context_getter: Callable[..., Any], settings: ServiceSettings
+) -> LinliGraphQLRouter:
+    """The /graphql router: GraphiQL and GET queries only outside production."""
+    return LinliGraphQLRouter(
+        schema,
+        context_getter=context_getter,
+        graphql_ide=None if settings.production else "graphiql",
+        allow_queries_via_get=not settings.production,
+    )
+
+
+def wrap(app: FastAPI, settings: ServiceSettings) -> ASGIApp:
+    """The app behind the body-size limit and the request metrics."""
+    metrics: Metrics = app.state.metrics
+    return BodyLimitMiddleware(metrics.middleware(app), limit=settings.max_body_bytes)
