@@ -11,10 +11,12 @@ from node.auth import StaticTokenAuthenticator
 from node.context import NodeContext
 from node.graphql import node_schema
 from node.settings import NodeSettings
+from node.tables import TABLES
 from policies.caller import Authenticator
 from schema import SCHEMA_VERSION
 from schema.runtime.db import Database
 from schema.runtime.service import graphql_router, service_app, wrap
+from schema.store.specs import bind_specs
 
 __all__ = ["CAPABILITIES", "MIGRATIONS", "create_app"]
 
@@ -38,7 +40,8 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         caller = await auth.authenticate(authorization)
         return NodeContext(db=db, settings=settings, caller=caller)
 
-    app.include_router(graphql_router(node_schema(settings), context, settings), prefix="/graphql")
+    schema = node_schema(settings, bind_specs(TABLES))
+    app.include_router(graphql_router(schema, context, settings), prefix="/graphql")
 
     @app.get("/.well-known/linli-node")
     async def well_known() -> dict[str, Any]:

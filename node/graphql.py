@@ -6,10 +6,11 @@ from typing import Any
 
 import strawberry
 
-from node.records.resolvers import mutation_fields, node_field, query_fields
 from node.settings import NodeSettings
 from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES
 from schema.runtime.graphql import build_schema
+from schema.store.resolvers import mutation_fields, node_field, query_fields
+from schema.store.specs import RecordSpec
 
 __all__ = ["node_schema"]
 
@@ -42,13 +43,13 @@ def _root(name: str, fields: dict[str, Any]) -> type:
     return strawberry.type(type(name, (), fields))
 
 
-def node_schema(settings: NodeSettings) -> strawberry.Schema:
+def node_schema(settings: NodeSettings, specs: dict[str, RecordSpec]) -> strawberry.Schema:
     """The schema with the settings' limits and hardening."""
     query = _root(
         "Query",
         {
-            **query_fields(),
-            "node": node_field(),
+            **query_fields(specs),
+            "node": node_field(specs),
             "resource_kinds": strawberry.field(
                 resolver=_resource_kinds, description="The resource-kind code list"
             ),
@@ -57,5 +58,5 @@ def node_schema(settings: NodeSettings) -> strawberry.Schema:
             ),
         },
     )
-    mutation = _root("Mutation", mutation_fields())
+    mutation = _root("Mutation", mutation_fields(specs))
     return build_schema(query=query, mutation=mutation, settings=settings)

@@ -11,13 +11,13 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from node.records.specs import RecordSpec
-from node.tables import RowMixin
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor
 from schema.errors import InvalidInput, NotFound, StaleVersion
 from schema.geo import GeoPoint
 from schema.ids import new_local_id
 from schema.storage import utcnow
+from schema.store.specs import RecordSpec
+from schema.store.tables import RowMixin
 
 __all__ = [
     "Page",
@@ -70,7 +70,8 @@ async def create_record(
     """Insert a validated ``<Type>Create`` as a new row."""
     now = utcnow()
     values = _base_values(data)
-    row = spec.table(
+    table: type[RowMixin] = spec.table
+    row = table(
         id=new_local_id(),
         version=1,
         created_at=now,
@@ -88,7 +89,8 @@ async def get_record(
     session: AsyncSession, spec: RecordSpec, local_id: str, *, include_retired: bool = False
 ) -> RowMixin:
     """The row with ``local_id``; ``NotFound`` when absent or retired."""
-    row = await session.get(spec.table, local_id)
+    table: type[RowMixin] = spec.table
+    row = await session.get(table, local_id)
     if row is None or (row.retired_at is not None and not include_retired):
         raise NotFound(f"no {spec.type_name} with id {local_id}", type=spec.type_name)
     return row
@@ -101,13 +103,13 @@ async def _versioned_update(
     expected_version: int,
     values: dict[str, Any],
 ) -> RowMixin:
-    table = spec.table
+    table: Any = spec.table
     statement = (
         update(table)
         .where(
-            table.id == local_id,  # type: ignore[arg-type]
-            table.version == expected_version,  # type: ignore[arg-type]
-            table.retired_at.is_(None),  # type: ignore[union-attr]
+            table.id == local_id,
+            table.version == expected_version,
+            table.retired_at.is_(None),
         )
         .values(**values, version=table.version + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)

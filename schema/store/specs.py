@@ -1,18 +1,18 @@
-"""What differs between record types: their models, table, GraphQL types and filters."""
+"""What differs between record types: their models, GraphQL types and filters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlmodel import SQLModel
 
-from node import tables
 from schema import records
 from schema.api import filters
 from schema.api import types as gql
+from schema.store.tables import RecordTables, RowMixin
 
-__all__ = ["SPECS", "RecordSpec"]
+__all__ = ["SPECS", "RecordSpec", "bind_specs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,6 @@ class RecordSpec:
 
     type_name: str  # as in global ids and GraphQL: "Resource"
     field_name: str  # the GraphQL list field: "resources"
-    table: type[tables.RowMixin]
     create: type[SQLModel]
     update: type[SQLModel] | None
     public: type[SQLModel]
@@ -34,14 +33,19 @@ class RecordSpec:
     column_filters: dict[str, str] = field(default_factory=dict)
     # columns the node sets itself on create (workflow state), with their initial values
     system_fields: tuple[str, ...] = ()
-    scope: str = ""  # the read scope (checked once tokens land)
+    scope: str = ""  # the read scope
+    table: Any = None  # the service's table, once bound (``bind``)
+
+    def bind(self, table: type[RowMixin]) -> RecordSpec:
+        """This spec over one service's table."""
+        return replace(self, table=table)
 
 
 SPECS: dict[str, RecordSpec] = {
     spec.type_name: spec
     for spec in (
         RecordSpec(
-            "Incident", "incidents", tables.IncidentRow, records.IncidentCreate,
+            "Incident", "incidents", records.IncidentCreate,
             records.IncidentUpdate, records.IncidentPublic, gql.Incident,
             gql.IncidentCreateInput, gql.IncidentUpdateInput, filters.IncidentFilter,
             ("title", "description", "address"),
@@ -49,7 +53,7 @@ SPECS: dict[str, RecordSpec] = {
             scope="incidents:read",
         ),
         RecordSpec(
-            "Resource", "resources", tables.ResourceRow, records.ResourceCreate,
+            "Resource", "resources", records.ResourceCreate,
             records.ResourceUpdate, records.ResourcePublic, gql.Resource,
             gql.ResourceCreateInput, gql.ResourceUpdateInput, filters.ResourceFilter,
             ("name", "kind", "description", "address"),
@@ -57,7 +61,7 @@ SPECS: dict[str, RecordSpec] = {
             scope="resources:read",
         ),
         RecordSpec(
-            "Shelter", "shelters", tables.ShelterRow, records.ShelterCreate,
+            "Shelter", "shelters", records.ShelterCreate,
             records.ShelterUpdate, records.ShelterPublic, gql.Shelter,
             gql.ShelterCreateInput, gql.ShelterUpdateInput, filters.ShelterFilter,
             ("name", "description", "address"),
@@ -65,7 +69,7 @@ SPECS: dict[str, RecordSpec] = {
             scope="shelters:read",
         ),
         RecordSpec(
-            "Volunteer", "volunteers", tables.VolunteerRow, records.VolunteerCreate,
+            "Volunteer", "volunteers", records.VolunteerCreate,
             records.VolunteerUpdate, records.VolunteerPublic, gql.Volunteer,
             gql.VolunteerCreateInput, gql.VolunteerUpdateInput, filters.VolunteerFilter,
             ("name", "team", "skills"),
@@ -73,7 +77,7 @@ SPECS: dict[str, RecordSpec] = {
             scope="volunteers:read",
         ),
         RecordSpec(
-            "RiskFlag", "riskFlags", tables.RiskFlagRow, records.RiskFlagCreate,
+            "RiskFlag", "riskFlags", records.RiskFlagCreate,
             None, records.RiskFlagPublic, gql.RiskFlag,
             gql.RiskFlagCreateInput, None, filters.RiskFlagFilter,
             ("category", "description", "address"),
@@ -82,7 +86,7 @@ SPECS: dict[str, RecordSpec] = {
             scope="incidents:read",
         ),
         RecordSpec(
-            "Alert", "alerts", tables.AlertRow, records.AlertCreate,
+            "Alert", "alerts", records.AlertCreate,
             None, records.AlertPublic, gql.Alert,
             None, None, filters.AlertFilter,
             ("identifier", "sender", "note"),
@@ -91,3 +95,10 @@ SPECS: dict[str, RecordSpec] = {
         ),
     )
 }  # fmt: skip
+
+
+def bind_specs(tables: RecordTables) -> dict[str, RecordSpec]:
+    """The specs of the record types ``tables`` holds, bound to them."""
+    return {
+        name: SPECS[name].bind(table) for name, table in tables.by_type.items() if name in SPECS
+    }

@@ -3,23 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Protocol, Union
 
 import strawberry
 from strawberry.types import Info
 
-from node.context import NodeContext
-from node.records import service
-from node.records.specs import SPECS, RecordSpec
-from node.tables import RowMixin
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
 from schema.enums import RiskFlagStatus
 from schema.errors import InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.records import FlagTransition
+from schema.runtime.db import Database
 from schema.storage import utcnow
+from schema.store import service
+from schema.store.specs import SPECS, RecordSpec
+from schema.store.tables import RowMixin
 
-__all__ = ["Record", "mutation_fields", "node_field", "query_fields", "to_graphql"]
+__all__ = [
+    "Record",
+    "RecordContext",
+    "mutation_fields",
+    "node_field",
+    "public_values",
+    "query_fields",
+    "to_graphql",
+]
+
+
+class RecordContext(Protocol):
+    """What the record fields need from a service's GraphQL context."""
+
+    db: Database
+
+    @property
+    def source_id(self) -> str:
+        """The id of this source, the owner part of every global id it issues."""
+        ...
+
+    def require_staff(self) -> str:
+        """The acting subject, if the caller may change this source's records; else raise."""
+        ...
+
+    async def disclose(
+        self, spec: RecordSpec, records: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | None]:
+        """What the caller may see of each record (None: nothing), per the owner's policy."""
+        ...
+
 
 Record: Any = Annotated[
     Union[tuple(spec.gql_type for spec in SPECS.values())],  # noqa: UP007
@@ -27,7 +57,8 @@ Record: Any = Annotated[
 ]
 
 
-def _public_values(spec: RecordSpec, row: RowMixin, owner: str) -> dict[str, Any]:
+def public_values(spec: RecordSpec, row: RowMixin, owner: str) -> dict[str, Any]:
+    """The owner's full view of one row, as the fields of its Public model."""
     values = {name: getattr(row, name, None) for name in spec.public.model_fields}
     values.update(
         id=str(GlobalId(spec.type_name, owner, row.id)),
@@ -41,17 +72,25 @@ def _public_values(spec: RecordSpec, row: RowMixin, owner: str) -> dict[str, Any
     return values
 
 
-def to_graphql(spec: RecordSpec, row: RowMixin, owner: str) -> Any:
-    """The GraphQL object of one row as its owner sees it."""
-    return spec.gql_type.from_pydantic(spec.public.model_validate(_public_values(spec, row, owner)))
+def to_graphql(spec: RecordSpec, values: dict[str, Any]) -> Any:
+    """The GraphQL object of one disclosed record."""
+    return spec.gql_type.from_pydantic(spec.public.model_validate(values))
 
 
-def _local_id(spec: RecordSpec, context: NodeContext, value: str) -> str:
+async def _disclosed(
+    context: RecordContext, spec: RecordSpec, rows: list[RowMixin]
+) -> list[tuple[RowMixin, Any]]:
+    full = [public_values(spec, row, context.source_id) for row in rows]
+    shown = await context.disclose(spec, full)
+    return [(row, to_graphql(spec, v)) for row, v in zip(rows, shown, strict=True) if v is not None]
+
+
+def _local_id(spec: RecordSpec, context: RecordContext, value: str) -> str:
     try:
         parsed = GlobalId.parse(value)
     except InvalidGlobalId as exc:
         raise InvalidInput(str(exc), code="INVALID_ID", field="id") from exc
-    if parsed.owner != context.settings.source_id or parsed.type != spec.type_name:
+    if parsed.owner != context.source_id or parsed.type != spec.type_name:
         # Another node's (or another type's) id: nothing of it is here.
         raise NotFound(f"no {spec.type_name} with id {value}", type=spec.type_name)
     return parsed.local
@@ -69,7 +108,7 @@ def _pydantic(inp: Any) -> Any:
 
 def _list_field(spec: RecordSpec) -> Any:
     async def resolve(
-        info: Info[NodeContext, None],
+        info: Info[RecordContext, None],
         where: Any = None,
         first: int | None = None,
         after: str | None = None,
@@ -81,19 +120,17 @@ def _list_field(spec: RecordSpec) -> Any:
             page = await service.find_page(
                 session, spec, where, order=order_by, first=size, after=after
             )
-        owner = context.settings.source_id
-        edges = [
-            Edge(cursor=page.cursor(row), node=to_graphql(spec, row, owner)) for row in page.rows
-        ]
+        # The cursor follows the rows read, so hidden records never make a page repeat.
+        shown = await _disclosed(context, spec, list(page.rows))
+        edges = [Edge(cursor=page.cursor(row), node=node) for row, node in shown]
+        end_cursor = page.cursor(page.rows[-1]) if page.rows else None
         return Connection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
-            ),
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=end_cursor),
         )
 
     resolve.__annotations__ = {
-        "info": Info[NodeContext, None],
+        "info": Info[RecordContext, None],
         "where": spec.filter_input | None,
         "first": int | None,
         "after": str | None,
@@ -108,30 +145,39 @@ def _list_field(spec: RecordSpec) -> Any:
     )
 
 
-def query_fields() -> dict[str, Any]:
-    """The list fields of every record type."""
-    return {spec.field_name: _list_field(spec) for spec in SPECS.values()}
+def query_fields(specs: dict[str, RecordSpec]) -> dict[str, Any]:
+    """The list fields of the given (bound) record types."""
+    return {spec.field_name: _list_field(spec) for spec in specs.values()}
 
 
-def node_field() -> Any:
-    """``node(id)``: any record of this node by its global id."""
+def node_field(specs: dict[str, RecordSpec]) -> Any:
+    """``node(id)``: any record of this source by its global id."""
 
-    async def resolve(info: Info[NodeContext, None], id: strawberry.ID) -> Any:
+    async def resolve(info: Info[RecordContext, None], id: strawberry.ID) -> Any:
         context = info.context
         try:
             parsed = GlobalId.parse(str(id))
         except InvalidGlobalId as exc:
             raise InvalidInput(str(exc), code="INVALID_ID", field="id") from exc
-        spec = SPECS.get(parsed.type)
+        spec = specs.get(parsed.type)
         if spec is None:
-            raise NotFound(f"no record type {parsed.type}")
+            raise NotFound(f"no {parsed.type} records here")
         local = _local_id(spec, context, str(id))
         async with context.db.sessions() as session:
             row = await service.get_record(session, spec, local)
-        return to_graphql(spec, row, context.settings.source_id)
+        shown = await _disclosed(context, spec, [row])
+        if not shown:
+            # Hidden by policy: answered exactly like an unknown id.
+            raise NotFound(f"no {spec.type_name} with id {id}", type=spec.type_name)
+        return shown[0][1]
 
     resolve.__annotations__["return"] = Record | None
     return strawberry.field(resolver=resolve, name="node", description="A record by global id")
+
+
+def _own_view(context: RecordContext, spec: RecordSpec, row: RowMixin) -> Any:
+    # Staff changing their own records see them whole.
+    return to_graphql(spec, public_values(spec, row, context.source_id))
 
 
 def _named(name: str, fn: Callable[..., Any], annotations: dict[str, Any], doc: str) -> Any:
@@ -141,46 +187,46 @@ def _named(name: str, fn: Callable[..., Any], annotations: dict[str, Any], doc: 
 
 
 def _create(spec: RecordSpec) -> Any:
-    async def resolve(info: Info[NodeContext, None], input: Any) -> Any:
+    async def resolve(info: Info[RecordContext, None], input: Any) -> Any:
         context = info.context
-        caller = context.require_staff()
+        subject = context.require_staff()
         data = _pydantic(input)
         system: dict[str, Any] = {}
         if spec.type_name == "RiskFlag":
             system = {
                 "status": RiskFlagStatus.RAISED,
                 "transitions": [
-                    FlagTransition(status=RiskFlagStatus.RAISED, at=utcnow(), by=caller.subject)
+                    FlagTransition(status=RiskFlagStatus.RAISED, at=utcnow(), by=subject)
                 ],
             }
         async with context.db.transaction() as session:
             row = await service.create_record(session, spec, data, **system)
-        return to_graphql(spec, row, context.settings.source_id)
+        return _own_view(context, spec, row)
 
     verb = "raise" if spec.type_name == "RiskFlag" else "create"
     return _named(
         f"{verb}{spec.type_name}",
         resolve,
-        {"info": Info[NodeContext, None], "input": spec.create_input, "return": spec.gql_type},
+        {"info": Info[RecordContext, None], "input": spec.create_input, "return": spec.gql_type},
         f"{verb.capitalize()} a {spec.type_name} (own staff, scope records:write)",
     )
 
 
 def _update(spec: RecordSpec) -> Any:
-    async def resolve(info: Info[NodeContext, None], id: strawberry.ID, input: Any) -> Any:
+    async def resolve(info: Info[RecordContext, None], id: strawberry.ID, input: Any) -> Any:
         context = info.context
         context.require_staff()
         local = _local_id(spec, context, str(id))
         patch = _pydantic(input)
         async with context.db.transaction() as session:
             row = await service.update_record(session, spec, local, patch)
-        return to_graphql(spec, row, context.settings.source_id)
+        return _own_view(context, spec, row)
 
     return _named(
         f"update{spec.type_name}",
         resolve,
         {
-            "info": Info[NodeContext, None],
+            "info": Info[RecordContext, None],
             "id": strawberry.ID,
             "input": spec.update_input,
             "return": spec.gql_type,
@@ -191,7 +237,7 @@ def _update(spec: RecordSpec) -> Any:
 
 def _retire(spec: RecordSpec) -> Any:
     async def resolve(
-        info: Info[NodeContext, None],
+        info: Info[RecordContext, None],
         id: strawberry.ID,
         expected_version: int,
     ) -> Any:
@@ -200,13 +246,13 @@ def _retire(spec: RecordSpec) -> Any:
         local = _local_id(spec, context, str(id))
         async with context.db.transaction() as session:
             row = await service.retire_record(session, spec, local, expected_version)
-        return to_graphql(spec, row, context.settings.source_id)
+        return _own_view(context, spec, row)
 
     return _named(
         f"retire{spec.type_name}",
         resolve,
         {
-            "info": Info[NodeContext, None],
+            "info": Info[RecordContext, None],
             "id": strawberry.ID,
             "expected_version": int,
             "return": spec.gql_type,
@@ -215,10 +261,10 @@ def _retire(spec: RecordSpec) -> Any:
     )
 
 
-def mutation_fields() -> dict[str, Any]:
+def mutation_fields(specs: dict[str, RecordSpec]) -> dict[str, Any]:
     """Create, update and retire for every record type the staff maintain."""
     fields: dict[str, Any] = {}
-    for spec in SPECS.values():
+    for spec in specs.values():
         if spec.create_input is not None:
             field = _create(spec)
             fields[field.graphql_name] = field

@@ -1,1 +1,0 @@
-"""Generic record storage and GraphQL API: one implementation for every record type."""
