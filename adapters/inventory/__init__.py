@@ -1,0 +1,1 @@
+"""Warehouse inventory exports (CSV, XLSX) as Resources."""

@@ -1,0 +1,73 @@
+"""Settings of an adapter service (env ``LINLI_*`` or a TOML file), common to every adapter."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from schema.enums import OrgKind
+from schema.geo import BBox
+from schema.runtime.settings import ServiceSettings
+
+__all__ = ["AdapterServiceSettings", "StaticCaller"]
+
+_PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "secret", "dev", "test"}
+
+
+class StaticCaller(BaseModel):
+    """A caller trusted by a static bearer token (development and demo only)."""
+
+    token: str = Field(min_length=1)
+    org: str
+    org_kind: OrgKind = OrgKind.COMMUNITY
+    scopes: list[str] = Field(default_factory=list)
+    client_id: str = "static"
+
+
+class AdapterServiceSettings(ServiceSettings):
+    """Who the adapter service is, whose data it holds, and whom it trusts."""
+
+    adapter_id: str = Field(
+        "adapter-cap", pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$", description="Source id"
+    )
+    adapter_name: str = Field("CAP 预警接入 CAP alerts", description="Shown in the well-known doc")
+    org_code: str = Field(
+        "110105000100", description="Division code of the department that owns the data"
+    )
+    org_kind: OrgKind = Field(OrgKind.DEPARTMENT, description="Kind of the owning organisation")
+    district: str = Field("110105", description="County-level GB/T 2260 code of the district")
+    bbox: BBox | None = Field(None, description="Area served: {west, south, east, north}")
+    public_url: str = Field(
+        "http://127.0.0.1:8001", description="Base URL others reach this service at (feed links)"
+    )
+    policy_file: str | None = Field(None, description="The owner's Cedar policy file")
+    token_issuer: str | None = Field(None, description="The hub's OAuth issuer (iss)")
+    jwks_url: str | None = Field(None, description="The hub's JWKS URL")
+    token_audience: str | None = Field(
+        None, description="aud of tokens meant for this service; default: the adapter id"
+    )
+    trusted_callers: list[StaticCaller] = Field(
+        default_factory=list,
+        description="Static bearer tokens (development only; ignored when token_issuer is set)",
+    )
+
+    @property
+    def source_id(self) -> str:
+        return self.adapter_id
+
+    @property
+    def audience(self) -> str:
+        # The hub mints every source's tokens with aud = the source id, as for nodes.
+        return self.token_audience or self.adapter_id
+
+    @model_validator(mode="after")
+    def _tokens_in_production(self) -> Self:
+        if not self.production:
+            return self
+        if not (self.token_issuer and self.jwks_url):
+            raise ValueError("production needs token_issuer and jwks_url (OAuth token checks)")
+        for caller in self.trusted_callers:
+            if caller.token.lower() in _PLACEHOLDER_TOKENS or len(caller.token) < 24:
+                raise ValueError(f"trusted caller {caller.client_id!r} has a placeholder token")
+        return self
