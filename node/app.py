@@ -2,43 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 from fastapi import Header
 
-from node.auth import StaticTokenAuthenticator
+from node.auth import node_authenticator
 from node.context import NodeContext
 from node.graphql import node_schema
-from node.settings import NodeSettings
+from node.settings import NodeSettings, check_authentication
 from node.tables import TABLES
 from policies.caller import Authenticator
+from policies.enforce import PURPOSE_HEADER, PolicyEnforcer, purpose_from_header
+from policies.engine import Owner
 from schema import SCHEMA_VERSION
+from schema.enums import OrgKind
 from schema.runtime.db import Database
 from schema.runtime.service import graphql_router, service_app, wrap
 from schema.store.specs import bind_specs
 
-__all__ = ["CAPABILITIES", "MIGRATIONS", "create_app"]
+__all__ = ["CAPABILITIES", "MIGRATIONS", "create_app", "node_owner"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 CAPABILITIES = ["incidents", "resources", "shelters", "volunteers", "riskFlags", "alerts"]
 
 
+def node_owner(settings: NodeSettings) -> Owner:
+    """The community whose data the node serves, as its policies see it."""
+    return Owner(
+        org=settings.org_code,
+        kind=OrgKind.COMMUNITY,
+        district=settings.district,
+        neighbours=frozenset(settings.neighbours),
+    )
+
+
 def create_app(settings: NodeSettings, authenticator: Authenticator | None = None) -> Any:
-    """The node's ASGI app."""
+    """The node's ASGI app; refuses to build with unsafe settings or an invalid policy file."""
+    # Settings changed after validation (model_copy) are checked again here.
+    check_authentication(settings)
+    enforcer = PolicyEnforcer.load(node_owner(settings), settings.policy_file)
     db = Database(settings.database_url)
-    auth = authenticator or StaticTokenAuthenticator(settings)
+    http = httpx.AsyncClient()
+    auth = authenticator or node_authenticator(settings, http)
+
+    @asynccontextmanager
+    async def http_client() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await http.aclose()
+
     app = service_app(
         name="node",
         title=f"Linli node {settings.source_id} {settings.org_name}",
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
+        lifecycles=[http_client],
     )
 
-    async def context(authorization: Annotated[str | None, Header()] = None) -> NodeContext:
+    async def context(
+        authorization: Annotated[str | None, Header()] = None,
+        purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
+    ) -> NodeContext:
         caller = await auth.authenticate(authorization)
-        return NodeContext(db=db, settings=settings, caller=caller)
+        return NodeContext(
+            db=db,
+            settings=settings,
+            caller=caller,
+            enforcer=enforcer,
+            purpose=purpose_from_header(purpose),
+        )
 
     schema = node_schema(settings, bind_specs(TABLES))
     app.include_router(graphql_router(schema, context, settings), prefix="/graphql")

@@ -11,6 +11,7 @@ import uvicorn
 
 from node.app import MIGRATIONS, create_app
 from node.settings import NodeSettings
+from policies.errors import PolicyError
 from schema.runtime.db import upgrade
 from schema.runtime.logs import configure_logging
 from schema.runtime.settings import load_settings
@@ -40,10 +41,16 @@ def serve(
     """Serve this community's node: GraphQL at /graphql, health, metrics, well-known."""
     settings = load_settings(NodeSettings, config, host=host, port=port, database_url=database_url)
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    try:
+        # Policies load before anything else happens: a bad file stops the node here.
+        node = create_app(settings)
+    except PolicyError as error:
+        typer.echo(f"refusing to start: invalid policy file {error.file}: {error.reason}", err=True)
+        raise typer.Exit(1) from None
     if migrate:
         asyncio.run(upgrade(MIGRATIONS, settings.database_url))
     uvicorn.run(
-        create_app(settings),
+        node,
         host=settings.host,
         port=settings.port,
         log_config=None,

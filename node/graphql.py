@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 
+from node import disclosures, emergency
 from node.settings import NodeSettings
+from policies.enforce import PolicyExtension
 from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES
-from schema.runtime.graphql import build_schema
+from schema.runtime.graphql import build_schema, root_type
 from schema.store.resolvers import mutation_fields, node_field, query_fields
 from schema.store.specs import RecordSpec
 
@@ -39,13 +39,9 @@ async def _risk_categories() -> list[Code]:
     ]
 
 
-def _root(name: str, fields: dict[str, Any]) -> type:
-    return strawberry.type(type(name, (), fields))
-
-
 def node_schema(settings: NodeSettings, specs: dict[str, RecordSpec]) -> strawberry.Schema:
-    """The schema with the settings' limits and hardening."""
-    query = _root(
+    """The schema with the settings' limits and hardening, enforcing the owner's policy."""
+    query = root_type(
         "Query",
         {
             **query_fields(specs),
@@ -56,7 +52,11 @@ def node_schema(settings: NodeSettings, specs: dict[str, RecordSpec]) -> strawbe
             "risk_categories": strawberry.field(
                 resolver=_risk_categories, description="The risk-category code list"
             ),
+            **emergency.query_fields(),
+            **disclosures.query_fields(),
         },
     )
-    mutation = _root("Mutation", mutation_fields(specs))
-    return build_schema(query=query, mutation=mutation, settings=settings)
+    mutation = root_type("Mutation", {**mutation_fields(specs), **emergency.mutation_fields()})
+    return build_schema(
+        query=query, mutation=mutation, settings=settings, extensions=[PolicyExtension]
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -10,12 +10,22 @@ import pytest
 from node.app import MIGRATIONS, create_app
 from node.settings import NodeSettings, TrustedCaller
 from tests.conftest import DatabaseUnderTest, GraphQLClient, ServerThread, migrate
+from tests.node.issuer import TestIssuer
 
 ORG = "110105001001"
 NEIGHBOUR = "110105001002"
 STAFF_TOKEN = "staff-token-0123456789abcdef"
 READER_TOKEN = "reader-token-0123456789abcdef"
 NEIGHBOUR_TOKEN = "neighbour-token-0123456789abcdef"
+# Scopes are necessary even for the owner's own staff: the policy reads nothing without them.
+READ_SCOPES = [
+    "incidents:read",
+    "resources:read",
+    "shelters:read",
+    "volunteers:read",
+    "pii:read",
+    "alerts:read",
+]
 
 
 @dataclass
@@ -41,7 +51,7 @@ def node_settings(database_url: str) -> NodeSettings:
             TrustedCaller(
                 token=STAFF_TOKEN,
                 org=ORG,
-                scopes=["records:write", "resources:read"],
+                scopes=["records:write", *READ_SCOPES, "audit:read"],
                 client_id="staff",
             ),
             TrustedCaller(
@@ -57,11 +67,24 @@ def node_settings(database_url: str) -> NodeSettings:
     )
 
 
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[TestIssuer]:
+    """The test hub's token issuer, its JWKS served over HTTP."""
+    running = TestIssuer()
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
-async def node(database: DatabaseUnderTest) -> AsyncIterator[RunningNode]:
-    """A node serving over HTTP, its database built by the Alembic migrations."""
+async def node(database: DatabaseUnderTest, issuer: TestIssuer) -> AsyncIterator[RunningNode]:
+    """A node serving over HTTP, its database built by the Alembic migrations.
+
+    It takes the issuer's access tokens and, as development nodes may, static tokens.
+    """
     await migrate(MIGRATIONS, database.url)
-    settings = node_settings(database.url)
+    settings = node_settings(database.url).model_copy(
+        update={"token_issuer": issuer.issuer, "jwks_url": issuer.jwks_url}
+    )
     server = ServerThread(create_app(settings)).start()
     clients = [
         GraphQLClient(server.url, t) for t in (STAFF_TOKEN, READER_TOKEN, NEIGHBOUR_TOKEN, None)

@@ -1,0 +1,254 @@
+"""The audit log: an append-only, hash-chained record of who was shown whose data.
+
+Each row names who asked (client, organisation, its kind, the acting hub),
+what was done (``disclose``, ``deny_by_id``, ``declare_emergency``, ...),
+whose data, how much, the decision and the stated purpose. Rows carry a
+consecutive ``seq`` and ``hash = sha256(canonical JSON of the row + prev_hash)``,
+so changing, removing or reordering any stored row breaks the chain at that
+row, which ``verify`` names.
+
+Appends never fork the chain: the tip is read under a lock held until the
+transaction ends (``pg_advisory_xact_lock`` on PostgreSQL, the database write
+lock on SQLite) and ``seq`` is the primary key, so a second row with the same
+``seq`` cannot commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from policies.caller import Caller
+from schema.storage import UTCDateTime, utcnow
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEntry",
+    "AuditRecord",
+    "ChainReport",
+    "append",
+    "define_audit_table",
+    "row_hash",
+    "verify",
+    "verify_chain",
+]
+
+GENESIS_HASH: Final = "0" * 64
+"""The ``prev_hash`` of the first row."""
+
+TABLE_NAME: Final = "audit_log"
+MAX_PURPOSE: Final = 200
+
+# The hashed fields, in the order they are stored; the hash covers them and prev_hash.
+_HASHED: Final = (
+    "seq",
+    "at",
+    "action",
+    "owner",
+    "record_type",
+    "count",
+    "client_id",
+    "subject",
+    "org",
+    "org_kind",
+    "actor",
+    "purpose",
+    "decision",
+    "prev_hash",
+)
+
+
+def define_audit_table(metadata: sa.MetaData) -> sa.Table:
+    """The ``audit_log`` table in ``metadata`` (each service keeps its own)."""
+    return sa.Table(
+        TABLE_NAME,
+        metadata,
+        sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("action", sa.String(40), nullable=False),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("record_type", sa.String(40), nullable=True),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.String(200), nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("org", sa.String(64), nullable=False),
+        sa.Column("org_kind", sa.String(20), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=True),
+        sa.Column("purpose", sa.String(MAX_PURPOSE), nullable=False),
+        sa.Column("decision", sa.Text(), nullable=False),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One thing to log, before it has a place in the chain."""
+
+    action: str
+    owner: str
+    caller: Caller
+    record_type: str | None = None
+    count: int = 0
+    decision: Mapping[str, Any] = field(default_factory=dict)
+    purpose: str = ""
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One stored row of the chain."""
+
+    seq: int
+    at: datetime
+    action: str
+    owner: str
+    record_type: str | None
+    count: int
+    client_id: str
+    subject: str
+    org: str
+    org_kind: str
+    actor: str | None
+    purpose: str
+    decision: str  # canonical JSON
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> AuditRecord:
+        """The record of one ``audit_log`` row."""
+        return cls(**{name: row[name] for name in (*_HASHED, "hash")})
+
+    @property
+    def decision_value(self) -> Any:
+        """The decision summary as data."""
+        return json.loads(self.decision)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def row_hash(fields: Mapping[str, Any]) -> str:
+    """sha256 over the canonical JSON of a row's hashed fields (``prev_hash`` included)."""
+    payload = {name: fields[name] for name in _HASHED}
+    at = payload["at"]
+    payload["at"] = at.isoformat() if isinstance(at, datetime) else at
+    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+
+def _lock_key(table: sa.Table) -> int:
+    # A stable signed 32-bit key per table name for pg_advisory_xact_lock.
+    return zlib.crc32(f"linli:{table.name}".encode()) - 2**31
+
+
+async def _lock_tip(session: AsyncSession, table: sa.Table) -> None:
+    """Hold the chain's tip until the transaction ends."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(table))))
+    else:
+        # SQLite: a write statement takes the database write lock for the rest
+        # of the transaction (waiting out busy_timeout); reads before it hold
+        # no snapshot, so the tip read next is the newest.
+        await session.execute(sa.update(table).where(table.c.seq < 0).values(seq=table.c.seq))
+
+
+async def append(session: AsyncSession, table: sa.Table, entry: AuditEntry) -> AuditRecord:
+    """Add ``entry`` at the end of the chain, in the session's transaction (which commits it)."""
+    await _lock_tip(session, table)
+    tip = (
+        await session.execute(
+            sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)
+        )
+    ).first()
+    caller = entry.caller
+    fields: dict[str, Any] = {
+        "seq": (tip.seq + 1) if tip else 1,
+        # verify re-reads the time as UTC: hash it in the form it is read back.
+        "at": entry.at.astimezone(UTC),
+        "action": entry.action,
+        "owner": entry.owner,
+        "record_type": entry.record_type,
+        "count": entry.count,
+        "client_id": caller.client_id,
+        "subject": caller.subject,
+        "org": caller.org,
+        "org_kind": caller.org_kind.value,
+        "actor": caller.actor,
+        "purpose": entry.purpose[:MAX_PURPOSE],
+        "decision": _canonical(entry.decision),
+        "prev_hash": tip.hash if tip else GENESIS_HASH,
+    }
+    fields["hash"] = row_hash(fields)
+    await session.execute(sa.insert(table).values(**fields))
+    return AuditRecord(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """What ``verify_chain`` found: how many rows, and the first bad one."""
+
+    rows: int
+    first_bad: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_bad is None
+
+
+def _check(record: AuditRecord, expected_seq: int, prev_hash: str) -> str | None:
+    if record.seq != expected_seq:
+        return f"expected seq {expected_seq}, found {record.seq} (a row is missing or moved)"
+    if record.prev_hash != prev_hash:
+        return "prev_hash does not match the previous row's hash"
+    if row_hash(_fields(record)) != record.hash:
+        return "the row's content does not match its hash"
+    return None
+
+
+def _fields(record: AuditRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _HASHED}
+
+
+async def verify_chain(url: str, *, batch: int = 1000) -> ChainReport:
+    """Re-read every row of ``audit_log`` at ``url`` in order and check the chain."""
+    table = define_audit_table(sa.MetaData())
+    engine = create_async_engine(url)
+    rows = 0
+    prev_hash = GENESIS_HASH
+    try:
+        async with engine.connect() as connection:
+            after = 0
+            while True:
+                result = await connection.execute(
+                    sa.select(table).where(table.c.seq > after).order_by(table.c.seq).limit(batch)
+                )
+                chunk = result.mappings().all()
+                if not chunk:
+                    return ChainReport(rows)
+                for row in chunk:
+                    record = AuditRecord.from_row(row)
+                    problem = _check(record, rows + 1, prev_hash)
+                    if problem is not None:
+                        return ChainReport(rows, record.seq, problem)
+                    rows += 1
+                    prev_hash = record.hash
+                    after = record.seq
+    finally:
+        await engine.dispose()
+
+
+async def verify(url: str) -> int | None:
+    """The ``seq`` of the first row that breaks the chain at ``url``, or None if it is intact."""
+    return (await verify_chain(url)).first_bad
