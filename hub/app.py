@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
+from starlette.requests import HTTPConnection
+
+from hub.auth import create_auth
 from hub.db import metadata
+from hub.federation.component import create_federation
+from hub.federation.context import HubContext
+from hub.flags.component import create_flags
+from hub.flags.resolvers import SUBSCRIBE_SCOPES
+from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.settings import HubSettings
+from policies.caller import Caller
 from schema import SCHEMA_VERSION
 from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
+from schema.store.specs import SPECS
 
 __all__ = ["MIGRATIONS", "create_app", "metadata"]
 
@@ -19,13 +30,57 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: HubSettings) -> Any:
     """The hub's ASGI app."""
     db = Database(settings.database_url)
+    auth = create_auth(settings, db)
+
+    async def mint(caller: Caller, audience: str) -> str:
+        return await auth.issuer.mint_for_source(caller, audience)
+
+    federation = create_federation(settings, db, mint)
+
+    def node_url(source_id: str) -> str | None:
+        source = federation.registry.sources.get(source_id)
+        return source.url if source is not None else None
+
+    flags = create_flags(
+        settings, db, authenticate=auth.authenticator.authenticate, mint=mint, node_url=node_url
+    )
     app = service_app(
         name="hub",
         title=f"Linli hub {settings.hub_id} {settings.hub_name}",
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
+        lifecycles=[auth.lifecycle, federation.lifecycle, flags.lifecycle],
     )
+    # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
+    app.state.auth = auth
+    app.state.issuer = auth.issuer
+    app.state.authenticator = auth.authenticator
+    app.include_router(auth.router)
+    app.state.federation = federation
+    app.state.flags = flags
+    flags.metrics.register(app.state.metrics.registry)
+    app.include_router(flags.router)
+
+    async def context(
+        connection: HTTPConnection,
+        authorization: Annotated[str | None, Header()] = None,
+        x_linli_purpose: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> HubContext:
+        if connection.scope["type"] == "websocket":
+            caller = ANONYMOUS  # authenticated at connection_init (HubGraphQLRouter)
+        else:
+            caller = await auth.authenticator.authenticate(authorization)
+        return HubContext(caller=caller, federation=federation.executor, purpose=x_linli_purpose)
+
+    graphql = HubGraphQLRouter(
+        hub_schema(settings, flags),
+        context,
+        settings,
+        authenticate=auth.authenticator.authenticate,
+        ws_scopes=SUBSCRIBE_SCOPES,
+    )
+    app.include_router(graphql, prefix="/graphql")
 
     @app.get("/.well-known/linli-node")
     async def well_known() -> dict[str, Any]:
@@ -36,7 +91,7 @@ def create_app(settings: HubSettings) -> Any:
             "division_code": settings.district,
             "bbox": None,
             "schema_version": SCHEMA_VERSION,
-            "capabilities": [],
+            "capabilities": [spec.field_name for spec in SPECS.values()],
         }
 
     return wrap(app, settings)

@@ -80,9 +80,11 @@ def _register_parts() -> None:
 
 
 def _register_local() -> None:
+    from hub.auth.cli import token
     from hub.demo.command import demo
 
     app.command()(demo)
+    app.command()(token)
 
 
 def main() -> None:

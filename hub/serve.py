@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from hub.app import MIGRATIONS, create_app
 from hub.settings import HubSettings
 from schema.runtime.db import upgrade
 from schema.runtime.logs import configure_logging
+from schema.runtime.service import run
 from schema.runtime.settings import load_settings
 
 __all__ = ["app"]
@@ -40,10 +40,4 @@ def serve(
     configure_logging(settings.log_level, json_lines=settings.log_json)
     if migrate:
         asyncio.run(upgrade(MIGRATIONS, settings.database_url))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    run(create_app(settings), settings)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
+
 from pydantic import Field
 
 from schema.runtime.settings import ServiceSettings
@@ -24,5 +27,54 @@ class HubSettings(ServiceSettings):
         description="Public base URL of the hub; the `iss` of every token it signs",
     )
     access_token_ttl_s: int = Field(300, ge=30, le=3600, description="Lifetime of access tokens")
+    key_refresh_s: float = Field(
+        30.0, gt=0, le=600, description="How often each hub replica reloads its signing keys"
+    )
     source_timeout_s: float = Field(2.0, gt=0, description="Timeout of one call to one source")
     deadline_s: float = Field(5.0, gt=0, description="Overall deadline of one federated query")
+    sources_file: Path | None = Field(
+        None, description="TOML file of sources: [[sources]] id = ..., url = ..."
+    )
+    breaker_threshold: int = Field(3, ge=1, description="Failures in a row that open a circuit")
+    breaker_cooldown_s: float = Field(10.0, gt=0, description="Seconds an open circuit waits")
+    health_interval_s: float = Field(10.0, gt=0, description="Seconds between source health checks")
+    cursor_secret: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(32),
+        description="Signs federated cursors; set the same value on every hub replica",
+    )
+    # Risk flags (hub/flags)
+    routing_file: Path | None = Field(
+        None,
+        description="TOML routing rules of risk flags ([[routes]], [defaults]); none: duty_desk",
+    )
+    duty_desk: str = Field(
+        "110105400000",
+        pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$",
+        description="Department code of the district duty desk: default route and last escalation",
+    )
+    ack_deadline_s: int = Field(
+        1800, gt=0, description="Seconds to acknowledge a flag when no routing rule says"
+    )
+    escalation_interval_s: float = Field(
+        1.0, gt=0, description="Seconds between checks for flags past their deadline"
+    )
+    event_poll_s: float = Field(
+        1.0, gt=0, description="Subscribers re-read the event log this often (other replicas)"
+    )
+    event_retention_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Flag events older than this are pruned"
+    )
+    delivery_poll_s: float = Field(
+        0.5, gt=0, description="Seconds between rounds of the outbox and webhook workers"
+    )
+    delivery_retry_base_s: float = Field(
+        1.0, gt=0, description="First retry delay of node and webhook deliveries (doubles)"
+    )
+    delivery_retry_max_s: float = Field(
+        300.0, gt=0, description="Longest retry delay of node and webhook deliveries"
+    )
+    node_timeout_s: float = Field(5.0, gt=0, description="Timeout of one update sent to a node")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook attempt")
+    webhook_max_attempts: int = Field(
+        10, ge=1, description="Webhook attempts before a delivery is marked failed"
+    )

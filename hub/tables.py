@@ -1,5 +1,8 @@
 """Every hub table, imported here so the migrations see the whole hub schema."""
 
+from hub.auth import tables as auth_tables
 from hub.db import metadata
+from hub.federation import tables as federation_tables
+from hub.flags import tables as flag_tables
 
-__all__ = ["metadata"]
+__all__ = ["auth_tables", "federation_tables", "flag_tables", "metadata"]

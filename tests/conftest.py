@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,29 @@ async def _pg_admin(statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def _empty_database(backend: str, folder: Path) -> AsyncIterator[DatabaseUnderTest]:
+    if backend == "sqlite":
+        yield DatabaseUnderTest(backend, f"sqlite+aiosqlite:///{folder / 'linli.db'}")
+        return
+    name = f"linli_test_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield DatabaseUnderTest(backend, f"{base}/{name}")
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+async def fresh_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[DatabaseUnderTest]:
+    """An empty database of the given backend, for one test."""
+    async with _empty_database(request.param, tmp_path) as database:
+        yield database
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -1,14 +1,16 @@
-"""`linli demo`: start a district's services on this machine and seed them with data."""
+"""`linli demo`: a whole district on this machine: hub, three community nodes, seeded data."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,67 +24,133 @@ __all__ = ["demo"]
 
 console = Console()
 
-STAFF_SCOPES = [
-    "records:write", "incidents:read", "resources:read", "shelters:read",
-    "volunteers:read", "pii:read", "risk:flag", "alerts:read",
-]  # fmt: skip
+HUB_ID = "hub-110105"
+CAP_ADAPTER_ID = "adapter-cap"
+CAP_SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "cap" / "samples"
+COMMUNITY_SCOPES = (
+    "records:write incidents:read resources:read shelters:read volunteers:read pii:read"
+    " risk:flag alerts:read audit:read"
+)
+DEMO_CLIENTS: list[dict[str, str]] = [
+    {
+        "client_id": "emergency-office",
+        "org": "110105400001",
+        "org_kind": "department",
+        "label": "区应急管理局 District emergency management office",
+        "scopes": "incidents:read resources:read shelters:read volunteers:read pii:read"
+        " risk:verify emergency:declare alerts:read audit:read",
+    },
+    {
+        "client_id": "dashboard",
+        "org": "110105400002",
+        "org_kind": "department",
+        "label": "区指挥中心大屏 District dashboard",
+        "scopes": "incidents:read resources:read shelters:read alerts:read",
+    },
+    {
+        "client_id": "hub-admin",
+        "org": "110105400009",
+        "org_kind": "department",
+        "label": "枢纽管理员 Hub administrator",
+        "scopes": "admin resources:read",
+    },
+] + [
+    {
+        "client_id": f"staff-{c.code}",
+        "org": c.code,
+        "org_kind": "community",
+        "label": c.name,
+        "scopes": COMMUNITY_SCOPES,
+    }
+    for c in COMMUNITIES
+]
 
 EXAMPLE_QUERIES = [
     (
-        "Generators and water at 永安里 (Yong'anli)",
+        "Generators and drinking water across the district (as the emergency office)",
         '{ resources(where: {kinds: ["portable_generator", "drinking_water"]}) '
-        "{ edges { node { id name kind available unit address } } } }",
+        "{ edges { node { id owner name available availableBand { label } unit } } } }",
     ),
     (
-        "Open shelters within 2 km",
+        "Open shelters within 2 km of 永安里 (Yong'anli)",
         "{ shelters(where: {statuses: [OPEN], near: {lat: 39.9087, lon: 116.4446, radiusKm: 2}}) "
-        "{ edges { node { name capacity occupancy accessible } } } }",
+        "{ edges { node { owner name capacity occupancy accessible } } } }",
     ),
     (
-        "Search in Chinese: 积水 (flooding)",
-        '{ incidents(where: {text: "积水"}) { edges { node { title status affectedPeople } } } }',
+        "Active public alerts (CAP adapter), and which sources answered",
+        "{ alerts(where: {activeOnly: true}) { edges { node { identifier sender sent "
+        "infos { event headline areas { areaDesc } } } } } sources { id name status } }",
     ),
 ]
 
 
-def _load_state(path: Path) -> dict[str, Any]:
-    if path.is_file():
-        loaded: dict[str, Any] = json.loads(path.read_text("utf-8"))
-        return loaded
-    return {}
+@dataclass
+class _Service:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
 
 
-def _node_env(community: DemoCommunity, port: int, data: Path, token: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "LINLI_PORT": str(port),
-        "LINLI_HOST": "127.0.0.1",
-        "LINLI_DATABASE_URL": f"sqlite+aiosqlite:///{data / (community.code + '.db')}",
-        "LINLI_ORG_CODE": community.code,
-        "LINLI_ORG_NAME": community.name,
-        "LINLI_DISTRICT": DISTRICT,
-        "LINLI_NEIGHBOURS": json.dumps(list(community.neighbours)),
-        "LINLI_TRUSTED_CALLERS": json.dumps(
-            [{"token": token, "org": community.code, "scopes": STAFF_SCOPES,
-              "client_id": f"staff-{community.code}"}]
-        ),
-        "LINLI_LOG_JSON": "false",
-        "LINLI_LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+def _python(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env=env)  # noqa: S603
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def _base_env() -> dict[str, str]:
+    return {**os.environ, "LINLI_LOG_JSON": "false", "LINLI_LOG_LEVEL": "WARNING"}
+
+
+def _wait_ready(service: _Service, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the service for {url} exited with code {process.returncode}")
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with code {service.process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+            if httpx.get(f"{service.url}/readyz", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready within {timeout:.0f} s")
+    raise RuntimeError(f"{service.name} at {service.url} was not ready within {timeout:.0f} s")
+
+
+async def _ensure_clients(database_url: str, known: dict[str, str]) -> dict[str, str]:
+    """Create the demo's OAuth clients that do not exist yet; {client_id: secret}."""
+    from hub.auth.service import create_client, get_client
+    from schema.enums import OrgKind
+    from schema.runtime.db import Database
+
+    secrets_by_id = dict(known)
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            for spec in DEMO_CLIENTS:
+                if spec["client_id"] in secrets_by_id and await get_client(
+                    session, spec["client_id"]
+                ):
+                    continue
+                _, secret = await create_client(
+                    session,
+                    org=spec["org"],
+                    org_kind=OrgKind(spec["org_kind"]),
+                    district=DISTRICT,
+                    scopes=spec["scopes"],
+                    client_id=spec["client_id"],
+                )
+                secrets_by_id[spec["client_id"]] = secret
+    finally:
+        await db.dispose()
+    return secrets_by_id
+
+
+def _token(hub_url: str, client_id: str, secret: str, resource: str | None = None) -> str:
+    form = {"grant_type": "client_credentials"}
+    if resource:
+        form["resource"] = resource
+    response = httpx.post(f"{hub_url}/oauth/token", data=form, auth=(client_id, secret), timeout=10)
+    if response.status_code != 200:
+        raise RuntimeError(f"token for {client_id}: {response.status_code} {response.text[:200]}")
+    token: str = response.json()["access_token"]
+    return token
 
 
 def _graphql(url: str, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -99,18 +167,11 @@ def _graphql(url: str, token: str, query: str, variables: dict[str, Any] | None 
 
 
 _CREATE = {
-    "resources": "createResource(input: $input) { id }",
-    "shelters": "createShelter(input: $input) { id }",
-    "incidents": "createIncident(input: $input) { id }",
-    "volunteers": "createVolunteer(input: $input) { id }",
-    "flags": "raiseRiskFlag(input: $input) { id }",
-}
-_INPUT = {
-    "resources": "ResourceCreateInput",
-    "shelters": "ShelterCreateInput",
-    "incidents": "IncidentCreateInput",
-    "volunteers": "VolunteerCreateInput",
-    "flags": "RiskFlagCreateInput",
+    "resources": ("createResource", "ResourceCreateInput"),
+    "shelters": ("createShelter", "ShelterCreateInput"),
+    "incidents": ("createIncident", "IncidentCreateInput"),
+    "volunteers": ("createVolunteer", "VolunteerCreateInput"),
+    "flags": ("raiseRiskFlag", "RiskFlagCreateInput"),
 }
 
 
@@ -119,12 +180,12 @@ def _seed(url: str, token: str, community: DemoCommunity) -> int:
     if existing["resources"]["edges"]:
         return 0
     count = 0
-    for collection, mutation in _CREATE.items():
+    for collection, (mutation, input_type) in _CREATE.items():
         for record in getattr(community, collection):
             _graphql(
                 url,
                 token,
-                f"mutation($input: {_INPUT[collection]}!) {{ {mutation} }}",
+                f"mutation($input: {input_type}!) {{ {mutation}(input: $input) {{ id }} }}",
                 {"input": record},
             )
             count += 1
@@ -133,68 +194,144 @@ def _seed(url: str, token: str, community: DemoCommunity) -> int:
 
 def demo(
     port: Annotated[
-        int, typer.Option(help="First port; the services take the ports after it")
+        int, typer.Option(help="The hub's port; the community nodes take the ports after it")
     ] = 8000,
     data_dir: Annotated[
         Path, typer.Option(help="Where the demo keeps its SQLite files and demo.json")
     ] = Path(".linli/demo"),
 ) -> None:
-    """Run three community nodes of one district on this machine, seeded with demo data."""
+    """Run a district on this machine: a hub, three community nodes and a CAP adapter."""
     data = data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     state_path = data / "demo.json"
-    state = _load_state(state_path)
-    tokens: dict[str, str] = state.get("tokens", {})
-    processes: list[subprocess.Popen[bytes]] = []
-    nodes: list[dict[str, Any]] = []
+    state: dict[str, Any] = (
+        json.loads(state_path.read_text("utf-8")) if state_path.is_file() else {}
+    )
+    hub_url = f"http://127.0.0.1:{port}"
+    hub_db = f"sqlite+aiosqlite:///{data / 'hub.db'}"
+    services: list[_Service] = []
+    stop_requested: list[bool] = []
 
     def stop(*_: object) -> None:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
+        for service in services:
+            if service.process.poll() is None:
+                service.process.terminate()
+        for service in services:
             try:
-                process.wait(timeout=10)
+                service.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                service.process.kill()
 
+    step: Callable[[str], None] = lambda text: console.print(f"[bold cyan]›[/] {text}")  # noqa: E731
     try:
-        for index, community in enumerate(COMMUNITIES, start=1):
-            node_port = port + index
-            token = tokens.setdefault(community.code, secrets.token_urlsafe(32))
+        step("preparing the hub database and the demo's OAuth clients …")
+        from hub.app import MIGRATIONS
+        from schema.runtime.db import upgrade
+
+        asyncio.run(upgrade(MIGRATIONS, hub_db))
+        secrets_by_id = asyncio.run(_ensure_clients(hub_db, state.get("secrets", {})))
+
+        nodes = [(c, port + i) for i, c in enumerate(COMMUNITIES, start=1)]
+        adapter_url = f"http://127.0.0.1:{port + len(nodes) + 1}"
+        sources = {c.code: f"http://127.0.0.1:{p}" for c, p in nodes} | {
+            CAP_ADAPTER_ID: adapter_url
+        }
+        sources_file = data / "sources.toml"
+        sources_file.write_text(
+            "".join(f'[[sources]]\nid = "{i}"\nurl = "{u}"\n\n' for i, u in sources.items()),
+            "utf-8",
+        )
+        env = _base_env()
+        step(f"starting the hub on {hub_url} …")
+        hub_env = {
+            **env,
+            "LINLI_PORT": str(port),
+            "LINLI_DATABASE_URL": hub_db,
+            "LINLI_ISSUER": hub_url,
+            "LINLI_HUB_ID": HUB_ID,
+            "LINLI_DISTRICT": DISTRICT,
+            "LINLI_SOURCES_FILE": str(sources_file),
+            "LINLI_CURSOR_SECRET": state.get("cursor_secret") or os.urandom(24).hex(),
+        }
+        services.append(_Service("hub", hub_url, _python(["hub", "serve"], hub_env)))
+        for community, node_port in nodes:
             url = f"http://127.0.0.1:{node_port}"
-            console.print(f"starting node [bold]{community.name}[/] on {url} …")
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "hub.cli", "node", "serve"],
-                    env=_node_env(community, node_port, data, token),
-                )
-            )
-            nodes.append(
-                {"org": community.code, "name": community.name, "url": url, "token": token}
-            )
-        for node, community in zip(nodes, COMMUNITIES, strict=True):
-            _wait_ready(node["url"], processes[nodes.index(node)])
-            seeded = _seed(node["url"], node["token"], community)
+            step(f"starting node {community.name} on {url} …")
+            node_env = {
+                **env,
+                "LINLI_PORT": str(node_port),
+                "LINLI_DATABASE_URL": f"sqlite+aiosqlite:///{data / (community.code + '.db')}",
+                "LINLI_ORG_CODE": community.code,
+                "LINLI_ORG_NAME": community.name,
+                "LINLI_DISTRICT": DISTRICT,
+                "LINLI_NEIGHBOURS": json.dumps(list(community.neighbours)),
+                "LINLI_TOKEN_ISSUER": hub_url,
+                "LINLI_JWKS_URL": f"{hub_url}/.well-known/jwks.json",
+            }
+            services.append(_Service(community.code, url, _python(["node", "serve"], node_env)))
+        step(f"starting the CAP adapter on {adapter_url} (sample alerts) …")
+        adapter_env = {
+            **env,
+            "LINLI_PORT": adapter_url.rsplit(":", 1)[1],
+            "LINLI_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'adapter-cap.db'}",
+            "LINLI_ADAPTER_ID": CAP_ADAPTER_ID,
+            "LINLI_PUBLIC_URL": adapter_url,
+            "LINLI_ORG_CODE": "110105400003",
+            "LINLI_DISTRICT": DISTRICT,
+            "LINLI_TOKEN_ISSUER": hub_url,
+            "LINLI_JWKS_URL": f"{hub_url}/.well-known/jwks.json",
+            "LINLI_ADAPTER_CAP_SOURCES": json.dumps([str(CAP_SAMPLES)]),
+        }
+        services.append(
+            _Service(CAP_ADAPTER_ID, adapter_url, _python(["adapter", "serve", "cap"], adapter_env))
+        )
+        for service in services:
+            _wait_ready(service)
+        for community, node_port in nodes:
+            client_id = f"staff-{community.code}"
+            token = _token(hub_url, client_id, secrets_by_id[client_id], resource=community.code)
+            seeded = _seed(f"http://127.0.0.1:{node_port}", token, community)
             console.print(
                 f"  {community.name}: ready" + (f", seeded {seeded} records" if seeded else "")
             )
-        state = {"district": DISTRICT, "nodes": nodes, "tokens": tokens}
+        office = _token(hub_url, "emergency-office", secrets_by_id["emergency-office"])
+        state = {
+            "district": DISTRICT,
+            "hub": {"id": HUB_ID, "url": hub_url, "graphql": f"{hub_url}/graphql"},
+            "nodes": [
+                {"org": c.code, "name": c.name, "url": f"http://127.0.0.1:{p}"} for c, p in nodes
+            ],
+            "adapters": [{"id": CAP_ADAPTER_ID, "kind": "cap", "url": adapter_url}],
+            "clients": [
+                {
+                    **{k: v for k, v in spec.items() if k != "scopes"},
+                    "scopes": spec["scopes"].split(),
+                    "secret": secrets_by_id[spec["client_id"]],
+                }
+                for spec in DEMO_CLIENTS
+            ],
+            "secrets": secrets_by_id,
+            "cursor_secret": hub_env["LINLI_CURSOR_SECRET"],
+        }
         state_path.write_text(json.dumps(state, ensure_ascii=False, indent=2), "utf-8")
-        first = nodes[0]
-        console.print(f"\n[green]Linli demo is running.[/] Details in {state_path}")
+        state_path.chmod(0o600)  # it holds client secrets
+        console.print(f"\n[green]Linli demo is running.[/] Clients, secrets and URLs: {state_path}")
+        console.print(f"GraphiQL: {hub_url}/graphql")
         console.print(
-            f"GraphiQL: {first['url']}/graphql  (header Authorization: Bearer {first['token']})"
+            "Header for the district emergency office (valid 5 minutes; `linli token` for more):"
         )
+        console.print(f'  {{"Authorization": "Bearer {office}"}}', soft_wrap=True)
         for title, query in EXAMPLE_QUERIES:
-            console.print(f"\n[bold]{title}[/]\n  {query}")
+            console.print(f"\n[bold]{title}[/]\n  {query}", soft_wrap=True)
         console.print("\nPress Ctrl-C to stop.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(p.poll() is None for p in processes):
+        signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
+        while not stop_requested and all(s.process.poll() is None for s in services):
             time.sleep(0.5)
-        console.print("[red]a service exited; stopping the demo[/]")
-        raise typer.Exit(1)
+        if not stop_requested:
+            console.print("[red]a service exited; stopping the demo[/]")
+            raise typer.Exit(1)
     except KeyboardInterrupt:
-        console.print("\nstopping …")
+        pass
     finally:
+        console.print("stopping …")
         stop()

@@ -10,6 +10,7 @@ from typing import Any
 
 import strawberry
 import strawberry.experimental.pydantic as sp
+from strawberry.types import Info
 
 from schema import enums
 from schema.geo import BBox as BBoxModel
@@ -151,6 +152,21 @@ class AlertInfoType:
 # --- records --------------------------------------------------------------
 
 
+async def _owner_organisation(root: Any, info: Info[Any, Any]) -> Organisation | None:
+    # Batched per request: the service's context offers a DataLoader keyed by owner.
+    loader = getattr(info.context, "organisations", None)
+    if loader is None:
+        return None
+    found: Organisation | None = await loader.load(root.owner)
+    return found
+
+
+def _owner_field() -> Any:
+    return strawberry.field(
+        resolver=_owner_organisation, description="The organisation that owns the record"
+    )
+
+
 @sp.type(model=OrganisationPublic, all_fields=True, name="Organisation")
 class Organisation:
     pass
@@ -158,37 +174,37 @@ class Organisation:
 
 @sp.type(model=IncidentPublic, all_fields=True, name="Incident")
 class Incident:
-    pass
+    owner_organisation: Organisation | None = _owner_field()
 
 
 @sp.type(model=ResourcePublic, all_fields=True, name="Resource")
 class Resource:
-    pass
+    owner_organisation: Organisation | None = _owner_field()
 
 
 @sp.type(model=ShelterPublic, all_fields=True, name="Shelter")
 class Shelter:
-    pass
+    owner_organisation: Organisation | None = _owner_field()
 
 
 @sp.type(model=VolunteerPublic, all_fields=True, name="Volunteer")
 class Volunteer:
-    pass
+    owner_organisation: Organisation | None = _owner_field()
 
 
 @sp.type(model=RiskFlagPublic, all_fields=True, name="RiskFlag")
 class RiskFlag:
-    pass
+    owner_organisation: Organisation | None = _owner_field()
 
 
 @sp.type(model=AidRequestPublic, all_fields=True, name="AidRequest")
 class AidRequest:
-    pass
+    owner_organisation: Organisation | None = _owner_field()
 
 
 @sp.type(model=AlertPublic, all_fields=True, name="Alert")
 class Alert:
-    pass
+    owner_organisation: Organisation | None = _owner_field()
 
 
 # --- inputs ---------------------------------------------------------------

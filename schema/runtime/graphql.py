@@ -12,8 +12,10 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
@@ -23,16 +25,15 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from schema.errors import InvalidInput, LinliError
 from schema.runtime.settings import ServiceSettings
 
-__all__ = ["LinliGraphQLRouter", "build_schema", "error_code"]
+__all__ = ["LinliGraphQLRouter", "build_schema", "error_code", "root_type"]
 
 log = logging.getLogger("linli.graphql")
 
 # Messages of graphql-core's and strawberry's limit rules -> our codes.
 _LIMIT_CODES = (
     ("exceeds maximum operation depth", "QUERY_TOO_DEEP"),
-    ("aliases found in document", "TOO_MANY_ALIASES"),
-    ("Document exceeds maximum number of tokens", "TOO_MANY_TOKENS"),
-    ("token limit", "TOO_MANY_TOKENS"),
+    ("aliases found", "TOO_MANY_ALIASES"),
+    ("more than", "TOO_MANY_TOKENS"),  # "Document contains more than N tokens."
     ("introspection is disabled", "INTROSPECTION_DISABLED"),
     ("introspection", "INTROSPECTION_DISABLED"),
 )
@@ -47,7 +48,7 @@ def error_code(error: GraphQLError) -> str:
     elif isinstance(original, ValidationError):
         extensions.update(InvalidInput.from_validation(original).extensions)
         error.message = str(InvalidInput.from_validation(original))
-    elif isinstance(error, GraphQLSyntaxError):
+    elif isinstance(error, GraphQLSyntaxError) and "tokens" not in error.message:
         extensions["code"] = "GRAPHQL_PARSE_FAILED"
     elif (original is None or error.path is None) and "code" not in extensions:
         # No path: the document or its variables failed before execution.
@@ -76,6 +77,11 @@ class _Schema(strawberry.Schema):
                 log.error("resolver failed", exc_info=original)
 
 
+def root_type(name: str, fields: dict[str, Any]) -> type:
+    """A root type (Query, Mutation) assembled from fields built elsewhere."""
+    return strawberry.type(type(name, (), fields))
+
+
 def build_schema(
     *,
     query: type,
@@ -87,6 +93,8 @@ def build_schema(
 ) -> strawberry.Schema:
     """A schema with the service's limits; production turns off introspection and suggestions."""
     extra: list[Any] = [
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),

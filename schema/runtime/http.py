@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import (
@@ -19,10 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["BodyLimitMiddleware", "Metrics", "error_body", "health_router"]
 
 
-def error_body(code: str, message: str) -> bytes:
+def error_body(code: str, message: str, details: Mapping[str, Any] | None = None) -> bytes:
     """A GraphQL-shaped error document, so GraphQL clients can read it too."""
+    extensions = {**(details or {}), "code": code}
     return json.dumps(
-        {"errors": [{"message": message, "extensions": {"code": code}}]}, ensure_ascii=False
+        {"errors": [{"message": message, "extensions": extensions}]}, ensure_ascii=False
     ).encode()
 
 

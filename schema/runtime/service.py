@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp
@@ -18,7 +20,7 @@ from schema.runtime.graphql import LinliGraphQLRouter
 from schema.runtime.http import BodyLimitMiddleware, Metrics, error_body, health_router
 from schema.runtime.settings import ServiceSettings
 
-__all__ = ["Lifecycle", "graphql_router", "service_app", "wrap"]
+__all__ = ["Lifecycle", "graphql_router", "run", "service_app", "wrap"]
 
 log = logging.getLogger("linli.service")
 
@@ -65,7 +67,7 @@ def service_app(
         status = next((s for t, s in _STATUS.items() if isinstance(exc, t)), 400)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return Response(
-            error_body(exc.extensions["code"], exc.message),
+            error_body(exc.extensions["code"], exc.message, exc.extensions),
             status_code=status,
             media_type="application/json",
             headers=headers,
@@ -106,3 +108,18 @@ def wrap(app: FastAPI, settings: ServiceSettings) -> ASGIApp:
     """The app behind the body-size limit and the request metrics."""
     metrics: Metrics = app.state.metrics
     return BodyLimitMiddleware(metrics.middleware(app), limit=settings.max_body_bytes)
+
+
+def run(app: ASGIApp, settings: ServiceSettings) -> None:
+    """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM end it gracefully)."""
+    # Everything built at start-up lives as long as the process: keep it out of the
+    # collector's full passes, which otherwise add ~100 ms pauses to request tails.
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )

@@ -20,6 +20,7 @@ from schema.store.specs import SPECS, RecordSpec
 from schema.store.tables import RowMixin
 
 __all__ = [
+    "HiddenByPolicy",
     "Record",
     "RecordContext",
     "mutation_fields",
@@ -49,6 +50,20 @@ class RecordContext(Protocol):
     ) -> list[dict[str, Any] | None]:
         """What the caller may see of each record (None: nothing), per the owner's policy."""
         ...
+
+
+class HiddenByPolicy(NotFound):
+    """A record that exists but that policy hides from the caller.
+
+    It reaches the caller exactly as an unknown id would (same code, same
+    message); only the service sees the difference, to audit the denial.
+    """
+
+    def __init__(self, type_name: str, global_id: str, local_id: str) -> None:
+        # The message of schema.store.service.get_record for an unknown id, word for word.
+        super().__init__(f"no {type_name} with id {local_id}", type=type_name)
+        self.type_name = type_name
+        self.global_id = global_id
 
 
 Record: Any = Annotated[
@@ -168,7 +183,7 @@ def node_field(specs: dict[str, RecordSpec]) -> Any:
         shown = await _disclosed(context, spec, [row])
         if not shown:
             # Hidden by policy: answered exactly like an unknown id.
-            raise NotFound(f"no {spec.type_name} with id {id}", type=spec.type_name)
+            raise HiddenByPolicy(spec.type_name, str(id), local)
         return shown[0][1]
 
     resolve.__annotations__["return"] = Record | None

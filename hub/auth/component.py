@@ -1,0 +1,73 @@
+"""The authorization server as one part of the hub app: built once in ``create_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from fastapi import APIRouter
+
+from hub.auth.endpoints import auth_router
+from hub.auth.keys import KeyRing
+from hub.auth.server import HubAuthorizationServer
+from hub.auth.tokens import (
+    HubAuthenticator,
+    TokenIssuer,
+    hub_authenticator,
+    jwks_transport,
+    own_jwks,
+)
+from hub.settings import HubSettings
+from policies.tokens import JwksCache
+from schema.runtime.db import Database
+
+__all__ = ["HubAuth", "create_auth"]
+
+log = logging.getLogger("linli.hub.auth")
+
+
+@dataclass(frozen=True)
+class HubAuth:
+    """What the rest of the hub uses of the authorization server."""
+
+    keys: KeyRing
+    issuer: TokenIssuer
+    jwks: JwksCache
+    authenticator: HubAuthenticator
+    server: HubAuthorizationServer
+    router: APIRouter
+    jwks_http: httpx.AsyncClient
+
+    @asynccontextmanager
+    async def lifecycle(self) -> AsyncIterator[None]:
+        """Load the signing keys at start-up (creating the first one); close the in-memory JWKS."""
+        try:
+            await self.keys.load()
+        except Exception:
+            # Not fatal: readiness reports the database, and keys load on first use.
+            log.exception("could not load the hub's signing keys at start-up")
+        try:
+            yield
+        finally:
+            await self.jwks_http.aclose()
+
+
+def create_auth(settings: HubSettings, db: Database) -> HubAuth:
+    """The authorization server's objects over the hub database."""
+    keys = KeyRing(db, settings)
+    issuer = TokenIssuer(settings, keys)
+    jwks_http = httpx.AsyncClient(transport=jwks_transport(keys))
+    jwks = own_jwks(settings, jwks_http)
+    server = HubAuthorizationServer(settings, issuer)
+    return HubAuth(
+        keys=keys,
+        issuer=issuer,
+        jwks=jwks,
+        authenticator=hub_authenticator(settings, db, jwks),
+        server=server,
+        router=auth_router(settings, db, keys, jwks, server),
+        jwks_http=jwks_http,
+    )

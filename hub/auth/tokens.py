@@ -1,0 +1,215 @@
+"""Access tokens the hub signs (RFC 9068), tokens it mints for sources, and its own caller check."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+
+from hub.auth import service
+from hub.auth.errors import TokenClientDisabled, TokenRevoked
+from hub.auth.keys import KeyRing
+from hub.auth.scopes import format_scopes
+from hub.settings import HubSettings
+from policies.caller import Caller
+from policies.tokens import BearerAuthenticator, JwksCache, TokenError, TokenVerifier
+from schema.enums import OrgKind
+from schema.runtime.db import Database
+
+__all__ = [
+    "HubAuthenticator",
+    "IssuedToken",
+    "TokenIssuer",
+    "VerifiedToken",
+    "hub_authenticator",
+    "jwks_transport",
+    "mint_for_source",
+    "own_jwks",
+    "verify_own_token",
+]
+
+JWKS_PATH = "/.well-known/jwks.json"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A signed access token and what the token response says about it."""
+
+    access_token: str
+    jti: str
+    scope: str
+    expires_in: int
+    claims: Mapping[str, Any]
+
+
+class TokenIssuer:
+    """Signs access tokens with the hub's current key, held in memory (no database per token)."""
+
+    def __init__(self, settings: HubSettings, keys: KeyRing) -> None:
+        self.settings = settings
+        self.keys = keys
+
+    def issue(
+        self,
+        *,
+        client_id: str,
+        org: str,
+        org_kind: OrgKind,
+        district: str | None,
+        scopes: Iterable[str],
+        audience: str | None = None,
+        subject: str | None = None,
+        actor: Mapping[str, Any] | None = None,
+        ttl_s: int | None = None,
+    ) -> IssuedToken:
+        """An RFC 9068 JWT for ``audience`` (the hub itself by default), signed ES256."""
+        key = self.keys.signing_key
+        now = int(time.time())
+        ttl = self.settings.access_token_ttl_s if ttl_s is None else ttl_s
+        jti = secrets.token_urlsafe(18)
+        scope = format_scopes(scopes)
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "sub": subject or client_id,
+            "aud": audience or self.settings.hub_id,
+            "exp": now + ttl,
+            "iat": now,
+            "nbf": now,
+            "jti": jti,
+            "client_id": client_id,
+            "scope": scope,
+            "org": org,
+            "org_kind": org_kind.value,
+        }
+        if district is not None:
+            claims["district"] = district
+        if actor is not None:
+            claims["act"] = dict(actor)
+        header = {"typ": "at+jwt", "alg": "ES256", "kid": key.kid}
+        token = jwt.encode(header, claims, key, algorithms=["ES256"])
+        return IssuedToken(token, jti, scope, ttl, claims)
+
+    async def mint_for_source(
+        self,
+        caller: Caller,
+        audience: str,
+        *,
+        ttl_s: int = 60,
+        scopes: Iterable[str] | None = None,
+    ) -> str:
+        """A short-lived token for one source, naming ``caller`` and the hub as actor (RFC 8693).
+
+        ``scopes`` may narrow the caller's scopes, never widen them.
+        """
+        if not audience or audience == self.settings.hub_id:
+            raise ValueError("a source token needs the source's own audience")
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        granted = caller.scopes if scopes is None else frozenset(scopes)
+        if not granted <= caller.scopes:
+            raise ValueError(f"scopes beyond the caller's: {sorted(granted - caller.scopes)}")
+        await self.keys.refresh_if_stale()
+        actor: dict[str, Any] = {"sub": self.settings.hub_id}
+        if caller.actor is not None:
+            actor["act"] = {"sub": caller.actor}  # RFC 8693 §4.1: the prior actor nests
+        return self.issue(
+            client_id=caller.client_id,
+            org=caller.org,
+            org_kind=caller.org_kind,
+            district=caller.district,
+            scopes=granted,
+            audience=audience,
+            subject=caller.subject,
+            actor=actor,
+            ttl_s=min(ttl_s, self.settings.access_token_ttl_s),
+        ).access_token
+
+
+async def mint_for_source(
+    issuer: TokenIssuer, caller: Caller, audience: str, *, ttl_s: int = 60
+) -> str:
+    """A token for the source ``audience`` on ``caller``'s behalf (see ``TokenIssuer``)."""
+    return await issuer.mint_for_source(caller, audience, ttl_s=ttl_s)
+
+
+def jwks_transport(keys: KeyRing) -> httpx.MockTransport:
+    """An HTTP transport that answers every request with the hub's JWKS, from memory."""
+
+    async def serve(request: httpx.Request) -> httpx.Response:
+        await keys.refresh_if_stale()
+        return httpx.Response(200, json=keys.jwks())
+
+    return httpx.MockTransport(serve)
+
+
+def own_jwks(settings: HubSettings, http: httpx.AsyncClient) -> JwksCache:
+    """A ``JwksCache`` over the hub's own keys (``http`` uses ``jwks_transport``): no network."""
+    # Keys change only by rotation, so an unknown kid may always look again (in memory).
+    return JwksCache(settings.issuer + JWKS_PATH, http, min_refresh_interval_s=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A token this hub signed, verified for its own audience, with its claims."""
+
+    caller: Caller
+    claims: Mapping[str, Any]
+
+
+async def verify_own_token(
+    token: str, *, settings: HubSettings, jwks: JwksCache
+) -> VerifiedToken | None:
+    """The token if this hub signed it and it has not expired, whatever its audience."""
+    try:
+        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload or b"")
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    audience = claims.get("aud")
+    if isinstance(audience, list):
+        audience = next((a for a in audience if isinstance(a, str)), None)
+    if not isinstance(audience, str):
+        return None
+    # The claimed audience only picks what to check against; every other check is the node's.
+    verifier = TokenVerifier(settings.issuer, audience, jwks, leeway_s=0, algorithms=("ES256",))
+    try:
+        caller = await verifier.verify(token)
+    except TokenError:
+        return None
+    return VerifiedToken(caller, claims)
+
+
+class HubAuthenticator:
+    """The hub's ``Authenticator``: its own tokens, for itself, not revoked, of a live client."""
+
+    def __init__(self, verifier: TokenVerifier, db: Database) -> None:
+        self.verifier = verifier
+        self.db = db
+        self._bearer = BearerAuthenticator(verifier)
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        """The caller, or raise a ``policies.tokens.TokenError``."""
+        caller = await self._bearer.authenticate(authorization)
+        async with self.db.sessions() as session:
+            if caller.token_id is not None and await service.is_token_revoked(
+                session, caller.token_id
+            ):
+                raise TokenRevoked("token has been revoked")
+            client = await service.get_client(session, caller.client_id)
+            if client is None or client.disabled:
+                raise TokenClientDisabled("token's client is disabled")
+        return caller
+
+
+def hub_authenticator(settings: HubSettings, db: Database, jwks: JwksCache) -> HubAuthenticator:
+    """The check of callers of the hub itself: ``aud`` = the hub's id, keys from memory."""
+    verifier = TokenVerifier(settings.issuer, settings.hub_id, jwks, algorithms=("ES256",))
+    return HubAuthenticator(verifier, db)

@@ -1,0 +1,1 @@
+"""Federation: the hub answers one GraphQL query from every source at once."""

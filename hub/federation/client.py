@@ -1,0 +1,134 @@
+"""One pooled HTTP client for every upstream source, with hard limits on each call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+__all__ = ["SourceCallError", "SourceClient"]
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+class SourceCallError(Exception):
+    """A call to a source failed; ``status`` is how it failed (timeout, error, unavailable)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SourceClient:
+    """Calls sources' ``/graphql`` and well-known endpoints through one aiohttp-backed pool.
+
+    The transport was chosen by measurement (DESIGN.md): on a 2-core machine 100
+    concurrent calls took 414 ms with httpx's default transport and 29 ms with the
+    aiohttp transport. Redirects are never followed: a source that redirects is
+    answering for someone else.
+    """
+
+    def __init__(self, *, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        self.max_response_bytes = max_response_bytes
+        self.http = httpx.AsyncClient(
+            transport=AiohttpTransport(
+                limits=httpx.Limits(max_connections=500, max_keepalive_connections=200)
+            ),
+            follow_redirects=False,
+            headers={"User-Agent": "linli-hub"},
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def get_json(self, url: str, *, timeout_s: float) -> Any:
+        """GET a JSON document."""
+        return await self._call("GET", url, timeout_s=timeout_s)
+
+    async def graphql(
+        self,
+        base_url: str,
+        query: str,
+        variables: dict[str, Any],
+        *,
+        token: str,
+        timeout_s: float,
+        purpose: str | None = None,
+    ) -> dict[str, Any]:
+        """POST a GraphQL request; the parsed response object (``data``/``errors``)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        if purpose:
+            headers["X-Linli-Purpose"] = purpose
+        body = await self._call(
+            "POST",
+            f"{base_url}/graphql",
+            timeout_s=timeout_s,
+            json_body={"query": query, "variables": variables},
+            headers=headers,
+        )
+        if not isinstance(body, dict) or not ({"data", "errors"} & body.keys()):
+            raise SourceCallError("error", "the source's answer is not a GraphQL response")
+        return body
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout_s: float,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        try:
+            async with asyncio.timeout(timeout_s):
+                request = self.http.build_request(
+                    method, url, json=json_body, headers=headers, timeout=timeout_s
+                )
+                response = await self.http.send(request, stream=True)
+                try:
+                    if response.is_redirect:
+                        raise SourceCallError(
+                            "error", f"the source redirected ({response.status_code}); not followed"
+                        )
+                    declared = response.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+                        raise SourceCallError("error", "the source's answer is over the size cap")
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_raw():
+                        size += len(chunk)
+                        if size > self.max_response_bytes:
+                            raise SourceCallError(
+                                "error", "the source's answer is over the size cap"
+                            )
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            raise SourceCallError("timeout", f"no answer within {timeout_s:g} s") from exc
+        except httpx.TimeoutException as exc:
+            # The aiohttp transport reports a refused connection as a connect timeout.
+            if isinstance(exc.__cause__, aiohttp.ClientConnectionError) and not isinstance(
+                exc.__cause__, aiohttp.ServerTimeoutError
+            ):
+                raise SourceCallError("unavailable", "cannot reach the source") from exc
+            raise SourceCallError("timeout", f"no answer within {timeout_s:g} s") from exc
+        except httpx.TransportError as exc:
+            raise SourceCallError(
+                "unavailable", f"cannot reach the source: {type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 500:
+            raise SourceCallError("error", f"the source answered HTTP {response.status_code}")
+        if response.status_code in (401, 403):
+            raise SourceCallError(
+                "denied", f"the source refused the hub's token ({response.status_code})"
+            )
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceCallError("error", "the source's answer is not valid JSON") from exc

@@ -1,0 +1,253 @@
+"""The hub's sources: who they are, whether they answer, and how to reach them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+import tomllib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import select
+
+from hub.federation.breaker import Breaker
+from hub.federation.client import SourceCallError, SourceClient
+from hub.federation.tables import SourceRow
+from schema import SCHEMA_VERSION
+from schema.api.types import Organisation
+from schema.enums import OrgKind
+from schema.errors import InvalidInput, NotFound
+from schema.geo import BBox
+from schema.records import OrganisationPublic
+from schema.runtime.db import Database
+from schema.storage import utcnow
+
+__all__ = ["Registry", "Source", "SourceHealth", "organisations"]
+
+log = logging.getLogger("linli.hub.sources")
+
+
+class SourceHealth(enum.StrEnum):
+    UNKNOWN = "unknown"  # not checked yet
+    OK = "ok"
+    DOWN = "down"
+    INCOMPATIBLE = "incompatible"  # another major schema version, or a mismatched id
+
+
+@dataclass
+class Source:
+    """One federated source as the hub knows it."""
+
+    id: str
+    url: str
+    kind: str = "community"
+    name: str = ""
+    division_code: str = ""
+    district: str | None = None
+    neighbours: list[str] = field(default_factory=list)
+    bbox: BBox | None = None
+    capabilities: list[str] = field(default_factory=list)
+    schema_version: str | None = None
+    origin: str = "admin"
+    health: SourceHealth = SourceHealth.UNKNOWN
+    last_seen: datetime | None = None
+    latency_ms: float | None = None
+    last_error: str | None = None
+    breaker: Breaker = field(default_factory=Breaker)
+
+    @property
+    def usable(self) -> bool:
+        return self.health is not SourceHealth.INCOMPATIBLE
+
+    def serves(self, capability: str) -> bool:
+        # A source not yet described is asked: its answer (or failure) tells.
+        return not self.capabilities or capability in self.capabilities
+
+    def apply(self, described: dict[str, Any]) -> None:
+        """Take in what ``/.well-known/linli-node`` said."""
+        self.kind = str(described.get("kind", self.kind))
+        self.name = str(described.get("name", self.name))
+        self.division_code = str(described.get("division_code") or self.division_code)
+        self.district = described.get("district") or self.district
+        self.neighbours = list(described.get("neighbours") or [])
+        box = described.get("bbox")
+        self.bbox = BBox.model_validate(box) if box else None
+        self.capabilities = [str(c) for c in described.get("capabilities") or []]
+        self.schema_version = str(described.get("schema_version") or "")
+
+
+def _description(source: Source) -> tuple[Any, ...]:
+    return (
+        source.url, source.kind, source.name, source.division_code, source.district,
+        tuple(source.neighbours), source.bbox, tuple(source.capabilities), source.schema_version,
+    )  # fmt: skip
+
+
+def compatible(version: str | None) -> bool:
+    """Same major version of the common schema as this hub."""
+    return bool(version) and str(version).split(".")[0] == SCHEMA_VERSION.split(".")[0]
+
+
+class Registry:
+    """All sources, from the config file and admin mutations, health-checked in the background."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: SourceClient,
+        *,
+        config_file: Path | None = None,
+        check_interval_s: float = 10.0,
+        timeout_s: float = 2.0,
+        breaker: Callable[[], Breaker] = Breaker,
+    ) -> None:
+        self.new_breaker = breaker
+        self.db = db
+        self.client = client
+        self.config_file = config_file
+        self.check_interval_s = check_interval_s
+        self.timeout_s = timeout_s
+        self.sources: dict[str, Source] = {}
+
+    async def load(self) -> None:
+        """Sources from the database, then the config file (which wins for its own ids)."""
+        async with self.db.sessions() as session:
+            for row in (await session.execute(select(SourceRow))).scalars():
+                self.sources[row.id] = Source(
+                    id=row.id, url=row.url, kind=row.kind, name=row.name,
+                    division_code=row.division_code, district=row.district,
+                    neighbours=list(row.neighbours),
+                    bbox=BBox.model_validate(row.bbox) if row.bbox else None,
+                    capabilities=list(row.capabilities), schema_version=row.schema_version,
+                    origin=row.origin, breaker=self.new_breaker(),
+                )  # fmt: skip
+        for entry in self._config_entries():
+            await self.add(entry["id"], entry["url"], origin="config", check=False)
+
+    def _config_entries(self) -> list[dict[str, str]]:
+        if self.config_file is None:
+            return []
+        document = tomllib.loads(self.config_file.read_text("utf-8"))
+        entries = []
+        for item in document.get("sources", []):
+            if not isinstance(item, dict) or "id" not in item or "url" not in item:
+                raise ValueError(f"{self.config_file}: every [[sources]] needs id and url")
+            entries.append({"id": str(item["id"]), "url": str(item["url"]).rstrip("/")})
+        return entries
+
+    async def add(
+        self, source_id: str, url: str, *, origin: str = "admin", check: bool = True
+    ) -> Source:
+        """Register (or re-point) a source and persist it."""
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput("a source URL must be http(s)", code="INVALID_URL", field="url")
+        source = self.sources.get(source_id) or Source(
+            id=source_id, url=url, origin=origin, breaker=self.new_breaker()
+        )
+        source.url = url.rstrip("/")
+        self.sources[source_id] = source
+        if check:
+            await self.check(source)
+        await self._save(source)
+        return source
+
+    async def remove(self, source_id: str) -> None:
+        if self.sources.pop(source_id, None) is None:
+            raise NotFound(f"no source {source_id}")
+        async with self.db.transaction() as session:
+            row = await session.get(SourceRow, source_id)
+            if row is not None:
+                await session.delete(row)
+
+    async def _save(self, source: Source) -> None:
+        async with self.db.transaction() as session:
+            row = await session.get(SourceRow, source.id)
+            if row is None:
+                row = SourceRow(id=source.id, url=source.url, added_at=utcnow())
+            row.url, row.kind, row.name = source.url, source.kind, source.name
+            row.division_code, row.district = source.division_code, source.district
+            row.neighbours, row.capabilities = source.neighbours, source.capabilities
+            row.bbox = source.bbox.model_dump() if source.bbox else None
+            row.schema_version, row.origin = source.schema_version, source.origin
+            session.add(row)
+
+    async def check(self, source: Source) -> None:
+        """Ask a source who it is; mark it ok, down or incompatible."""
+        started = time.perf_counter()
+        try:
+            described = await self.client.get_json(
+                f"{source.url}/.well-known/linli-node", timeout_s=self.timeout_s
+            )
+        except SourceCallError as exc:
+            source.health, source.last_error = SourceHealth.DOWN, exc.message
+            return
+        source.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        if not isinstance(described, dict) or described.get("id") != source.id:
+            source.health = SourceHealth.INCOMPATIBLE
+            source.last_error = "the source names itself differently from its registration"
+            return
+        source.apply(described)
+        source.last_seen = utcnow()
+        if not compatible(source.schema_version):
+            source.health = SourceHealth.INCOMPATIBLE
+            source.last_error = (
+                f"schema version {source.schema_version} is not compatible with {SCHEMA_VERSION}"
+            )
+            return
+        source.health, source.last_error = SourceHealth.OK, None
+
+    async def check_all(self) -> None:
+        """Check every source; persist what changed in their descriptions."""
+        sources = list(self.sources.values())
+        before = [_description(s) for s in sources]
+        await asyncio.gather(*(self.check(s) for s in sources))
+        for source, old in zip(sources, before, strict=True):
+            if _description(source) != old:
+                await self._save(source)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Registry]:
+        """Load, then health-check in the background until the hub stops."""
+        await self.load()
+        await self.check_all()
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(self.check_interval_s)
+                try:
+                    await self.check_all()
+                except Exception:  # the loop must outlive any one bad round
+                    log.exception("health check round failed")
+
+        task = asyncio.create_task(loop())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def organisations(registry: Registry) -> list[Organisation]:
+    """The communities the registry knows, as GraphQL organisations."""
+    out = []
+    for source in sorted(registry.sources.values(), key=lambda s: s.id):
+        if source.kind != "community" or not source.division_code:
+            continue
+        public = OrganisationPublic(
+            id=f"Organisation:{source.id}:{source.division_code}",
+            code=source.division_code,
+            name=source.name or source.id,
+            kind=OrgKind.COMMUNITY,
+            district=source.district or source.division_code[:6],
+            neighbours=source.neighbours,
+            bbox=source.bbox,
+        )
+        out.append(Organisation.from_pydantic(public))
+    return out

@@ -1,0 +1,228 @@
+"""The hub's GraphQL API: the common read API over every source, plus the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types import Info
+
+from hub.federation.codec import encode_input
+from hub.federation.context import HubContext
+from hub.federation.registry import organisations
+from hub.federation.selection import ENVELOPE, node_selection, print_selection
+from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
+from schema.api.types import Organisation
+from schema.errors import Forbidden, InvalidInput
+from schema.ids import GlobalId, InvalidGlobalId
+from schema.store.resolvers import Record
+from schema.store.specs import SPECS, RecordSpec
+
+__all__ = ["SourcesExtension", "mutation_fields", "query_fields"]
+
+ADMIN_SCOPE = "admin"
+
+
+def _read_scopes(spec: RecordSpec) -> set[str]:
+    scopes = {spec.scope}
+    if spec.type_name == "RiskFlag":
+        scopes.add("risk:verify")
+    return scopes
+
+
+def _check_scope(context: HubContext, spec: RecordSpec) -> None:
+    # Scopes are necessary: a caller without any read scope for the type is not fanned out.
+    if not _read_scopes(spec) & context.caller.scopes:
+        wanted = " or ".join(sorted(_read_scopes(spec)))
+        raise Forbidden(f"reading {spec.type_name} records needs the scope {wanted}")
+
+
+def _list_field(spec: RecordSpec) -> Any:
+    filter_name = spec.filter_input.__strawberry_definition__.name
+
+    async def resolve(
+        info: Info[HubContext, None],
+        where: Any = None,
+        first: int | None = None,
+        after: str | None = None,
+        order_by: RecordOrder = RecordOrder.CREATED_DESC,
+    ) -> Any:
+        context = info.context
+        _check_scope(context, spec)
+        page = await context.federation.list_page(
+            field_name=spec.field_name,
+            type_name=spec.type_name,
+            filter_type=filter_name,
+            gql_type=spec.gql_type,
+            caller=context.caller,
+            where=encode_input(where),
+            first=page_size(first),
+            after=after,
+            order=order_by,
+            selection=node_selection(info.selected_fields[0]),
+            purpose=context.purpose,
+            reports=context.reports,
+        )
+        return Connection(
+            edges=[Edge(cursor=cursor, node=node) for cursor, node in page.edges],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+        )
+
+    resolve.__annotations__ = {
+        "info": Info[HubContext, None],
+        "where": spec.filter_input | None,
+        "first": int | None,
+        "after": str | None,
+        "order_by": RecordOrder,
+        "return": Connection[spec.gql_type],  # type: ignore[name-defined]
+    }
+    resolve.__name__ = spec.field_name
+    return strawberry.field(
+        resolver=resolve,
+        name=spec.field_name,
+        description=f"{spec.type_name} records of every source, merged and paged",
+    )
+
+
+async def _node(info: Info[HubContext, None], id: strawberry.ID) -> Any:
+    context = info.context
+    try:
+        parsed = GlobalId.parse(str(id))
+    except InvalidGlobalId as exc:
+        raise InvalidInput(str(exc), code="INVALID_ID", field="id") from exc
+    spec = SPECS.get(parsed.type)
+    if spec is None:
+        raise InvalidInput(f"no record type {parsed.type}", code="INVALID_ID", field="id")
+    _check_scope(context, spec)
+    selections = [
+        child
+        for selection in info.selected_fields[0].selections
+        for child in (
+            selection.selections
+            if getattr(selection, "type_condition", parsed.type) == parsed.type
+            else []
+        )
+    ]
+    return await context.federation.get(
+        str(id),
+        context.caller,
+        print_selection(selections, ENVELOPE),
+        spec.gql_type,
+        context.purpose,
+        context.reports,
+    )
+
+
+_node.__annotations__["return"] = Record | None
+
+
+@strawberry.type(description="A source the hub federates, and how it is doing")
+class SourceInfo:
+    id: str
+    url: str
+    name: str
+    kind: str
+    status: str = strawberry.field(description="unknown, ok, down or incompatible")
+    last_seen: datetime | None
+    latency_ms: float | None
+    schema_version: str | None
+    capabilities: list[str]
+    circuit: str = strawberry.field(description="closed, open or half_open")
+    last_error: str | None
+
+
+async def _sources(info: Info[HubContext, None]) -> list[SourceInfo]:
+    registry = info.context.federation.registry
+    return [
+        SourceInfo(
+            id=s.id,
+            url=s.url,
+            name=s.name,
+            kind=s.kind,
+            status=s.health.value,
+            last_seen=s.last_seen,
+            latency_ms=s.latency_ms,
+            schema_version=s.schema_version,
+            capabilities=s.capabilities,
+            circuit=s.breaker.state.value,
+            last_error=s.last_error,
+        )
+        for s in sorted(registry.sources.values(), key=lambda s: s.id)
+    ]
+
+
+async def _communities(info: Info[HubContext, None]) -> list[Organisation]:
+    return organisations(info.context.federation.registry)
+
+
+def query_fields() -> dict[str, Any]:
+    """Every federated list field, ``node``, ``sources`` and ``communities``."""
+    fields = {spec.field_name: _list_field(spec) for spec in SPECS.values()}
+    fields["node"] = strawberry.field(resolver=_node, description="A record by global id")
+    fields["sources"] = strawberry.field(resolver=_sources, description="The federated sources")
+    fields["communities"] = strawberry.field(
+        resolver=_communities, description="The communities of the district"
+    )
+    return fields
+
+
+async def _add_source(info: Info[HubContext, None], id: str, url: str) -> SourceInfo:
+    context = info.context
+    context.require_scope(ADMIN_SCOPE)
+    await context.federation.registry.add(id, url)
+    return next(s for s in await _sources(info) if s.id == id)
+
+
+async def _remove_source(info: Info[HubContext, None], id: str) -> bool:
+    info.context.require_scope(ADMIN_SCOPE)
+    await info.context.federation.registry.remove(id)
+    return True
+
+
+def mutation_fields() -> dict[str, Any]:
+    """Registry administration (scope ``admin``)."""
+    return {
+        "add_source": strawberry.mutation(
+            resolver=_add_source, description="Register a source by id and URL (scope admin)"
+        ),
+        "remove_source": strawberry.mutation(
+            resolver=_remove_source, description="Stop federating a source (scope admin)"
+        ),
+    }
+
+
+class SourcesExtension(SchemaExtension):
+    """``extensions.sources`` on every answer, and one GraphQL error per failed source."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context.context
+        result = self.execution_context.result
+        reports = getattr(context, "reports", None)
+        if not reports or result is None:
+            return
+        errors = list(result.errors or [])
+        for report in reports:
+            if report.error_code is None:
+                continue
+            errors.append(
+                GraphQLError(
+                    f"source {report.source}: {report.message}",
+                    extensions={
+                        "code": report.error_code,
+                        "source": report.source,
+                        "status": report.status,
+                    },
+                )
+            )
+        result.errors = errors
+
+    def get_results(self) -> dict[str, Any]:
+        reports = getattr(self.execution_context.context, "reports", None)
+        if not reports:
+            return {}
+        return {"sources": [r.as_json() for r in reports]}

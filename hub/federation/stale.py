@@ -1,0 +1,106 @@
+"""The last good answer of each source to each query, for when the source is down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from hub.federation.tables import StaleAnswerRow
+from schema.runtime.db import Database
+
+__all__ = ["StaleStore", "hash_of"]
+
+
+def hash_of(payload: dict[str, Any]) -> int:
+    """A cheap fingerprint of an answer, to skip rewriting unchanged ones."""
+    return hash(json.dumps(payload, sort_keys=True, default=str))
+
+
+log = logging.getLogger("linli.hub.stale")
+
+
+class StaleStore:
+    """Answers in memory (bounded, least recently used out), written behind to the database."""
+
+    def __init__(
+        self, db: Database, *, capacity: int = 10_000, flush_interval_s: float = 2.0
+    ) -> None:
+        self.db = db
+        self.capacity = capacity
+        self.flush_interval_s = flush_interval_s
+        self._memory: OrderedDict[tuple[str, str], tuple[dict[str, Any], datetime]] = OrderedDict()
+        self._dirty: set[tuple[str, str]] = set()
+        self._persisted: dict[tuple[str, str], tuple[int, datetime]] = {}
+
+    def put(self, source_id: str, signature: str, payload: dict[str, Any], as_of: datetime) -> None:
+        key = (source_id, signature)
+        known = self._persisted.get(key)
+        self._memory[key] = (payload, as_of)
+        self._memory.move_to_end(key)
+        # An unchanged answer is rewritten at most once a minute: enough for "as of".
+        if known is None or known[0] != hash_of(payload) or (as_of - known[1]).total_seconds() > 60:
+            self._dirty.add(key)
+        while len(self._memory) > self.capacity:
+            old, _ = self._memory.popitem(last=False)
+            self._dirty.discard(old)
+            self._persisted.pop(old, None)
+
+    async def get(self, source_id: str, signature: str) -> tuple[dict[str, Any], datetime] | None:
+        """The stored answer and its time, from memory or the database."""
+        key = (source_id, signature)
+        if key in self._memory:
+            return self._memory[key]
+        async with self.db.sessions() as session:
+            row = await session.get(StaleAnswerRow, (source_id, signature))
+        if row is None:
+            return None
+        self._memory[key] = (row.payload, row.as_of)
+        return row.payload, row.as_of
+
+    async def flush(self) -> int:
+        """Write the answers changed since the last flush; how many."""
+        keys = [k for k in self._dirty if k in self._memory]
+        self._dirty.clear()
+        if not keys:
+            return 0
+        try:
+            async with self.db.transaction() as session:
+                for source_id, signature in keys:
+                    payload, as_of = self._memory[(source_id, signature)]
+                    self._persisted[(source_id, signature)] = (hash_of(payload), as_of)
+                    await session.merge(
+                        StaleAnswerRow(
+                            source_id=source_id, signature=signature, payload=payload, as_of=as_of
+                        )
+                    )
+        except Exception:
+            self._dirty.update(keys)  # written with the next round
+            raise
+        return len(keys)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[StaleStore]:
+        """Flush in the background while the hub runs, and once more at the end."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(self.flush_interval_s)
+                try:
+                    await self.flush()
+                except Exception:  # a failed flush is retried with the next round
+                    log.exception("stale-answer flush failed")
+
+        task = asyncio.create_task(loop())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.flush()

@@ -1,0 +1,209 @@
+"""Risk flags as one part of the hub app: built once in ``create_app``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
+
+from hub.flags import resolvers, service
+from hub.flags.endpoints import inbox_router
+from hub.flags.events import Notifier, prune_events
+from hub.flags.metrics import FlagMetrics
+from hub.flags.outbox import NodeOutbox, NodeUrl, TokenMinter, hub_caller
+from hub.flags.routing import RoutingRules, load_routing
+from hub.flags.tables import FlagEventRow, FlagRow, WebhookDeliveryRow
+from hub.flags.webhooks import WebhookDispatcher
+from hub.settings import HubSettings
+from policies.caller import Caller
+from schema.enums import OrgKind, RiskFlagStatus
+from schema.runtime.db import Database
+from schema.storage import utcnow
+
+__all__ = ["HubFlags", "create_flags"]
+
+log = logging.getLogger("linli.hub.flags")
+
+Authenticate = Callable[[str | None], Awaitable[Caller]]
+
+
+@dataclass
+class HubFlags:
+    """The flag workflow's objects: routing, event notifier, workers, metrics, inbox."""
+
+    settings: HubSettings
+    db: Database
+    routing: RoutingRules
+    authenticate: Authenticate
+    outbox: NodeOutbox
+    webhooks: WebhookDispatcher
+    notifier: Notifier = field(default_factory=Notifier)
+    metrics: FlagMetrics = field(default_factory=FlagMetrics)
+
+    @property
+    def router(self) -> APIRouter:
+        """``POST /flags/inbox``."""
+        return inbox_router(self.authenticate, self.receive)
+
+    def query_fields(self) -> dict[str, Any]:
+        return resolvers.query_fields(self)
+
+    def mutation_fields(self) -> dict[str, Any]:
+        return resolvers.mutation_fields(self)
+
+    def subscription_fields(self) -> dict[str, Any]:
+        return resolvers.subscription_fields(self)
+
+    def _changed(self, changes: list[tuple[FlagRow, dict[str, Any]]]) -> None:
+        # After commit: wake subscribers and workers, and measure the hops just recorded.
+        self.notifier.notify()
+        for row, hops in changes:
+            self.metrics.observe(row.raised_at, hops)
+
+    async def receive(self, body: Any, caller: Caller) -> service.Received:
+        """Take in one inbox message (its own transaction)."""
+        message, content, flag_id = service.parse_inbox_message(body, caller)
+        try:
+            async with self.db.transaction() as session:
+                received = await service.receive_flag(
+                    session,
+                    message=message,
+                    content=content,
+                    flag_id=flag_id,
+                    caller=caller,
+                    routing=self.routing,
+                    hub_id=self.settings.hub_id,
+                    now=utcnow(),
+                )
+        except IntegrityError:
+            # The same message (or flag) delivered twice at once: the other one won.
+            return service.Received("duplicate", flag_id)
+        if received.flag is not None and received.hops is not None:
+            self._changed([(received.flag, received.hops)])
+        return received
+
+    async def transition(
+        self, caller: Caller, flag_id: str, to: RiskFlagStatus, note: str, expected_version: int
+    ) -> FlagRow:
+        """Move a flag (its own transaction)."""
+        async with self.db.transaction() as session:
+            row, hops = await service.transition_flag(
+                session,
+                caller=caller,
+                flag_id=flag_id,
+                to=to,
+                note=note,
+                expected_version=expected_version,
+                now=utcnow(),
+            )
+        self._changed([(row, hops)])
+        return row
+
+    async def delivered(self, caller: Caller, event: FlagEventRow) -> None:
+        """A subscriber got an event: the first one of its assigned department is a hop."""
+        if caller.org_kind is not OrgKind.DEPARTMENT or event.assigned_to != caller.org:
+            return
+        await self._mark_delivered(event.flag_id, caller.org)
+
+    async def _webhook_delivered(self, delivery: WebhookDeliveryRow) -> None:
+        await self._mark_delivered(delivery.flag_id, delivery.department)
+
+    async def _mark_delivered(self, flag_id: str, department: str) -> None:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            row = await service.mark_delivered(
+                session, flag_id=flag_id, department=department, now=now
+            )
+        if row is not None:
+            self.metrics.observe(row.raised_at, {"delivered": now})
+
+    async def maintain_once(self) -> None:
+        """Escalate flags past their deadline; prune events past the retention window."""
+        now = utcnow()
+        async with self.db.sessions() as session:
+            due = await service.due_for_escalation(session, now=now)
+        for flag_id in due:
+            # One transaction per flag: it locks the flag, then the event sequence, as moves do.
+            async with self.db.transaction() as session:
+                escalated = await service.escalate_flag(
+                    session,
+                    flag_id,
+                    now=now,
+                    duty_desk=self.settings.duty_desk,
+                    hub_id=self.settings.hub_id,
+                )
+            if escalated is not None:
+                self._changed([escalated])
+        async with self.db.transaction() as session:
+            await prune_events(session, now=now, retention_s=self.settings.event_retention_s)
+
+    @contextlib.asynccontextmanager
+    async def lifecycle(self) -> AsyncIterator[None]:
+        """The escalation and pruning loop, the node outbox and the webhook dispatcher."""
+
+        async def maintain() -> None:
+            while True:
+                try:
+                    await self.maintain_once()
+                except Exception:  # the loop must outlive one bad round
+                    log.exception("flag escalation round failed")
+                await asyncio.sleep(self.settings.escalation_interval_s)
+
+        poll_s = self.settings.delivery_poll_s
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.outbox.running(self.notifier.waiter, poll_s))
+            await stack.enter_async_context(self.webhooks.running(self.notifier.waiter, poll_s))
+            task = asyncio.create_task(maintain())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def create_flags(
+    settings: HubSettings,
+    db: Database,
+    *,
+    authenticate: Authenticate,
+    mint: TokenMinter,
+    node_url: NodeUrl,
+) -> HubFlags:
+    """The flag part of one hub process; a bad routing file stops the hub here."""
+    routing = load_routing(
+        settings.routing_file,
+        duty_desk=settings.duty_desk,
+        default_deadline_s=settings.ack_deadline_s,
+    )
+    outbox = NodeOutbox(
+        db,
+        node_url=node_url,
+        mint=mint,
+        caller=hub_caller(hub_id=settings.hub_id, district=settings.district),
+        timeout_s=settings.node_timeout_s,
+        retry_base_s=settings.delivery_retry_base_s,
+        retry_max_s=settings.delivery_retry_max_s,
+    )
+    flags = HubFlags(
+        settings=settings,
+        db=db,
+        routing=routing,
+        authenticate=authenticate,
+        outbox=outbox,
+        webhooks=WebhookDispatcher(
+            db,
+            timeout_s=settings.webhook_timeout_s,
+            max_attempts=settings.webhook_max_attempts,
+            retry_base_s=settings.delivery_retry_base_s,
+            retry_max_s=settings.delivery_retry_max_s,
+        ),
+    )
+    flags.webhooks.delivered = flags._webhook_delivered
+    return flags

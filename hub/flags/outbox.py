@@ -1,0 +1,228 @@
+"""Status updates to the flag's community node: a durable outbox, delivered in order per node.
+
+Every change of a flag writes a ``flag_outbox`` row in the same transaction.
+``NodeOutbox`` delivers, per node, the oldest undelivered row first and nothing
+after it until it is accepted (so a node sees its flags' updates in order),
+retrying with exponential backoff and jitter. Delivery is at least once; the
+node drops repeats by ``message_id``. Each attempt carries a fresh token the hub
+mints for itself (org = the district, ``risk:verify``) with ``aud`` = the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from hub.flags.tables import FlagRow, NodeOutboxRow
+from policies.caller import Caller
+from schema.enums import OrgKind
+from schema.records import FlagTransition
+from schema.runtime.db import Database
+from schema.storage import utcnow
+
+__all__ = ["NodeOutbox", "backoff_s", "enqueue_node_update", "hub_caller", "update_payload"]
+
+log = logging.getLogger("linli.hub.flags.outbox")
+
+TokenMinter = Callable[[Caller, str], Awaitable[str]]
+NodeUrl = Callable[[str], str | None]
+
+
+def hub_caller(*, hub_id: str, district: str) -> Caller:
+    """The hub itself as a caller of nodes: the district, with ``risk:verify``."""
+    return Caller(
+        org=district,
+        org_kind=OrgKind.HUB,
+        scopes=frozenset({"risk:verify"}),
+        client_id=hub_id,
+        subject=hub_id,
+        district=district,
+    )
+
+
+def backoff_s(attempts: int, *, base_s: float, max_s: float) -> float:
+    """Exponential backoff with jitter: between half and all of ``base * 2**(attempts-1)``."""
+    ceiling: float = min(max_s, base_s * 2.0 ** min(max(attempts - 1, 0), 30))
+    return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+
+
+def update_payload(row: FlagRow, message_id: str) -> dict[str, object]:
+    """``POST <node>/flags/updates``: the flag's status, steps, assignee and hop times."""
+    from hub.flags.service import timeline_of
+
+    return {
+        "message_id": message_id,
+        "flag_id": row.id,
+        "status": row.status,
+        "transitions": [
+            FlagTransition(status=s.status, at=s.at, by=s.by, note=s.note).model_dump(mode="json")
+            for s in row.transitions
+        ],
+        "assigned_to": row.assigned_to,
+        "timeline": {hop: at.isoformat() for hop, at in timeline_of(row).items()},
+    }
+
+
+async def enqueue_node_update(session: AsyncSession, row: FlagRow, *, now: datetime) -> None:
+    """Owe the flag's node an update of its current state (same transaction). Flushes."""
+    message_id = str(uuid.uuid4())
+    session.add(
+        NodeOutboxRow(
+            message_id=message_id,
+            node=row.community,
+            flag_id=row.id,
+            payload=update_payload(row, message_id),
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    await session.flush()
+
+
+class NodeOutbox:
+    """Delivers the outbox to the nodes, in order per node, until each row is accepted."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        node_url: NodeUrl,
+        mint: TokenMinter,
+        caller: Caller,
+        timeout_s: float,
+        retry_base_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self.db = db
+        self.node_url = node_url
+        self.mint = mint
+        self.caller = caller
+        self.timeout_s = timeout_s
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.http = httpx.AsyncClient(follow_redirects=False)
+
+    async def _heads(self, now: datetime) -> list[NodeOutboxRow]:
+        async with self.db.sessions() as session:
+            first = (
+                select(NodeOutboxRow.node, sa.func.min(col(NodeOutboxRow.id)).label("head"))
+                .where(col(NodeOutboxRow.delivered_at).is_(None))
+                .group_by(col(NodeOutboxRow.node))
+                .subquery()
+            )
+            rows = await session.execute(
+                select(NodeOutboxRow)
+                .where(col(NodeOutboxRow.delivered_at).is_(None))
+                .where(col(NodeOutboxRow.next_attempt_at) <= now)
+            )
+            return list(rows.scalars())
+
+    async def _claim(self, row: NodeOutboxRow, now: datetime) -> bool:
+        # A lease, so that two hub replicas do not send the same row at once.
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                sa.update(NodeOutboxRow)
+                .where(
+                    col(NodeOutboxRow.id) == row.id,
+                    col(NodeOutboxRow.delivered_at).is_(None),
+                    sa.or_(
+                        col(NodeOutboxRow.lease_until).is_(None),
+                        col(NodeOutboxRow.lease_until) < now,
+                    ),
+                )
+                .values(lease_until=now + timedelta(seconds=self.timeout_s + 5))
+                .execution_options(synchronize_session=False)
+            )
+            assert isinstance(result, CursorResult)
+            return result.rowcount == 1
+
+    async def _send(self, row: NodeOutboxRow) -> str | None:
+        url = self.node_url(row.node)
+        if url is None:
+            return f"node {row.node} is not a registered source"
+        try:
+            token = await self.mint(self.caller, row.node)
+            response = await self.http.post(
+                f"{url.rstrip('/')}/flags/updates",
+                json=row.payload,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.timeout_s,
+            )
+        except httpx.TimeoutException:
+            return f"timed out after {self.timeout_s} s"
+        except (httpx.HTTPError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:500]
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+    async def _deliver(self, row: NodeOutboxRow) -> bool:
+        if not await self._claim(row, utcnow()):
+            return False
+        error = await self._send(row)
+        now = utcnow()
+        async with self.db.transaction() as session:
+            attempts = row.attempts + 1
+            values: dict[str, object] = {"attempts": attempts, "lease_until": None}
+            if error is None:
+                values["delivered_at"] = now
+                values["last_error"] = None
+            else:
+                delay = backoff_s(attempts, base_s=self.retry_base_s, max_s=self.retry_max_s)
+                values["next_attempt_at"] = now + timedelta(seconds=delay)
+                values["last_error"] = error[:500]
+                log.warning("update %s to node %s failed: %s", row.message_id, row.node, error)
+            await session.execute(
+                sa.update(NodeOutboxRow)
+                .where(col(NodeOutboxRow.id) == row.id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        return error is None
+
+    async def run_once(self) -> int:
+        """Try the head of each node's queue once; the number delivered."""
+        heads = await self._heads(utcnow())
+        results = await asyncio.gather(*(self._deliver(row) for row in heads))
+        return sum(results)
+
+    async def run_until_idle(self) -> None:
+        """Deliver until no node has a head that is due (a node that accepts drains at once)."""
+        while await self.run_once():
+            pass
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self, wake: Callable[[], asyncio.Event], poll_s: float
+    ) -> AsyncIterator[NodeOutbox]:
+        """Deliver in the background: after each commit (``wake``) and every ``poll_s``."""
+
+        async def loop() -> None:
+            while True:
+                waiter = wake()
+                try:
+                    await self.run_until_idle()
+                except Exception:  # the loop must outlive one bad round
+                    log.exception("node outbox round failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), poll_s)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self.http.aclose()

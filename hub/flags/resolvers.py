@@ -1,0 +1,399 @@
+"""The GraphQL API of risk flags: cases, transitions, timelines, lag, events, webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from strawberry.types import Info
+
+from hub.federation.context import HubContext
+from hub.flags import service, webhooks
+from hub.flags.events import follow_events, start_cursor
+from hub.flags.tables import (
+    FlagEventRow,
+    FlagRow,
+    FlagStep,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookRow,
+)
+from schema.api.pagination import Connection, Edge, PageInfo
+from schema.api.types import GeoPoint
+from schema.enums import RiskFlagStatus, SeverityLevel
+from schema.errors import Forbidden
+from schema.storage import utcnow
+
+if TYPE_CHECKING:
+    from hub.flags.component import HubFlags
+
+__all__ = [
+    "FlagCase",
+    "FlagEvent",
+    "mutation_fields",
+    "query_fields",
+    "subscription_fields",
+]
+
+SUBSCRIBE_SCOPES = frozenset({service.FLAG_SCOPE, service.VERIFY_SCOPE})
+
+
+@strawberry.type(description="One hop of a flag's journey and when it happened")
+class FlagHop:
+    hop: str = strawberry.field(
+        description="raised_at_node, received_at_hub, routed, delivered, acknowledged, "
+        "verifying, confirmed, dismissed, resolved, escalated[_n]"
+    )
+    at: datetime
+
+
+def _hops(timeline: dict[str, datetime]) -> list[FlagHop]:
+    return [FlagHop(hop=h, at=t) for h, t in sorted(timeline.items(), key=lambda i: i[1])]
+
+
+@strawberry.type(description="One workflow step: who moved the flag where, when and why")
+class FlagStepType:
+    status: RiskFlagStatus
+    at: datetime
+    by: str
+    org: str
+    client_id: str
+    note: str
+
+    @classmethod
+    def of(cls, step: FlagStep) -> FlagStepType:
+        return cls(
+            status=step.status,
+            at=step.at,
+            by=step.by,
+            org=step.org,
+            client_id=step.client_id,
+            note=step.note,
+        )
+
+
+@strawberry.type(description="A risk flag as the district handles it")
+class FlagCase:
+    id: strawberry.ID
+    community: str
+    category: str
+    description: str
+    location: GeoPoint
+    address: str
+    severity: SeverityLevel
+    evidence_links: list[str]
+    status: RiskFlagStatus
+    assigned_to: str | None
+    deadline_at: datetime | None = strawberry.field(
+        description="When it escalates unless acknowledged"
+    )
+    escalation_level: int
+    version: int = strawberry.field(description="Send as expectedVersion to move it")
+    raised_at: datetime
+    received_at: datetime
+    updated_at: datetime
+    transitions: list[FlagStepType]
+    timeline: list[FlagHop]
+
+    @classmethod
+    def of(cls, row: FlagRow) -> FlagCase:
+        return cls(
+            id=strawberry.ID(row.id),
+            community=row.community,
+            category=row.category,
+            description=row.description,
+            location=GeoPoint.from_pydantic(row.location),
+            address=row.address,
+            severity=SeverityLevel(row.severity),
+            evidence_links=list(row.evidence_links),
+            status=RiskFlagStatus(row.status),
+            assigned_to=row.assigned_to,
+            deadline_at=row.deadline_at,
+            escalation_level=row.escalation_level,
+            version=row.version,
+            raised_at=row.raised_at,
+            received_at=row.received_at,
+            updated_at=row.updated_at,
+            transitions=[FlagStepType.of(s) for s in row.transitions],
+            timeline=_hops(service.timeline_of(row)),
+        )
+
+
+@strawberry.type(description="A change of a flag, numbered; resume with after: seq")
+class FlagEvent:
+    seq: int
+    type: str = strawberry.field(
+        description="flag.raised, flag.routed, flag.status_changed or flag.escalated"
+    )
+    flag_id: strawberry.ID
+    status: RiskFlagStatus
+    community: str
+    assigned_to: str | None
+    previous_assignee: str | None = strawberry.field(description="Set on flag.escalated")
+    at: datetime
+    timeline: list[FlagHop]
+
+    @classmethod
+    def of(cls, row: FlagEventRow) -> FlagEvent:
+        return cls(
+            seq=row.seq,
+            type=row.type,
+            flag_id=strawberry.ID(row.flag_id),
+            status=RiskFlagStatus(row.status),
+            community=row.community,
+            assigned_to=row.assigned_to,
+            previous_assignee=row.previous_assignee,
+            at=row.at,
+            timeline=_hops(row.timeline),
+        )
+
+
+@strawberry.type(name="HopLag", description="Milliseconds from raising a flag to one hop")
+class HopLagType:
+    hop: str
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    count: int
+
+
+@strawberry.type(description="A department's endpoint for its flag events")
+class Webhook:
+    id: strawberry.ID
+    department: str
+    url: str
+    created_at: datetime
+    active: bool
+
+    @classmethod
+    def of(cls, row: WebhookRow) -> Webhook:
+        return cls(
+            id=strawberry.ID(row.id),
+            department=row.department,
+            url=row.url,
+            created_at=row.created_at,
+            active=row.active,
+        )
+
+
+@strawberry.type(description="A new webhook and its signing secret, shown this once")
+class WebhookRegistration:
+    webhook: Webhook
+    secret: str = strawberry.field(description="whsec_<base64>: verify webhook-signature with it")
+
+
+@strawberry.type(description="One attempt at a webhook delivery")
+class WebhookAttempt:
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+    @classmethod
+    def of(cls, row: WebhookAttemptRow) -> WebhookAttempt:
+        return cls(
+            attempt=row.attempt,
+            at=row.at,
+            status_code=row.status_code,
+            error=row.error,
+            duration_ms=row.duration_ms,
+        )
+
+
+@strawberry.type(description="One event for one webhook, and how its delivery went")
+class WebhookDelivery:
+    id: strawberry.ID = strawberry.field(description="The webhook-id header")
+    webhook_id: strawberry.ID
+    event_seq: int
+    event_type: str
+    flag_id: strawberry.ID
+    status: str = strawberry.field(description="pending, delivered or failed")
+    attempt: int = strawberry.field(description="Attempts made so far")
+    status_code: int | None = strawberry.field(description="Of the last attempt")
+    error: str | None = strawberry.field(description="Of the last attempt")
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    attempts: list[WebhookAttempt]
+
+    @classmethod
+    def of(cls, row: WebhookDeliveryRow, attempts: list[WebhookAttemptRow]) -> WebhookDelivery:
+        return cls(
+            id=strawberry.ID(row.id),
+            webhook_id=strawberry.ID(row.webhook_id),
+            event_seq=row.event_seq,
+            event_type=row.event_type,
+            flag_id=strawberry.ID(row.flag_id),
+            status=row.status,
+            attempt=row.attempts,
+            status_code=row.status_code,
+            error=row.error,
+            delivered_at=row.delivered_at,
+            next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+            created_at=row.created_at,
+            attempts=[WebhookAttempt.of(a) for a in attempts],
+        )
+
+
+def query_fields(flags: HubFlags) -> dict[str, Any]:
+    """``flag``, ``flags``, ``flagTimeline``, ``flagLag``, ``webhooks``, ``webhookDeliveries``."""
+
+    async def flag(info: Info[HubContext, None], id: strawberry.ID) -> FlagCase:
+        async with flags.db.sessions() as session:
+            row = await service.get_visible_flag(session, info.context.caller, str(id))
+        return FlagCase.of(row)
+
+    async def flags_page(
+        info: Info[HubContext, None],
+        status: RiskFlagStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[FlagCase]:
+        async with flags.db.sessions() as session:
+            page, has_next = await service.list_flags(
+                session, info.context.caller, status=status, first=first, after=after
+            )
+        return Connection(
+            edges=[Edge(cursor=c, node=FlagCase.of(r)) for c, r in page],
+            page_info=PageInfo(has_next_page=has_next, end_cursor=page[-1][0] if page else None),
+        )
+
+    async def flag_timeline(
+        info: Info[HubContext, None],
+        id: strawberry.ID,
+    ) -> list[FlagHop]:
+        async with flags.db.sessions() as session:
+            row = await service.get_visible_flag(session, info.context.caller, str(id))
+        return _hops(service.timeline_of(row))
+
+    async def flag_lag(
+        info: Info[HubContext, None],
+        since: datetime | None = None,
+        department: str | None = None,
+    ) -> list[HopLagType]:
+        async with flags.db.sessions() as session:
+            lags = await service.flag_lag(
+                session, info.context.caller, since=since, department=department
+            )
+        return [
+            HopLagType(hop=x.hop, p50_ms=x.p50_ms, p90_ms=x.p90_ms, p99_ms=x.p99_ms, count=x.count)
+            for x in lags
+        ]
+
+    async def webhook_list(info: Info[HubContext, None]) -> list[Webhook]:
+        async with flags.db.sessions() as session:
+            rows = await webhooks.list_webhooks(session, info.context.caller)
+        return [Webhook.of(r) for r in rows]
+
+    async def webhook_deliveries(
+        info: Info[HubContext, None], first: int | None = None, after: str | None = None
+    ) -> Connection[WebhookDelivery]:
+        async with flags.db.sessions() as session:
+            page, has_next = await webhooks.list_deliveries(
+                session, info.context.caller, first=first, after=after
+            )
+        return Connection(
+            edges=[Edge(cursor=c, node=WebhookDelivery.of(r, a)) for c, r, a in page],
+            page_info=PageInfo(has_next_page=has_next, end_cursor=page[-1][0] if page else None),
+        )
+
+    return {
+        "flag": strawberry.field(resolver=flag, description="A flag the caller may see"),
+        "flags": strawberry.field(
+            resolver=flags_page,
+            description="Flags newest first: a department's assigned ones, a community's own",
+        ),
+        "flag_timeline": strawberry.field(
+            resolver=flag_timeline, description="Every hop of a flag and when"
+        ),
+        "flag_lag": strawberry.field(
+            resolver=flag_lag, description="Lag percentiles per hop (ms from raising)"
+        ),
+        "webhooks": strawberry.field(resolver=webhook_list, description="The caller's webhooks"),
+        "webhook_deliveries": strawberry.field(
+            resolver=webhook_deliveries, description="The caller's webhook deliveries, newest first"
+        ),
+    }
+
+
+def mutation_fields(flags: HubFlags) -> dict[str, Any]:
+    """``transitionFlag``, ``registerWebhook``, ``replayWebhookDelivery``."""
+
+    async def transition_flag(
+        info: Info[HubContext, None],
+        id: strawberry.ID,
+        to: RiskFlagStatus,
+        expected_version: int,
+        note: str | None = None,
+    ) -> FlagCase:
+        row = await flags.transition(
+            info.context.caller, str(id), to, (note or "")[:1000], expected_version
+        )
+        return FlagCase.of(row)
+
+    async def register_webhook(info: Info[HubContext, None], url: str) -> WebhookRegistration:
+        async with flags.db.transaction() as session:
+            row, secret = await webhooks.register_webhook(
+                session, info.context.caller, url, now=utcnow()
+            )
+        return WebhookRegistration(webhook=Webhook.of(row), secret=secret)
+
+    async def replay_webhook_delivery(
+        info: Info[HubContext, None],
+        id: strawberry.ID,
+    ) -> WebhookDelivery:
+        async with flags.db.transaction() as session:
+            row = await webhooks.replay_delivery(
+                session, info.context.caller, str(id), now=utcnow()
+            )
+        flags.notifier.notify()
+        return WebhookDelivery.of(row, [])
+
+    return {
+        "transition_flag": strawberry.mutation(
+            resolver=transition_flag,
+            description="Move a flag one step (its assigned department, scope risk:verify)",
+        ),
+        "register_webhook": strawberry.mutation(
+            resolver=register_webhook,
+            description="Register a signed webhook for the department's flag events",
+        ),
+        "replay_webhook_delivery": strawberry.mutation(
+            resolver=replay_webhook_delivery, description="Send a webhook delivery again"
+        ),
+    }
+
+
+def subscription_fields(flags: HubFlags) -> dict[str, Any]:
+    """``flagEvents(after)``: replay from the log after ``after``, then live."""
+
+    async def flag_events(
+        info: Info[HubContext, None], after: int | None = None
+    ) -> AsyncIterator[FlagEvent]:
+        caller = info.context.caller
+        if not SUBSCRIBE_SCOPES & caller.scopes:
+            raise Forbidden("flag events need the scope risk:verify or risk:flag")
+        cursor = await start_cursor(flags.db, after)
+
+        async def stream() -> AsyncIterator[FlagEvent]:
+            async for row in follow_events(
+                flags.db,
+                flags.notifier,
+                caller,
+                cursor,
+                poll_s=flags.settings.event_poll_s,
+                delivered=lambda event: flags.delivered(caller, event),
+            ):
+                yield FlagEvent.of(row)
+
+        return stream()
+
+    return {
+        "flag_events": strawberry.subscription(
+            resolver=flag_events,
+            description="Events of the caller's flags, numbered; resume with after: <last seq>",
+        )
+    }

@@ -1,0 +1,362 @@
+"""Signed webhooks of flag events to department systems (Standard Webhooks).
+
+A department registers a URL (``registerWebhook``) and gets its signing secret
+``whsec_<base64>`` once. Each event the department may see becomes a delivery
+row in the event's transaction; ``WebhookDispatcher`` POSTs it with
+
+    webhook-id:        the delivery id (the same on every retry and replay)
+    webhook-timestamp: Unix seconds of the attempt
+    webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">
+
+keyed by the base64-decoded secret, and body ``{"type", "timestamp", "data"}``.
+An endpoint that is down, slower than ``webhook_timeout_s`` or answers non-2xx
+is retried with exponential backoff and jitter up to ``webhook_max_attempts``;
+every attempt is logged (``webhookDeliveries``) and any delivery can be sent
+again (``replayWebhookDelivery``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from hub.flags.events import ADMIN_SCOPE, event_json
+from hub.flags.outbox import backoff_s
+from hub.flags.tables import FlagEventRow, WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
+from policies.caller import Caller
+from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
+from schema.enums import OrgKind
+from schema.errors import Forbidden, InvalidInput, NotFound
+from schema.runtime.db import Database
+from schema.storage import utcnow
+
+__all__ = [
+    "WebhookDispatcher",
+    "enqueue_deliveries",
+    "list_deliveries",
+    "list_webhooks",
+    "new_secret",
+    "register_webhook",
+    "replay_delivery",
+    "sign",
+]
+
+log = logging.getLogger("linli.hub.flags.webhooks")
+
+VERIFY_SCOPE = "risk:verify"
+_ORDER = RecordOrder.CREATED_DESC
+
+
+def new_secret() -> str:
+    """A signing secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` header value for one attempt."""
+    key = secret.encode()
+    signed = f"{message_id}.{timestamp}.{body}".encode()
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def _department(caller: Caller) -> str:
+    if caller.org_kind is not OrgKind.DEPARTMENT or not caller.has_scope(VERIFY_SCOPE):
+        raise Forbidden(f"webhooks are for departments with the scope {VERIFY_SCOPE!r}")
+    return caller.org
+
+
+async def register_webhook(
+    session: AsyncSession, caller: Caller, url: str, *, now: datetime
+) -> tuple[WebhookRow, str]:
+    """Register the department's endpoint; returns it and its secret (shown once). Flushes."""
+    department = _department(caller)
+    if not url.startswith(("http://", "https://")) or len(url) > 2000:
+        raise InvalidInput(
+            "a webhook URL must be http(s) and at most 2000 characters",
+            code="INVALID_URL",
+            field="url",
+        )
+    secret = new_secret()
+    row = WebhookRow(
+        id=f"wh_{uuid.uuid4().hex}",
+        department=department,
+        url=url,
+        secret=secret,
+        created_by=caller.client_id[:64],
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row, secret
+
+
+async def list_webhooks(session: AsyncSession, caller: Caller) -> list[WebhookRow]:
+    """The department's webhooks (every one for admin)."""
+    query = select(WebhookRow).order_by(col(WebhookRow.created_at), col(WebhookRow.id))
+    if not caller.has_scope(ADMIN_SCOPE):
+        query = query.where(col(WebhookRow.department) == _department(caller))
+    return list((await session.execute(query)).scalars())
+
+
+async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, *, now: datetime) -> None:
+    """A delivery of ``event`` to every active webhook of a department that may see it."""
+    departments = {d for d in (event.assigned_to, event.previous_assignee) if d}
+    if not departments:
+        return
+    hooks = (
+        await session.execute(
+            select(WebhookRow).where(
+                col(WebhookRow.department).in_(departments), col(WebhookRow.active)
+            )
+        )
+    ).scalars()
+    body = json.dumps(
+        {"type": event.type, "timestamp": event.at.isoformat(), "data": event_json(event)},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    for hook in hooks:
+        session.add(
+            WebhookDeliveryRow(
+                id=f"msg_{uuid.uuid4().hex}",
+                webhook_id=hook.id,
+                department=hook.department,
+                event_seq=event.seq,
+                event_type=event.type,
+                flag_id=event.flag_id,
+                body=body,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    await session.flush()
+
+
+async def list_deliveries(
+    session: AsyncSession, caller: Caller, *, first: int | None, after: str | None
+) -> tuple[list[tuple[str, WebhookDeliveryRow, list[WebhookAttemptRow]]], bool]:
+    """The department's deliveries, newest first, each with its attempts."""
+    size = page_size(first)
+    query = select(WebhookDeliveryRow)
+    if not caller.has_scope(ADMIN_SCOPE):
+        query = query.where(col(WebhookDeliveryRow.department) == _department(caller))
+    if after is not None:
+        key, last_id = decode_cursor(after, _ORDER)
+        query = query.where(
+            sa.or_(
+                col(WebhookDeliveryRow.created_at) < key,
+                sa.and_(
+                    col(WebhookDeliveryRow.created_at) == key, col(WebhookDeliveryRow.id) < last_id
+                ),
+            )
+        )
+    query = query.order_by(
+        col(WebhookDeliveryRow.created_at).desc(), col(WebhookDeliveryRow.id).desc()
+    )
+    rows = list((await session.execute(query.limit(size + 1))).scalars())
+    page = rows[:size]
+    attempts: dict[str, list[WebhookAttemptRow]] = {row.id: [] for row in page}
+    if page:
+        logged = await session.execute(
+            select(WebhookAttemptRow)
+            .where(col(WebhookAttemptRow.delivery_id).in_(list(attempts)))
+            .order_by(col(WebhookAttemptRow.delivery_id), col(WebhookAttemptRow.attempt))
+        )
+        for attempt in logged.scalars():
+            attempts[attempt.delivery_id].append(attempt)
+    return [
+        (encode_cursor(_ORDER, row.created_at, row.id), row, attempts[row.id]) for row in page
+    ], len(rows) > size
+
+
+async def replay_delivery(
+    session: AsyncSession, caller: Caller, delivery_id: str, *, now: datetime
+) -> WebhookDeliveryRow:
+    """Send a delivery again now (same ``webhook-id``). Flushes."""
+    row = await session.get(WebhookDeliveryRow, delivery_id)
+    if row is None or not (caller.has_scope(ADMIN_SCOPE) or row.department == _department(caller)):
+        raise NotFound(f"no webhook delivery {delivery_id}")
+    row.status = "pending"
+    row.next_attempt_at = now
+    row.lease_until = None
+    await session.flush()
+    return row
+
+
+class WebhookDispatcher:
+    """Sends due deliveries, logs each attempt, retries with backoff."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        timeout_s: float,
+        max_attempts: int,
+        retry_base_s: float,
+        retry_max_s: float,
+        delivered: Callable[[WebhookDeliveryRow], Awaitable[None]] | None = None,
+    ) -> None:
+        self.db = db
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.delivered = delivered
+        self.http = httpx.AsyncClient(follow_redirects=False)
+
+    async def _claim_due(self, now: datetime, limit: int = 50) -> list[WebhookDeliveryRow]:
+        async with self.db.sessions() as session:
+            due = list(
+                (
+                    await session.execute(
+                        select(WebhookDeliveryRow)
+                        .where(
+                            col(WebhookDeliveryRow.status) == "pending",
+                            col(WebhookDeliveryRow.next_attempt_at) <= now,
+                            sa.or_(
+                                col(WebhookDeliveryRow.lease_until).is_(None),
+                                col(WebhookDeliveryRow.lease_until) < now,
+                            ),
+                        )
+                        .order_by(col(WebhookDeliveryRow.created_at))
+                        .limit(limit)
+                    )
+                ).scalars()
+            )
+        claimed = []
+        lease = now + timedelta(seconds=self.timeout_s + 5)
+        for row in due:
+            async with self.db.transaction() as session:
+                result = await session.execute(
+                    sa.update(WebhookDeliveryRow)
+                    .where(
+                        col(WebhookDeliveryRow.id) == row.id,
+                        col(WebhookDeliveryRow.status) == "pending",
+                        sa.or_(
+                            col(WebhookDeliveryRow.lease_until).is_(None),
+                            col(WebhookDeliveryRow.lease_until) < now,
+                        ),
+                    )
+                    .values(lease_until=lease)
+                    .execution_options(synchronize_session=False)
+                )
+                assert isinstance(result, CursorResult)
+                if result.rowcount == 1:
+                    claimed.append(row)
+        return claimed
+
+    async def _attempt(self, row: WebhookDeliveryRow) -> None:
+        async with self.db.sessions() as session:
+            hook = await session.get(WebhookRow, row.webhook_id)
+        status_code: int | None = None
+        error: str | None = None
+        started = time.perf_counter()
+        if hook is None or not hook.active:
+            error = "the webhook was removed"
+        else:
+            timestamp = int(time.time())
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": row.id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(hook.secret, row.id, timestamp, row.body),
+            }
+            try:
+                response = await self.http.post(
+                    hook.url, content=row.body.encode(), headers=headers, timeout=self.timeout_s
+                )
+                status_code = response.status_code
+                if not 200 <= status_code < 300:
+                    error = f"HTTP {status_code}"
+            except httpx.TimeoutException:
+                error = f"timed out after {self.timeout_s} s"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        now = utcnow()
+        async with self.db.transaction() as session:
+            current = await session.get(WebhookDeliveryRow, row.id, populate_existing=True)
+            if current is None:
+                return
+            current.attempts += 1
+            current.status_code = status_code
+            current.error = error
+            current.lease_until = None
+            if error is None:
+                current.status = "delivered"
+                current.delivered_at = now
+            elif hook is None or not hook.active or current.attempts >= self.max_attempts:
+                current.status = "failed"
+            else:
+                delay = backoff_s(
+                    current.attempts, base_s=self.retry_base_s, max_s=self.retry_max_s
+                )
+                current.next_attempt_at = now + timedelta(seconds=delay)
+            session.add(
+                WebhookAttemptRow(
+                    delivery_id=row.id,
+                    attempt=current.attempts,
+                    at=now,
+                    status_code=status_code,
+                    error=error,
+                    duration_ms=duration_ms,
+                )
+            )
+        if error is None and self.delivered is not None:
+            await self.delivered(row)
+
+    async def run_once(self) -> int:
+        """Attempt every due delivery once, concurrently; the number attempted."""
+        claimed = await self._claim_due(utcnow())
+        await asyncio.gather(*(self._attempt(row) for row in claimed))
+        return len(claimed)
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self, wake: Callable[[], asyncio.Event], poll_s: float
+    ) -> AsyncIterator[WebhookDispatcher]:
+        """Deliver in the background: after each commit (``wake``) and every ``poll_s``."""
+
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def loop() -> None:
+            while True:
+                waiter = wake()
+                try:
+                    # Each attempt runs on its own: a slow endpoint holds up no other.
+                    for row in await self._claim_due(utcnow()):
+                        attempt = asyncio.create_task(self._attempt(row))
+                        in_flight.add(attempt)
+                        attempt.add_done_callback(in_flight.discard)
+                except Exception:  # the loop must outlive one bad round
+                    log.exception("webhook round failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), poll_s)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield self
+        finally:
+            for pending in [task, *in_flight]:
+                pending.cancel()
+            for pending in [task, *in_flight]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+            await self.http.aclose()

@@ -1,0 +1,163 @@
+"""The hub over real community nodes: policy per caller, exact for departments, bands for neighbours."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.app import MIGRATIONS as HUB_MIGRATIONS
+from node.app import MIGRATIONS as NODE_MIGRATIONS
+from node.app import create_app as create_node
+from node.settings import NodeSettings
+from schema.enums import OrgKind
+from tests.conftest import GraphQLClient, ServerThread, _empty_database, free_port, migrate
+from tests.hub.federation.conftest import DISTRICT, RunningHub, hub_over
+
+A, B, C, D = "110105001001", "110105001002", "110105001003", "110105001004"
+NEIGHBOURS = {A: [B, C], B: [A], C: [A], D: []}
+STAFF_SCOPES = "records:write resources:read shelters:read incidents:read"
+QUERY = "{ resources(first: 100) { edges { node { id owner name quantity available availableBand { label } address location { coordinates } } } } }"
+
+
+@dataclass
+class District:
+    hub: RunningHub
+    nodes: dict[str, ServerThread]
+    backends: dict[str, str]
+
+
+@pytest.fixture
+async def district(tmp_path: Path) -> AsyncIterator[District]:
+    """A hub on PostgreSQL (or SQLite without it), A, B, C on PostgreSQL, D on SQLite."""
+    pg = "postgresql" in os.environ.get("LINLI_TEST_BACKENDS", "sqlite,postgresql")
+    backends = {
+        "hub": "postgresql" if pg else "sqlite",
+        A: "postgresql" if pg else "sqlite",
+        B: "postgresql" if pg else "sqlite",
+        C: "postgresql" if pg else "sqlite",
+        D: "sqlite",
+    }
+    async with _empty_database(backends["hub"], tmp_path / "hub") as hub_db, \
+            _empty_database(backends[A], _dir(tmp_path, A)) as a_db, \
+            _empty_database(backends[B], _dir(tmp_path, B)) as b_db, \
+            _empty_database(backends[C], _dir(tmp_path, C)) as c_db, \
+            _empty_database(backends[D], _dir(tmp_path, D)) as d_db:  # fmt: skip
+        urls = {
+            code: db.url for code, db in zip((A, B, C, D), (a_db, b_db, c_db, d_db), strict=True)
+        }
+        await migrate(HUB_MIGRATIONS, hub_db.url)
+        for url in urls.values():
+            await migrate(NODE_MIGRATIONS, url)
+        ports = {code: free_port() for code in urls}
+        hub = await hub_over(
+            hub_db.url, tmp_path, {c: f"http://127.0.0.1:{p}" for c, p in ports.items()}
+        )
+        nodes = {}
+        for code, url in urls.items():
+            settings = NodeSettings(
+                database_url=url, org_code=code, org_name=f"社区{code[-1]}", district=DISTRICT,
+                neighbours=NEIGHBOURS[code], token_issuer=hub.settings.issuer,
+                jwks_url=f"{hub.url}/.well-known/jwks.json",
+            )  # fmt: skip
+            nodes[code] = ServerThread(create_node(settings), ports[code]).start()
+        try:
+            yield District(hub, nodes, backends)
+        finally:
+            for server in nodes.values():
+                await asyncio.to_thread(server.stop)
+            await hub.stop()
+
+
+def _dir(root: Path, name: str) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def staff_client(district: District, code: str, *, audience: str) -> GraphQLClient:
+    token = await district.hub.client_token(
+        org=code, kind=OrgKind.COMMUNITY, scopes=STAFF_SCOPES, resource=audience
+    )
+    client = GraphQLClient(
+        district.nodes[code].url if audience == code else district.hub.url, token
+    )
+    district.hub.clients.append(client)
+    return client
+
+
+async def seed(district: District) -> None:
+    for code in (A, B, C, D):
+        staff = await staff_client(district, code, audience=code)
+        await staff.data(
+            """mutation($i: ResourceCreateInput!) { createResource(input: $i) { id } }""",
+            {
+                "i": {
+                    "kind": "portable_generator",
+                    "name": f"发电机 {code}",
+                    "quantity": 37,
+                    "available": 37,
+                    "unit": "台",
+                    "address": "某街1号",
+                    "location": {"coordinates": [116.44123, 39.90871]},
+                }
+            },
+        )
+
+
+def by_owner(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {edge["node"]["owner"]: edge["node"] for edge in data["resources"]["edges"]}
+
+
+async def wait_sources_ok(client: GraphQLClient, count: int) -> None:
+    for _ in range(100):
+        listed = (await client.data("{ sources { id status } }"))["sources"]
+        if sum(s["status"] == "ok" for s in listed) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"sources not ok: {listed}")
+
+
+async def test_each_caller_sees_what_each_owner_allows(district: District) -> None:
+    await seed(district)
+    department = await district.hub.graphql(org="110105400001", kind=OrgKind.DEPARTMENT)
+    await wait_sources_ok(department, 4)
+    everything = by_owner(await department.data(QUERY))
+    assert set(everything) == {A, B, C, D}
+    for node in everything.values():
+        assert (node["quantity"], node["available"]) == (37, 37)
+        assert node["location"]["coordinates"] == [116.44123, 39.90871]
+
+    community_a = await staff_client(district, A, audience=district.hub.settings.hub_id)
+    seen = by_owner(await community_a.data(QUERY))
+    assert set(seen) == {A, B, C}  # D is no neighbour: the public sees no resources
+    assert (seen[A]["quantity"], seen[A]["address"]) == (37, "某街1号")  # its own, exactly
+    for neighbour in (B, C):
+        assert seen[neighbour]["quantity"] is None
+        assert seen[neighbour]["available"] is None
+        assert seen[neighbour]["availableBand"] == {"label": "10-49"}
+        assert seen[neighbour]["address"] is None
+        assert seen[neighbour]["location"]["coordinates"] != [116.44123, 39.90871]  # ~500 m grid
+
+
+async def test_a_node_that_dies_is_served_stale_and_named(district: District) -> None:
+    await seed(district)
+    department = await district.hub.graphql(org="110105400001", kind=OrgKind.DEPARTMENT)
+    await wait_sources_ok(department, 4)
+    before = await department.data(QUERY)
+    await asyncio.to_thread(district.nodes[B].stop)
+    body = await department.post(QUERY)
+    reports = {r["source"]: r for r in body["extensions"]["sources"]}
+    assert reports[B]["status"] == "stale"
+    assert reports[B]["asOf"] is not None
+    assert {r["status"] for s, r in reports.items() if s != B} == {"ok"}
+    assert by_owner(body["data"]) == by_owner(before)
+    assert [e["extensions"]["source"] for e in body["errors"]] == [B]
+    incidents = await department.post("{ incidents { edges { node { id } } } }")
+    reports = {r["source"]: r for r in incidents["extensions"]["sources"]}
+    assert reports[B]["status"] in ("unavailable", "error")  # incidents are never served stale

@@ -1,0 +1,172 @@
+"""Signed webhooks (verified by the independent ``standardwebhooks`` library), retries, log, replay."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.hub.flags.conftest import (
+    DEPT_GAS,
+    DEPT_OTHER,
+    FlagsHub,
+    GraphQLClient,
+    Receiver,
+    eventually,
+    free_port,
+)
+
+StartHub = Callable[..., Awaitable[FlagsHub]]
+REGISTER = "mutation ($url: String!) { registerWebhook(url: $url) { secret webhook { id url department active } } }"
+DELIVERIES = """query ($first: Int, $after: String) { webhookDeliveries(first: $first, after: $after) {
+  edges { cursor node { id webhookId eventSeq eventType flagId status attempt statusCode error deliveredAt
+    attempts { attempt statusCode error durationMs } } }
+  pageInfo { hasNextPage endCursor } } }"""
+
+
+async def register(client: GraphQLClient, url: str) -> tuple[str, str]:
+    data = (await client.data(REGISTER, {"url": url}))["registerWebhook"]
+    return data["webhook"]["id"], data["secret"]
+
+
+async def deliveries(client: GraphQLClient) -> list[dict[str, Any]]:
+    data = await client.data(DELIVERIES, {"first": 50})
+    return [edge["node"] for edge in data["webhookDeliveries"]["edges"]]
+
+
+def verify(secret: str, entry: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = Webhook(secret).verify(entry.body, entry.headers)
+    return payload
+
+
+async def test_events_arrive_signed_and_only_for_the_department(
+    start_flags_hub: StartHub, receivers: Any
+) -> None:
+    hub = await start_flags_hub()
+    mine, theirs = Receiver(), Receiver()
+    department = await hub.graphql(await hub.department_token())
+    hook_id, secret = await register(department, receivers(mine) + "/hook")
+    assert secret.startswith("whsec_")
+    other = await hub.graphql(await hub.department_token(DEPT_OTHER))
+    await register(other, receivers(theirs) + "/hook")
+    listed = (await department.data("{ webhooks { id url department active } }"))["webhooks"]
+    assert [(w["id"], w["department"], w["active"]) for w in listed] == [(hook_id, DEPT_GAS, True)]
+
+    flag_id = await hub.raise_flag(await hub.community_token())
+    await eventually(lambda: _some(mine.received))
+    entry = mine.received[0]
+    payload = verify(secret, entry)
+    assert payload["type"] == "flag.routed"
+    assert payload["data"]["flag_id"] == flag_id
+    assert payload["data"]["assigned_to"] == DEPT_GAS
+    assert entry.headers["webhook-id"].startswith("msg_")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(entry.body.replace(b"routed", b"raised"), entry.headers)
+    other_secret = (await department.data(REGISTER, {"url": "https://example.invalid/x"}))[
+        "registerWebhook"
+    ]["secret"]
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other_secret).verify(entry.body, entry.headers)
+    assert theirs.received == []  # DEPT_OTHER's flags only
+
+    async def delivered_hop() -> bool:
+        timeline = await department.data(
+            "query ($id: ID!) { flagTimeline(id: $id) { hop } }", {"id": flag_id}
+        )
+        return "delivered" in {h["hop"] for h in timeline["flagTimeline"]}
+
+    assert await eventually(delivered_hop)
+    log = await deliveries(department)
+    assert [
+        (d["eventType"], d["status"], d["attempt"], d["statusCode"])
+        for d in log
+        if d["webhookId"] == hook_id
+    ] == [("flag.routed", "delivered", 1, 200)]
+    community = await hub.graphql(await hub.community_token())
+    assert await community.error_code(REGISTER, {"url": "https://example.org/x"}) == "FORBIDDEN"
+    assert await department.error_code(REGISTER, {"url": "ftp://example.org/x"}) == "INVALID_URL"
+
+
+async def _some(items: list[Any]) -> bool:
+    return bool(items)
+
+
+@pytest.mark.parametrize("failure", ["http500", "slow", "down"])
+async def test_failed_attempts_are_retried_and_logged(
+    start_flags_hub: StartHub, receivers: Any, failure: str
+) -> None:
+    hub = await start_flags_hub()
+    department = await hub.graphql(await hub.department_token())
+    receiver = Receiver(script=[] if failure == "down" else [failure], slow_s=2.0)
+    port = free_port()
+    if failure != "down":
+        receivers(receiver, port)
+    _hook_id, secret = await register(department, f"http://127.0.0.1:{port}/hook")
+    await hub.raise_flag(await hub.community_token())
+
+    async def failed_once() -> list[dict[str, Any]]:
+        log = await deliveries(department)
+        return [d for d in log if d["attempts"] and d["attempts"][0]["error"]]
+
+    failed = (await eventually(failed_once))[0]
+    first = failed["attempts"][0]
+    expected_error = {
+        "http500": "HTTP 500",
+        "slow": "timed out after 1.0 s",
+        "down": "ConnectError",
+    }[failure]
+    assert expected_error in first["error"]
+    assert first["statusCode"] == (500 if failure == "http500" else None)
+    if failure == "down":
+        receivers(receiver, port)  # the endpoint comes back
+
+    async def delivered() -> dict[str, Any] | None:
+        log = await deliveries(department)
+        return next((d for d in log if d["status"] == "delivered"), None)
+
+    done = await eventually(delivered, timeout_s=15)
+    assert done["attempt"] >= 2
+    assert done["statusCode"] == 200
+    assert done["error"] is None
+    assert [a["attempt"] for a in done["attempts"]] == list(range(1, done["attempt"] + 1))
+    assert done["attempts"][-1]["statusCode"] == 200
+    assert done["deliveredAt"] is not None
+    assert len(receiver.received) == 1
+    assert verify(secret, receiver.received[0])["type"] == "flag.routed"
+    ids = {e.headers["webhook-id"] for e in [*receiver.refused, *receiver.received]}
+    assert ids == {done["id"]}  # the same message id on every retry
+
+
+async def test_replay_sends_the_same_message_again(
+    start_flags_hub: StartHub, receivers: Any
+) -> None:
+    hub = await start_flags_hub()
+    department = await hub.graphql(await hub.department_token())
+    receiver = Receiver()
+    _, secret = await register(department, receivers(receiver) + "/hook")
+    await hub.raise_flag(await hub.community_token())
+    await eventually(lambda: _some(receiver.received))
+    delivery = (await deliveries(department))[0]
+    replay = "mutation ($id: ID!) { replayWebhookDelivery(id: $id) { id status } }"
+    replayed = (await department.data(replay, {"id": delivery["id"]}))["replayWebhookDelivery"]
+    assert replayed == {"id": delivery["id"], "status": "pending"}
+
+    async def twice() -> bool:
+        return len(receiver.received) == 2
+
+    await eventually(twice)
+    first, second = receiver.received
+    assert first.body == second.body
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert verify(secret, second) == json.loads(first.body)
+    after = (await deliveries(department))[0]
+    assert after["attempt"] == 2
+    assert after["status"] == "delivered"
+    other = await hub.graphql(await hub.department_token(DEPT_OTHER))
+    assert await other.error_code(replay, {"id": delivery["id"]}) == "NOT_FOUND"
+    assert await other.data(DELIVERIES) == {
+        "webhookDeliveries": {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
+    }
