@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Header
 from starlette.requests import HTTPConnection
 
+from hub.alerts import alerts_router
 from hub.auth import create_auth
 from hub.db import metadata
 from hub.federation.component import create_federation
@@ -61,6 +62,7 @@ def create_app(settings: HubSettings) -> Any:
     app.state.flags = flags
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
+    app.include_router(alerts_router(federation.executor, settings))
 
     async def context(
         connection: HTTPConnection,

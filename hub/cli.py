@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -72,6 +72,36 @@ def schema_export(
         return
     written = write_artifacts()
     console.print(f"wrote {len(written)} file(s)")
+
+
+def _settings_classes() -> dict[str, Any]:
+    return {ep.name: ep.load() for ep in entry_points(group="linli.settings")}
+
+
+@app.command("settings")
+def settings_command(
+    service: Annotated[str, typer.Argument(help="node, hub or adapter")],
+    markdown: Annotated[bool, typer.Option(help="Print a Markdown table (for the README)")] = False,
+) -> None:
+    """List a service's settings: environment variable, default and meaning."""
+    from rich.table import Table
+
+    from schema.runtime.settings import settings_rows
+
+    classes = _settings_classes()
+    if service not in classes:
+        console.print(f"[red]unknown service {service!r}[/]; choose from {', '.join(classes)}")
+        raise typer.Exit(2)
+    rows = settings_rows(classes[service])
+    if markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for name, default, description in rows:
+            print(f"| `{name}` | `{default}` | {description} |")
+        return
+    table = Table("variable", "default", "meaning", title=f"{service} settings")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
 
 
 def _register_parts() -> None:

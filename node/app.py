@@ -12,9 +12,10 @@ from fastapi import Header
 
 from node.auth import node_authenticator
 from node.context import NodeContext
+from node.flags import create_flags
 from node.graphql import node_schema
 from node.settings import NodeSettings, check_authentication
-from node.tables import TABLES
+from node.tables import FLAGS, TABLES
 from policies.caller import Authenticator
 from policies.enforce import PURPOSE_HEADER, PolicyEnforcer, purpose_from_header
 from policies.engine import Owner
@@ -56,14 +57,19 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         finally:
             await http.aclose()
 
+    specs = bind_specs(TABLES)
+    flags = create_flags(settings, db, FLAGS, specs["RiskFlag"], http)
     app = service_app(
         name="node",
         title=f"Linli node {settings.source_id} {settings.org_name}",
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
-        lifecycles=[http_client],
+        lifecycles=[http_client, flags.lifecycle],  # the worker stops before the client closes
     )
+    flags.metrics.register(app.state.metrics.registry)
+    app.state.flags = flags
+    app.include_router(flags.router(auth.authenticate))
 
     async def context(
         authorization: Annotated[str | None, Header()] = None,
@@ -76,9 +82,10 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
             caller=caller,
             enforcer=enforcer,
             purpose=purpose_from_header(purpose),
+            record_hooks=flags.record_hooks,
         )
 
-    schema = node_schema(settings, bind_specs(TABLES))
+    schema = node_schema(settings, specs, extra_queries=flags.query_fields())
     app.include_router(graphql_router(schema, context, settings), prefix="/graphql")
 
     @app.get("/.well-known/linli-node")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from policies.enforce import DisclosureLedger, PolicyEnforcer
 from schema.enums import OrgKind
 from schema.errors import Forbidden
 from schema.runtime.db import Database
+from schema.store.resolvers import RecordHooks
 from schema.store.specs import RecordSpec
 
 __all__ = ["AUDIT_SCOPE", "WRITE_SCOPE", "NodeContext"]
@@ -34,6 +35,7 @@ class NodeContext(BaseContext):
     caller: Caller
     enforcer: PolicyEnforcer
     purpose: str = ""
+    record_hooks: Mapping[str, RecordHooks] = field(default_factory=dict)
     policy_ledger: DisclosureLedger | None = field(default=None, init=False)
     _mode: PolicyMode | None = field(default=None, init=False, repr=False)
 
@@ -45,12 +47,19 @@ class NodeContext(BaseContext):
     def source_id(self) -> str:
         return self.settings.source_id
 
-    def require_staff(self) -> str:
-        """The caller's subject, if it is this community's own staff with ``records:write``."""
+    def require_staff(self, also: Collection[str] = ()) -> str:
+        """The caller's subject, if it is this community's own staff with ``records:write``.
+
+        ``also`` names scopes that suffice as well (``risk:flag`` to raise a flag).
+        """
         if self.caller.org != self.settings.org_code:
             raise Forbidden("only this community's own staff may change its records")
-        if not self.caller.has_scope(WRITE_SCOPE):
-            raise Forbidden(f"the token lacks the scope {WRITE_SCOPE!r}", scope=WRITE_SCOPE)
+        accepted = (WRITE_SCOPE, *also)
+        if not any(self.caller.has_scope(scope) for scope in accepted):
+            raise Forbidden(
+                f"the token lacks the scope {' or '.join(map(repr, accepted))}",
+                scope=WRITE_SCOPE if not also else list(accepted),
+            )
         return self.caller.subject
 
     def require_emergency_authority(self) -> str:

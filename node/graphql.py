@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from node import disclosures, emergency
@@ -39,7 +41,12 @@ async def _risk_categories() -> list[Code]:
     ]
 
 
-def node_schema(settings: NodeSettings, specs: dict[str, RecordSpec]) -> strawberry.Schema:
+def node_schema(
+    settings: NodeSettings,
+    specs: dict[str, RecordSpec],
+    *,
+    extra_queries: dict[str, Any] | None = None,
+) -> strawberry.Schema:
     """The schema with the settings' limits and hardening, enforcing the owner's policy."""
     query = root_type(
         "Query",
@@ -54,6 +61,7 @@ def node_schema(settings: NodeSettings, specs: dict[str, RecordSpec]) -> strawbe
             ),
             **emergency.query_fields(),
             **disclosures.query_fields(),
+            **(extra_queries or {}),
         },
     )
     mutation = root_type("Mutation", {**mutation_fields(specs), **emergency.mutation_fields()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from schema.enums import OrgKind
 from schema.geo import BBox
@@ -46,10 +46,44 @@ class NodeSettings(ServiceSettings):
     policy_file: Path | None = Field(
         None, description="The owner's Cedar policy file, added to the district baseline"
     )
+    # Risk flags to the district hub (node/flags)
+    hub_url: str | None = Field(
+        None,
+        description="Base URL of the district hub; with hub_client_id and hub_client_secret,"
+        " raised flags are delivered to its /flags/inbox",
+    )
+    hub_client_id: str | None = Field(
+        None, description="This community's OAuth client at the hub (scope risk:flag)"
+    )
+    hub_client_secret: SecretStr | None = Field(
+        None, description="The secret of hub_client_id (never logged)"
+    )
+    hub_audience: str | None = Field(
+        None, description="Audience (resource) to ask the hub's tokens for; none: the hub's own"
+    )
+    flag_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of one call to the hub (token or flag delivery)"
+    )
+    flag_retry_base_s: float = Field(
+        1.0, gt=0, description="First retry delay of a flag delivery (doubles, with jitter)"
+    )
+    flag_retry_max_s: float = Field(30.0, gt=0, description="Longest retry delay of a delivery")
+    flag_poll_s: float = Field(
+        5.0, gt=0, description="Seconds between outbox rounds when no new flag wakes the worker"
+    )
 
     @property
     def source_id(self) -> str:
         return self.node_id or self.org_code
+
+    @property
+    def delivers_flags(self) -> bool:
+        """Whether the node delivers its flags to a hub."""
+        return (
+            self.hub_url is not None
+            and self.hub_client_id is not None
+            and self.hub_client_secret is not None
+        )
 
     @property
     def verifies_tokens(self) -> bool:
@@ -66,6 +100,14 @@ def check_authentication(settings: NodeSettings) -> None:
     """Refuse settings a node cannot authenticate callers safely with."""
     if (settings.token_issuer is None) != (settings.jwks_url is None):
         raise ValueError("token_issuer and jwks_url must be set together")
+    hub = (settings.hub_url, settings.hub_client_id, settings.hub_client_secret)
+    if any(value is not None for value in hub) and not settings.delivers_flags:
+        raise ValueError("hub_url, hub_client_id and hub_client_secret must be set together")
+    secret = settings.hub_client_secret
+    if settings.production and secret is not None:
+        value = secret.get_secret_value()
+        if value.lower() in PLACEHOLDER_TOKENS or len(value) < 24:
+            raise ValueError("hub_client_secret is a placeholder or too short for production")
     if settings.production:
         for caller in settings.trusted_callers:
             if caller.token.lower() in PLACEHOLDER_TOKENS or len(caller.token) < 24:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter
@@ -35,6 +34,7 @@ from adapters.store import (
 from schema.enums import CapMsgType, CapScope, CapStatus
 from schema.records import AlertCreate
 from schema.runtime.db import Database
+from schema.runtime.http import error_body
 from schema.storage import utcnow
 
 __all__ = ["CapAdapter"]
@@ -186,7 +186,10 @@ def alert_feed_router(db: Database, settings: AdapterServiceSettings) -> APIRout
                 ).scalar_one_or_none()
                 if row is not None:
                     return Response(write_alert(_as_alert(row)), media_type=CAP_MIME_TYPE)
-        body = f'{{"error": {{"code": "NOT_FOUND", "message": "no public alert {quote(name)}"}}}}'
-        return Response(body, status_code=404, media_type="application/json")
+        return Response(
+            error_body("NOT_FOUND", f"no public alert {name[:100]}"),
+            status_code=404,
+            media_type="application/json",
+        )
 
     return router

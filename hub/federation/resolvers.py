@@ -19,7 +19,7 @@ from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_
 from schema.api.types import Organisation
 from schema.errors import Forbidden, InvalidInput
 from schema.ids import GlobalId, InvalidGlobalId
-from schema.store.resolvers import Record
+from schema.store.resolvers import Record, list_field
 from schema.store.specs import SPECS, RecordSpec
 
 __all__ = ["SourcesExtension", "mutation_fields", "query_fields"]
@@ -72,19 +72,8 @@ def _list_field(spec: RecordSpec) -> Any:
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
         )
 
-    resolve.__annotations__ = {
-        "info": Info[HubContext, None],
-        "where": spec.filter_input | None,
-        "first": int | None,
-        "after": str | None,
-        "order_by": RecordOrder,
-        "return": Connection[spec.gql_type],  # type: ignore[name-defined]
-    }
-    resolve.__name__ = spec.field_name
-    return strawberry.field(
-        resolver=resolve,
-        name=spec.field_name,
-        description=f"{spec.type_name} records of every source, merged and paged",
+    return list_field(
+        spec, resolve, HubContext, f"{spec.type_name} records of every source, merged and paged"
     )
 
 

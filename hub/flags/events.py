@@ -155,7 +155,7 @@ async def start_cursor(db: Database, after: int | None) -> int:
     """Where a subscription starts: ``after``, or now; refuses future and expired positions."""
     async with db.sessions() as session:
         last, pruned = await sequence_bounds(session)
-    if after is None or True:
+    if after is None:
         return last
     if after < 0 or after > last:
         raise InvalidSequence(

@@ -123,7 +123,7 @@ class NodeOutbox:
             )
             rows = await session.execute(
                 select(NodeOutboxRow)
-                .where(col(NodeOutboxRow.delivered_at).is_(None))
+                .join(first, col(NodeOutboxRow.id) == first.c.head)
                 .where(col(NodeOutboxRow.next_attempt_at) <= now)
             )
             return list(rows.scalars())

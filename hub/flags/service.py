@@ -58,7 +58,7 @@ VERIFY_SCOPE = "risk:verify"
 
 S = RiskFlagStatus
 ALLOWED: dict[RiskFlagStatus, frozenset[RiskFlagStatus]] = {
-    S.ROUTED: frozenset({S.ACKNOWLEDGED, S.CONFIRMED}),
+    S.ROUTED: frozenset({S.ACKNOWLEDGED}),
     S.ACKNOWLEDGED: frozenset({S.VERIFYING}),
     S.VERIFYING: frozenset({S.CONFIRMED, S.DISMISSED}),
     S.CONFIRMED: frozenset({S.RESOLVED}),

@@ -70,7 +70,7 @@ def new_secret() -> str:
 
 def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
     """The ``webhook-signature`` header value for one attempt."""
-    key = secret.encode()
+    key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{message_id}.{timestamp}.{body}".encode()
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")

@@ -34,6 +34,7 @@ from schema.records import (
     ResourcePublic,
     ResourceUpdate,
     RiskFlagCreate,
+    RiskFlagHop,
     RiskFlagPublic,
     ShelterCreate,
     ShelterPublic,
@@ -126,6 +127,11 @@ class QuantityBandType:
 
 @sp.type(model=FlagTransition, all_fields=True, name="FlagTransition")
 class FlagTransitionType:
+    pass
+
+
+@sp.type(model=RiskFlagHop, all_fields=True, name="RiskFlagHop")
+class RiskFlagHopType:
     pass
 
 

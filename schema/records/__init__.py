@@ -24,6 +24,7 @@ from schema.records.risk_flag import (
     FlagTransition,
     RiskFlagBase,
     RiskFlagCreate,
+    RiskFlagHop,
     RiskFlagPublic,
     RiskFlagUpdate,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "ResourceUpdate",
     "RiskFlagBase",
     "RiskFlagCreate",
+    "RiskFlagHop",
     "RiskFlagPublic",
     "RiskFlagUpdate",
     "ShelterBase",

@@ -19,6 +19,7 @@ __all__ = [
     "FlagTransition",
     "RiskFlagBase",
     "RiskFlagCreate",
+    "RiskFlagHop",
     "RiskFlagPublic",
     "RiskFlagUpdate",
 ]
@@ -33,6 +34,13 @@ class FlagTransition(SQLModel):
     at: datetime
     by: str = ""
     note: str = ""
+
+
+class RiskFlagHop(SQLModel):
+    """One hop of a flag's journey (raised_at_node, received_at_hub, routed, ...) and when."""
+
+    hop: str
+    at: datetime
 
 
 class RiskFlagBase(SQLModel):
@@ -63,5 +71,6 @@ RiskFlagPublic = public_model(
         "status": (RiskFlagStatus | None, grouped(FieldGroup.STATUS, default=None)),
         "transitions": (list[FlagTransition] | None, grouped(FieldGroup.STATUS, default=None)),
         "assigned_to": (str | None, grouped(FieldGroup.STATUS, default=None)),
+        "timeline": (list[RiskFlagHop] | None, grouped(FieldGroup.STATUS, default=None)),
     },
 )

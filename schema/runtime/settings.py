@@ -14,7 +14,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Environment", "ServiceSettings", "load_settings"]
+__all__ = ["Environment", "ServiceSettings", "load_settings", "settings_rows"]
 
 
 class Environment(enum.StrEnum):
@@ -76,3 +76,18 @@ def load_settings(cls: type[S], config_file: Path | None = None, **overrides: An
 
     settings: S = FromFile(**given)
     return settings
+
+
+def settings_rows(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) of every setting of ``cls``."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    rows = []
+    for name, field in cls.model_fields.items():
+        if field.default_factory is not None:
+            default = "(generated)" if "secret" in name else "(empty)"
+        elif field.default is None:
+            default = "(none)"
+        else:
+            default = str(getattr(field.default, "value", field.default))
+        rows.append((f"{prefix}{name}".upper(), default, field.description or ""))
+    return rows

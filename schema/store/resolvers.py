@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Protocol, Union
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
 from schema.enums import RiskFlagStatus
 from schema.errors import InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
-from schema.records import FlagTransition
+from schema.records import FlagTransition, RiskFlagHop
 from schema.runtime.db import Database
 from schema.storage import utcnow
 from schema.store import service
@@ -23,6 +24,8 @@ __all__ = [
     "HiddenByPolicy",
     "Record",
     "RecordContext",
+    "RecordHooks",
+    "list_field",
     "mutation_fields",
     "node_field",
     "public_values",
@@ -41,8 +44,12 @@ class RecordContext(Protocol):
         """The id of this source, the owner part of every global id it issues."""
         ...
 
-    def require_staff(self) -> str:
-        """The acting subject, if the caller may change this source's records; else raise."""
+    def require_staff(self, also: Collection[str] = ()) -> str:
+        """The acting subject, if the caller may change this source's records; else raise.
+
+        ``also``: scopes that suffice besides the service's write scope (creating a type
+        whose ``RecordSpec.create_scopes`` names them).
+        """
         ...
 
     async def disclose(
@@ -50,6 +57,26 @@ class RecordContext(Protocol):
     ) -> list[dict[str, Any] | None]:
         """What the caller may see of each record (None: nothing), per the owner's policy."""
         ...
+
+
+class RecordHooks(Protocol):
+    """What a service does besides storing a new record of one type (e.g. an outbox row).
+
+    A context may offer ``record_hooks: Mapping[str, RecordHooks]`` by type name.
+    """
+
+    async def created(self, session: AsyncSession, spec: RecordSpec, row: RowMixin) -> None:
+        """In the creating transaction, after the row is flushed: fail here and nothing stays."""
+        ...
+
+    def committed(self, spec: RecordSpec, row: RowMixin) -> None:
+        """After that transaction committed."""
+        ...
+
+
+def _hooks(context: RecordContext, spec: RecordSpec) -> RecordHooks | None:
+    hooks: Mapping[str, RecordHooks] = getattr(context, "record_hooks", None) or {}
+    return hooks.get(spec.type_name)
 
 
 class HiddenByPolicy(NotFound):
@@ -144,8 +171,21 @@ def _list_field(spec: RecordSpec) -> Any:
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=end_cursor),
         )
 
+    return list_field(
+        spec, resolve, RecordContext, f"{spec.type_name} records of this source, paged"
+    )
+
+
+def list_field(
+    spec: RecordSpec, resolve: Callable[..., Any], context: type, description: str
+) -> Any:
+    """A connection field of ``spec``'s type with the read API's arguments, over ``resolve``.
+
+    ``resolve(info, where, first, after, order_by)``; the annotations strawberry reads
+    are set here, from the spec, the same for every source and the hub.
+    """
     resolve.__annotations__ = {
-        "info": Info[RecordContext, None],
+        "info": Info[context, None],  # type: ignore[valid-type]
         "where": spec.filter_input | None,
         "first": int | None,
         "after": str | None,
@@ -153,11 +193,7 @@ def _list_field(spec: RecordSpec) -> Any:
         "return": Connection[spec.gql_type],  # type: ignore[name-defined]
     }
     resolve.__name__ = spec.field_name
-    return strawberry.field(
-        resolver=resolve,
-        name=spec.field_name,
-        description=f"{spec.type_name} records of this node, paged",
-    )
+    return strawberry.field(resolver=resolve, name=spec.field_name, description=description)
 
 
 def query_fields(specs: dict[str, RecordSpec]) -> dict[str, Any]:
@@ -204,26 +240,32 @@ def _named(name: str, fn: Callable[..., Any], annotations: dict[str, Any], doc: 
 def _create(spec: RecordSpec) -> Any:
     async def resolve(info: Info[RecordContext, None], input: Any) -> Any:
         context = info.context
-        subject = context.require_staff()
+        subject = context.require_staff(also=spec.create_scopes)
         data = _pydantic(input)
         system: dict[str, Any] = {}
         if spec.type_name == "RiskFlag":
+            now = utcnow()
             system = {
                 "status": RiskFlagStatus.RAISED,
-                "transitions": [
-                    FlagTransition(status=RiskFlagStatus.RAISED, at=utcnow(), by=subject)
-                ],
+                "transitions": [FlagTransition(status=RiskFlagStatus.RAISED, at=now, by=subject)],
+                "timeline": [RiskFlagHop(hop="raised_at_node", at=now)],
             }
+        hooks = _hooks(context, spec)
         async with context.db.transaction() as session:
             row = await service.create_record(session, spec, data, **system)
+            if hooks is not None:
+                await hooks.created(session, spec, row)
+        if hooks is not None:
+            hooks.committed(spec, row)
         return _own_view(context, spec, row)
 
     verb = "raise" if spec.type_name == "RiskFlag" else "create"
+    scopes = " or ".join(("records:write", *spec.create_scopes))
     return _named(
         f"{verb}{spec.type_name}",
         resolve,
         {"info": Info[RecordContext, None], "input": spec.create_input, "return": spec.gql_type},
-        f"{verb.capitalize()} a {spec.type_name} (own staff, scope records:write)",
+        f"{verb.capitalize()} a {spec.type_name} (own staff, scope {scopes})",
     )
 
 

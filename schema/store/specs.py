@@ -33,6 +33,8 @@ class RecordSpec:
     column_filters: dict[str, str] = field(default_factory=dict)
     # columns the node sets itself on create (workflow state), with their initial values
     system_fields: tuple[str, ...] = ()
+    # scopes besides records:write that let own staff create (not change) this type
+    create_scopes: tuple[str, ...] = ()
     scope: str = ""  # the read scope
     table: Any = None  # the service's table, once bound (``bind``)
 
@@ -82,7 +84,8 @@ SPECS: dict[str, RecordSpec] = {
             gql.RiskFlagCreateInput, None, filters.RiskFlagFilter,
             ("category", "description", "address"),
             {"categories": "category", "statuses": "status"},
-            system_fields=("status", "transitions", "assigned_to"),
+            system_fields=("status", "transitions", "assigned_to", "timeline"),
+            create_scopes=("risk:flag",),
             scope="incidents:read",
         ),
         RecordSpec(

@@ -25,6 +25,7 @@ from schema.records import (
     IncidentBase,
     ResourceBase,
     RiskFlagBase,
+    RiskFlagHop,
     ShelterBase,
     VolunteerBase,
 )
@@ -52,6 +53,9 @@ class _RiskFlagState(SQLModel):
         default_factory=list, sa_type=PydanticJSON(list[FlagTransition])
     )
     assigned_to: str | None = Field(default=None, max_length=64)
+    timeline: list[RiskFlagHop] = Field(
+        default_factory=list, sa_type=PydanticJSON(list[RiskFlagHop])
+    )
 
 
 class _AidRequestState(SQLModel):

@@ -1,0 +1,237 @@
+"""The flag outbox: a row per raised flag, written in the flag's own transaction.
+
+``OutboxHooks`` is the ``RecordHooks`` of ``RiskFlag``: the generic create
+(``schema.store.resolvers``) calls ``created`` inside the transaction that
+inserts the flag, so a flag is never stored without the message that tells the
+hub about it, and ``committed`` afterwards, which wakes the delivery worker.
+The rest are the queries the worker and the ``flagOutbox`` field use; they
+flush, the caller commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.flags.tables import MAX_ERROR, FlagTables, OutboxStatus
+from schema.storage import utcnow
+from schema.store.resolvers import public_values
+from schema.store.specs import RecordSpec
+from schema.store.tables import RowMixin
+
+__all__ = [
+    "KIND_RAISED",
+    "OutboxEntry",
+    "OutboxHooks",
+    "due_head",
+    "enqueue_raised",
+    "mark_delivered",
+    "mark_failed",
+    "mark_retry",
+    "new_message_id",
+    "outbox_counts",
+    "outbox_entries",
+    "raised_message",
+]
+
+KIND_RAISED = "flag.raised"
+
+
+def new_message_id() -> str:
+    """A fresh message id (the hub drops repeats by it)."""
+    return str(uuid.uuid4())
+
+
+def raised_message(spec: RecordSpec, row: RowMixin, owner: str, message_id: str) -> dict[str, Any]:
+    """The ``/flags/inbox`` body of a new flag, without ``sent_at`` (each attempt adds it)."""
+    flag = spec.public.model_validate(public_values(spec, row, owner)).model_dump(mode="json")
+    transitions = getattr(row, "transitions", None) or []
+    raised_at: datetime = transitions[0].at if transitions else row.created_at
+    return {
+        "message_id": message_id,
+        "kind": KIND_RAISED,
+        "flag": flag,
+        "raised_at": raised_at.isoformat(),
+    }
+
+
+async def enqueue_raised(
+    session: AsyncSession, tables: FlagTables, spec: RecordSpec, row: RowMixin, owner: str
+) -> str:
+    """Owe the hub the message that ``row`` was raised (same transaction); its message id."""
+    message_id = new_message_id()
+    now = utcnow()
+    await session.execute(
+        sa.insert(tables.outbox).values(
+            message_id=message_id,
+            kind=KIND_RAISED,
+            flag_id=f"{spec.type_name}:{owner}:{row.id}",
+            payload=raised_message(spec, row, owner, message_id),
+            status=OutboxStatus.PENDING.value,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+    return message_id
+
+
+class OutboxHooks:
+    """``RecordHooks`` of risk flags: write the outbox row, then wake the worker."""
+
+    def __init__(self, tables: FlagTables, owner: str, wake: Callable[[], None]) -> None:
+        self.tables = tables
+        self.owner = owner
+        self.wake = wake
+
+    async def created(self, session: AsyncSession, spec: RecordSpec, row: RowMixin) -> None:
+        """Write the flag's outbox row in the transaction that stores the flag."""
+        await enqueue_raised(session, self.tables, spec, row, self.owner)
+
+    def committed(self, spec: RecordSpec, row: RowMixin) -> None:
+        """Wake the delivery worker: there is something new to send."""
+        self.wake()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One outbox row as the worker and ``flagOutbox`` see it."""
+
+    id: int
+    message_id: str
+    kind: str
+    flag_id: str
+    payload: dict[str, Any]
+    status: OutboxStatus
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, row: sa.Row[Any]) -> OutboxEntry:
+        return cls(
+            id=row.id,
+            message_id=row.message_id,
+            kind=row.kind,
+            flag_id=row.flag_id,
+            payload=row.payload,
+            status=OutboxStatus(row.status),
+            created_at=row.created_at,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            last_attempt_at=row.last_attempt_at,
+            delivered_at=row.delivered_at,
+            last_error=row.last_error,
+        )
+
+
+async def due_head(session: AsyncSession, tables: FlagTables) -> OutboxEntry | None:
+    """The oldest pending row (due or not): nothing after it is sent before it."""
+    outbox = tables.outbox
+    row = (
+        await session.execute(
+            sa.select(outbox)
+            .where(outbox.c.status == OutboxStatus.PENDING.value)
+            .order_by(outbox.c.id)
+            .limit(1)
+        )
+    ).first()
+    return OutboxEntry.of(row) if row is not None else None
+
+
+async def _set(
+    session: AsyncSession, tables: FlagTables, entry: OutboxEntry, **values: Any
+) -> bool:
+    outbox = tables.outbox
+    result = await session.execute(
+        sa.update(outbox)
+        .where(outbox.c.id == entry.id, outbox.c.status == OutboxStatus.PENDING.value)
+        .values(**values)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+async def mark_delivered(
+    session: AsyncSession, tables: FlagTables, entry: OutboxEntry, *, now: datetime
+) -> bool:
+    """The hub accepted the row (or had it already)."""
+    return await _set(
+        session,
+        tables,
+        entry,
+        status=OutboxStatus.DELIVERED.value,
+        attempts=entry.attempts + 1,
+        last_attempt_at=now,
+        delivered_at=now,
+        last_error=None,
+    )
+
+
+async def mark_failed(
+    session: AsyncSession, tables: FlagTables, entry: OutboxEntry, error: str, *, now: datetime
+) -> bool:
+    """The hub refused the row's content: retrying cannot help, so it stops here."""
+    return await _set(
+        session,
+        tables,
+        entry,
+        status=OutboxStatus.FAILED.value,
+        attempts=entry.attempts + 1,
+        last_attempt_at=now,
+        last_error=error[:MAX_ERROR],
+    )
+
+
+async def mark_retry(
+    session: AsyncSession,
+    tables: FlagTables,
+    entry: OutboxEntry,
+    error: str,
+    *,
+    now: datetime,
+    next_attempt_at: datetime,
+) -> bool:
+    """The attempt failed for a reason that may pass: try again at ``next_attempt_at``."""
+    return await _set(
+        session,
+        tables,
+        entry,
+        attempts=entry.attempts + 1,
+        last_attempt_at=now,
+        next_attempt_at=next_attempt_at,
+        last_error=error[:MAX_ERROR],
+    )
+
+
+async def outbox_counts(session: AsyncSession, tables: FlagTables) -> dict[OutboxStatus, int]:
+    """How many rows are pending, delivered and failed."""
+    outbox = tables.outbox
+    rows = await session.execute(
+        sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+    )
+    counts = dict.fromkeys(OutboxStatus, 0)
+    for status, count in rows.all():
+        counts[OutboxStatus(status)] = int(count)
+    return counts
+
+
+async def outbox_entries(
+    session: AsyncSession, tables: FlagTables, *, status: OutboxStatus | None, limit: int
+) -> list[OutboxEntry]:
+    """The newest rows (of one status, if given), newest first."""
+    outbox = tables.outbox
+    query = sa.select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(outbox.c.status == status.value)
+    return [OutboxEntry.of(row) for row in (await session.execute(query)).all()]
