@@ -10,6 +10,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from hub.federation.resolvers import SourcesExtension, mutation_fields, query_fields
+from hub.governance import audit, emergency
 from hub.settings import HubSettings
 from policies.caller import Caller
 from schema.enums import OrgKind
@@ -28,8 +29,13 @@ ANONYMOUS = Caller(org="", org_kind=OrgKind.PUBLIC, scopes=frozenset(), client_i
 def hub_schema(settings: HubSettings, flags: HubFlags) -> strawberry.Schema:
     """The schema with the settings' limits and hardening."""
     return build_schema(
-        query=root_type("Query", {**query_fields(), **flags.query_fields()}),
-        mutation=root_type("Mutation", {**mutation_fields(), **flags.mutation_fields()}),
+        query=root_type(
+            "Query", {**query_fields(), **flags.query_fields(), **audit.query_fields()}
+        ),
+        mutation=root_type(
+            "Mutation",
+            {**mutation_fields(), **flags.mutation_fields(), **emergency.mutation_fields()},
+        ),
         subscription=root_type("Subscription", flags.subscription_fields()),
         settings=settings,
         extensions=[SourcesExtension],

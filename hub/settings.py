@@ -78,3 +78,9 @@ class HubSettings(ServiceSettings):
     webhook_max_attempts: int = Field(
         10, ge=1, description="Webhook attempts before a delivery is marked failed"
     )
+    external_max_attempts: int = Field(
+        20, ge=1, description="Attempts to file a confirmed flag with Open311 before giving up"
+    )
+    external_poll_s: float = Field(
+        60.0, gt=0, description="Seconds between reads of a filed flag's Open311 status"
+    )

@@ -4,5 +4,12 @@ from hub.auth import tables as auth_tables
 from hub.db import metadata
 from hub.federation import tables as federation_tables
 from hub.flags import tables as flag_tables
+from hub.governance import audit as governance_audit
 
-__all__ = ["auth_tables", "federation_tables", "flag_tables", "metadata"]
+__all__ = [
+    "auth_tables",
+    "federation_tables",
+    "flag_tables",
+    "governance_audit",
+    "metadata",
+]

@@ -67,7 +67,9 @@ class NodeSettings(ServiceSettings):
     flag_retry_base_s: float = Field(
         1.0, gt=0, description="First retry delay of a flag delivery (doubles, with jitter)"
     )
-    flag_retry_max_s: float = Field(30.0, gt=0, description="Longest retry delay of a delivery")
+    flag_retry_max_s: float = Field(
+        5.0, gt=0, description="Longest retry delay of a delivery (so a hub back up is found soon)"
+    )
     flag_poll_s: float = Field(
         5.0, gt=0, description="Seconds between outbox rounds when no new flag wakes the worker"
     )

@@ -168,7 +168,7 @@ class Federation:
                 "order": order.name,
             }
             signature = _digest([caller.org, sorted(caller.scopes), purpose, document, variables])
-            payload = await self._call(
+            payload = await self.call(
                 source, caller, document, variables, deadline, purpose, reports,
                 stale_key=signature if type_name in STALE_TYPES else None,
                 field_name=field_name,
@@ -180,7 +180,7 @@ class Federation:
         answers = [a for a in await asyncio.gather(*(ask(s) for s in sources)) if a is not None]
         return self._merge(answers, position, first, order, gql_type, reports)
 
-    async def _call(
+    async def call(
         self,
         source: Source,
         caller: Caller,
@@ -193,6 +193,7 @@ class Federation:
         stale_key: str | None,
         field_name: str,
     ) -> dict[str, Any] | None:
+        """One call to one source, bounded, reported in ``reports``; no retry (mutations)."""
         started = time.perf_counter()
         report = SourceReport(source=source.id, status="ok", ms=0.0)
         reports.append(report)
@@ -331,7 +332,7 @@ class Federation:
         document = (
             f"query($id: ID!) {{ node(id: $id) {{ __typename ... on {parsed.type} {selection} }} }}"
         )
-        body = await self._call(
+        body = await self.call(
             source, caller, document, {"id": global_id}, time.monotonic() + self.deadline_s,
             purpose, reports, stale_key=None, field_name="node",
         )  # fmt: skip
@@ -342,11 +343,13 @@ class Federation:
             reports.append(failed)
             raise SourceFailed(failed)
         try:
-            return decode(gql_type, body)
+            found = decode(gql_type, body)
         except DecodeError as exc:
             report = reports[-1]
             report.status, report.message = "error", f"answer does not fit the schema: {exc}"
             raise SourceFailed(report) from exc
+        reports[-1].count = 1
+        return found
 
 
 class SourceFailed(LinliError):

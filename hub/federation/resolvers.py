@@ -15,6 +15,7 @@ from hub.federation.codec import encode_input
 from hub.federation.context import HubContext
 from hub.federation.registry import organisations
 from hub.federation.selection import ENVELOPE, node_selection, print_selection
+from hub.governance.audit import record_relay
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
 from schema.api.types import Organisation
 from schema.errors import Forbidden, InvalidInput
@@ -67,6 +68,10 @@ def _list_field(spec: RecordSpec) -> Any:
             purpose=context.purpose,
             reports=context.reports,
         )
+        await record_relay(
+            context.federation.registry.db, context.caller, spec.type_name, context.reports,
+            context.purpose,
+        )  # fmt: skip
         return Connection(
             edges=[Edge(cursor=cursor, node=node) for cursor, node in page.edges],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
@@ -96,7 +101,7 @@ async def _node(info: Info[HubContext, None], id: strawberry.ID) -> Any:
             else []
         )
     ]
-    return await context.federation.get(
+    found = await context.federation.get(
         str(id),
         context.caller,
         print_selection(selections, ENVELOPE),
@@ -104,6 +109,11 @@ async def _node(info: Info[HubContext, None], id: strawberry.ID) -> Any:
         context.purpose,
         context.reports,
     )
+    await record_relay(
+        context.federation.registry.db, context.caller, spec.type_name, context.reports,
+        context.purpose,
+    )  # fmt: skip
+    return found
 
 
 _node.__annotations__["return"] = Record | None

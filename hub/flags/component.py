@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.flags import resolvers, service
 from hub.flags.endpoints import inbox_router
 from hub.flags.events import Notifier, prune_events
+from hub.flags.external import ExternalPushes
 from hub.flags.metrics import FlagMetrics
 from hub.flags.outbox import NodeOutbox, NodeUrl, TokenMinter, hub_caller
 from hub.flags.routing import RoutingRules, load_routing
@@ -45,6 +46,7 @@ class HubFlags:
     webhooks: WebhookDispatcher
     notifier: Notifier = field(default_factory=Notifier)
     metrics: FlagMetrics = field(default_factory=FlagMetrics)
+    external: ExternalPushes | None = None  # set by create_flags
 
     @property
     def router(self) -> APIRouter:
@@ -101,6 +103,7 @@ class HubFlags:
                 note=note,
                 expected_version=expected_version,
                 now=utcnow(),
+                routing=self.routing,
             )
         self._changed([(row, hops)])
         return row
@@ -145,7 +148,7 @@ class HubFlags:
 
     @contextlib.asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
-        """The escalation and pruning loop, the node outbox and the webhook dispatcher."""
+        """The escalation and pruning loop, the node outbox, webhooks and Open311 pushes."""
 
         async def maintain() -> None:
             while True:
@@ -159,6 +162,8 @@ class HubFlags:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.outbox.running(self.notifier.waiter, poll_s))
             await stack.enter_async_context(self.webhooks.running(self.notifier.waiter, poll_s))
+            if self.external is not None:
+                await stack.enter_async_context(self.external.running(self.notifier.waiter, poll_s))
             task = asyncio.create_task(maintain())
             try:
                 yield
@@ -206,4 +211,13 @@ def create_flags(
         ),
     )
     flags.webhooks.delivered = flags._webhook_delivered
+    flags.external = ExternalPushes(
+        db,
+        routing,
+        max_attempts=settings.external_max_attempts,
+        retry_base_s=settings.delivery_retry_base_s,
+        retry_max_s=settings.delivery_retry_max_s,
+        poll_s=settings.external_poll_s,
+        changed=flags._changed,
+    )
     return flags

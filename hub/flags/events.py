@@ -1,10 +1,11 @@
 """The flag event log: numbered, persisted with each change, followed by subscribers.
 
 Every change of a flag (``flag.raised``, ``flag.routed``, ``flag.status_changed``,
-``flag.escalated``) is written by ``append_event`` in the transaction that makes
-the change. Its sequence number comes from the one ``flag_event_sequence`` row;
-updating that row locks it until commit, so events commit in sequence order and
-a reader that has seen ``seq = n`` committed has seen every event before it.
+``flag.escalated``, ``flag.external_status``) is written by ``append_event`` in the
+transaction that makes the change. Its sequence number comes from the one
+``flag_event_sequence`` row; updating that row locks it until commit, so events commit
+in sequence order and a reader that has seen ``seq = n`` committed has seen every event
+before it.
 
 Subscribers read the table, never an in-memory queue: a resume (``after``) and
 live delivery are the same loop (read after the cursor, then wait), so there is
@@ -53,6 +54,7 @@ class FlagEventType(enum.StrEnum):
     ROUTED = "flag.routed"
     STATUS_CHANGED = "flag.status_changed"
     ESCALATED = "flag.escalated"
+    EXTERNAL_STATUS = "flag.external_status"  # filed with / status read back from Open311
 
 
 class Notifier:

@@ -182,7 +182,14 @@ class NodeOutbox:
                 delay = backoff_s(attempts, base_s=self.retry_base_s, max_s=self.retry_max_s)
                 values["next_attempt_at"] = now + timedelta(seconds=delay)
                 values["last_error"] = error[:500]
-                log.warning("update %s to node %s failed: %s", row.message_id, row.node, error)
+                if attempts & (attempts - 1) == 0:  # 1st, 2nd, 4th, 8th ... failure: not a flood
+                    log.warning(
+                        "update %s to node %s failed (attempt %d): %s",
+                        row.message_id,
+                        row.node,
+                        attempts,
+                        error,
+                    )
             await session.execute(
                 sa.update(NodeOutboxRow)
                 .where(col(NodeOutboxRow.id) == row.id)

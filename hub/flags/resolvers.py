@@ -44,7 +44,8 @@ SUBSCRIBE_SCOPES = frozenset({service.FLAG_SCOPE, service.VERIFY_SCOPE})
 class FlagHop:
     hop: str = strawberry.field(
         description="raised_at_node, received_at_hub, routed, delivered, acknowledged, "
-        "verifying, confirmed, dismissed, resolved, escalated[_n]"
+        "verifying, confirmed, dismissed, resolved, escalated[_n], "
+        "external:open311:<submitted|open|closed>[_n]"
     )
     at: datetime
 
@@ -74,6 +75,27 @@ class FlagStepType:
         )
 
 
+@strawberry.type(description="The service request a confirmed flag was filed as elsewhere")
+class FlagExternal:
+    system: str = strawberry.field(description="open311:<name of the system in the routing file>")
+    id: str | None = strawberry.field(
+        description="The service_request_id there (null while the system only gave a token)"
+    )
+    status: str | None = strawberry.field(description="submitted, then open or closed there")
+    at: datetime | None = strawberry.field(description="When it took that status there")
+
+    @classmethod
+    def of(cls, row: FlagRow) -> FlagExternal | None:
+        if row.external_system is None:
+            return None
+        return cls(
+            system=row.external_system,
+            id=row.external_id,
+            status=row.external_status,
+            at=row.external_status_at,
+        )
+
+
 @strawberry.type(description="A risk flag as the district handles it")
 class FlagCase:
     id: strawberry.ID
@@ -96,6 +118,9 @@ class FlagCase:
     updated_at: datetime
     transitions: list[FlagStepType]
     timeline: list[FlagHop]
+    external: FlagExternal | None = strawberry.field(
+        description="The Open311 service request it was filed as, once confirmed (if routed so)"
+    )
 
     @classmethod
     def of(cls, row: FlagRow) -> FlagCase:
@@ -118,6 +143,7 @@ class FlagCase:
             updated_at=row.updated_at,
             transitions=[FlagStepType.of(s) for s in row.transitions],
             timeline=_hops(service.timeline_of(row)),
+            external=FlagExternal.of(row),
         )
 
 
@@ -125,7 +151,8 @@ class FlagCase:
 class FlagEvent:
     seq: int
     type: str = strawberry.field(
-        description="flag.raised, flag.routed, flag.status_changed or flag.escalated"
+        description="flag.raised, flag.routed, flag.status_changed, flag.escalated "
+        "or flag.external_status"
     )
     flag_id: strawberry.ID
     status: RiskFlagStatus

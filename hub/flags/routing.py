@@ -11,29 +11,77 @@
     department = "110105400003"
     ack_deadline_s = 600
     escalate_to = "110105400000"     # optional; the duty desk when absent
+    open311 = "city311"              # optional: confirmed flags go out to this Open311 system
 
+    [open311.city311]                # one table per municipal Open311 GeoReport v2 system
+    endpoint = "https://311.example.gov.cn/open311/v2"
+    api_key = "..."                  # or api_key_env = "CITY311_API_KEY" (read at start-up)
+    service_code = "001"             # the service every flag is filed under ...
+    services = { gas_leak = "002" }  # ... unless its category has its own (optional)
+    jurisdiction_id = "110105"       # optional
+    timeout_s = 10.0                 # optional: one HTTP call
+    token_attempts = 3               # optional: reads of tokens/{token} right after the POST
+    token_wait_s = 0.5               # optional: pause between those reads
+
+``[defaults]`` may name an ``open311`` system too (for flags no rule matches).
 The rule with the longest matching ``area`` for the flag's category wins.
 Rules are checked when the hub starts; a bad file stops it with a message
-naming the file, the rule and the problem.
+naming the file, the rule and the problem (never a secret's value).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from hub.flags.errors import RoutingConfigError
 from schema.codes import RISK_CATEGORIES
 
-__all__ = ["Route", "RoutingRules", "load_routing"]
+__all__ = ["Open311Target", "Route", "RoutingRules", "load_routing"]
 
 _DEPARTMENT = re.compile(r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$")
 _AREA = re.compile(r"^[0-9]{0,12}$")
-_RULE_KEYS = {"category", "area", "department", "ack_deadline_s", "escalate_to"}
-_DEFAULT_KEYS = {"department", "ack_deadline_s", "escalate_to"}
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_RULE_KEYS = {"category", "area", "department", "ack_deadline_s", "escalate_to", "open311"}
+_DEFAULT_KEYS = {"department", "ack_deadline_s", "escalate_to", "open311"}
+_OPEN311_KEYS = {
+    "endpoint",
+    "api_key",
+    "api_key_env",
+    "service_code",
+    "services",
+    "jurisdiction_id",
+    "timeout_s",
+    "token_attempts",
+    "token_wait_s",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Open311Target:
+    """A municipal Open311 GeoReport v2 system that confirmed flags are filed with."""
+
+    name: str
+    endpoint: str
+    api_key: SecretStr = field(repr=False)
+    service_code: str
+    services: Mapping[str, str] = field(default_factory=dict)  # risk category -> service_code
+    jurisdiction_id: str | None = None
+    timeout_s: float = 10.0
+    token_attempts: int = 3
+    token_wait_s: float = 0.5
+
+    def service_codes(self) -> dict[str, str]:
+        """The service_code of every risk category."""
+        return {code: self.services.get(code, self.service_code) for code in RISK_CATEGORIES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +92,7 @@ class Route:
     ack_deadline_s: int
     escalate_to: str
     rule: str  # which rule matched, for the routed step's note
+    open311: str | None = None  # the Open311 system confirmed flags are filed with
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +105,15 @@ class _Rule:
 class RoutingRules:
     """The validated rules; ``route`` picks one for a flag."""
 
-    def __init__(self, rules: list[_Rule], default: Route) -> None:
+    def __init__(
+        self,
+        rules: list[_Rule],
+        default: Route,
+        open311: dict[str, Open311Target] | None = None,
+    ) -> None:
         self.rules = rules
         self.default = default
+        self.open311 = open311 or {}
 
     def route(self, category: str, community: str) -> Route:
         """The route of a flag of ``category`` raised by ``community`` (longest area wins)."""
@@ -66,6 +121,11 @@ class RoutingRules:
         if not matches:
             return self.default
         return max(matches, key=lambda r: len(r.area)).route
+
+    def open311_target(self, category: str, community: str, department: str | None) -> str | None:
+        """The Open311 system of a flag's route, if ``department`` is still the route's own."""
+        route = self.route(category, community)
+        return route.open311 if route.department == department else None
 
 
 def _department(value: Any, where: str, key: str) -> str:
@@ -90,6 +150,81 @@ def _unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
         raise RoutingConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
 
 
+def _text(value: Any, where: str, key: str, *, secret: bool = False) -> str:
+    if not isinstance(value, str) or not value.strip():
+        shown = "" if secret else f" = {value!r}"  # a secret's value never goes in a message
+        raise RoutingConfigError(f"{where}: {key}{shown} must be a non-empty string")
+    return value
+
+
+def _positive(value: Any, where: str, key: str, kind: type[int] | type[float]) -> Any:
+    allowed = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed) or value <= 0:
+        raise RoutingConfigError(f"{where}: {key} = {value!r} must be a positive number")
+    return kind(value)
+
+
+def _open311_target(name: str, table: Any, path: Path) -> Open311Target:
+    where = f"{path} [open311.{name}]"
+    if not _TARGET_NAME.match(name):
+        raise RoutingConfigError(f"{where}: the name must be letters, digits, - or _ (up to 40)")
+    if not isinstance(table, dict):
+        raise RoutingConfigError(f"{where}: must be a table")
+    _unknown_keys(table, _OPEN311_KEYS, where)
+    endpoint = _text(table.get("endpoint"), where, "endpoint")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RoutingConfigError(f"{where}: endpoint = {endpoint!r} is not an http(s) URL")
+    if parts.username or parts.password or parts.query:
+        raise RoutingConfigError(
+            f"{where}: endpoint must not carry credentials or a query (use api_key)"
+        )
+    if ("api_key" in table) == ("api_key_env" in table):
+        raise RoutingConfigError(f"{where}: give exactly one of api_key and api_key_env")
+    if "api_key" in table:
+        api_key = _text(table["api_key"], where, "api_key", secret=True)
+    else:
+        variable = _text(table["api_key_env"], where, "api_key_env")
+        api_key = _text(os.environ.get(variable), where, f"the variable {variable}", secret=True)
+    services = table.get("services", {})
+    if not isinstance(services, dict):
+        raise RoutingConfigError(f"{where}: services must be a table of category = service_code")
+    for category, code in services.items():
+        if category not in RISK_CATEGORIES:
+            raise RoutingConfigError(
+                f"{where}: services.{category} is not in the risk-category code list"
+            )
+        _text(code, where, f"services.{category}")
+    jurisdiction = table.get("jurisdiction_id")
+    return Open311Target(
+        name=name,
+        endpoint=endpoint.rstrip("/"),
+        api_key=SecretStr(api_key),
+        service_code=_text(table.get("service_code"), where, "service_code"),
+        services=dict(services),
+        jurisdiction_id=None
+        if jurisdiction is None
+        else _text(jurisdiction, where, "jurisdiction_id"),
+        timeout_s=_positive(table.get("timeout_s", 10.0), where, "timeout_s", float),
+        token_attempts=_positive(table.get("token_attempts", 3), where, "token_attempts", int),
+        token_wait_s=_positive(table.get("token_wait_s", 0.5), where, "token_wait_s", float),
+    )
+
+
+def _open311_name(
+    item: dict[str, Any], targets: dict[str, Open311Target], where: str
+) -> str | None:
+    name = item.get("open311")
+    if name is None:
+        return None
+    if not isinstance(name, str) or name not in targets:
+        known = ", ".join(sorted(targets)) or "none"
+        raise RoutingConfigError(
+            f"{where}: open311 = {name!r} is not an [open311.<name>] table (defined: {known})"
+        )
+    return name
+
+
 def load_routing(
     path: Path | None, *, duty_desk: str, default_deadline_s: int = 1800
 ) -> RoutingRules:
@@ -102,7 +237,11 @@ def load_routing(
         document = tomllib.loads(path.read_text("utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise RoutingConfigError(f"{path}: cannot read the routing rules: {exc}") from exc
-    _unknown_keys(document, {"routes", "defaults"}, str(path))
+    _unknown_keys(document, {"routes", "defaults", "open311"}, str(path))
+    systems = document.get("open311", {})
+    if not isinstance(systems, dict):
+        raise RoutingConfigError(f"{path}: open311 must be tables ([open311.<name>])")
+    targets = {name: _open311_target(name, table, path) for name, table in systems.items()}
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):
         raise RoutingConfigError(f"{path}: [defaults] must be a table")
@@ -113,6 +252,7 @@ def load_routing(
         _deadline(defaults.get("ack_deadline_s", default_deadline_s), where),
         _department(defaults.get("escalate_to", duty_desk), where, "escalate_to"),
         "defaults",
+        _open311_name(defaults, targets, where),
     )
     routes = document.get("routes", [])
     if not isinstance(routes, list):
@@ -141,8 +281,9 @@ def load_routing(
             _deadline(item.get("ack_deadline_s", default.ack_deadline_s), where),
             _department(item.get("escalate_to", duty_desk), where, "escalate_to"),
             f"route #{index} ({category} in {area or 'any area'})",
+            _open311_name(item, targets, where),
         )
         if any(r.category == category and r.area == area for r in rules):
             raise RoutingConfigError(f"{where}: another rule has the same category and area")
         rules.append(_Rule(category, area, route))
-    return RoutingRules(rules, default)
+    return RoutingRules(rules, default, targets)

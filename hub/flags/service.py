@@ -23,6 +23,7 @@ from sqlmodel import col, select
 
 from hub.flags.errors import InvalidTransition
 from hub.flags.events import ADMIN_SCOPE, FlagEventType, append_event
+from hub.flags.external import enqueue_external_push
 from hub.flags.metrics import HOPS
 from hub.flags.outbox import enqueue_node_update
 from hub.flags.routing import RoutingRules
@@ -218,8 +219,13 @@ async def transition_flag(
     note: str,
     expected_version: int,
     now: datetime,
+    routing: RoutingRules | None = None,
 ) -> tuple[FlagRow, dict[str, datetime]]:
-    """Move a flag one allowed step as its assigned department; records who, when and why."""
+    """Move a flag one allowed step as its assigned department; records who, when and why.
+
+    Confirming a flag whose route names an Open311 system (``routing``) also owes
+    that system a service request, written in this transaction (``external``).
+    """
     row = await session.get(FlagRow, flag_id, populate_existing=True)
     if row is None:
         raise NotFound(f"no flag {flag_id}")
@@ -267,6 +273,8 @@ async def transition_flag(
         session, type=FlagEventType.STATUS_CHANGED, flag=row, at=now, timeline=timeline
     )
     await enqueue_node_update(session, row, now=now)
+    if to is S.CONFIRMED and routing is not None:
+        await enqueue_external_push(session, row, routing, now=now)
     return row, hops
 
 

@@ -1,4 +1,5 @@
-"""Hub tables of the risk-flag flow: flags, their events, the outbox to nodes, webhooks."""
+"""Hub tables of the risk-flag flow: flags, their events, the outbox to nodes, webhooks,
+and the pushes of confirmed flags to external (Open311) systems."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from schema.storage import PydanticJSON, UTCDateTime
 __all__ = [
     "EVENT_SEQUENCE",
     "EventSequenceRow",
+    "ExternalPushRow",
     "FlagEventRow",
     "FlagRow",
     "FlagStep",
@@ -64,6 +66,11 @@ class FlagRow(HubTable, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     node_version: int = 1
     version: int = 1
+    # The service request in an external system (Open311) a confirmed flag was filed as.
+    external_system: str | None = Field(default=None, max_length=60)  # open311:<name>
+    external_id: str | None = Field(default=None, max_length=200)  # service_request_id
+    external_status: str | None = Field(default=None, max_length=40)  # submitted|open|closed
+    external_status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     raised_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(index=True, sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
@@ -176,3 +183,29 @@ class WebhookAttemptRow(HubTable, table=True):
     status_code: int | None = None
     error: str | None = Field(default=None, max_length=500)
     duration_ms: float = 0.0
+
+
+class ExternalPushRow(HubTable, table=True):
+    """A confirmed flag owed to an external system (written with the move), then followed there.
+
+    Until ``pushed_at`` it is an outbox row (retried with backoff, leased); after it,
+    the poller reads the request's status back every ``next_poll_at`` until it is closed.
+    """
+
+    __tablename__ = "flag_external_pushes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    flag_id: str = Field(unique=True, max_length=200)
+    system: str = Field(max_length=20)  # open311
+    target: str = Field(max_length=40)  # the [open311.<name>] of the routing file
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True, sa_type=UTCDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    pushed_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    external_id: str | None = Field(default=None, max_length=200)  # the id, or token:<t>
+    status: str | None = Field(default=None, max_length=40)  # the last status read back
+    status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # its updated_datetime
+    next_poll_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)

@@ -179,3 +179,27 @@ async def test_scope_is_necessary(start_hub: Callable[..., Any], sources: Any) -
     client = await hub.graphql(scopes="shelters:read", kind=OrgKind.COMMUNITY, org="110105001002")
     assert await client.error_code(RESOURCES) == "FORBIDDEN"
     assert fake.calls == 0
+
+
+async def test_mutations_need_post_and_json(start_hub: Callable[..., Any], sources: Any) -> None:
+    hub = await start_hub(sources(FakeSource("110105001001")))
+    client = await hub.graphql()
+    mutation = 'mutation { removeSource(id: "110105001001") }'
+    over_get = await client.http.get("/graphql", params={"query": mutation})
+    assert over_get.status_code in (400, 405)
+    as_text = await client.http.post(
+        "/graphql", content=f'{{"query": "{mutation}"}}', headers={"content-type": "text/plain"}
+    )
+    assert as_text.status_code in (400, 415)
+    listed = await client.data("{ sources { id } }")
+    assert listed["sources"] == [{"id": "110105001001"}]  # nothing was removed
+
+
+async def test_documents_over_the_depth_limit_are_refused(
+    start_hub: Callable[..., Any], sources: Any
+) -> None:
+    hub = await start_hub(sources(FakeSource("110105001001")), max_query_depth=3)
+    client = await hub.graphql()
+    deep = "{ resources { edges { node { location { coordinates } } } } }"
+    assert await client.error_code(deep) == "QUERY_TOO_DEEP"
+    assert "errors" not in await client.post("{ resources { edges { cursor } } }")

@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hub.app import MIGRATIONS as HUB_MIGRATIONS
 from node.app import MIGRATIONS as NODE_MIGRATIONS
 from node.app import create_app as create_node
 from node.settings import NodeSettings
+from policies.audit import verify_chain
 from schema.enums import OrgKind
 from tests.conftest import GraphQLClient, ServerThread, _empty_database, free_port, migrate
 from tests.hub.federation.conftest import DISTRICT, RunningHub, hub_over
@@ -161,3 +163,74 @@ async def test_a_node_that_dies_is_served_stale_and_named(district: District) ->
     incidents = await department.post("{ incidents { edges { node { id } } } }")
     reports = {r["source"]: r for r in incidents["extensions"]["sources"]}
     assert reports[B]["status"] in ("unavailable", "error")  # incidents are never served stale
+
+
+async def test_an_emergency_declared_at_the_hub_widens_sharing_at_every_node(
+    district: District,
+) -> None:
+    await seed(district)
+    office = await district.hub.graphql(
+        org="110105400001", kind=OrgKind.DEPARTMENT, scopes="resources:read emergency:declare"
+    )
+    await wait_sources_ok(office, 4)
+    community_a = await staff_client(district, A, audience=district.hub.settings.hub_id)
+    assert by_owner(await community_a.data(QUERY))[B]["quantity"] is None
+    expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    declared = await office.data(
+        """mutation($e: DateTime!) { declareEmergency(area: ["110105001"], level: II,
+             reason: "暴雨红色预警", expiresAt: $e) { source status emergencyId active message } }""",
+        {"e": expires},
+    )
+    answers = {a["source"]: a for a in declared["declareEmergency"]}
+    assert set(answers) == {A, B, C, D}
+    assert all(
+        a["status"] == "ok" and a["active"] and a["emergencyId"] for a in answers.values()
+    ), [a["message"] for a in answers.values()]
+    seen = by_owner(await community_a.data(QUERY))
+    assert seen[B]["quantity"] == 37  # neighbours see exact stock while the emergency lasts
+    ended = await office.data(
+        "mutation($s: String!, $id: ID!) { endEmergency(source: $s, id: $id) { status active } }",
+        {"s": B, "id": answers[B]["emergencyId"]},
+    )
+    assert ended["endEmergency"] == {"status": "ok", "active": False}
+    assert by_owner(await community_a.data(QUERY))[B]["quantity"] is None
+    community = await staff_client(district, C, audience=district.hub.settings.hub_id)
+    assert (
+        await community.error_code(
+            'mutation { declareEmergency(area: ["110105"], level: IV, reason: "x", '
+            'expiresAt: "2099-01-01T00:00:00+00:00") { source } }'
+        )
+        == "FORBIDDEN"
+    )
+
+
+async def test_the_hub_audits_what_it_relays_and_owners_can_read_it(district: District) -> None:
+    await seed(district)
+    department = await district.hub.graphql(org="110105400001", kind=OrgKind.DEPARTMENT)
+    await wait_sources_ok(department, 4)
+    await department.post(QUERY)
+    owner_b = GraphQLClient(
+        district.hub.url,
+        await district.hub.client_token(org=B, kind=OrgKind.COMMUNITY, scopes="audit:read"),
+    )
+    district.hub.clients.append(owner_b)
+    rows = (
+        await owner_b.data(
+            "{ hubDisclosures { edges { node { action owner recordType count org purpose } } } }"
+        )
+    )["hubDisclosures"]["edges"]
+    assert [r["node"] for r in rows] == [
+        {
+            "action": "relay",
+            "owner": B,
+            "recordType": "Resource",
+            "count": 1,
+            "org": "110105400001",
+            "purpose": "",
+        }
+    ]
+    no_scope = await staff_client(district, C, audience=district.hub.settings.hub_id)
+    assert await no_scope.error_code("{ hubDisclosures { edges { cursor } } }") == "FORBIDDEN"
+    report = await verify_chain(district.hub.db_url)
+    assert report.first_bad is None
+    assert report.rows >= 4

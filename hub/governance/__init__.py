@@ -1,0 +1,1 @@
+"""District governance at the hub: its audit log of relayed disclosures, emergency declarations."""

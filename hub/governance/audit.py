@@ -1,0 +1,129 @@
+"""The hub's own hash-chained audit log: every relay of another organisation's data."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+import strawberry
+from strawberry.types import Info
+
+from hub.db import metadata
+from hub.federation.context import HubContext
+from hub.federation.executor import SourceReport
+from policies.audit import AuditEntry, append, define_audit_table
+from policies.caller import Caller
+from schema.api.pagination import Connection, Edge, PageInfo, page_size
+from schema.errors import InvalidCursor
+from schema.runtime.db import Database
+
+__all__ = ["AUDIT_LOG", "query_fields", "record", "record_relay"]
+
+log = logging.getLogger("linli.hub.audit")
+
+AUDIT_LOG = define_audit_table(metadata)
+
+
+async def record(db: Database, entries: Iterable[AuditEntry]) -> None:
+    """Append ``entries`` to the hub's log in one transaction."""
+    entries = list(entries)
+    if not entries:
+        return
+    async with db.transaction() as session:
+        for entry in entries:
+            await append(session, AUDIT_LOG, entry)
+
+
+async def record_relay(
+    db: Database,
+    caller: Caller,
+    record_type: str,
+    reports: Iterable[SourceReport],
+    purpose: str | None,
+) -> None:
+    """One row per source whose records the hub passed on to ``caller`` (not its own data)."""
+    await record(
+        db,
+        (
+            AuditEntry(
+                action="relay",
+                owner=report.source,
+                caller=caller,
+                record_type=record_type,
+                count=report.count,
+                decision={
+                    "status": report.status,
+                    "as_of": report.as_of.isoformat() if report.as_of else None,
+                },
+                purpose=purpose or "",
+            )
+            for report in reports
+            if report.count and report.source != caller.org
+        ),
+    )
+
+
+AUDIT_SCOPE = "audit:read"
+
+
+@strawberry.type(description="One row of the hub's audit log")
+class HubDisclosure:
+    seq: int
+    at: datetime
+    action: str
+    owner: str
+    record_type: str | None
+    count: int
+    client_id: str
+    org: str
+    org_kind: str
+    actor: str | None
+    purpose: str
+    decision: str = strawberry.field(description="The decision, as canonical JSON")
+    hash: str
+
+
+async def hub_disclosures(
+    info: Info[HubContext, None], first: int | None = None, after: str | None = None
+) -> Connection[HubDisclosure]:
+    """What the hub passed on of the caller's organisation's data (scope audit:read)."""
+    context = info.context
+    caller = context.require_scope(AUDIT_SCOPE)
+    owners = {caller.org} | {
+        s.id for s in context.federation.registry.sources.values() if s.division_code == caller.org
+    }
+    size = page_size(first)
+    try:
+        start = int(after) if after is not None else 0
+    except ValueError as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    table = AUDIT_LOG
+    statement = (
+        sa.select(table)
+        .where(table.c.owner.in_(owners), table.c.seq > start)
+        .order_by(table.c.seq)
+        .limit(size + 1)
+    )
+    async with context.federation.registry.db.sessions() as session:
+        rows = list((await session.execute(statement)).mappings())
+    edges = [
+        Edge(
+            cursor=str(row["seq"]),
+            node=HubDisclosure(**{k: row[k] for k in HubDisclosure.__annotations__}),
+        )
+        for row in rows[:size]
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+        ),
+    )
+
+
+def query_fields() -> dict[str, Any]:
+    """``hubDisclosures``."""
+    return {"hub_disclosures": strawberry.field(resolver=hub_disclosures)}
