@@ -712,7 +712,7 @@ def report_down(down: DownResult) -> None:
         firsts = ", ".join(f"{v:.2f}" for _, v in sorted(down.first_delivery_s.items()))
         print(
             f"  each node's first flag reached the restarted hub {firsts} s after it was ready "
-            "(the nodes' retry backoff: base 1 s, doubling, jitter, at most 30 s)"
+            "(the nodes' retry backoff: base 1 s, doubling, jitter, at most LINLI_FLAG_RETRY_MAX_S)"
         )
     outbox = {k: sum(c.get(k, 0) for c in down.outboxes.values()) for k in ("pending", "failed")}
     print(
