@@ -22,27 +22,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
 import os
-import signal
-import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import aiohttp
+from _harness import (
+    BIN,
+    free_port,
+    load_line,
+    migrate_hub,
+    p50,
+    p99,
+    register_clients,
+    run_bench,
+    scratch_folder,
+    spawn,
+    stop,
+    token,
+    wait_ready,
+    write_sources_file,
+)
 
-from hub.auth.service import create_client
 from schema.enums import OrgKind
-from schema.runtime.db import Database
 
 SIZES = (1, 10, 50, 100)
 QUERY = "{ resources(first: 50) { edges { node { id name available } } } }"
@@ -62,9 +69,7 @@ WARMUP = 5
 GOAL_RATIO_AT_100 = 3.0
 GOAL_ADDED_MS_AT_1 = 15.0
 
-BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
-children: list[subprocess.Popen[bytes]] = []
 
 
 @dataclass
@@ -78,11 +83,11 @@ class Row:
 
     @property
     def floor_p50(self) -> float:
-        return statistics.median(self.floor)
+        return p50(self.floor)
 
     @property
     def hub_p50(self) -> float:
-        return statistics.median(self.hub)
+        return p50(self.hub)
 
     @property
     def floor_p99(self) -> float:
@@ -91,51 +96,6 @@ class Row:
     @property
     def hub_p99(self) -> float:
         return p99(self.hub)
-
-
-def p99(samples: list[float]) -> float:
-    """The 99th percentile (with 40 samples, close to the slowest one)."""
-    return statistics.quantiles(samples, n=100, method="inclusive")[98]
-
-
-def spawn(args: list[str], *, log: Path | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
-    """Start a child process that is stopped when the bench ends, however it ends."""
-    with contextlib.ExitStack() as files:
-        out: Any = files.enter_context(log.open("wb")) if log is not None else subprocess.PIPE
-        process = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, **kwargs
-        )
-    children.append(process)
-    return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a child, kill it if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    for stream in (process.stdin, process.stdout):
-        if stream is not None:
-            stream.close()
-    if process in children:
-        children.remove(process)
-
-
-def basic_auth(user: str, password: str) -> str:
-    """An HTTP Basic ``Authorization`` value (RFC 6749 §2.3.1: form-encode, then base64)."""
-    pair = f"{quote_plus(user)}:{quote_plus(password)}".encode()
-    return "Basic " + base64.b64encode(pair).decode("ascii")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def start_sources(count: int, latency_ms: float) -> dict[str, str]:
@@ -161,31 +121,11 @@ async def start_hub(http: aiohttp.ClientSession, folder: Path, sources: dict[str
     """Migrate a fresh database, register a client, serve a hub over ``sources``, get a token."""
     n = len(sources)
     database_url = f"sqlite+aiosqlite:///{folder}/hub-{n}.db"
-    subprocess.run(  # noqa: ASYNC221 (setup, not timed)
-        [str(BIN / "linli"), "db", "upgrade", "hub", "--database-url", database_url],
-        check=True,
-        capture_output=True,
-        timeout=180,
+    await migrate_hub(database_url)
+    secrets = await register_clients(
+        database_url, [(CALLER_ORG, OrgKind.DEPARTMENT, SCOPES)], DISTRICT
     )
-    db = Database(database_url)
-    try:
-        async with db.transaction() as session:
-            client, secret = await create_client(
-                session,
-                org=CALLER_ORG,
-                org_kind=OrgKind.DEPARTMENT,
-                district=DISTRICT,
-                scopes=SCOPES,
-            )
-            client_id = client.client_id
-    finally:
-        await db.dispose()
-
-    sources_file = folder / f"sources-{n}.toml"
-    sources_file.write_text(
-        "".join(f'[[sources]]\nid = "{sid}"\nurl = "{url}"\n\n' for sid, url in sources.items()),
-        "utf-8",
-    )
+    sources_file = write_sources_file(folder / f"sources-{n}.toml", sources)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -201,14 +141,8 @@ async def start_hub(http: aiohttp.ClientSession, folder: Path, sources: dict[str
     process = spawn([str(BIN / "linli"), "hub", "serve", "--no-migrate"], log=log, env=env)
     hub = Hub(url, process, log, token="")
     try:
-        await wait_ready(http, hub)
-        async with http.post(
-            f"{url}/oauth/token",
-            data={"grant_type": "client_credentials", "scope": SCOPES},
-            headers={"Authorization": basic_auth(client_id, secret)},
-        ) as response:
-            response.raise_for_status()
-            hub.token = (await response.json())["access_token"]
+        await wait_ready(http, url, process, "the hub", timeout_s=90, interval_s=0.2)
+        hub.token = await token(http, url, secrets[CALLER_ORG], SCOPES)
         await wait_sources_ok(http, hub, n)
     except BaseException as exc:
         if isinstance(exc, Exception):  # not when interrupted
@@ -217,20 +151,6 @@ async def start_hub(http: aiohttp.ClientSession, folder: Path, sources: dict[str
         stop(process)
         raise
     return hub
-
-
-async def wait_ready(http: aiohttp.ClientSession, hub: Hub, timeout_s: float = 90) -> None:
-    """Until ``/readyz`` answers 200."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if hub.process.poll() is not None:
-            raise RuntimeError(f"the hub exited with {hub.process.returncode}")
-        with contextlib.suppress(aiohttp.ClientError):
-            async with http.get(f"{hub.url}/readyz") as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"the hub was not ready within {timeout_s:g} s")
 
 
 async def wait_sources_ok(
@@ -355,14 +275,12 @@ def report(rows: list[Row], *, latency_ms: float, runs: int, elapsed_s: float) -
             f"goal N=100: hub p50 is {ratio:.2f}x the floor; "
             f"goal <= {GOAL_RATIO_AT_100:g}x: {verdict(ratio <= GOAL_RATIO_AT_100)}"
         )
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"(bench took {elapsed_s:.0f} s on {os.cpu_count()} cores; load average now {load})")
+    print(load_line(elapsed_s))
 
 
 async def run(sizes: list[int], latency_ms: float, runs: int) -> None:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="linli-fanout-") as tmp:
-        folder = Path(tmp)
+    with scratch_folder("linli-fanout-") as folder:
         sources = await start_sources(max(sizes), latency_ms)
         connector = aiohttp.TCPConnector(limit=0)
         rows = []
@@ -390,16 +308,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    # Terminated like interrupted: unwind, so that the children are stopped too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        asyncio.run(run(sizes, args.latency_ms, max(args.runs, 2)))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    finally:
-        for process in list(children):
-            stop(process)
+    run_bench(run(sizes, args.latency_ms, max(args.runs, 2)))
 
 
 if __name__ == "__main__":

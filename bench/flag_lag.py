@@ -31,31 +31,41 @@ delivered.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
-import signal
-import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 import aiohttp
 import sqlalchemy as sa
+from _harness import (
+    BIN,
+    free_port,
+    kill,
+    load_line,
+    migrate_hub,
+    p50,
+    p99,
+    register_clients,
+    run_bench,
+    scratch_folder,
+    spawn,
+    stop_all,
+    token,
+    wait_ready,
+    write_sources_file,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hub.auth.service import create_client
 from schema.enums import OrgKind
 from schema.runtime.db import Database
 
@@ -82,31 +92,8 @@ EVENTS = """subscription ($after: Int) { flagEvents(after: $after) {
   seq type flagId status assignedTo timeline { hop at } } }"""
 OUTBOX = "{ flagOutbox(first: 0) { pending delivered failed } }"
 
-BIN = Path(sys.executable).parent
-children: list[subprocess.Popen[bytes]] = []
-
 
 # --- child processes ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a child, kill it if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process in children:
-        children.remove(process)
 
 
 @dataclass
@@ -125,32 +112,22 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def spawn(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.args, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-            )
-        children.append(self.process)
+        """Start the process, appending to its log."""
+        self.process = spawn(
+            self.args, log=self.log, append=True, stdin=subprocess.DEVNULL, env=self.env
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, in-flight requests and transactions are cut off."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        children.remove(self.process)
+        kill(self.process)
 
     async def ready(self, http: aiohttp.ClientSession, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Until ``/readyz`` answers 200."""
         assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{self.url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-        raise TimeoutError(f"{self.name} was not ready within {timeout_s:g} s")
+        await wait_ready(
+            http, self.url, self.process, self.name, timeout_s=timeout_s, interval_s=0.05
+        )
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text("utf-8", "replace")[-chars:] if self.log.exists() else ""
@@ -176,67 +153,18 @@ class District:
         return [self.hub, *self.nodes.values()]
 
 
-async def register_clients(database_url: str) -> dict[str, tuple[str, str]]:
+async def register_district_clients(database_url: str) -> dict[str, tuple[str, str]]:
     """One community client per node and the duty desk's client; org -> (id, secret)."""
-    secrets: dict[str, tuple[str, str]] = {}
-    db = Database(database_url)
-    try:
-        async with db.transaction() as session:
-            for org in NODES:
-                client, secret = await create_client(
-                    session,
-                    org=org,
-                    org_kind=OrgKind.COMMUNITY,
-                    district=DISTRICT,
-                    scopes=COMMUNITY_SCOPES,
-                )
-                secrets[org] = (client.client_id, secret)
-            client, secret = await create_client(
-                session,
-                org=DUTY_DESK,
-                org_kind=OrgKind.DEPARTMENT,
-                district=DISTRICT,
-                scopes=DEPARTMENT_SCOPES,
-            )
-            secrets[DUTY_DESK] = (client.client_id, secret)
-    finally:
-        await db.dispose()
-    return secrets
-
-
-def basic_auth(user: str, password: str) -> str:
-    """An HTTP Basic ``Authorization`` value (RFC 6749 §2.3.1: form-encode, then base64)."""
-    pair = f"{quote_plus(user)}:{quote_plus(password)}".encode()
-    return "Basic " + base64.b64encode(pair).decode("ascii")
-
-
-async def token(
-    http: aiohttp.ClientSession, hub_url: str, client: tuple[str, str], scopes: str, aud: str | None
-) -> str:
-    form = {"grant_type": "client_credentials", "scope": scopes}
-    if aud is not None:
-        form["resource"] = aud
-    async with http.post(
-        f"{hub_url}/oauth/token", data=form, headers={"Authorization": basic_auth(*client)}
-    ) as response:
-        body = await response.json()
-        if response.status != 200:
-            raise RuntimeError(f"token for {client[0]}: {response.status} {body}")
-        access_token: str = body["access_token"]
-        return access_token
+    clients = [(org, OrgKind.COMMUNITY, COMMUNITY_SCOPES) for org in NODES]
+    clients.append((DUTY_DESK, OrgKind.DEPARTMENT, DEPARTMENT_SCOPES))
+    return await register_clients(database_url, clients, DISTRICT)
 
 
 async def start_district(http: aiohttp.ClientSession, folder: Path) -> District:
     """Migrate the hub's database, register the clients, start the hub and the nodes."""
     hub_db_url = f"sqlite+aiosqlite:///{folder}/hub.db"
-    await asyncio.to_thread(
-        subprocess.run,
-        [str(BIN / "linli"), "db", "upgrade", "hub", "--database-url", hub_db_url],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    secrets = await register_clients(hub_db_url)
+    await migrate_hub(hub_db_url)
+    secrets = await register_district_clients(hub_db_url)
     hub_port = free_port()
     hub_url = f"http://127.0.0.1:{hub_port}"
     base_env = {**os.environ, "LINLI_LOG_LEVEL": "WARNING", "LINLI_DISTRICT": DISTRICT}
@@ -258,10 +186,8 @@ async def start_district(http: aiohttp.ClientSession, folder: Path) -> District:
         }
         args = [str(BIN / "linli"), "node", "serve"]
         nodes[org] = Service(f"node {org}", port, args, env, folder / f"node-{org}.log")
-    sources = folder / "sources.toml"
-    sources.write_text(
-        "".join(f'[[sources]]\nid = "{org}"\nurl = "{n.url}"\n\n' for org, n in nodes.items()),
-        "utf-8",
+    sources = write_sources_file(
+        folder / "sources.toml", {org: node.url for org, node in nodes.items()}
     )
     hub_env = {
         **base_env,
@@ -448,17 +374,6 @@ class Subscriber:
 
 
 # --- measuring -----------------------------------------------------------------------
-
-
-def p50(samples: list[float]) -> float:
-    return statistics.median(samples)
-
-
-def p99(samples: list[float]) -> float:
-    """The 99th percentile (with 60 samples, between the two slowest)."""
-    if len(samples) < 2:
-        return samples[0]
-    return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
 def hop_times(event: dict[str, Any]) -> dict[str, float]:
@@ -725,8 +640,7 @@ def report_down(down: DownResult) -> None:
 
 async def run() -> None:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="linli-flag-lag-") as tmp:
-        folder = Path(tmp)
+    with scratch_folder("linli-flag-lag-") as folder:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             print("starting a hub and 3 nodes …", file=sys.stderr, flush=True)
             district: District | None = None
@@ -744,8 +658,7 @@ async def run() -> None:
                     print(f"--- {service.name} log ---\n{service.tail()}", file=sys.stderr)
                 raise
             finally:
-                for process in list(children):
-                    stop(process)
+                stop_all()
     print(
         f"risk flag lag: {len(NODES)} nodes (linli node serve) -> hub (linli hub serve) -> "
         f"flagEvents subscriber (graphql-transport-ws, duty desk {DUTY_DESK}); "
@@ -757,26 +670,13 @@ async def run() -> None:
     report_down(down)
     if log.errors:
         print(f"subscriber errors: {log.errors[:3]}")
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print()
-    print(
-        f"(bench took {time.monotonic() - started:.0f} s on {os.cpu_count()} cores; "
-        f"load average now {load})"
-    )
+    print(load_line(time.monotonic() - started))
 
 
 def main() -> None:
     """Run the bench; stop every child process whatever happens."""
-    # Terminated like interrupted: unwind, so that the children are stopped too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    finally:
-        for process in list(children):
-            stop(process)
+    run_bench(run())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -35,6 +35,7 @@ __all__ = [
     "AuditRecord",
     "ChainReport",
     "append",
+    "append_many",
     "define_audit_table",
     "row_hash",
     "verify",
@@ -165,33 +166,48 @@ async def _lock_tip(session: AsyncSession, table: sa.Table) -> None:
 
 async def append(session: AsyncSession, table: sa.Table, entry: AuditEntry) -> AuditRecord:
     """Add ``entry`` at the end of the chain, in the session's transaction (which commits it)."""
+    [record] = await append_many(session, table, [entry])
+    return record
+
+
+async def append_many(
+    session: AsyncSession, table: sa.Table, entries: Sequence[AuditEntry]
+) -> list[AuditRecord]:
+    """Add ``entries`` in order at the end of the chain: one lock, one read, one insert."""
+    if not entries:
+        return []
     await _lock_tip(session, table)
     tip = (
         await session.execute(
             sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)
         )
     ).first()
-    caller = entry.caller
-    fields: dict[str, Any] = {
-        "seq": (tip.seq + 1) if tip else 1,
-        # verify re-reads the time as UTC: hash it in the form it is read back.
-        "at": entry.at.astimezone(UTC),
-        "action": entry.action,
-        "owner": entry.owner,
-        "record_type": entry.record_type,
-        "count": entry.count,
-        "client_id": caller.client_id,
-        "subject": caller.subject,
-        "org": caller.org,
-        "org_kind": caller.org_kind.value,
-        "actor": caller.actor,
-        "purpose": entry.purpose[:MAX_PURPOSE],
-        "decision": _canonical(entry.decision),
-        "prev_hash": tip.hash if tip else GENESIS_HASH,
-    }
-    fields["hash"] = row_hash(fields)
-    await session.execute(sa.insert(table).values(**fields))
-    return AuditRecord(**fields)
+    seq, prev_hash = (tip.seq, tip.hash) if tip else (0, GENESIS_HASH)
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        caller = entry.caller
+        seq += 1
+        fields: dict[str, Any] = {
+            "seq": seq,
+            # verify re-reads the time as UTC: hash it in the form it is read back.
+            "at": entry.at.astimezone(UTC),
+            "action": entry.action,
+            "owner": entry.owner,
+            "record_type": entry.record_type,
+            "count": entry.count,
+            "client_id": caller.client_id,
+            "subject": caller.subject,
+            "org": caller.org,
+            "org_kind": caller.org_kind.value,
+            "actor": caller.actor,
+            "purpose": entry.purpose[:MAX_PURPOSE],
+            "decision": _canonical(entry.decision),
+            "prev_hash": prev_hash,
+        }
+        fields["hash"] = prev_hash = row_hash(fields)
+        rows.append(fields)
+    await session.execute(sa.insert(table), rows)
+    return [AuditRecord(**fields) for fields in rows]
 
 
 @dataclass(frozen=True, slots=True)

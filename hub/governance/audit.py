@@ -14,7 +14,7 @@ from strawberry.types import Info
 from hub.db import metadata
 from hub.federation.context import HubContext
 from hub.federation.executor import SourceReport
-from policies.audit import AuditEntry, append, define_audit_table
+from policies.audit import AuditEntry, append_many, define_audit_table
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, page_size
 from schema.errors import InvalidCursor
@@ -33,8 +33,7 @@ async def record(db: Database, entries: Iterable[AuditEntry]) -> None:
     if not entries:
         return
     async with db.transaction() as session:
-        for entry in entries:
-            await append(session, AUDIT_LOG, entry)
+        await append_many(session, AUDIT_LOG, entries)
 
 
 async def record_relay(
