@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from adapters.registry import ADAPTERS, build_adapter, shared_http_client
@@ -17,6 +16,7 @@ from adapters.settings import AdapterServiceSettings
 from adapters.store import MIGRATIONS
 from schema.runtime.db import Database, upgrade
 from schema.runtime.logs import configure_logging
+from schema.runtime.service import run
 from schema.runtime.settings import load_settings
 
 __all__ = ["MIGRATIONS", "app"]
@@ -56,13 +56,7 @@ def serve(
         asyncio.run(upgrade(MIGRATIONS, settings.database_url))
     http = shared_http_client()
     adapter = build_adapter(name, config, http)
-    uvicorn.run(
-        create_adapter_app(settings, adapter, http),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    run(create_adapter_app(settings, adapter, http), settings)
 
 
 @app.command("import-inventory")
@@ -96,7 +90,7 @@ def import_inventory(
     inventory = load_section_settings(InventorySettings, config, "inventory", **overrides)
     settings = load_settings(AdapterServiceSettings, config, database_url=database_url)
 
-    async def run() -> int:
+    async def import_and_report() -> int:
         if migrate:
             await upgrade(MIGRATIONS, settings.database_url)
         db = Database(settings.database_url)
@@ -112,4 +106,4 @@ def import_inventory(
                 console.print(f"  line {problem.line}: {problem.code} {problem.reason}")
         return 1 if report.fatal else 0
 
-    raise typer.Exit(asyncio.run(run()))
+    raise typer.Exit(asyncio.run(import_and_report()))

@@ -11,7 +11,6 @@ Callers present a bearer token checked as a node checks it
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,8 +37,9 @@ from policies import (
     TokenVerifier,
     disclose_page,
 )
+from policies.static import StaticTokenAuthenticator
 from schema import SCHEMA_VERSION
-from schema.errors import Forbidden, Unauthenticated
+from schema.errors import Forbidden
 from schema.ids import GlobalId
 from schema.runtime.db import Database
 from schema.runtime.graphql import build_schema
@@ -50,7 +50,6 @@ from schema.store.specs import RecordSpec
 __all__ = [
     "Adapter",
     "AdapterContext",
-    "StaticAuthenticator",
     "adapter_schema",
     "create_adapter_app",
 ]
@@ -74,37 +73,6 @@ class Adapter(Protocol):
     def router(self, db: Database, settings: AdapterServiceSettings) -> APIRouter | None:
         """Extra HTTP endpoints of this adapter (the CAP feed), if any."""
         ...
-
-
-class StaticAuthenticator:
-    """Accepts only the static bearer tokens of ``trusted_callers`` (development)."""
-
-    def __init__(self, settings: AdapterServiceSettings) -> None:
-        self._callers = [
-            (
-                c.token.encode(),
-                Caller(
-                    org=c.org,
-                    org_kind=c.org_kind,
-                    scopes=frozenset(c.scopes),
-                    client_id=c.client_id,
-                    subject=c.client_id,
-                    district=settings.district,
-                ),
-            )
-            for c in settings.trusted_callers
-        ]
-
-    async def authenticate(self, authorization: str | None) -> Caller:
-        if not authorization:
-            raise Unauthenticated("missing Authorization header", reason="TOKEN_MISSING")
-        scheme, _, token = authorization.partition(" ")
-        presented = token.strip().encode()
-        if scheme.lower() == "bearer" and presented:
-            for known, caller in self._callers:
-                if hmac.compare_digest(known, presented):
-                    return caller
-        raise Unauthenticated("unknown bearer token", reason="TOKEN_INVALID")
 
 
 @dataclass
@@ -207,7 +175,7 @@ def _authenticator(settings: AdapterServiceSettings, http: httpx.AsyncClient) ->
         settings.adapter_id,
         len(settings.trusted_callers),
     )
-    return StaticAuthenticator(settings)
+    return StaticTokenAuthenticator(settings.trusted_callers, district=settings.district)
 
 
 def create_adapter_app(

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from policies.static import TrustedCaller, is_placeholder
 from schema.enums import OrgKind
 from schema.geo import BBox
 from schema.runtime.settings import ServiceSettings
 
-__all__ = ["AdapterServiceSettings", "StaticCaller"]
-
-_PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "secret", "dev", "test"}
-
-
-class StaticCaller(BaseModel):
-    """A caller trusted by a static bearer token (development and demo only)."""
-
-    token: str = Field(min_length=1)
-    org: str
-    org_kind: OrgKind = OrgKind.COMMUNITY
-    scopes: list[str] = Field(default_factory=list)
-    client_id: str = "static"
+__all__ = ["AdapterServiceSettings"]
 
 
 class AdapterServiceSettings(ServiceSettings):
@@ -47,7 +36,7 @@ class AdapterServiceSettings(ServiceSettings):
     token_audience: str | None = Field(
         None, description="aud of tokens meant for this service; default: the adapter id"
     )
-    trusted_callers: list[StaticCaller] = Field(
+    trusted_callers: list[TrustedCaller] = Field(
         default_factory=list,
         description="Static bearer tokens (development only; ignored when token_issuer is set)",
     )
@@ -68,6 +57,6 @@ class AdapterServiceSettings(ServiceSettings):
         if not (self.token_issuer and self.jwks_url):
             raise ValueError("production needs token_issuer and jwks_url (OAuth token checks)")
         for caller in self.trusted_callers:
-            if caller.token.lower() in _PLACEHOLDER_TOKENS or len(caller.token) < 24:
+            if is_placeholder(caller.token):
                 raise ValueError(f"trusted caller {caller.client_id!r} has a placeholder token")
         return self

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from node.app import MIGRATIONS, create_app
 from node.settings import NodeSettings
 from policies.errors import PolicyError
 from schema.runtime.db import upgrade
 from schema.runtime.logs import configure_logging
+from schema.runtime.service import run
 from schema.runtime.settings import load_settings
 
 __all__ = ["MIGRATIONS", "app"]
@@ -49,10 +49,4 @@ def serve(
         raise typer.Exit(1) from None
     if migrate:
         asyncio.run(upgrade(MIGRATIONS, settings.database_url))
-    uvicorn.run(
-        node,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    run(node, settings)

@@ -5,25 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from schema.enums import OrgKind
+from policies.static import TrustedCaller, is_placeholder
 from schema.geo import BBox
 from schema.runtime.settings import ServiceSettings
 
 __all__ = ["NodeSettings", "TrustedCaller", "check_authentication"]
-
-PLACEHOLDER_TOKENS = {"", "changeme", "change-me", "secret", "dev", "test"}
-
-
-class TrustedCaller(BaseModel):
-    """A caller this node trusts by a static bearer token (the stopgap before OAuth)."""
-
-    token: str = Field(min_length=1)
-    org: str
-    org_kind: OrgKind = OrgKind.COMMUNITY
-    scopes: list[str] = Field(default_factory=list)
-    client_id: str = "static"
 
 
 class NodeSettings(ServiceSettings):
@@ -108,11 +96,11 @@ def check_authentication(settings: NodeSettings) -> None:
     secret = settings.hub_client_secret
     if settings.production and secret is not None:
         value = secret.get_secret_value()
-        if value.lower() in PLACEHOLDER_TOKENS or len(value) < 24:
+        if is_placeholder(value):
             raise ValueError("hub_client_secret is a placeholder or too short for production")
     if settings.production:
         for caller in settings.trusted_callers:
-            if caller.token.lower() in PLACEHOLDER_TOKENS or len(caller.token) < 24:
+            if is_placeholder(caller.token):
                 raise ValueError(
                     f"trusted caller {caller.client_id!r} has a placeholder or short token;"
                     " and production accepts no static tokens at all"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import threading
@@ -163,7 +162,3 @@ class GraphQLClient:
 
 async def migrate(script_location: Path, url: str) -> None:
     await upgrade(script_location, url)
-
-
-def run(coro: Any) -> Any:
-    return asyncio.get_event_loop().run_until_complete(coro)

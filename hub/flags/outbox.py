@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from policies.caller import Caller
 from schema.enums import OrgKind
 from schema.records import FlagTransition
 from schema.runtime.db import Database
+from schema.runtime.retry import backoff_s
 from schema.storage import utcnow
 
 __all__ = ["NodeOutbox", "backoff_s", "enqueue_node_update", "hub_caller", "update_payload"]
@@ -49,12 +49,6 @@ def hub_caller(*, hub_id: str, district: str) -> Caller:
         subject=hub_id,
         district=district,
     )
-
-
-def backoff_s(attempts: int, *, base_s: float, max_s: float) -> float:
-    """Exponential backoff with jitter: between half and all of ``base * 2**(attempts-1)``."""
-    ceiling: float = min(max_s, base_s * 2.0 ** min(max(attempts - 1, 0), 30))
-    return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
 
 
 def update_payload(row: FlagRow, message_id: str) -> dict[str, object]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from node.flags.outbox import OutboxEntry
 from node.flags.tables import FlagTables, OutboxStatus
 from node.settings import NodeSettings
 from schema.runtime.db import Database
+from schema.runtime.retry import backoff_s
 from schema.storage import utcnow
 
 __all__ = [
@@ -53,12 +53,6 @@ log = logging.getLogger("linli.node.flags")
 FLAG_SCOPE = "risk:flag"
 PERMANENT_STATUS = frozenset({400, 413, 422})
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-
-
-def backoff_s(attempts: int, *, base_s: float, max_s: float) -> float:
-    """Exponential backoff with jitter: between half and all of ``base * 2**(attempts-1)``."""
-    ceiling: float = min(max_s, base_s * 2.0 ** min(max(attempts - 1, 0), 30))
-    return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
 
 
 class TokenUnavailable(Exception):

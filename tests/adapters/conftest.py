@@ -16,8 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.service import Adapter, create_adapter_app
-from adapters.settings import AdapterServiceSettings, StaticCaller
+from adapters.settings import AdapterServiceSettings
 from adapters.store import MIGRATIONS
+from policies.static import TrustedCaller
 from schema.enums import OrgKind
 from schema.runtime.db import Database
 from tests.conftest import DatabaseUnderTest, GraphQLClient, ServerThread, migrate
@@ -83,14 +84,14 @@ def service_settings(database_url: str, **overrides: Any) -> AdapterServiceSetti
         "org_code": OWNER,
         "district": "110105",
         "trusted_callers": [
-            StaticCaller(
+            TrustedCaller(
                 token=DEPARTMENT_TOKEN,
                 org=OWNER,
                 org_kind=OrgKind.DEPARTMENT,
                 scopes=ALL_READ,
                 client_id="department",
             ),
-            StaticCaller(
+            TrustedCaller(
                 token=COMMUNITY_TOKEN,
                 org="110105001001",
                 org_kind=OrgKind.COMMUNITY,
