@@ -17,13 +17,14 @@ from policies.enforce import DisclosureLedger, PolicyEnforcer
 from schema.enums import OrgKind
 from schema.errors import Forbidden
 from schema.runtime.db import Database
+from schema.scopes import Scope
 from schema.store.resolvers import RecordHooks
 from schema.store.specs import RecordSpec
 
 __all__ = ["AUDIT_SCOPE", "WRITE_SCOPE", "NodeContext"]
 
-WRITE_SCOPE = "records:write"
-AUDIT_SCOPE = "audit:read"
+WRITE_SCOPE = Scope.RECORDS_WRITE
+AUDIT_SCOPE = Scope.AUDIT_READ
 
 
 @dataclass

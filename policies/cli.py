@@ -17,6 +17,7 @@ from policies.errors import PolicyError
 from policies.mask import explain
 from policies.records import RECORD_TYPES, field_groups
 from schema.enums import OrgKind, SeverityLevel
+from schema.scopes import Scope
 
 __all__ = ["audit_app", "policy_app"]
 
@@ -26,15 +27,15 @@ console = Console()
 errors = Console(stderr=True)
 
 DEFAULT_SCOPES = (
-    "incidents:read",
-    "resources:read",
-    "shelters:read",
-    "volunteers:read",
-    "pii:read",
-    "risk:verify",
-    "alerts:read",
-    "aid:request",
-    "aid:respond",
+    Scope.INCIDENTS_READ,
+    Scope.RESOURCES_READ,
+    Scope.SHELTERS_READ,
+    Scope.VOLUNTEERS_READ,
+    Scope.PII_READ,
+    Scope.RISK_VERIFY,
+    Scope.ALERTS_READ,
+    Scope.AID_REQUEST,
+    Scope.AID_RESPOND,
 )
 
 

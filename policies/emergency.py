@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from policies.engine import Mode
 from schema.enums import SeverityLevel
+from schema.scopes import Scope
 from schema.storage import UTCDateTime, utcnow
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
     "policy_mode",
 ]
 
-DECLARE_SCOPE: Final = "emergency:declare"
+DECLARE_SCOPE: Final = Scope.EMERGENCY_DECLARE
 TABLE_NAME: Final = "emergencies"
 MAX_REASON: Final = 500
 

@@ -23,6 +23,7 @@ from schema.api.pagination import RecordOrder
 from schema.enums import CapMsgType, CapScope, CapStatus, OrgKind
 from schema.records import AlertCreate
 from schema.runtime.http import error_body
+from schema.scopes import Scope
 from schema.store.specs import SPECS
 
 __all__ = ["alerts_router", "public_alerts"]
@@ -49,7 +50,7 @@ def public_caller(settings: HubSettings) -> Caller:
     return Caller(
         org="public",
         org_kind=OrgKind.PUBLIC,
-        scopes=frozenset({"alerts:read"}),
+        scopes=frozenset({Scope.ALERTS_READ}),
         client_id=settings.hub_id,
         subject="public",
         district=settings.district,

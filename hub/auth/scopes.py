@@ -5,27 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hub.auth.errors import UnknownScope
+from schema.scopes import Scope
 
 __all__ = ["SCOPES", "format_scopes", "parse_scopes"]
 
-#: Every scope the hub issues, in the order documented in DESIGN.md.
-SCOPES: tuple[str, ...] = (
-    "incidents:read",
-    "resources:read",
-    "shelters:read",
-    "volunteers:read",
-    "pii:read",
-    "risk:flag",
-    "risk:verify",
-    "aid:request",
-    "aid:respond",
-    "alerts:read",
-    "alerts:publish",
-    "emergency:declare",
-    "audit:read",
-    "admin",
-    "records:write",
-)
+#: Every scope the hub issues, in the documented order.
+SCOPES: tuple[str, ...] = tuple(Scope)
 _KNOWN = frozenset(SCOPES)
 
 

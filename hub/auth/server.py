@@ -38,6 +38,7 @@ from hub.auth.tables import OAuthClient
 from hub.auth.tokens import JWKS_PATH, TokenIssuer, VerifiedToken
 from hub.settings import HubSettings
 from schema.enums import OrgKind
+from schema.scopes import Scope
 
 __all__ = [
     "AUTH_METHODS",
@@ -136,7 +137,7 @@ class PresentedToken(TokenMixin):  # type: ignore[misc]
 
     def check_client(self, client: ClientSnapshot) -> bool:
         """Whether ``client`` may revoke or introspect this token: its own, or an admin."""
-        return bool(client.client_id == self.claims["client_id"] or "admin" in client.scopes)
+        return bool(client.client_id == self.claims["client_id"] or Scope.ADMIN in client.scopes)
 
     def get_scope(self) -> str:
         return str(self.claims["scope"])

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from hub.demo.seed import COMMUNITIES, DISTRICT, DemoCommunity
+from schema.scopes import Scope
 
 __all__ = ["demo"]
 
@@ -27,9 +28,22 @@ console = Console()
 HUB_ID = "hub-110105"
 CAP_ADAPTER_ID = "adapter-cap"
 CAP_SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "cap" / "samples"
-COMMUNITY_SCOPES = (
-    "records:write incidents:read resources:read shelters:read volunteers:read pii:read"
-    " risk:flag alerts:read audit:read"
+
+
+def _scopes(*scopes: Scope) -> str:
+    return " ".join(scopes)
+
+
+COMMUNITY_SCOPES = _scopes(
+    Scope.RECORDS_WRITE,
+    Scope.INCIDENTS_READ,
+    Scope.RESOURCES_READ,
+    Scope.SHELTERS_READ,
+    Scope.VOLUNTEERS_READ,
+    Scope.PII_READ,
+    Scope.RISK_FLAG,
+    Scope.ALERTS_READ,
+    Scope.AUDIT_READ,
 )
 DEMO_CLIENTS: list[dict[str, str]] = [
     {
@@ -37,22 +51,33 @@ DEMO_CLIENTS: list[dict[str, str]] = [
         "org": "110105400001",
         "org_kind": "department",
         "label": "区应急管理局 District emergency management office",
-        "scopes": "incidents:read resources:read shelters:read volunteers:read pii:read"
-        " risk:verify emergency:declare alerts:read audit:read",
+        "scopes": _scopes(
+            Scope.INCIDENTS_READ,
+            Scope.RESOURCES_READ,
+            Scope.SHELTERS_READ,
+            Scope.VOLUNTEERS_READ,
+            Scope.PII_READ,
+            Scope.RISK_VERIFY,
+            Scope.EMERGENCY_DECLARE,
+            Scope.ALERTS_READ,
+            Scope.AUDIT_READ,
+        ),
     },
     {
         "client_id": "dashboard",
         "org": "110105400002",
         "org_kind": "department",
         "label": "区指挥中心大屏 District dashboard",
-        "scopes": "incidents:read resources:read shelters:read alerts:read",
+        "scopes": _scopes(
+            Scope.INCIDENTS_READ, Scope.RESOURCES_READ, Scope.SHELTERS_READ, Scope.ALERTS_READ
+        ),
     },
     {
         "client_id": "hub-admin",
         "org": "110105400009",
         "org_kind": "department",
         "label": "枢纽管理员 Hub administrator",
-        "scopes": "admin resources:read",
+        "scopes": _scopes(Scope.ADMIN, Scope.RESOURCES_READ),
     },
 ] + [
     {

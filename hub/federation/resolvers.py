@@ -20,18 +20,19 @@ from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_
 from schema.api.types import Organisation
 from schema.errors import Forbidden, InvalidInput
 from schema.ids import GlobalId, InvalidGlobalId
+from schema.scopes import Scope
 from schema.store.resolvers import Record, list_field
 from schema.store.specs import SPECS, RecordSpec
 
 __all__ = ["SourcesExtension", "mutation_fields", "query_fields"]
 
-ADMIN_SCOPE = "admin"
+ADMIN_SCOPE = Scope.ADMIN
 
 
 def _read_scopes(spec: RecordSpec) -> set[str]:
     scopes = {spec.scope}
     if spec.type_name == "RiskFlag":
-        scopes.add("risk:verify")
+        scopes.add(Scope.RISK_VERIFY)
     return scopes
 
 

@@ -33,6 +33,7 @@ from hub.flags.tables import EVENT_SEQUENCE, EventSequenceRow, FlagEventRow, Fla
 from policies.caller import Caller
 from schema.enums import OrgKind
 from schema.runtime.db import Database
+from schema.scopes import Scope
 
 __all__ = [
     "FlagEventType",
@@ -46,7 +47,7 @@ __all__ = [
     "visible_events",
 ]
 
-ADMIN_SCOPE = "admin"
+ADMIN_SCOPE = Scope.ADMIN
 
 
 class FlagEventType(enum.StrEnum):

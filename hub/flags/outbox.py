@@ -29,6 +29,7 @@ from schema.enums import OrgKind
 from schema.records import FlagTransition
 from schema.runtime.db import Database
 from schema.runtime.retry import backoff_s
+from schema.scopes import Scope
 from schema.storage import utcnow
 
 __all__ = ["NodeOutbox", "backoff_s", "enqueue_node_update", "hub_caller", "update_payload"]
@@ -44,7 +45,7 @@ def hub_caller(*, hub_id: str, district: str) -> Caller:
     return Caller(
         org=district,
         org_kind=OrgKind.HUB,
-        scopes=frozenset({"risk:verify"}),
+        scopes=frozenset({Scope.RISK_VERIFY}),
         client_id=hub_id,
         subject=hub_id,
         district=district,

@@ -34,6 +34,7 @@ from schema.enums import OrgKind, RiskFlagStatus
 from schema.errors import Forbidden, InvalidInput, NotFound, StaleVersion
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.records import RiskFlagCreate
+from schema.scopes import Scope
 
 __all__ = [
     "ALLOWED",
@@ -54,8 +55,8 @@ __all__ = [
     "transition_flag",
 ]
 
-FLAG_SCOPE = "risk:flag"
-VERIFY_SCOPE = "risk:verify"
+FLAG_SCOPE = Scope.RISK_FLAG
+VERIFY_SCOPE = Scope.RISK_VERIFY
 
 S = RiskFlagStatus
 ALLOWED: dict[RiskFlagStatus, frozenset[RiskFlagStatus]] = {

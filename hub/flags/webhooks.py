@@ -44,6 +44,7 @@ from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, pag
 from schema.enums import OrgKind
 from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.runtime.db import Database
+from schema.scopes import Scope
 from schema.storage import utcnow
 
 __all__ = [
@@ -59,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger("linli.hub.flags.webhooks")
 
-VERIFY_SCOPE = "risk:verify"
+VERIFY_SCOPE = Scope.RISK_VERIFY
 _ORDER = RecordOrder.CREATED_DESC
 
 

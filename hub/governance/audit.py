@@ -19,6 +19,7 @@ from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, page_size
 from schema.errors import InvalidCursor
 from schema.runtime.db import Database
+from schema.scopes import Scope
 
 __all__ = ["AUDIT_LOG", "query_fields", "record", "record_relay"]
 
@@ -65,7 +66,7 @@ async def record_relay(
     )
 
 
-AUDIT_SCOPE = "audit:read"
+AUDIT_SCOPE = Scope.AUDIT_READ
 
 
 @strawberry.type(description="One row of the hub's audit log")

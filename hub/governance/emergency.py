@@ -20,10 +20,11 @@ from hub.governance.audit import record
 from policies.audit import AuditEntry
 from schema.enums import OrgKind, SeverityLevel
 from schema.errors import Forbidden, InvalidInput
+from schema.scopes import Scope
 
 __all__ = ["mutation_fields"]
 
-DECLARE_SCOPE = "emergency:declare"
+DECLARE_SCOPE = Scope.EMERGENCY_DECLARE
 MAX_AREAS = 50
 
 _DECLARE = """mutation($level: SeverityLevel!, $reason: String!, $expiresAt: DateTime!) {

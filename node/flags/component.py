@@ -23,6 +23,7 @@ from node.flags.updates import updates_router
 from node.settings import NodeSettings
 from policies.caller import Caller
 from schema.runtime.db import Database
+from schema.scopes import Scope
 from schema.store.resolvers import RecordHooks
 from schema.store.specs import RecordSpec
 
@@ -30,7 +31,7 @@ __all__ = ["FlagOutbox", "FlagOutboxEntry", "NodeFlags", "create_flags"]
 
 log = logging.getLogger("linli.node.flags")
 
-FLAG_SCOPE = "risk:flag"
+FLAG_SCOPE = Scope.RISK_FLAG
 MAX_ENTRIES = 200
 
 Authenticate = Callable[[str | None], Awaitable[Caller]]

@@ -36,6 +36,7 @@ from node.flags.tables import FlagTables, OutboxStatus
 from node.settings import NodeSettings
 from schema.runtime.db import Database
 from schema.runtime.retry import backoff_s
+from schema.scopes import Scope
 from schema.storage import utcnow
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 
 log = logging.getLogger("linli.node.flags")
 
-FLAG_SCOPE = "risk:flag"
+FLAG_SCOPE = Scope.RISK_FLAG
 PERMANENT_STATUS = frozenset({400, 413, 422})
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 

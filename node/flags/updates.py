@@ -31,12 +31,13 @@ from schema.errors import Forbidden, InvalidInput, NotFound, StaleVersion
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.records import FlagTransition, RiskFlagHop
 from schema.runtime.db import Database
+from schema.scopes import Scope
 from schema.storage import utcnow
 from schema.store.specs import RecordSpec
 
 __all__ = ["FlagUpdate", "UpdateResult", "apply_update", "check_hub_caller", "updates_router"]
 
-VERIFY_SCOPE = "risk:verify"
+VERIFY_SCOPE = Scope.RISK_VERIFY
 MAX_TRANSITIONS = 200
 
 Authenticate = Callable[[str | None], Awaitable[Caller]]

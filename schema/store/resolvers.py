@@ -15,6 +15,7 @@ from schema.errors import InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.records import FlagTransition, RiskFlagHop
 from schema.runtime.db import Database
+from schema.scopes import Scope
 from schema.storage import utcnow
 from schema.store import service
 from schema.store.specs import SPECS, RecordSpec
@@ -260,7 +261,7 @@ def _create(spec: RecordSpec) -> Any:
         return _own_view(context, spec, row)
 
     verb = "raise" if spec.type_name == "RiskFlag" else "create"
-    scopes = " or ".join(("records:write", *spec.create_scopes))
+    scopes = " or ".join((Scope.RECORDS_WRITE, *spec.create_scopes))
     return _named(
         f"{verb}{spec.type_name}",
         resolve,

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 from schema import records
 from schema.api import filters
 from schema.api import types as gql
+from schema.scopes import Scope
 from schema.store.tables import RecordTables, RowMixin
 
 __all__ = ["SPECS", "RecordSpec", "bind_specs"]
@@ -52,7 +53,7 @@ SPECS: dict[str, RecordSpec] = {
             gql.IncidentCreateInput, gql.IncidentUpdateInput, filters.IncidentFilter,
             ("title", "description", "address"),
             {"categories": "category", "statuses": "status"},
-            scope="incidents:read",
+            scope=Scope.INCIDENTS_READ,
         ),
         RecordSpec(
             "Resource", "resources", records.ResourceCreate,
@@ -60,7 +61,7 @@ SPECS: dict[str, RecordSpec] = {
             gql.ResourceCreateInput, gql.ResourceUpdateInput, filters.ResourceFilter,
             ("name", "kind", "description", "address"),
             {"kinds": "kind", "statuses": "status", "shareable": "shareable"},
-            scope="resources:read",
+            scope=Scope.RESOURCES_READ,
         ),
         RecordSpec(
             "Shelter", "shelters", records.ShelterCreate,
@@ -68,7 +69,7 @@ SPECS: dict[str, RecordSpec] = {
             gql.ShelterCreateInput, gql.ShelterUpdateInput, filters.ShelterFilter,
             ("name", "description", "address"),
             {"statuses": "status", "accessible": "accessible"},
-            scope="shelters:read",
+            scope=Scope.SHELTERS_READ,
         ),
         RecordSpec(
             "Volunteer", "volunteers", records.VolunteerCreate,
@@ -76,7 +77,7 @@ SPECS: dict[str, RecordSpec] = {
             gql.VolunteerCreateInput, gql.VolunteerUpdateInput, filters.VolunteerFilter,
             ("name", "team", "skills"),
             {"availabilities": "availability"},
-            scope="volunteers:read",
+            scope=Scope.VOLUNTEERS_READ,
         ),
         RecordSpec(
             "RiskFlag", "riskFlags", records.RiskFlagCreate,
@@ -85,8 +86,8 @@ SPECS: dict[str, RecordSpec] = {
             ("category", "description", "address"),
             {"categories": "category", "statuses": "status"},
             system_fields=("status", "transitions", "assigned_to", "timeline"),
-            create_scopes=("risk:flag",),
-            scope="incidents:read",
+            create_scopes=(Scope.RISK_FLAG,),
+            scope=Scope.INCIDENTS_READ,
         ),
         RecordSpec(
             "Alert", "alerts", records.AlertCreate,
@@ -94,7 +95,7 @@ SPECS: dict[str, RecordSpec] = {
             None, None, filters.AlertFilter,
             ("identifier", "sender", "note"),
             {"statuses": "status"},
-            scope="alerts:read",
+            scope=Scope.ALERTS_READ,
         ),
     )
 }  # fmt: skip
