@@ -58,11 +58,14 @@ def schema_export(
         bool, typer.Option("--check", help="Only check; exit 1 if any artifact is stale")
     ] = False,
 ) -> None:
-    """Write schema/sdl/*.graphql and schema/jsonschema/*.json from the models."""
+    """Write schema/sdl/*.graphql, schema/jsonschema/*.json and the Cedar schema from REGISTRY."""
+    from policies.engine import SCHEMA_PATH
+    from policies.records import cedar_schema
     from schema.export import stale_artifacts, write_artifacts
 
+    cedar = {SCHEMA_PATH: cedar_schema()}
     if check:
-        stale = stale_artifacts()
+        stale = stale_artifacts(cedar)
         for path in stale:
             console.print(f"[red]stale:[/] {path}")
         if stale:
@@ -70,7 +73,7 @@ def schema_export(
             raise typer.Exit(1)
         console.print("[green]schema artifacts are up to date[/]")
         return
-    written = write_artifacts()
+    written = write_artifacts(cedar)
     console.print(f"wrote {len(written)} file(s)")
 
 

@@ -25,10 +25,9 @@ from schema.runtime.db import Database
 from schema.runtime.service import graphql_router, service_app, wrap
 from schema.store.specs import bind_specs
 
-__all__ = ["CAPABILITIES", "MIGRATIONS", "create_app", "node_owner"]
+__all__ = ["MIGRATIONS", "create_app", "node_owner"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-CAPABILITIES = ["incidents", "resources", "shelters", "volunteers", "riskFlags", "alerts"]
 
 
 def node_owner(settings: NodeSettings) -> Owner:
@@ -99,7 +98,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
             "neighbours": settings.neighbours,
             "bbox": settings.bbox.model_dump() if settings.bbox else None,
             "schema_version": SCHEMA_VERSION,
-            "capabilities": CAPABILITIES,
+            "capabilities": [spec.field_name for spec in specs.values()],
         }
 
     return wrap(app, settings)

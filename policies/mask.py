@@ -9,18 +9,18 @@ GraphQL ``extensions``. ``explain`` shows the decision per field group.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from policies.approximate import coarse_point, quantity_band
 from policies.caller import Caller, Relation
 from policies.engine import Decision, Disclosure, FieldDecisions, Mode, Owner, PolicyEngine
-from policies.records import PUBLIC_MODELS, FactValue, facts_of, field_groups
+from policies.records import BANDS, PUBLIC_MODELS, FactValue, facts_of, field_groups, typical_facts
 from schema.enums import SeverityLevel
 from schema.fields import FieldGroup
 from schema.geo import GeoPoint
-from schema.records import QuantityBand, RecordEnvelope
+from schema.records import Band, RecordEnvelope
 
 __all__ = ["ENVELOPE_FIELDS", "Explanation", "disclose", "disclose_page", "explain"]
 
@@ -28,28 +28,6 @@ ENVELOPE_FIELDS: Final = frozenset(RecordEnvelope.model_fields)
 """Kept on every visible record whatever the policy says: without them it cannot be referenced."""
 
 Disclosed = tuple[dict[str, Any] | None, dict[str, str]]
-
-# Fields that policies never name: they are derived from exact quantities and
-# shown whenever the quantity group is shown at all.
-_Band = Callable[[Mapping[str, Any]], QuantityBand | None]
-
-
-def _available_band(record: Mapping[str, Any]) -> QuantityBand | None:
-    available = record.get("available")
-    return None if available is None else quantity_band(available)
-
-
-def _free_beds_band(record: Mapping[str, Any]) -> QuantityBand | None:
-    capacity, occupancy = record.get("capacity"), record.get("occupancy")
-    if capacity is None or occupancy is None:
-        return None
-    return quantity_band(max(capacity - occupancy, 0))
-
-
-_BANDS: Final[Mapping[str, tuple[str, _Band]]] = {
-    "Resource": ("available_band", _available_band),
-    "Shelter": ("free_beds_band", _free_beds_band),
-}
 
 # The location fields with an approximate form; any other location.exact
 # field (a street address) cannot be coarsened and is hidden instead.
@@ -75,7 +53,7 @@ class _Plan:
     fields: tuple[str, ...]  # every field of the public model, in order
     keep: tuple[str, ...]
     coarse: tuple[str, ...]
-    band: tuple[str, _Band] | None
+    band: Band | None
     reasons: Mapping[str, str]
 
 
@@ -116,16 +94,14 @@ def _plan(decisions: FieldDecisions) -> _Plan:
             case Disclosure.APPROXIMATE:
                 # Exact figures are replaced by the record type's band, if it has one.
                 reasons[name] = (
-                    decision.reason if record_type in _BANDS else _no_approximate_form(decision)
+                    decision.reason if record_type in BANDS else _no_approximate_form(decision)
                 )
-    band: tuple[str, _Band] | None = None
-    if record_type in _BANDS:
-        band_field, _ = _BANDS[record_type]
+    band = BANDS.get(record_type)
+    if band is not None:
         quantity = decisions[FieldGroup.QUANTITY_EXACT]
-        if quantity.allowed:
-            band = _BANDS[record_type]
-        else:
-            reasons[band_field] = quantity.reason
+        if not quantity.allowed:
+            reasons[band.field] = quantity.reason
+            band = None
     return _Plan(
         visible=decisions.visible,
         fields=fields,
@@ -145,8 +121,8 @@ def _apply(plan: _Plan, record: Mapping[str, Any]) -> Disclosed:
     for name in plan.coarse:
         shown[name] = _coarse_location(record.get(name))
     if plan.band is not None:
-        band_field, band_of = plan.band
-        shown[band_field] = band_of(record)
+        count = plan.band.count(record)
+        shown[plan.band.field] = None if count is None else quantity_band(count)
     return shown, dict(plan.reasons)
 
 
@@ -235,18 +211,6 @@ class Explanation:
         ]
 
 
-def _typical_facts(record_type: str, caller: Caller, owner: Owner) -> dict[str, FactValue]:
-    # The record the baseline shares most widely, so that explain shows the
-    # ceiling; pass record_facts to explain a particular record.
-    typical: dict[str, dict[str, FactValue]] = {
-        "Resource": {"shareable": True},
-        "Shelter": {"status": "open"},
-        "Alert": {"scope": "Public"},
-        "AidRequest": {"parties": frozenset({owner.org, caller.org})},
-    }
-    return typical.get(record_type, {})
-
-
 def explain(
     caller: Caller,
     owner: Owner,
@@ -261,7 +225,7 @@ def explain(
     """What ``caller`` sees of ``owner``'s records of a type per field group, and why."""
     relation = owner.relation_of(caller)
     facts = dict(
-        _typical_facts(record_type, caller, owner) if record_facts is None else record_facts
+        typical_facts(record_type, owner.org, caller.org) if record_facts is None else record_facts
     )
     decisions = engine.decisions(
         caller,

@@ -3,70 +3,51 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import strawberry
+from sqlmodel import SQLModel
 
-from schema import records
 from schema.api import filters, types
 from schema.api.pagination import Connection, RecordOrder
+from schema.records import REGISTRY, OrganisationPublic
 
 __all__ = ["ROOT", "artifacts", "stale_artifacts", "write_artifacts"]
 
 ROOT = Path(__file__).parent
 
-_RECORDS = ("Incident", "Resource", "Shelter", "Volunteer", "RiskFlag", "AidRequest", "Alert")
-_JSON_SCHEMA_MODELS = {
-    "Organisation": records.OrganisationPublic,
-    **{name: getattr(records, f"{name}Public") for name in _RECORDS},
-    **{f"{name}Create": getattr(records, f"{name}Create") for name in _RECORDS},
+_JSON_SCHEMA_MODELS: dict[str, type[SQLModel]] = {
+    "Organisation": OrganisationPublic,
+    **{name: r.public for name, r in REGISTRY.items()},
+    **{f"{name}Create": r.create for name, r in REGISTRY.items()},
 }
 
 
 def _sdl() -> str:
-    @strawberry.type
-    class Query:
-        organisation: types.Organisation | None
-        incidents: Connection[types.Incident]
-        resources: Connection[types.Resource]
-        shelters: Connection[types.Shelter]
-        volunteers: Connection[types.Volunteer]
-        risk_flags: Connection[types.RiskFlag]
-        aid_requests: Connection[types.AidRequest]
-        alerts: Connection[types.Alert]
-        order: RecordOrder
-
+    # A carrier Query type makes every type reachable; it is not an API and is cut out.
+    annotations: dict[str, object] = {"organisation": types.Organisation | None}
+    for name, record_type in REGISTRY.items():
+        annotations[record_type.field_name] = Connection[types.RECORD_TYPES[name]]  # type: ignore[valid-type]
+    annotations["order"] = RecordOrder
+    query = strawberry.type(type("Query", (), {"__annotations__": annotations}))
     schema = strawberry.Schema(
-        query=Query,
+        query=query,
         types=[
-            types.IncidentCreateInput,
-            types.IncidentUpdateInput,
-            types.ResourceCreateInput,
-            types.ResourceUpdateInput,
-            types.ShelterCreateInput,
-            types.ShelterUpdateInput,
-            types.VolunteerCreateInput,
-            types.VolunteerUpdateInput,
-            types.RiskFlagCreateInput,
-            types.AidRequestCreateInput,
-            filters.IncidentFilter,
-            filters.ResourceFilter,
-            filters.ShelterFilter,
-            filters.VolunteerFilter,
-            filters.RiskFlagFilter,
-            filters.AlertFilter,
+            *types.CREATE_INPUTS.values(),
+            *types.UPDATE_INPUTS.values(),
+            *filters.FILTERS.values(),
         ],
     )
     sdl = schema.as_str()
-    # The carrier Query type only makes every type reachable; it is not an API.
     start = sdl.index("type Query {")
     end = sdl.index("}\n", start) + 2
     return sdl[:start] + sdl[end:].lstrip("\n")
 
 
-def artifacts() -> dict[Path, str]:
-    """Every exported file and its content."""
-    out = {ROOT / "sdl" / "common.graphql": _sdl().rstrip() + "\n"}
+def artifacts(extra: Mapping[Path, str] | None = None) -> dict[Path, str]:
+    """Every exported file and its content, with ``extra`` ones of other parts (Cedar)."""
+    out = {**(extra or {}), ROOT / "sdl" / "common.graphql": _sdl().rstrip() + "\n"}
     for name, model in _JSON_SCHEMA_MODELS.items():
         document = model.model_json_schema()
         document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -77,9 +58,9 @@ def artifacts() -> dict[Path, str]:
     return out
 
 
-def stale_artifacts() -> list[Path]:
+def stale_artifacts(extra: Mapping[Path, str] | None = None) -> list[Path]:
     """Exported files that are missing, differ, or are no longer produced."""
-    expected = artifacts()
+    expected = artifacts(extra)
     stale = [
         path
         for path, text in expected.items()
@@ -90,10 +71,10 @@ def stale_artifacts() -> list[Path]:
     return sorted(stale)
 
 
-def write_artifacts() -> list[Path]:
+def write_artifacts(extra: Mapping[Path, str] | None = None) -> list[Path]:
     """Write every artifact; return the paths written."""
     written = []
-    for path, text in artifacts().items():
+    for path, text in artifacts(extra).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text("utf-8") != text:
             path.write_text(text, "utf-8")

@@ -21,6 +21,7 @@ from schema.api.pagination import RecordOrder
 from schema.errors import LinliError, NotFound
 from schema.geo import BBox, distance_km
 from schema.ids import GlobalId, InvalidGlobalId
+from schema.records import REGISTRY
 from schema.storage import utcnow
 
 __all__ = ["Federation", "SourceFailed", "SourceReport", "TokenMinter"]
@@ -32,7 +33,7 @@ TokenMinter = Callable[[Caller, str], Awaitable[str]]
 TOKEN_REUSE_S = 30.0
 
 # Slow-changing data whose last good answer is served while a source is down.
-STALE_TYPES = frozenset({"Resource", "Shelter"})
+STALE_TYPES = frozenset(name for name, r in REGISTRY.items() if r.served_stale)
 
 _ERROR_CODES = {
     "timeout": "SOURCE_TIMEOUT",

@@ -29,17 +29,10 @@ __all__ = ["SourcesExtension", "mutation_fields", "query_fields"]
 ADMIN_SCOPE = Scope.ADMIN
 
 
-def _read_scopes(spec: RecordSpec) -> set[str]:
-    scopes = {spec.scope}
-    if spec.type_name == "RiskFlag":
-        scopes.add(Scope.RISK_VERIFY)
-    return scopes
-
-
 def _check_scope(context: HubContext, spec: RecordSpec) -> None:
     # Scopes are necessary: a caller without any read scope for the type is not fanned out.
-    if not _read_scopes(spec) & context.caller.scopes:
-        wanted = " or ".join(sorted(_read_scopes(spec)))
+    if not context.caller.scopes.intersection(spec.read_scopes):
+        wanted = " or ".join(sorted(spec.read_scopes))
         raise Forbidden(f"reading {spec.type_name} records needs the scope {wanted}")
 
 

@@ -1,32 +1,15 @@
-"""Filter inputs of the read API, shared by every source."""
+"""Filter inputs of the read API, shared by every source, derived from ``REGISTRY``."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
-from schema.enums import (
-    CapStatus,
-    IncidentCategory,
-    IncidentStatus,
-    ResourceStatus,
-    RiskFlagStatus,
-    ShelterStatus,
-    VolunteerAvailability,
-)
+from schema.records import REGISTRY, RecordType
 
-__all__ = [
-    "AlertFilter",
-    "BBoxInput",
-    "IncidentFilter",
-    "NearInput",
-    "RecordFilter",
-    "ResourceFilter",
-    "RiskFlagFilter",
-    "ShelterFilter",
-    "VolunteerFilter",
-]
+__all__ = ["FILTERS", "BBoxInput", "NearInput", "RecordFilter"]
 
 
 @strawberry.input(description="Within radiusKm of a point")
@@ -54,38 +37,15 @@ class RecordFilter:
     updated_since: datetime | None = None
 
 
-@strawberry.input
-class IncidentFilter(RecordFilter):
-    categories: list[IncidentCategory] | None = None
-    statuses: list[IncidentStatus] | None = None
+def _filter_input(record_type: RecordType) -> Any:
+    """The ``where`` input of one type's list field: the common filters and its own."""
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for f in record_type.filters:
+        namespace["__annotations__"][f.name] = f.annotation
+        namespace[f.name] = strawberry.field(default=f.default, description=f.description)
+    cls = type(f"{record_type.name}Filter", (RecordFilter,), namespace)
+    return strawberry.input(cls)
 
 
-@strawberry.input
-class ResourceFilter(RecordFilter):
-    kinds: list[str] | None = strawberry.field(default=None, description="Resource-kind codes")
-    statuses: list[ResourceStatus] | None = None
-    shareable: bool | None = None
-
-
-@strawberry.input
-class ShelterFilter(RecordFilter):
-    statuses: list[ShelterStatus] | None = None
-    accessible: bool | None = None
-
-
-@strawberry.input
-class VolunteerFilter(RecordFilter):
-    skills: list[str] | None = None
-    availabilities: list[VolunteerAvailability] | None = None
-
-
-@strawberry.input
-class RiskFlagFilter(RecordFilter):
-    categories: list[str] | None = strawberry.field(default=None, description="Risk-category codes")
-    statuses: list[RiskFlagStatus] | None = None
-
-
-@strawberry.input
-class AlertFilter(RecordFilter):
-    statuses: list[CapStatus] | None = None
-    active_only: bool = False
+FILTERS: dict[str, Any] = {name: _filter_input(r) for name, r in REGISTRY.items()}
+"""Each record type's filter input, by type name."""

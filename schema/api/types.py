@@ -17,57 +17,27 @@ from schema.geo import BBox as BBoxModel
 from schema.geo import GeoPoint as GeoPointModel
 from schema.geo import GeoPolygon as GeoPolygonModel
 from schema.records import (
-    AidRequestCreate,
-    AidRequestPublic,
+    REGISTRY,
     AlertArea,
     AlertInfo,
-    AlertPublic,
     AlertResource,
     FlagTransition,
-    IncidentCreate,
-    IncidentPublic,
-    IncidentUpdate,
     NameValue,
     OrganisationPublic,
     QuantityBand,
-    ResourceCreate,
-    ResourcePublic,
-    ResourceUpdate,
-    RiskFlagCreate,
+    RecordType,
     RiskFlagHop,
-    RiskFlagPublic,
-    ShelterCreate,
-    ShelterPublic,
-    ShelterUpdate,
-    VolunteerCreate,
-    VolunteerPublic,
-    VolunteerUpdate,
 )
 
 __all__ = [
+    "CREATE_INPUTS",
     "RECORD_TYPES",
-    "AidRequest",
-    "AidRequestCreateInput",
-    "Alert",
+    "UPDATE_INPUTS",
     "BBox",
     "GeoPoint",
     "GeoPointInput",
     "GeoPolygon",
-    "Incident",
-    "IncidentCreateInput",
-    "IncidentUpdateInput",
     "Organisation",
-    "Resource",
-    "ResourceCreateInput",
-    "ResourceUpdateInput",
-    "RiskFlag",
-    "RiskFlagCreateInput",
-    "Shelter",
-    "ShelterCreateInput",
-    "ShelterUpdateInput",
-    "Volunteer",
-    "VolunteerCreateInput",
-    "VolunteerUpdateInput",
 ]
 
 for _enum in (
@@ -178,101 +148,30 @@ class Organisation:
     pass
 
 
-@sp.type(model=IncidentPublic, all_fields=True, name="Incident")
-class Incident:
-    owner_organisation: Organisation | None = _owner_field()
+def _record_type(record_type: RecordType) -> Any:
+    namespace = {
+        "__annotations__": {"owner_organisation": Organisation | None},
+        "owner_organisation": _owner_field(),
+    }
+    cls = type(record_type.name, (), namespace)
+    return sp.type(model=record_type.public, all_fields=True, name=record_type.name)(cls)
 
 
-@sp.type(model=ResourcePublic, all_fields=True, name="Resource")
-class Resource:
-    owner_organisation: Organisation | None = _owner_field()
+def _input(model: type[Any], name: str) -> Any:
+    return sp.input(model=model, all_fields=True, name=name)(type(name, (), {}))
 
 
-@sp.type(model=ShelterPublic, all_fields=True, name="Shelter")
-class Shelter:
-    owner_organisation: Organisation | None = _owner_field()
-
-
-@sp.type(model=VolunteerPublic, all_fields=True, name="Volunteer")
-class Volunteer:
-    owner_organisation: Organisation | None = _owner_field()
-
-
-@sp.type(model=RiskFlagPublic, all_fields=True, name="RiskFlag")
-class RiskFlag:
-    owner_organisation: Organisation | None = _owner_field()
-
-
-@sp.type(model=AidRequestPublic, all_fields=True, name="AidRequest")
-class AidRequest:
-    owner_organisation: Organisation | None = _owner_field()
-
-
-@sp.type(model=AlertPublic, all_fields=True, name="Alert")
-class Alert:
-    owner_organisation: Organisation | None = _owner_field()
-
-
-# --- inputs ---------------------------------------------------------------
-
-
-@sp.input(model=IncidentCreate, all_fields=True, name="IncidentCreateInput")
-class IncidentCreateInput:
-    pass
-
-
-@sp.input(model=IncidentUpdate, all_fields=True, name="IncidentUpdateInput")
-class IncidentUpdateInput:
-    pass
-
-
-@sp.input(model=ResourceCreate, all_fields=True, name="ResourceCreateInput")
-class ResourceCreateInput:
-    pass
-
-
-@sp.input(model=ResourceUpdate, all_fields=True, name="ResourceUpdateInput")
-class ResourceUpdateInput:
-    pass
-
-
-@sp.input(model=ShelterCreate, all_fields=True, name="ShelterCreateInput")
-class ShelterCreateInput:
-    pass
-
-
-@sp.input(model=ShelterUpdate, all_fields=True, name="ShelterUpdateInput")
-class ShelterUpdateInput:
-    pass
-
-
-@sp.input(model=VolunteerCreate, all_fields=True, name="VolunteerCreateInput")
-class VolunteerCreateInput:
-    pass
-
-
-@sp.input(model=VolunteerUpdate, all_fields=True, name="VolunteerUpdateInput")
-class VolunteerUpdateInput:
-    pass
-
-
-@sp.input(model=RiskFlagCreate, all_fields=True, name="RiskFlagCreateInput")
-class RiskFlagCreateInput:
-    pass
-
-
-@sp.input(model=AidRequestCreate, all_fields=True, name="AidRequestCreateInput")
-class AidRequestCreateInput:
-    pass
-
-
-RECORD_TYPES: dict[str, Any] = {
-    "Incident": Incident,
-    "Resource": Resource,
-    "Shelter": Shelter,
-    "Volunteer": Volunteer,
-    "RiskFlag": RiskFlag,
-    "AidRequest": AidRequest,
-    "Alert": Alert,
-}
+RECORD_TYPES: dict[str, Any] = {name: _record_type(r) for name, r in REGISTRY.items()}
 """GraphQL record types by name (the ``<type>`` part of a global id)."""
+
+CREATE_INPUTS: dict[str, Any] = {
+    name: _input(r.create, f"{name}CreateInput") for name, r in REGISTRY.items() if r.staff_create
+}
+"""The create input of each type its own staff create, by type name."""
+
+UPDATE_INPUTS: dict[str, Any] = {
+    name: _input(r.update, f"{name}UpdateInput")
+    for name, r in REGISTRY.items()
+    if r.update is not None
+}
+"""The update input of each type its own staff change, by type name."""

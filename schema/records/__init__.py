@@ -1,10 +1,20 @@
-"""Every record type of the common schema, each a family of models (see ``_family``)."""
+"""Every record type of the common schema: a family of models (``_family``) and its declaration.
 
+``REGISTRY`` holds each type's ``RecordType`` (``_registry``), in the order of
+``_DECLARED`` and then those other packages add through the ``linli.records``
+entry-point group. Everything else about a record type is derived from it.
+"""
+
+from importlib.metadata import entry_points
+
+from schema.records import aid_request, alert, incident, resource, risk_flag, shelter, volunteer
 from schema.records._family import QuantityBand, RecordEnvelope
+from schema.records._registry import Band, Fact, FactValue, Filter, RecordType, Registry, code
 from schema.records.aid_request import (
     AidRequestBase,
     AidRequestCreate,
     AidRequestPublic,
+    AidRequestState,
     AidRequestUpdate,
 )
 from schema.records.alert import (
@@ -26,6 +36,7 @@ from schema.records.risk_flag import (
     RiskFlagCreate,
     RiskFlagHop,
     RiskFlagPublic,
+    RiskFlagState,
     RiskFlagUpdate,
 )
 from schema.records.shelter import ShelterBase, ShelterCreate, ShelterPublic, ShelterUpdate
@@ -37,9 +48,11 @@ from schema.records.volunteer import (
 )
 
 __all__ = [
+    "REGISTRY",
     "AidRequestBase",
     "AidRequestCreate",
     "AidRequestPublic",
+    "AidRequestState",
     "AidRequestUpdate",
     "AlertArea",
     "AlertBase",
@@ -48,6 +61,10 @@ __all__ = [
     "AlertPublic",
     "AlertResource",
     "AlertUpdate",
+    "Band",
+    "Fact",
+    "FactValue",
+    "Filter",
     "FlagTransition",
     "IncidentBase",
     "IncidentCreate",
@@ -58,6 +75,8 @@ __all__ = [
     "OrganisationPublic",
     "QuantityBand",
     "RecordEnvelope",
+    "RecordType",
+    "Registry",
     "ResourceBase",
     "ResourceCreate",
     "ResourcePublic",
@@ -66,6 +85,7 @@ __all__ = [
     "RiskFlagCreate",
     "RiskFlagHop",
     "RiskFlagPublic",
+    "RiskFlagState",
     "RiskFlagUpdate",
     "ShelterBase",
     "ShelterCreate",
@@ -75,4 +95,13 @@ __all__ = [
     "VolunteerCreate",
     "VolunteerPublic",
     "VolunteerUpdate",
+    "code",
 ]
+
+_DECLARED = (incident, resource, shelter, volunteer, risk_flag, aid_request, alert)
+
+REGISTRY = Registry(
+    [module.RECORD for module in _DECLARED]
+    + [point.load() for point in entry_points(group="linli.records")]
+)
+"""Every record type, by name."""

@@ -6,7 +6,7 @@ A record type is written once, as ``<Type>Base``. From it come:
 - ``<Type>Update``: every field optional, plus the ``expectedVersion`` that
   optimistic concurrency needs;
 - ``<Type>Public``: what may leave the owner: the record's envelope (global
-  id, owner, version, times) and every base field nullable, because the
+  id, owner, version, times) and every base (and workflow state) field nullable, because the
   sharing policy can hide or approximate any field group.
 """
 
@@ -53,6 +53,7 @@ def _optional(info: FieldInfo) -> tuple[Any, FieldInfo]:
     if constraints:
         inner = Annotated[(inner, *constraints)]
     copy = FieldInfo.merge_field_infos(info, default=None)
+    copy.default_factory = None
     copy.metadata = []
     return (inner | None, copy)
 
@@ -70,10 +71,16 @@ def update_model(base: type[SQLModel], name: str) -> type[SQLModel]:
 
 
 def public_model(
-    base: type[SQLModel], name: str, extra: dict[str, Any] | None = None
+    base: type[SQLModel],
+    name: str,
+    extra: dict[str, Any] | None = None,
+    *,
+    state: type[SQLModel] | None = None,
 ) -> type[SQLModel]:
-    """The disclosed form of ``base``: envelope plus every base field nullable."""
+    """The disclosed form of ``base``: envelope plus every field of base and state nullable."""
     fields: dict[str, Any] = {n: _optional(i) for n, i in base.model_fields.items()}
+    if state is not None:
+        fields.update({n: _optional(i) for n, i in state.model_fields.items()})
     fields.update(extra or {})
     model: type[SQLModel] = create_model(name, __base__=RecordEnvelope, **fields)
     model.__doc__ = base.__doc__

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import SQLModel
 
 from schema.enums import AidRequestStatus
 from schema.fields import FieldGroup, grouped
 from schema.records._family import public_model, update_model
+from schema.records._registry import Fact, Filter, RecordType
 from schema.records._types import DivisionCode, LongText, Name, ResourceKindCode
+from schema.scopes import Scope
 from schema.storage import UTCDateTime
 
-__all__ = ["AidRequestBase", "AidRequestCreate", "AidRequestPublic", "AidRequestUpdate"]
+__all__ = [
+    "RECORD",
+    "AidRequestBase",
+    "AidRequestCreate",
+    "AidRequestPublic",
+    "AidRequestState",
+    "AidRequestUpdate",
+]
 
 
 class AidRequestBase(SQLModel):
@@ -32,9 +43,42 @@ class AidRequestCreate(AidRequestBase):
     """A new aid request."""
 
 
+class AidRequestState(SQLModel):
+    """Where a request is in the EDXL-RM exchange: set by the source, never by its author."""
+
+    status: AidRequestStatus = grouped(FieldGroup.STATUS, default=AidRequestStatus.REQUESTED)
+
+
+def _parties(record: Mapping[str, Any]) -> frozenset[str]:
+    parties = (record.get("requester"), record.get("provider"))
+    return frozenset(str(p) for p in parties if p)
+
+
 AidRequestUpdate = update_model(AidRequestBase, "AidRequestUpdate")
-AidRequestPublic = public_model(
-    AidRequestBase,
-    "AidRequestPublic",
-    {"status": (AidRequestStatus | None, grouped(FieldGroup.STATUS, default=None))},
+AidRequestPublic = public_model(AidRequestBase, "AidRequestPublic", state=AidRequestState)
+
+RECORD = RecordType(
+    name="AidRequest",
+    field_name="aidRequests",
+    table_name="aid_requests",
+    create=AidRequestCreate,
+    public=AidRequestPublic,
+    read_scopes=(Scope.AID_REQUEST, Scope.AID_RESPOND),
+    state=AidRequestState,
+    create_scopes=(Scope.AID_REQUEST,),
+    initial_state=lambda subject, now: {"status": AidRequestStatus.REQUESTED},
+    search_fields=("resource_kind", "purpose"),
+    filters=(
+        Filter("resource_kinds", list[str] | None, column="resource_kind"),
+        Filter("statuses", list[AidRequestStatus] | None, column="status"),
+    ),
+    facts=(
+        Fact(
+            "parties",
+            frozenset,
+            of=_parties,
+            typical=lambda owner, caller: frozenset({owner, caller}),
+            doc="requester and provider",
+        ),
+    ),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import SQLModel
 
@@ -18,9 +19,12 @@ from schema.enums import (
 from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPolygon
 from schema.records._family import public_model, update_model
+from schema.records._registry import Fact, Filter, RecordType, code
+from schema.scopes import Scope
 from schema.storage import PydanticJSON, UTCDateTime
 
 __all__ = [
+    "RECORD",
     "AlertArea",
     "AlertBase",
     "AlertCreate",
@@ -124,4 +128,34 @@ AlertPublic = public_model(
     AlertBase,
     "AlertPublic",
     {"active": (bool | None, grouped(FieldGroup.STATUS, default=None))},
+)
+
+
+def _active_only(table: Any, active_only: bool) -> Any:
+    return table.msg_type != CapMsgType.CANCEL.value if active_only else None
+
+
+RECORD = RecordType(
+    name="Alert",
+    field_name="alerts",
+    table_name="alerts",
+    create=AlertCreate,
+    public=AlertPublic,
+    read_scopes=(Scope.ALERTS_READ,),
+    staff_create=False,
+    derived=lambda row: {"active": getattr(row, "msg_type", None) != CapMsgType.CANCEL},
+    search_fields=("identifier", "sender", "note"),
+    filters=(
+        Filter("statuses", list[CapStatus] | None, column="status"),
+        Filter("active_only", bool, condition=_active_only, default=False),
+    ),
+    facts=(
+        Fact(
+            "scope",
+            str,
+            of=lambda record: code(record.get("scope")),
+            typical=lambda owner, caller: CapScope.PUBLIC.value,
+            doc="CAP scope: Public | Restricted | Private",
+        ),
+    ),
 )

@@ -18,10 +18,12 @@ from schema.enums import (
 from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
+from schema.records._registry import Filter, RecordType
 from schema.records._types import LongText, Name, ShortText
+from schema.scopes import Scope
 from schema.storage import PydanticJSON, UTCDateTime
 
-__all__ = ["IncidentBase", "IncidentCreate", "IncidentPublic", "IncidentUpdate"]
+__all__ = ["RECORD", "IncidentBase", "IncidentCreate", "IncidentPublic", "IncidentUpdate"]
 
 
 class IncidentBase(SQLModel):
@@ -50,3 +52,18 @@ class IncidentCreate(IncidentBase):
 
 IncidentUpdate = update_model(IncidentBase, "IncidentUpdate")
 IncidentPublic = public_model(IncidentBase, "IncidentPublic")
+
+RECORD = RecordType(
+    name="Incident",
+    field_name="incidents",
+    table_name="incidents",
+    create=IncidentCreate,
+    update=IncidentUpdate,
+    public=IncidentPublic,
+    read_scopes=(Scope.INCIDENTS_READ,),
+    search_fields=("title", "description", "address"),
+    filters=(
+        Filter("categories", list[IncidentCategory] | None, column="category"),
+        Filter("statuses", list[IncidentStatus] | None, column="status"),
+    ),
+)

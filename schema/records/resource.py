@@ -12,10 +12,12 @@ from schema.enums import ResourceStatus
 from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import QuantityBand, public_model, update_model
+from schema.records._registry import Band, Fact, Filter, RecordType
 from schema.records._types import LongText, Name, ResourceKindCode, ShortText
+from schema.scopes import Scope
 from schema.storage import PydanticJSON
 
-__all__ = ["ResourceBase", "ResourceCreate", "ResourcePublic", "ResourceUpdate"]
+__all__ = ["RECORD", "ResourceBase", "ResourceCreate", "ResourcePublic", "ResourceUpdate"]
 
 MAX_QUANTITY = 1_000_000_000
 
@@ -56,4 +58,31 @@ ResourcePublic = public_model(
     ResourceBase,
     "ResourcePublic",
     {"available_band": (QuantityBand | None, None)},
+)
+
+RECORD = RecordType(
+    name="Resource",
+    field_name="resources",
+    table_name="resources",
+    create=ResourceCreate,
+    update=ResourceUpdate,
+    public=ResourcePublic,
+    read_scopes=(Scope.RESOURCES_READ,),
+    search_fields=("name", "kind", "description", "address"),
+    filters=(
+        Filter("kinds", list[str] | None, column="kind", description="Resource-kind codes"),
+        Filter("statuses", list[ResourceStatus] | None, column="status"),
+        Filter("shareable", bool | None, column="shareable"),
+    ),
+    facts=(
+        Fact(
+            "shareable",
+            bool,
+            # Only an explicit True shares: a missing flag must not widen anything.
+            of=lambda record: record.get("shareable") is True,
+            typical=lambda owner, caller: True,
+        ),
+    ),
+    band=Band("available_band", lambda record: record.get("available")),
+    served_stale=True,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, StringConstraints
 from sqlmodel import SQLModel
@@ -12,15 +12,19 @@ from schema.enums import RiskFlagStatus, SeverityLevel
 from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
+from schema.records._registry import Filter, RecordType
 from schema.records._types import LongText, RiskCategoryCode, ShortText
+from schema.scopes import Scope
 from schema.storage import PydanticJSON
 
 __all__ = [
+    "RECORD",
     "FlagTransition",
     "RiskFlagBase",
     "RiskFlagCreate",
     "RiskFlagHop",
     "RiskFlagPublic",
+    "RiskFlagState",
     "RiskFlagUpdate",
 ]
 
@@ -63,14 +67,47 @@ class RiskFlagCreate(RiskFlagBase):
     """A new risk flag."""
 
 
+class RiskFlagState(SQLModel):
+    """Where a flag is in its workflow: set by the node and the hub, never by its author."""
+
+    status: RiskFlagStatus = grouped(FieldGroup.STATUS, default=RiskFlagStatus.RAISED)
+    transitions: list[FlagTransition] = grouped(
+        FieldGroup.STATUS, default_factory=list, sa_type=PydanticJSON(list[FlagTransition])
+    )
+    assigned_to: str | None = grouped(FieldGroup.STATUS, default=None, max_length=64)
+    timeline: list[RiskFlagHop] = grouped(
+        FieldGroup.STATUS, default_factory=list, sa_type=PydanticJSON(list[RiskFlagHop])
+    )
+
+
+def _raised(subject: str, now: datetime) -> dict[str, Any]:
+    return {
+        "status": RiskFlagStatus.RAISED,
+        "transitions": [FlagTransition(status=RiskFlagStatus.RAISED, at=now, by=subject)],
+        "timeline": [RiskFlagHop(hop="raised_at_node", at=now)],
+    }
+
+
 RiskFlagUpdate = update_model(RiskFlagBase, "RiskFlagUpdate")
-RiskFlagPublic = public_model(
-    RiskFlagBase,
-    "RiskFlagPublic",
-    {
-        "status": (RiskFlagStatus | None, grouped(FieldGroup.STATUS, default=None)),
-        "transitions": (list[FlagTransition] | None, grouped(FieldGroup.STATUS, default=None)),
-        "assigned_to": (str | None, grouped(FieldGroup.STATUS, default=None)),
-        "timeline": (list[RiskFlagHop] | None, grouped(FieldGroup.STATUS, default=None)),
-    },
+RiskFlagPublic = public_model(RiskFlagBase, "RiskFlagPublic", state=RiskFlagState)
+
+RECORD = RecordType(
+    name="RiskFlag",
+    field_name="riskFlags",
+    table_name="risk_flags",
+    create=RiskFlagCreate,
+    public=RiskFlagPublic,
+    # The departments that verify flags read them as well.
+    read_scopes=(Scope.INCIDENTS_READ, Scope.RISK_VERIFY),
+    state=RiskFlagState,
+    create_scopes=(Scope.RISK_FLAG,),
+    create_verb="raise",
+    initial_state=_raised,
+    search_fields=("category", "description", "address"),
+    filters=(
+        Filter(
+            "categories", list[str] | None, column="category", description="Risk-category codes"
+        ),
+        Filter("statuses", list[RiskFlagStatus] | None, column="status"),
+    ),
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Self
+from collections.abc import Mapping
+from typing import Any, Self
 
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
@@ -12,10 +13,12 @@ from schema.enums import ShelterStatus
 from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import QuantityBand, public_model, update_model
+from schema.records._registry import Band, Fact, Filter, RecordType, code
 from schema.records._types import LongText, Name, ShortText
+from schema.scopes import Scope
 from schema.storage import PydanticJSON
 
-__all__ = ["ShelterBase", "ShelterCreate", "ShelterPublic", "ShelterUpdate"]
+__all__ = ["RECORD", "ShelterBase", "ShelterCreate", "ShelterPublic", "ShelterUpdate"]
 
 
 class ShelterBase(SQLModel):
@@ -50,4 +53,39 @@ class ShelterCreate(ShelterBase):
 ShelterUpdate = update_model(ShelterBase, "ShelterUpdate")
 ShelterPublic = public_model(
     ShelterBase, "ShelterPublic", {"free_beds_band": (QuantityBand | None, None)}
+)
+
+
+def _free_beds(record: Mapping[str, Any]) -> int | None:
+    capacity, occupancy = record.get("capacity"), record.get("occupancy")
+    if capacity is None or occupancy is None:
+        return None
+    free: int = max(capacity - occupancy, 0)
+    return free
+
+
+RECORD = RecordType(
+    name="Shelter",
+    field_name="shelters",
+    table_name="shelters",
+    create=ShelterCreate,
+    update=ShelterUpdate,
+    public=ShelterPublic,
+    read_scopes=(Scope.SHELTERS_READ,),
+    search_fields=("name", "description", "address"),
+    filters=(
+        Filter("statuses", list[ShelterStatus] | None, column="status"),
+        Filter("accessible", bool | None, column="accessible"),
+    ),
+    facts=(
+        Fact(
+            "status",
+            str,
+            of=lambda record: code(record.get("status")),
+            typical=lambda owner, caller: ShelterStatus.OPEN.value,
+            doc="ShelterStatus value",
+        ),
+    ),
+    band=Band("free_beds_band", _free_beds),
+    served_stale=True,
 )

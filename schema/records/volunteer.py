@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import StringConstraints
+from sqlalchemy import or_
 from sqlmodel import SQLModel
 
 from schema.enums import VolunteerAvailability
 from schema.fields import FieldGroup, grouped
 from schema.records._family import public_model, update_model
+from schema.records._registry import Filter, RecordType
 from schema.records._types import Name, Phone, ShortText
+from schema.scopes import Scope
 from schema.storage import PydanticJSON
 
-__all__ = ["VolunteerBase", "VolunteerCreate", "VolunteerPublic", "VolunteerUpdate"]
+__all__ = ["RECORD", "VolunteerBase", "VolunteerCreate", "VolunteerPublic", "VolunteerUpdate"]
 
 Skill = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 
@@ -38,3 +41,23 @@ class VolunteerCreate(VolunteerBase):
 
 VolunteerUpdate = update_model(VolunteerBase, "VolunteerUpdate")
 VolunteerPublic = public_model(VolunteerBase, "VolunteerPublic")
+
+
+def _any_skill(table: Any, skills: list[str]) -> Any:
+    return or_(*(table.search_text.like(f"%{s.casefold()}%") for s in skills[:20]))
+
+
+RECORD = RecordType(
+    name="Volunteer",
+    field_name="volunteers",
+    table_name="volunteers",
+    create=VolunteerCreate,
+    update=VolunteerUpdate,
+    public=VolunteerPublic,
+    read_scopes=(Scope.VOLUNTEERS_READ,),
+    search_fields=("name", "team", "skills"),
+    filters=(
+        Filter("skills", list[str] | None, condition=_any_skill),
+        Filter("availabilities", list[VolunteerAvailability] | None, column="availability"),
+    ),
+)

@@ -10,10 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
-from schema.enums import RiskFlagStatus
 from schema.errors import InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
-from schema.records import FlagTransition, RiskFlagHop
 from schema.runtime.db import Database
 from schema.scopes import Scope
 from schema.storage import utcnow
@@ -110,8 +108,8 @@ def public_values(spec: RecordSpec, row: RowMixin, owner: str) -> dict[str, Any]
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-    if "active" in spec.public.model_fields:
-        values["active"] = getattr(row, "msg_type", None) != "Cancel"
+    if spec.record.derived is not None:
+        values.update(spec.record.derived(row))
     return values
 
 
@@ -243,14 +241,8 @@ def _create(spec: RecordSpec) -> Any:
         context = info.context
         subject = context.require_staff(also=spec.create_scopes)
         data = _pydantic(input)
-        system: dict[str, Any] = {}
-        if spec.type_name == "RiskFlag":
-            now = utcnow()
-            system = {
-                "status": RiskFlagStatus.RAISED,
-                "transitions": [FlagTransition(status=RiskFlagStatus.RAISED, at=now, by=subject)],
-                "timeline": [RiskFlagHop(hop="raised_at_node", at=now)],
-            }
+        initial_state = spec.record.initial_state
+        system = {} if initial_state is None else initial_state(subject, utcnow())
         hooks = _hooks(context, spec)
         async with context.db.transaction() as session:
             row = await service.create_record(session, spec, data, **system)
@@ -260,7 +252,7 @@ def _create(spec: RecordSpec) -> Any:
             hooks.committed(spec, row)
         return _own_view(context, spec, row)
 
-    verb = "raise" if spec.type_name == "RiskFlag" else "create"
+    verb = spec.record.create_verb
     scopes = " or ".join((Scope.RECORDS_WRITE, *spec.create_scopes))
     return _named(
         f"{verb}{spec.type_name}",

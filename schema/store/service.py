@@ -198,19 +198,20 @@ def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
                 "updatedSince needs a time zone", code="INVALID_DATETIME", field="updatedSince"
             )
         conditions.append(table.updated_at >= since)
-    for attribute, column in spec.column_filters.items():
-        value = getattr(where, attribute, None)
+    for f in spec.filters:
+        value = getattr(where, f.name, None)
         if value is None:
             continue
-        if isinstance(value, list):
-            conditions.append(getattr(table, column).in_([getattr(v, "value", v) for v in value]))
+        if f.condition is not None:
+            condition = f.condition(table, value)
+            if condition is not None:
+                conditions.append(condition)
         else:
-            conditions.append(getattr(table, column) == value)
-    skills = getattr(where, "skills", None)
-    if skills:
-        conditions.append(or_(*(table.search_text.like(f"%{s.casefold()}%") for s in skills[:20])))
-    if getattr(where, "active_only", False):
-        conditions.append(table.msg_type != "Cancel")
+            column = getattr(table, str(f.column))
+            if isinstance(value, list):
+                conditions.append(column.in_([getattr(v, "value", v) for v in value]))
+            else:
+                conditions.append(column == value)
     return conditions
 
 

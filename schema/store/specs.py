@@ -1,15 +1,15 @@
-"""What differs between record types: their models, GraphQL types and filters."""
+"""A record type as a source stores and serves it: its declaration, GraphQL types and table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlmodel import SQLModel
 
-from schema import records
-from schema.api import filters
-from schema.api import types as gql
+from schema.api.filters import FILTERS
+from schema.api.types import CREATE_INPUTS, RECORD_TYPES, UPDATE_INPUTS
+from schema.records import REGISTRY, Filter, RecordType
 from schema.scopes import Scope
 from schema.store.tables import RecordTables, RowMixin
 
@@ -18,26 +18,54 @@ __all__ = ["SPECS", "RecordSpec", "bind_specs"]
 
 @dataclass(frozen=True, slots=True)
 class RecordSpec:
-    """One record type as the node stores and serves it."""
+    """One record type's declaration with what is derived from it, over a table once bound."""
 
-    type_name: str  # as in global ids and GraphQL: "Resource"
-    field_name: str  # the GraphQL list field: "resources"
-    create: type[SQLModel]
-    update: type[SQLModel] | None
-    public: type[SQLModel]
+    record: RecordType
     gql_type: Any
-    create_input: Any
-    update_input: Any | None
     filter_input: Any
-    search_fields: tuple[str, ...]
-    # filter input attribute -> column it restricts (``IN`` for lists, ``=`` for scalars)
-    column_filters: dict[str, str] = field(default_factory=dict)
-    # columns the node sets itself on create (workflow state), with their initial values
-    system_fields: tuple[str, ...] = ()
-    # scopes besides records:write that let own staff create (not change) this type
-    create_scopes: tuple[str, ...] = ()
-    scope: str = ""  # the read scope
+    create_input: Any | None
+    update_input: Any | None
     table: Any = None  # the service's table, once bound (``bind``)
+
+    @property
+    def type_name(self) -> str:
+        return self.record.name
+
+    @property
+    def field_name(self) -> str:
+        return self.record.field_name
+
+    @property
+    def create(self) -> type[SQLModel]:
+        return self.record.create
+
+    @property
+    def update(self) -> type[SQLModel] | None:
+        return self.record.update
+
+    @property
+    def public(self) -> type[SQLModel]:
+        return self.record.public
+
+    @property
+    def scope(self) -> Scope:
+        return self.record.scope
+
+    @property
+    def read_scopes(self) -> tuple[Scope, ...]:
+        return self.record.read_scopes
+
+    @property
+    def create_scopes(self) -> tuple[Scope, ...]:
+        return self.record.create_scopes
+
+    @property
+    def search_fields(self) -> tuple[str, ...]:
+        return self.record.search_fields
+
+    @property
+    def filters(self) -> tuple[Filter, ...]:
+        return self.record.filters
 
     def bind(self, table: type[RowMixin]) -> RecordSpec:
         """This spec over one service's table."""
@@ -45,64 +73,18 @@ class RecordSpec:
 
 
 SPECS: dict[str, RecordSpec] = {
-    spec.type_name: spec
-    for spec in (
-        RecordSpec(
-            "Incident", "incidents", records.IncidentCreate,
-            records.IncidentUpdate, records.IncidentPublic, gql.Incident,
-            gql.IncidentCreateInput, gql.IncidentUpdateInput, filters.IncidentFilter,
-            ("title", "description", "address"),
-            {"categories": "category", "statuses": "status"},
-            scope=Scope.INCIDENTS_READ,
-        ),
-        RecordSpec(
-            "Resource", "resources", records.ResourceCreate,
-            records.ResourceUpdate, records.ResourcePublic, gql.Resource,
-            gql.ResourceCreateInput, gql.ResourceUpdateInput, filters.ResourceFilter,
-            ("name", "kind", "description", "address"),
-            {"kinds": "kind", "statuses": "status", "shareable": "shareable"},
-            scope=Scope.RESOURCES_READ,
-        ),
-        RecordSpec(
-            "Shelter", "shelters", records.ShelterCreate,
-            records.ShelterUpdate, records.ShelterPublic, gql.Shelter,
-            gql.ShelterCreateInput, gql.ShelterUpdateInput, filters.ShelterFilter,
-            ("name", "description", "address"),
-            {"statuses": "status", "accessible": "accessible"},
-            scope=Scope.SHELTERS_READ,
-        ),
-        RecordSpec(
-            "Volunteer", "volunteers", records.VolunteerCreate,
-            records.VolunteerUpdate, records.VolunteerPublic, gql.Volunteer,
-            gql.VolunteerCreateInput, gql.VolunteerUpdateInput, filters.VolunteerFilter,
-            ("name", "team", "skills"),
-            {"availabilities": "availability"},
-            scope=Scope.VOLUNTEERS_READ,
-        ),
-        RecordSpec(
-            "RiskFlag", "riskFlags", records.RiskFlagCreate,
-            None, records.RiskFlagPublic, gql.RiskFlag,
-            gql.RiskFlagCreateInput, None, filters.RiskFlagFilter,
-            ("category", "description", "address"),
-            {"categories": "category", "statuses": "status"},
-            system_fields=("status", "transitions", "assigned_to", "timeline"),
-            create_scopes=(Scope.RISK_FLAG,),
-            scope=Scope.INCIDENTS_READ,
-        ),
-        RecordSpec(
-            "Alert", "alerts", records.AlertCreate,
-            None, records.AlertPublic, gql.Alert,
-            None, None, filters.AlertFilter,
-            ("identifier", "sender", "note"),
-            {"statuses": "status"},
-            scope=Scope.ALERTS_READ,
-        ),
+    name: RecordSpec(
+        record=record_type,
+        gql_type=RECORD_TYPES[name],
+        filter_input=FILTERS[name],
+        create_input=CREATE_INPUTS.get(name),
+        update_input=UPDATE_INPUTS.get(name),
     )
-}  # fmt: skip
+    for name, record_type in REGISTRY.items()
+}
+"""Every record type's spec, unbound, by type name."""
 
 
 def bind_specs(tables: RecordTables) -> dict[str, RecordSpec]:
     """The specs of the record types ``tables`` holds, bound to them."""
-    return {
-        name: SPECS[name].bind(table) for name, table in tables.by_type.items() if name in SPECS
-    }
+    return {name: SPECS[name].bind(table) for name, table in tables.by_type.items()}

@@ -1,4 +1,4 @@
-"""Record tables: each subclasses its record's base model from ``schema.records``.
+"""Record tables: each subclasses its record's create (and state) model, from ``REGISTRY``.
 
 Every table adds the same envelope (``RowMixin``): a local id, the
 optimistic-concurrency version, times, a soft-retire mark, and two index
@@ -17,19 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry as Registry
 from sqlmodel import Field, SQLModel
 
-from schema.enums import AidRequestStatus, RiskFlagStatus
-from schema.records import (
-    AidRequestBase,
-    AlertBase,
-    FlagTransition,
-    IncidentBase,
-    ResourceBase,
-    RiskFlagBase,
-    RiskFlagHop,
-    ShelterBase,
-    VolunteerBase,
-)
-from schema.storage import PydanticJSON, UTCDateTime
+from schema.records import REGISTRY
+from schema.storage import UTCDateTime
 
 __all__ = ["RecordTables", "RowMixin", "define_tables"]
 
@@ -47,21 +36,6 @@ class RowMixin(SQLModel):
     search_text: str = Field(default="", max_length=10000)
 
 
-class _RiskFlagState(SQLModel):
-    status: RiskFlagStatus = Field(default=RiskFlagStatus.RAISED)
-    transitions: list[FlagTransition] = Field(
-        default_factory=list, sa_type=PydanticJSON(list[FlagTransition])
-    )
-    assigned_to: str | None = Field(default=None, max_length=64)
-    timeline: list[RiskFlagHop] = Field(
-        default_factory=list, sa_type=PydanticJSON(list[RiskFlagHop])
-    )
-
-
-class _AidRequestState(SQLModel):
-    status: AidRequestStatus = Field(default=AidRequestStatus.REQUESTED)
-
-
 @dataclass(frozen=True)
 class RecordTables:
     """One service's record tables, by record type name."""
@@ -73,33 +47,24 @@ class RecordTables:
         return self.by_type[type_name]
 
 
-_LAYOUT: list[tuple[str, str, tuple[type[SQLModel], ...]]] = [
-    ("Incident", "incidents", (IncidentBase,)),
-    ("Resource", "resources", (ResourceBase,)),
-    ("Shelter", "shelters", (ShelterBase,)),
-    ("Volunteer", "volunteers", (VolunteerBase,)),
-    ("RiskFlag", "risk_flags", (RiskFlagBase, _RiskFlagState)),
-    ("AidRequest", "aid_requests", (AidRequestBase, _AidRequestState)),
-    ("Alert", "alerts", (AlertBase,)),
-]
-
-
 def define_tables(metadata: sa.MetaData, only: set[str] | None = None) -> RecordTables:
     """Create the record tables (all, or ``only`` those types) in ``metadata``."""
     # SQLModel takes the registry from a non-table base class, so each call
     # makes its own base over RowMixin.
     row_base = types.new_class("Row", (RowMixin,), {"registry": Registry(metadata=metadata)})
     by_type: dict[str, type[RowMixin]] = {}
-    for type_name, table_name, bases in _LAYOUT:
+    for record_type in REGISTRY.values():
+        type_name, table_name = record_type.name, record_type.table_name
         if only is not None and type_name not in only:
             continue
+        state = () if record_type.state is None else (record_type.state,)
 
         def body(namespace: dict[str, Any], table_name: str = table_name) -> None:
             namespace["__tablename__"] = table_name
 
         by_type[type_name] = types.new_class(
             f"{type_name}Row",
-            (row_base, *bases),
+            (row_base, record_type.create, *state),
             {"table": True},
             body,
         )
