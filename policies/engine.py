@@ -24,7 +24,7 @@ import cedarpy
 
 from policies.caller import Caller, Relation, relation_of
 from policies.errors import PolicyError, PolicyEvaluationError
-from policies.records import FACT_TYPES, RECORD_FACTS, FactValue, groups_in
+from policies.records import FACT_TYPES, RECORD_FACTS, FactValue, cedar_schema, groups_in
 from schema.enums import OrgKind, SeverityLevel
 from schema.fields import APPROXIMABLE, FieldGroup
 
@@ -134,11 +134,14 @@ def _read(path: Path) -> str:
         raise PolicyError(str(path), f"cannot be read: {exc}") from None
 
 
-def _load_schema(path: Path) -> cedarpy.Schema:
+def _load_schema(path: Path | None) -> cedarpy.Schema:
+    # None: the schema of every registered record type, as generated (the file in
+    # cedar/ is its committed copy; a type added by another package is only here).
+    text = cedar_schema() if path is None else _read(path)
     try:
-        return cedarpy.Schema.from_str(_read(path))
+        return cedarpy.Schema.from_str(text)
     except ValueError as exc:
-        raise PolicyError(str(path), f"is not a valid Cedar schema: {exc}") from None
+        raise PolicyError(str(path or SCHEMA_PATH), f"is not a valid Cedar schema: {exc}") from None
 
 
 def _policy_ids(file: str, text: str) -> list[str]:
@@ -197,11 +200,10 @@ class PolicyEngine:
         owner_policy: str | PathLike[str] | None = None,
         *,
         baseline: str | PathLike[str] = BASELINE_PATH,
-        schema: str | PathLike[str] = SCHEMA_PATH,
+        schema: str | PathLike[str] | None = None,
         cache_size: int = 4096,
     ) -> None:
-        schema_path = Path(schema)
-        self._schema = _load_schema(schema_path)
+        self._schema = _load_schema(None if schema is None else Path(schema))
         files = [Path(baseline)] + ([Path(owner_policy)] if owner_policy is not None else [])
         ids_by_file: dict[str, str] = {}
         policy_set: cedarpy.PolicySet | None = None

@@ -8,7 +8,7 @@ entry-point group. Everything else about a record type is derived from it.
 from importlib.metadata import entry_points
 
 from schema.records import aid_request, alert, incident, resource, risk_flag, shelter, volunteer
-from schema.records._family import QuantityBand, RecordEnvelope
+from schema.records._family import QuantityBand, RecordEnvelope, public_model, update_model
 from schema.records._registry import Band, Fact, FactValue, Filter, RecordType, Registry, code
 from schema.records.aid_request import (
     AidRequestBase,
@@ -96,6 +96,8 @@ __all__ = [
     "VolunteerPublic",
     "VolunteerUpdate",
     "code",
+    "public_model",
+    "update_model",
 ]
 
 _DECLARED = (incident, resource, shelter, volunteer, risk_flag, aid_request, alert)
