@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
 from pydantic import ValidationError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -25,9 +26,18 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from schema.errors import InvalidInput, LinliError
 from schema.runtime.settings import ServiceSettings
 
-__all__ = ["LinliGraphQLRouter", "build_schema", "error_code", "root_type"]
+__all__ = [
+    "VALIDATION_CACHE_SIZE",
+    "LinliGraphQLRouter",
+    "build_schema",
+    "error_code",
+    "root_type",
+]
 
 log = logging.getLogger("linli.graphql")
+
+VALIDATION_CACHE_SIZE = 256
+"""Parsed and validated documents kept per process (shared by every schema of that size)."""
 
 # Messages of graphql-core's and strawberry's limit rules -> our codes.
 _LIMIT_CODES = (
@@ -92,11 +102,16 @@ def build_schema(
     types: list[type] | None = None,
 ) -> strawberry.Schema:
     """A schema with the service's limits; production turns off introspection and suggestions."""
+    # The limit rules are built once per schema: the validation cache is keyed by the
+    # rule classes, and limiters built per request would make every key new.
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extra: list[Any] = [
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: ParserCache(maxsize=VALIDATION_CACHE_SIZE),
+        lambda: AddValidationRules(limits),
+        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         *(extensions or []),
     ]
