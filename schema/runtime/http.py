@@ -17,7 +17,14 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimitMiddleware", "Metrics", "error_body", "health_router"]
+__all__ = [
+    "UNMATCHED_ROUTE",
+    "BodyLimitMiddleware",
+    "Metrics",
+    "error_body",
+    "health_router",
+    "route_label",
+]
 
 
 def error_body(code: str, message: str, details: Mapping[str, Any] | None = None) -> bytes:
@@ -93,6 +100,17 @@ class _BodyTooLarge(Exception):
     pass
 
 
+UNMATCHED_ROUTE = "(unmatched)"
+"""The path label every request shares that no route answered: labels stay bounded."""
+
+
+def route_label(scope: Scope) -> str:
+    """The template of the route that answered (``/alerts/{alert_id}.xml``), never the raw path."""
+    # The router records the matched route in the scope it was given, which is this one.
+    template = getattr(scope.get("route"), "path", None)
+    return template if isinstance(template, str) else UNMATCHED_ROUTE
+
+
 class Metrics:
     """The Prometheus metrics of one service (its own registry, so tests can run many)."""
 
@@ -100,7 +118,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "linli_http_requests_total",
-            "HTTP requests by path and status",
+            "HTTP requests by route template and status",
             ["service", "path", "status"],
             registry=self.registry,
         )
@@ -131,7 +149,7 @@ class Metrics:
             try:
                 await app(scope, receive, capture)
             finally:
-                path = scope.get("path", "")
+                path = route_label(scope)
                 self.requests.labels(self.service, path, str(status)).inc()
                 self.latency.labels(self.service, path).observe(time.perf_counter() - start)
 
