@@ -10,7 +10,12 @@ from sqlalchemy import JSON, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["PydanticJSON", "UTCDateTime", "utcnow"]
+from schema.errors import InvalidInput
+
+__all__ = ["MAX_TEXT_QUERY", "PydanticJSON", "UTCDateTime", "contains", "utcnow"]
+
+MAX_TEXT_QUERY = 200
+"""The longest text a filter searches for."""
 
 
 def utcnow() -> datetime:
@@ -58,3 +63,14 @@ class PydanticJSON(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else self._adapter.validate_python(value)
+
+
+def contains(column: Any, text: str, *, field: str) -> Any:
+    """``column`` holds ``text`` (case-folded, any script); ``%`` and ``_`` match themselves."""
+    folded = text.strip().casefold()
+    if len(folded) > MAX_TEXT_QUERY:
+        raise InvalidInput(
+            f"{field} is over {MAX_TEXT_QUERY} characters", code="STRING_TOO_LONG", field=field
+        )
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(f"%{escaped}%", escape="\\")

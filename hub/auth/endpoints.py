@@ -98,7 +98,10 @@ class _Endpoints:
             form = await _form(request)
         except _BadForm as error:
             return _oauth_error(400, "invalid_request", str(error))
-        basic_id, _ = extract_basic_authorization(request.headers)
+        try:
+            basic_id, _ = extract_basic_authorization(request.headers)
+        except UnicodeDecodeError:
+            return _oauth_error(401, "invalid_client", "the Basic credentials are not UTF-8")
         named = {i for i in (basic_id, form.get("client_id")) if i}
         token: PresentedToken | None = None
         async with self.db.sessions() as session:

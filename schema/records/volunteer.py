@@ -9,14 +9,17 @@ from sqlalchemy import or_
 from sqlmodel import SQLModel
 
 from schema.enums import VolunteerAvailability
+from schema.errors import InvalidInput
 from schema.fields import FieldGroup, grouped
 from schema.records._family import public_model, update_model
 from schema.records._registry import Filter, RecordType
 from schema.records._types import Name, Phone, ShortText
 from schema.scopes import Scope
-from schema.storage import PydanticJSON
+from schema.storage import PydanticJSON, contains
 
 __all__ = ["RECORD", "VolunteerBase", "VolunteerCreate", "VolunteerPublic", "VolunteerUpdate"]
+
+MAX_SKILLS = 20
 
 Skill = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 
@@ -27,7 +30,10 @@ class VolunteerBase(SQLModel):
     name: Name = grouped(FieldGroup.PERSONAL)
     phone: Phone | None = grouped(FieldGroup.PERSONAL, default=None)
     skills: list[Skill] = grouped(
-        FieldGroup.IDENTITY, default_factory=list, max_length=20, sa_type=PydanticJSON(list[str])
+        FieldGroup.IDENTITY,
+        default_factory=list,
+        max_length=MAX_SKILLS,
+        sa_type=PydanticJSON(list[str]),
     )
     availability: VolunteerAvailability = grouped(
         FieldGroup.STATUS, default=VolunteerAvailability.AVAILABLE
@@ -44,7 +50,11 @@ VolunteerPublic = public_model(VolunteerBase, "VolunteerPublic")
 
 
 def _any_skill(table: Any, skills: list[str]) -> Any:
-    return or_(*(table.search_text.like(f"%{s.casefold()}%") for s in skills[:20]))
+    if len(skills) > MAX_SKILLS:
+        raise InvalidInput(
+            f"skills lists over {MAX_SKILLS} skills", code="LIST_TOO_LONG", field="skills"
+        )
+    return or_(*(contains(table.search_text, s, field="skills") for s in skills))
 
 
 RECORD = RecordType(

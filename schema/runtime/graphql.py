@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import re
 from typing import Any
 
 import strawberry
@@ -30,6 +33,7 @@ __all__ = [
     "VALIDATION_CACHE_SIZE",
     "LinliGraphQLRouter",
     "build_schema",
+    "decode_request_json",
     "error_code",
     "root_type",
 ]
@@ -127,8 +131,65 @@ def build_schema(
     )
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidInput(
+            f"{text[:40]} is not a finite number", code="NON_FINITE_NUMBER", field="body"
+        )
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidInput(f"{name} is not a JSON number", code="NON_FINITE_NUMBER", field="body")
+
+
+# A ``\uD800``-``\uDFFF`` escape: only then can a decoded string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def decode_request_json(data: str | bytes) -> object:
+    """A request body's JSON; what no handler should see is refused with a stable code."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "the request body is not valid UTF-8", code="INVALID_UTF8", field="body"
+        ) from None
+    try:
+        value = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"the request body is not JSON: {exc.msg} at character {exc.pos}",
+            code="INVALID_JSON",
+            field="body",
+        ) from None
+    except RecursionError:
+        raise InvalidInput(
+            "the request body's JSON is nested too deeply", code="JSON_TOO_DEEP", field="body"
+        ) from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                "the request body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF)",
+                code="INVALID_UNICODE",
+                field="body",
+            ) from None
+    return value
+
+
 class LinliGraphQLRouter(GraphQLRouter[Any, None]):
     """Strawberry's FastAPI router with stable error codes on every error."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        value = decode_request_json(data)
+        if not isinstance(value, dict | list):
+            raise InvalidInput(
+                "a GraphQL request is a JSON object", code="INVALID_REQUEST", field="body"
+            )
+        return value
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         for error in result.errors or []:

@@ -46,40 +46,33 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
                 await self._refuse(send)
                 return
+            # The server (h11, httptools) never passes more than the declared length.
+            await self.app(scope, receive, send)
+            return
+        # No declared length (chunked): read the body up to the limit before the app sees it.
+        messages: list[Message] = []
         received = 0
-        too_large = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, too_large
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    too_large = True
-                    raise _BodyTooLarge
-            return message
-
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > self.limit:
                 await self._refuse(send)
-        except Exception:
-            if too_large and not started:
-                await self._refuse(send)
-            else:
-                raise
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = error_body("BODY_TOO_LARGE", f"request body is over the limit of {self.limit} bytes")
@@ -94,10 +87,6 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 UNMATCHED_ROUTE = "(unmatched)"

@@ -15,7 +15,7 @@ from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor
 from schema.errors import InvalidInput, NotFound, StaleVersion
 from schema.geo import GeoPoint
 from schema.ids import new_local_id
-from schema.storage import utcnow
+from schema.storage import contains, utcnow
 from schema.store.specs import RecordSpec
 from schema.store.tables import RowMixin
 
@@ -29,7 +29,6 @@ __all__ = [
     "validated",
 ]
 
-MAX_TEXT_QUERY = 200
 MAX_RADIUS_KM = 1000.0
 KM_PER_DEGREE = 111.32
 
@@ -175,13 +174,7 @@ def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
     if where is None:
         return conditions
     if where.text:
-        text = where.text.strip().casefold()
-        if len(text) > MAX_TEXT_QUERY:
-            raise InvalidInput(
-                f"text is over {MAX_TEXT_QUERY} characters", code="STRING_TOO_LONG", field="text"
-            )
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(table.search_text.like(f"%{escaped}%", escape="\\"))
+        conditions.append(contains(table.search_text, where.text, field="text"))
     if where.bbox is not None:
         box = where.bbox
         _check_box(box.west, box.south, box.east, box.north)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -207,3 +209,91 @@ async def test_batch_requests_are_refused(node: RunningNode) -> None:
             headers={"Authorization": "Bearer staff-token-0123456789abcdef"},
         )
     assert response.status_code == 400
+
+
+STAFF = {"Authorization": "Bearer staff-token-0123456789abcdef"}
+CREATE_BODY = json.dumps(
+    {"query": CREATE_RESOURCE, "variables": {"input": resource(name="未写入")}}, ensure_ascii=False
+)
+MALFORMED_BODIES: list[tuple[str, bytes, int, str]] = [
+    ("nested 20,000 deep", b'{"query": "{ resourceKinds { code } }", "variables": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", 400, "JSON_TOO_DEEP"),
+    ("invalid UTF-8", CREATE_BODY.encode()[:-40] + b"\xff\xfe" + CREATE_BODY.encode()[-40:], 400, "INVALID_UTF8"),
+    ("lone surrogate", CREATE_BODY.replace("未写入", "\\ud800").encode(), 400, "INVALID_UNICODE"),
+    ("1e400", CREATE_BODY.replace('"quantity": 5', '"quantity": 1e400').encode(), 400, "NON_FINITE_NUMBER"),
+    ("NaN", CREATE_BODY.replace('"quantity": 5', '"quantity": NaN').encode(), 400, "NON_FINITE_NUMBER"),
+    ("not JSON", CREATE_BODY.encode()[:-1], 400, "INVALID_JSON"),
+    ("a JSON number", b"42", 400, "INVALID_REQUEST"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "code"), MALFORMED_BODIES, ids=[c[0] for c in MALFORMED_BODIES]
+)
+async def test_malformed_bodies_get_a_4xx_code_and_write_nothing(
+    node: RunningNode, case: str, body: bytes, status: int, code: str
+) -> None:
+    before = await count_resources(node)
+    headers = {**STAFF, "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
+        response = await http.post("/graphql", content=body, headers=headers)
+        assert response.status_code == status, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == code
+        # The node is unharmed: the next request is answered.
+        assert (await http.get("/healthz")).status_code == 200
+    assert await count_resources(node) == before
+
+
+async def test_an_oversized_chunked_body_is_413_not_500(node: RunningNode) -> None:
+    before = await count_resources(node)
+    huge = json.dumps(
+        {"query": CREATE_RESOURCE, "variables": {"input": resource(description="x" * 70_000)}}
+    ).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        for start in range(0, len(huge), 8192):
+            yield huge[start : start + 8192]
+
+    async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
+        response = await http.post(
+            "/graphql", content=chunks(), headers={**STAFF, "Content-Type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "BODY_TOO_LARGE"
+    assert await count_resources(node) == before
+
+
+async def test_a_small_chunked_body_is_answered(node: RunningNode) -> None:
+    body = json.dumps({"query": "{ resourceKinds { code } }"}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body[:10]
+        yield body[10:]
+
+    async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
+        response = await http.post(
+            "/graphql", content=chunks(), headers={**STAFF, "Content-Type": "application/json"}
+        )
+    assert response.status_code == 200
+    assert response.json()["data"]["resourceKinds"]
+
+
+VOLUNTEERS = """query($skills: [String!]) {
+  volunteers(where: {skills: $skills}) { edges { node { name skills } } } }"""
+
+
+async def test_skill_patterns_are_literal_and_bounded(node: RunningNode) -> None:
+    await node.staff.data(
+        """mutation($i: VolunteerCreateInput!) { createVolunteer(input: $i) { id } }""",
+        {"i": {"name": "王芳", "skills": ["急救", "first aid"]}},
+    )
+    # A LIKE wildcard is a character to look for, not a pattern.
+    assert (await node.staff.data(VOLUNTEERS, {"skills": ["%"]}))["volunteers"]["edges"] == []
+    assert (await node.staff.data(VOLUNTEERS, {"skills": ["_"]}))["volunteers"]["edges"] == []
+    found = await node.staff.data(VOLUNTEERS, {"skills": ["急救"]})
+    assert [e["node"]["name"] for e in found["volunteers"]["edges"]] == ["王芳"]
+    assert await node.staff.error_code(VOLUNTEERS, {"skills": ["%" * 60_000]}) in {
+        "STRING_TOO_LONG",
+        "BODY_TOO_LARGE",
+    }
+    assert await node.staff.error_code(VOLUNTEERS, {"skills": ["%" * 201]}) == "STRING_TOO_LONG"
+    assert await node.staff.error_code(VOLUNTEERS, {"skills": ["x"] * 21}) == "LIST_TOO_LONG"

@@ -157,6 +157,22 @@ async def test_wrong_secret_by_post_is_invalid_client(hub: RunningHub) -> None:
     assert response.json()["error"] == "invalid_client"
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+async def test_basic_credentials_that_are_not_utf8_are_invalid_client(
+    hub: RunningHub, path: str
+) -> None:
+    response = await hub.http.post(
+        f"{hub.url}{path}",
+        data={"grant_type": "client_credentials", "token": "x"},
+        headers={"Authorization": "Basic //46eA=="},  # base64 of b"\xff\xfe:x"
+    )
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "invalid_client",
+        "error_description": "the Basic credentials are not UTF-8",
+    }
+
+
 async def test_no_credentials_is_invalid_client(hub: RunningHub) -> None:
     response = await hub.http.post(
         f"{hub.url}/oauth/token", data={"grant_type": "client_credentials"}
