@@ -21,7 +21,10 @@ import uvicorn
 from schema.runtime.db import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: The CAP 1.2 specification's Appendix A messages, package data of the CAP adapter.
+CAP_SAMPLES = REPO / "adapters" / "cap" / "samples"
+#: Public documents only the tests read (tests/fixtures/cap/README.md names their sources).
+CAP_FIXTURES = REPO / "tests" / "fixtures" / "cap"
 PG_DSN = os.environ.get("LINLI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("LINLI_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
