@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -53,6 +54,8 @@ async def _pg_admin(statement: str) -> None:
 @asynccontextmanager
 async def _empty_database(backend: str, folder: Path) -> AsyncIterator[DatabaseUnderTest]:
     if backend == "sqlite":
+        # SQLite creates the database file but not its folder.
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         yield DatabaseUnderTest(backend, f"sqlite+aiosqlite:///{folder / 'linli.db'}")
         return
     name = f"linli_test_{uuid.uuid4().hex[:12]}"
