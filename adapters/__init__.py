@@ -1,1 +1,1 @@
-"""adapters."""
+"""Adapters: one package per government system, translated to and from the common schema."""

@@ -56,7 +56,7 @@ ADAPTERS: dict[str, Callable[[Path | None, httpx.AsyncClient], Adapter]] = {
 
 
 def shared_http_client() -> httpx.AsyncClient:
-    """The one pooled client of an adapter service (aiohttp transport: see DESIGN.md)."""
+    """The one pooled client of an adapter service (aiohttp transport, faster when concurrent)."""
     try:
         from httpx_aiohttp import AiohttpTransport
 

@@ -1,1 +1,1 @@
-"""hub."""
+"""The district hub: source registry, federated GraphQL API, authorization server, flag workflow."""

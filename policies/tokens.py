@@ -62,7 +62,7 @@ __all__ = [
 
 #: ``typ`` values accepted for an access token (RFC 9068 §2.1), compared case-insensitively.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-#: Claims every Linli access token carries (DESIGN.md, "Identity, scopes and policy").
+#: Claims every Linli access token carries: RFC 9068's, then its caller's org and org kind.
 REQUIRED_CLAIMS = (
     "iss",
     "sub",

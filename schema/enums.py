@@ -1,4 +1,4 @@
-"""Enumerations of the common schema, after the standards named in DESIGN.md.
+"""Enumerations of the common schema, after GB/T 35561, OASIS CAP 1.2 and OASIS EDXL-RM.
 
 Values are lower-case snake words; GraphQL shows the upper-case member names.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -21,7 +22,10 @@ import uvicorn
 from schema.runtime.db import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: The CAP 1.2 specification's Appendix A messages, package data of the CAP adapter.
+CAP_SAMPLES = REPO / "adapters" / "cap" / "samples"
+#: Public documents only the tests read (tests/fixtures/cap/README.md names their sources).
+CAP_FIXTURES = REPO / "tests" / "fixtures" / "cap"
 PG_DSN = os.environ.get("LINLI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("LINLI_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
@@ -50,6 +54,8 @@ async def _pg_admin(statement: str) -> None:
 @asynccontextmanager
 async def _empty_database(backend: str, folder: Path) -> AsyncIterator[DatabaseUnderTest]:
     if backend == "sqlite":
+        # SQLite creates the database file but not its folder.
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         yield DatabaseUnderTest(backend, f"sqlite+aiosqlite:///{folder / 'linli.db'}")
         return
     name = f"linli_test_{uuid.uuid4().hex[:12]}"

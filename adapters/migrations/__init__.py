@@ -1,0 +1,1 @@
+"""The adapter service database's Alembic migrations."""

@@ -1,0 +1,1 @@
+"""`linli demo`: a whole district on one machine: the hub, community nodes and seeded data."""

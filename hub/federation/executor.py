@@ -86,7 +86,7 @@ class Page:
 
 
 class Federation:
-    """The federation executor (DESIGN.md "Federation executor")."""
+    """The federation executor: plans a query, fans it out to the sources, merges the pages."""
 
     def __init__(
         self,
@@ -294,7 +294,7 @@ class Federation:
             if record_id in seen:  # the same record through two sources
                 continue
             seen.add(record_id)
-            # Objects are built only for the records returned (DESIGN.md: ~3 µs a field).
+            # Objects are built only for the records returned (measured ~3 µs a field).
             try:
                 obj = decode(gql_type, raw)
             except DecodeError as exc:

@@ -1,0 +1,1 @@
+"""The node database's Alembic migrations."""

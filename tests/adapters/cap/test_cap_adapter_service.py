@@ -20,9 +20,8 @@ from tests.adapters.conftest import (
     RunningAdapter,
     start_adapter,
 )
-from tests.conftest import SHARED, DatabaseUnderTest
+from tests.conftest import CAP_SAMPLES, DatabaseUnderTest
 
-SAMPLES = SHARED / "samples" / "cap"
 ATOM = "http://www.w3.org/2005/Atom"
 
 XXE = b"""<?xml version="1.0"?>
@@ -36,7 +35,7 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 
 def sample(name: str) -> bytes:
-    return (SAMPLES / f"cap12-spec-appendix-{name}.xml").read_bytes()
+    return (CAP_SAMPLES / f"cap12-spec-appendix-{name}.xml").read_bytes()
 
 
 def derived(base: bytes, **changes: object) -> AlertCreate:

@@ -1,7 +1,8 @@
-"""The CAP codec against the shared samples, hostile input and its own output."""
+"""The CAP codec against public sample documents, hostile input and its own output."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -43,23 +44,23 @@ from schema.enums import (
 from schema.errors import LinliError
 from schema.geo import GeoPolygon
 from schema.records.alert import AlertArea, AlertCreate, AlertInfo, NameValue
+from tests.conftest import CAP_FIXTURES, CAP_SAMPLES
 
-# `shared/` sits beside the repository root wherever the repository is cloned.
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SAMPLES = (REPO_ROOT / ".." / "shared" / "samples" / "cap").resolve()
-CAP12_SAMPLES = sorted(SAMPLES.glob("cap12-*.xml"))
-NWS_FEED = SAMPLES / "nws-atom-feed-cap11.xml"
+CAP12_SAMPLES = sorted(CAP_SAMPLES.glob("cap12-*.xml"))
+NWS_FEED = CAP_FIXTURES / "nws-atom-feed-cap11.xml"
 ATOM = "http://www.w3.org/2005/Atom"
+#: SHA-256 of the XSD published with the OASIS CAP 1.2 standard (1 July 2010).
+OASIS_CAP_1_2_XSD_SHA256 = "f6c6ed7537a463968b7b36110f7e8bba1f86ad2257a8b84619d7dce530e57401"
 
 
 @pytest.fixture(scope="module")
 def oasis_schema() -> xmlschema.XMLSchema10:
-    """The shared OASIS XSD, loaded independently of the codec's own copy."""
-    return xmlschema.XMLSchema10(str(SAMPLES / "CAP-v1.2.xsd"))
+    """The OASIS XSD, loaded by xmlschema directly rather than through the codec."""
+    return xmlschema.XMLSchema10(str(CAP_XSD_PATH))
 
 
 def sample(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
+    return (CAP_SAMPLES / name).read_bytes()
 
 
 def expect_error(code: str, call: Callable[..., object], *args: Any, **kwargs: Any) -> CapError:
@@ -78,21 +79,23 @@ def tz(hours: int) -> timezone:
 # --- the samples themselves -------------------------------------------------------------------
 
 
-def test_every_shared_sample_is_covered() -> None:
+def test_every_sample_is_covered() -> None:
     # A new sample must get expectations here before the suite passes again.
-    assert sorted(p.name for p in SAMPLES.iterdir()) == [
-        "CAP-v1.2.xsd",
+    assert sorted(p.name for p in CAP_SAMPLES.iterdir()) == [
         "README.md",
         "cap12-spec-appendix-a1.xml",
         "cap12-spec-appendix-a2.xml",
         "cap12-spec-appendix-a3.xml",
         "cap12-spec-appendix-a4.xml",
+    ]
+    assert sorted(p.name for p in CAP_FIXTURES.iterdir()) == [
+        "README.md",
         "nws-atom-feed-cap11.xml",
     ]
 
 
 def test_bundled_xsd_is_the_oasis_schema_unchanged() -> None:
-    assert CAP_XSD_PATH.read_bytes() == sample("CAP-v1.2.xsd")
+    assert hashlib.sha256(CAP_XSD_PATH.read_bytes()).hexdigest() == OASIS_CAP_1_2_XSD_SHA256
 
 
 @pytest.mark.parametrize("path", CAP12_SAMPLES, ids=lambda p: p.name)

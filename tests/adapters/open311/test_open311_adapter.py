@@ -10,13 +10,13 @@ import pytest
 
 from adapters.base import AdapterHealth, PollLoop
 from adapters.open311.client import Open311Client, Open311Settings
-from adapters.open311.fake import FakeOpen311, fake_open311_app
 from adapters.open311.service import PENDING_PREFIX, Open311Adapter, Open311FlagSink
 from schema.enums import SeverityLevel
 from schema.geo import GeoPoint
 from schema.records import RiskFlagCreate
 from tests.adapters.conftest import start_adapter
 from tests.conftest import DatabaseUnderTest, ServerThread
+from tests.fakes.open311 import FakeOpen311, fake_open311_app
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -46,10 +46,10 @@ async def district(tmp_path: Path) -> AsyncIterator[District]:
         D: "sqlite",
     }
     async with _empty_database(backends["hub"], tmp_path / "hub") as hub_db, \
-            _empty_database(backends[A], _dir(tmp_path, A)) as a_db, \
-            _empty_database(backends[B], _dir(tmp_path, B)) as b_db, \
-            _empty_database(backends[C], _dir(tmp_path, C)) as c_db, \
-            _empty_database(backends[D], _dir(tmp_path, D)) as d_db:  # fmt: skip
+            _empty_database(backends[A], tmp_path / A) as a_db, \
+            _empty_database(backends[B], tmp_path / B) as b_db, \
+            _empty_database(backends[C], tmp_path / C) as c_db, \
+            _empty_database(backends[D], tmp_path / D) as d_db:  # fmt: skip
         urls = {
             code: db.url for code, db in zip((A, B, C, D), (a_db, b_db, c_db, d_db), strict=True)
         }
@@ -74,12 +74,6 @@ async def district(tmp_path: Path) -> AsyncIterator[District]:
             for server in nodes.values():
                 await asyncio.to_thread(server.stop)
             await hub.stop()
-
-
-def _dir(root: Path, name: str) -> Path:
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def staff_client(district: District, code: str, *, audience: str) -> GraphQLClient:

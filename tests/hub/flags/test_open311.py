@@ -17,11 +17,11 @@ from urllib.parse import parse_qsl
 import pytest
 import sqlalchemy as sa
 
-from adapters.open311.fake import FakeOpen311, fake_open311_app
 from hub.flags.errors import RoutingConfigError
 from hub.flags.routing import load_routing
 from schema.runtime.db import Database
 from tests.conftest import ServerThread
+from tests.fakes.open311 import FakeOpen311, fake_open311_app
 from tests.hub.flags.conftest import (
     COMMUNITY,
     DEPT_DEFAULT,

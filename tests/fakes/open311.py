@@ -7,7 +7,7 @@ and XML: ``GET services.{fmt}``, ``GET requests.{fmt}`` (``start_date``,
 (``api_key`` required; answers a ``service_request_id`` or, in token mode, a
 ``token``) and ``GET tokens/{token}.{fmt}``. Errors are
 ``[{"code": ..., "description": ...}]``. ``fault`` makes it misbehave the ways
-real servers do (500, an HTML error page, a malformed date) for tests and demos.
+real servers do (500, an HTML error page, a malformed date).
 """
 
 from __future__ import annotations
