@@ -2,20 +2,88 @@
 
 from __future__ import annotations
 
-import asyncio
-from importlib.metadata import entry_points
+import functools
+import importlib
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-
-from schema.runtime.db import upgrade
+from typer import _click as click  # typer vendors click; its types are these
+from typer.core import TyperCommand, TyperGroup
 
 __all__ = ["app", "main"]
 
+# The parts' commands are loaded only when one of them runs, so `linli --help`
+# imports none of them (importing a part pulls in its web and database stacks).
+_PART_HELP = {
+    "adapter": "Adapter services: government systems behind the node protocol.",
+    "audit": "The hash-chained audit log.",
+    "clients": "OAuth clients of the hub.",
+    "hub": "The district hub.",
+    "keys": "The hub's token-signing keys.",
+    "node": "A community node.",
+    "policy": "Sharing policies.",
+}
+_LOCAL_COMMANDS = {
+    "demo": ("hub.demo.command", "demo", "Run a whole district on this machine (SQLite)."),
+    "token": ("hub.auth.cli", "token", "Mint an access token for a client (development)."),
+}
+
+
+@functools.cache
+def _parts() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group="linli.cli")}
+
+
+class _LazyLinli(TyperGroup):
+    """The `linli` group: its own commands, then each part's, loaded only to run them.
+
+    Help lists the parts from their one-line summaries; a part is imported when a
+    command of it is resolved to run (or to show its own help).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_parts(), *_LOCAL_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in {*_parts(), *_LOCAL_COMMANDS}:
+            return command
+        summary = _LOCAL_COMMANDS[cmd_name][2] if cmd_name in _LOCAL_COMMANDS else None
+        summary = summary or _PART_HELP.get(cmd_name, f"from {_parts()[cmd_name].value}")
+        return TyperCommand(cmd_name, help=summary, short_help=summary)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        loaded = None if name in self.commands else _load(name)
+        if loaded is None:
+            return super().resolve_command(ctx, args)
+        return name, loaded, args[1:]
+
+
+def _load(name: str) -> click.Command | None:
+    """The real command of a part or a local command, imported now."""
+    part = _parts().get(name)
+    if part is not None:
+        command = typer.main.get_command(part.load())
+    elif name in _LOCAL_COMMANDS:
+        module, attribute, _ = _LOCAL_COMMANDS[name]
+        single = typer.Typer()
+        single.command(name=name)(getattr(importlib.import_module(module), attribute))
+        command = typer.main.get_command(single)
+    else:
+        return None
+    command.name = name
+    return command
+
+
 app = typer.Typer(
     name="linli",
+    cls=_LazyLinli,
     help="Linli (邻里): share emergency data between communities and the district.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -47,6 +115,10 @@ def db_upgrade(
         console.print(f"[red]unknown service {service!r}[/]; choose from {', '.join(folders)}")
         raise typer.Exit(2)
     url = database_url or "sqlite+aiosqlite:///./linli.db"
+    import asyncio  # here, not at the top: `linli --help` needs neither
+
+    from schema.runtime.db import upgrade
+
     console.print(f"upgrading {service} database to {revision} …")
     asyncio.run(upgrade(folders[service], url, revision))
     console.print("[green]done[/]")
@@ -107,23 +179,8 @@ def settings_command(
     Console().print(table)
 
 
-def _register_parts() -> None:
-    for ep in entry_points(group="linli.cli"):
-        app.add_typer(ep.load(), name=ep.name)
-
-
-def _register_local() -> None:
-    from hub.auth.cli import token
-    from hub.demo.command import demo
-
-    app.command()(demo)
-    app.command()(token)
-
-
 def main() -> None:
     """Entry point of the `linli` console script."""
-    _register_parts()
-    _register_local()
     app()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,6 @@ from schema.runtime.settings import load_settings
 
 @pytest.fixture(scope="module")
 def runner() -> CliRunner:
-    cli._register_parts()
-    cli._register_local()
     return CliRunner()
 
 
@@ -51,6 +51,33 @@ def test_every_command_explains_itself(runner: CliRunner) -> None:
         result = runner.invoke(cli.app, command)
         assert result.exit_code == 0, (command, result.output)
     assert "--database-url" in runner.invoke(cli.app, ["node", "serve", "--help"]).output
+
+
+def test_help_lists_every_part_without_importing_any() -> None:
+    # `linli --help` in a fresh interpreter: the parts (and their web and database
+    # stacks) stay unimported until one of their commands runs.
+    probe = (
+        "import sys; from hub import cli\n"
+        "try:\n    cli.app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = [m for m in ('node.app', 'hub.app', 'adapters.service', 'sqlalchemy',"
+        " 'alembic', 'strawberry', 'fastapi') if m in sys.modules]\n"
+        "print('LOADED', loaded)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "LOADED []" in done.stdout, done.stdout + done.stderr
+    for part in ("node", "hub", "adapter", "clients", "keys", "audit", "policy", "demo", "token"):
+        assert f"│ {part} " in done.stdout
+
+
+def test_a_part_is_loaded_when_its_command_runs(runner: CliRunner) -> None:
+    result = runner.invoke(cli.app, ["clients", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "disable" in result.output  # the real group's sub-commands, not a summary
+    unknown = runner.invoke(cli.app, ["warehouse"])
+    assert unknown.exit_code == 2
+    assert "No such command 'warehouse'" in unknown.output
 
 
 def test_settings_come_from_file_then_env_then_flags(

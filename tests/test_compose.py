@@ -14,8 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_compose_command_is_a_real_cli_command() -> None:
     compose = yaml.safe_load((REPO / "compose.yaml").read_text("utf-8"))
-    cli._register_parts()
-    cli._register_local()
     runner = CliRunner()
     commands = [s["command"] for s in compose["services"].values() if "command" in s]
     assert len(commands) == 3

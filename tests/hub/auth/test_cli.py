@@ -19,9 +19,6 @@ from tests.conftest import DatabaseUnderTest, migrate
 
 @pytest.fixture(scope="module")
 def runner() -> CliRunner:
-    if not any(group.name == "clients" for group in cli.app.registered_groups):
-        cli._register_parts()
-        cli._register_local()
     return CliRunner()
 
 
