@@ -115,6 +115,8 @@ async def _versioned_update(
     )
     result = await session.execute(statement)
     if result.rowcount != 1:  # type: ignore[attr-defined]
+        # Read the stored row again, not the copy this session loaded before the write.
+        session.expire_all()
         current = await get_record(session, spec, local_id)
         raise StaleVersion(
             f"{spec.type_name} {local_id} is at version {current.version}, not {expected_version}",

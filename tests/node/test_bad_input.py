@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -159,6 +160,28 @@ async def test_stale_version_changes_nothing(node: RunningNode) -> None:
         {"id": created["id"]},
     )
     assert data["node"] == {"available": 4, "version": 2}
+
+
+async def test_concurrent_updates_one_wins_the_others_learn_the_stored_version(
+    node: RunningNode,
+) -> None:
+    created = await create(node, name="race-check", quantity=50, available=50)
+    update = "mutation($id: ID!, $i: ResourceUpdateInput!) { updateResource(id: $id, input: $i) { version } }"
+    bodies = await asyncio.gather(
+        *(
+            node.staff.post(
+                update, {"id": created["id"], "i": {"expectedVersion": 1, "available": n}}
+            )
+            for n in range(8)
+        )
+    )
+    won = [b for b in bodies if b.get("data")]
+    lost = [b["errors"][0]["extensions"] for b in bodies if b.get("errors")]
+    assert len(won) == 1
+    assert won[0]["data"]["updateResource"]["version"] == 2
+    # A client retrying with currentVersion must get through: it is the stored one, never 1.
+    assert lost
+    assert {(e["code"], e["currentVersion"]) for e in lost} == {("STALE_VERSION", 2)}
 
 
 async def test_update_of_unknown_id_is_not_found(node: RunningNode) -> None:
