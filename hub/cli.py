@@ -67,18 +67,19 @@ class _LazyLinli(TyperGroup):
 
 def _load(name: str) -> click.Command | None:
     """The real command of a part or a local command, imported now."""
+    # Mounted on a throwaway group exactly as `add_typer`/`command` would mount it, so a
+    # part with one command stays a group (`linli node serve`, not `linli node`).
+    holder = typer.Typer()
     part = _parts().get(name)
     if part is not None:
-        command = typer.main.get_command(part.load())
+        holder.add_typer(part.load(), name=name)
     elif name in _LOCAL_COMMANDS:
         module, attribute, _ = _LOCAL_COMMANDS[name]
-        single = typer.Typer()
-        single.command(name=name)(getattr(importlib.import_module(module), attribute))
-        command = typer.main.get_command(single)
+        holder.command(name=name)(getattr(importlib.import_module(module), attribute))
     else:
         return None
-    command.name = name
-    return command
+    group = typer.main.get_group(holder)
+    return group.commands[name]
 
 
 app = typer.Typer(
@@ -181,7 +182,17 @@ def settings_command(
 
 def main() -> None:
     """Entry point of the `linli` console script."""
-    app()
+    try:
+        app()
+    except Exception as error:
+        # Imported here: settings load pydantic-settings, which `linli --help` does not
+        # need; a ConfigError was raised by that module, so it is loaded by now.
+        from schema.runtime.settings import ConfigError
+
+        if not isinstance(error, ConfigError):
+            raise
+        console.print(f"[red]linli: {error}[/]", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from node.app import MIGRATIONS
 from node.settings import NodeSettings
 from schema.runtime.db import Database
 from schema.runtime.logs import redact
-from schema.runtime.settings import load_settings
+from schema.runtime.settings import ConfigError, load_settings
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +99,49 @@ def test_settings_come_from_file_then_env_then_flags(
     monkeypatch.setenv("LINLI_PORT", "9200")
     assert load_settings(NodeSettings, config).port == 9200
     assert load_settings(NodeSettings, config, port=9300).port == 9300
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match=r"missing\.toml: no such config file"):
         load_settings(NodeSettings, tmp_path / "missing.toml")
+
+
+LINLI = Path(sys.executable).with_name("linli")
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        (
+            'port = 99999\ncolour = "red"\n',
+            {},
+            "linli: invalid settings (from {file} or the environment): port (LINLI_PORT): Input"
+            " should be less than or equal to 65535; colour (LINLI_COLOUR): is not a setting of"
+            " this service (see `linli settings`)",
+        ),
+        (
+            'org_code = "1101\n',
+            {},
+            "linli: {file}: not valid TOML: Illegal character '\\n' (at line 1, column 17)",
+        ),
+        (
+            "",
+            {"LINLI_PORT": "abc"},
+            "linli: invalid settings (from {file} or the environment): port (LINLI_PORT): Input should be a valid integer, unable to parse string as an integer",
+        ),
+    ],
+    ids=["out of range and unknown key", "malformed TOML", "bad environment variable"],
+)
+def test_a_bad_setting_is_one_line_naming_the_file_and_the_setting(
+    tmp_path: Path, toml: str, env: dict[str, str], message: str
+) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(toml, "utf-8")
+    done = subprocess.run(
+        [str(LINLI), "node", "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "COLUMNS": "2000", **env},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == message.format(file=config), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 def test_production_refuses_placeholder_tokens() -> None:

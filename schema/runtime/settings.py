@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,7 +15,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Environment", "ServiceSettings", "load_settings", "settings_rows"]
+__all__ = ["ConfigError", "Environment", "ServiceSettings", "load_settings", "settings_rows"]
+
+
+class ConfigError(Exception):
+    """Settings a service cannot start with; the message names the file or variable and the fix."""
 
 
 class Environment(enum.StrEnum):
@@ -27,7 +32,7 @@ class Environment(enum.StrEnum):
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclasses add their own and their own env prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="LINLI_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LINLI_", env_file=None, extra="forbid")
 
     environment: Environment = Field(
         Environment.DEVELOPMENT, description="development or production"
@@ -54,12 +59,19 @@ S = TypeVar("S", bound=ServiceSettings)
 
 
 def load_settings(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
-    """Settings from, strongest first: ``overrides`` (CLI flags), ``LINLI_*`` env, the TOML file."""
+    """Settings from, strongest first: ``overrides`` (CLI flags), ``LINLI_*`` env, the TOML file.
+
+    Raises ``ConfigError`` naming the file, the setting and what is wrong.
+    """
     given = {k: v for k, v in overrides.items() if v is not None}
     if config_file is None:
-        return cls(**given)
+        return _validated(cls, given, where="")
     if not config_file.is_file():
-        raise FileNotFoundError(f"config file {config_file} does not exist")
+        raise ConfigError(f"{config_file}: no such config file")
+    try:
+        tomllib.loads(config_file.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_file}: not valid TOML: {exc}") from None
 
     class FromFile(cls):  # type: ignore[valid-type,misc]
         @classmethod
@@ -74,8 +86,26 @@ def load_settings(cls: type[S], config_file: Path | None = None, **overrides: An
             toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file)
             return (init_settings, env_settings, toml)
 
-    settings: S = FromFile(**given)
+    settings: S = _validated(FromFile, given, where=f" (from {config_file} or the environment)")
     return settings
+
+
+def _validated(cls: type[S], given: dict[str, Any], *, where: str) -> S:
+    try:
+        return cls(**given)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            variable = f"{prefix}{error['loc'][0]}".upper() if error["loc"] else ""
+            reason = (
+                "is not a setting of this service (see `linli settings`)"
+                if error["type"] == "extra_forbidden"
+                else error["msg"]
+            )
+            problems.append(f"{name} ({variable}): {reason}")
+        raise ConfigError(f"invalid settings{where}: " + "; ".join(problems)) from None
 
 
 def settings_rows(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
