@@ -12,7 +12,7 @@ import httpx
 from node.auth import node_authenticator
 from node.context import NodeContext
 from node.flags import create_flags
-from node.graphql import node_mutations, node_queries
+from node.graphql import node_queries
 from node.settings import NodeSettings, check_authentication
 from node.tables import FLAGS, POLICY, TABLES
 from policies.caller import Authenticator, Caller
@@ -24,6 +24,7 @@ from schema.enums import OrgKind
 from schema.runtime.db import Database
 from schema.runtime.service import wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
+from schema.store.resolvers import mutation_fields
 from schema.store.specs import bind_specs
 
 __all__ = ["CAPABILITIES", "MIGRATIONS", "create_app", "node_owner", "node_well_known"]
@@ -98,7 +99,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         authenticator=auth,
         new_context=new_context,
         queries=node_queries(specs, flags.query_fields()),
-        mutations=node_mutations(specs),
+        mutations=mutation_fields(specs),
         lifecycles=[http_client, flags.lifecycle],  # the worker stops before the client closes
     )
     flags.metrics.register(app.state.metrics.registry)

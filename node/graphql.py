@@ -11,10 +11,10 @@ from typing import Any
 import strawberry
 
 from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES
-from schema.store.resolvers import mutation_fields, node_field, query_fields
+from schema.store.resolvers import node_field, query_fields
 from schema.store.specs import RecordSpec
 
-__all__ = ["node_mutations", "node_queries"]
+__all__ = ["node_queries"]
 
 
 @strawberry.type(description="An entry of a code list")
@@ -56,8 +56,3 @@ def node_queries(
         ),
         **(extra or {}),
     }
-
-
-def node_mutations(specs: dict[str, RecordSpec]) -> dict[str, object]:
-    """The node's staff mutations of its own records."""
-    return dict(mutation_fields(specs))
