@@ -2,55 +2,58 @@
 
 ``GET /.well-known/linli-node`` (kind ``adapter``, its capabilities and its
 upstream status), ``POST /graphql`` (the common read API over the adapter's
-own tables; no mutations: writes come only from the poller), ``/healthz``,
+own tables; no record mutations: writes come only from the poller), ``/healthz``,
 ``/readyz`` (database, migrations, and the upstream not ``down``), ``/metrics``.
 Callers present a bearer token checked as a node checks it
-(``policies.tokens``); what they see is the owner's sharing policy
-(``policies.disclose_page``).
+(``policies.tokens``). The service is built as a node is
+(``policies.source.create_source``): what callers see is the owner's sharing
+policy in the current mode (an emergency declared here, directly or relayed by
+the hub, widens it), with the reasons in ``extensions.policy`` and every
+disclosure in the adapter's own audit log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 import strawberry
-from fastapi import APIRouter, Header
-from strawberry.fastapi import BaseContext
+from fastapi import APIRouter
 from strawberry.types import Info
 
 from adapters.base import AdapterStatus, PollLoop, PollReport
 from adapters.settings import AdapterServiceSettings
-from adapters.store import MIGRATIONS, SPECS, inactive_alert_ids
+from adapters.store import MIGRATIONS, POLICY, SPECS, inactive_alert_ids
 from policies import (
     Authenticator,
     BearerAuthenticator,
     Caller,
     JwksCache,
-    Mode,
     Owner,
-    PolicyEngine,
     TokenVerifier,
-    disclose_page,
 )
+from policies.enforce import PolicyEnforcer
+from policies.source import SourceContext, create_source
 from policies.static import StaticTokenAuthenticator
 from schema import SCHEMA_VERSION
 from schema.errors import Forbidden
 from schema.ids import GlobalId
 from schema.runtime.db import Database
-from schema.runtime.graphql import build_schema
-from schema.runtime.service import graphql_router, service_app, wrap
+from schema.runtime.service import wrap
+from schema.runtime.wellknown import SourceKind, UpstreamStatus, WellKnown
 from schema.store.resolvers import node_field, query_fields
 from schema.store.specs import RecordSpec
 
 __all__ = [
     "Adapter",
     "AdapterContext",
-    "adapter_schema",
+    "adapter_owner",
+    "adapter_queries",
+    "adapter_well_known",
     "create_adapter_app",
 ]
 
@@ -75,32 +78,21 @@ class Adapter(Protocol):
         ...
 
 
-@dataclass
-class AdapterContext(BaseContext):
-    """Database, settings, the caller and the owner's policy, for one request."""
+@dataclass(kw_only=True)
+class AdapterContext(SourceContext):
+    """The shared policy state of one request and the adapter's settings."""
 
-    db: Database
     settings: AdapterServiceSettings
-    caller: Caller
-    engine: PolicyEngine
     inactive: set[str] = field(default_factory=set)
     """Global ids of alerts this request found superseded."""
-
-    def __post_init__(self) -> None:
-        super().__init__()
 
     @property
     def source_id(self) -> str:
         return self.settings.source_id
 
-    def require_staff(self) -> str:
+    def require_staff(self, also: Collection[str] = ()) -> str:
+        """Always refuse: an adapter's records change only through its upstream system."""
         raise Forbidden("an adapter's records change only through its upstream system")
-
-    @property
-    def owner(self) -> Owner:
-        return Owner(
-            org=self.settings.org_code, kind=self.settings.org_kind, district=self.settings.district
-        )
 
     async def disclose(
         self, spec: RecordSpec, records: list[dict[str, Any]]
@@ -115,11 +107,7 @@ class AdapterContext(BaseContext):
                     record["active"] = False
                 if record.get("active") is False:
                     self.inactive.add(record["id"])
-        shown = disclose_page(
-            records, spec.type_name, self.caller, owner=self.owner, engine=self.engine,
-            mode=Mode.NORMAL,
-        )  # fmt: skip
-        return [values for values, _reasons in shown]
+        return await super().disclose(spec, records)
 
 
 def _active_alerts(field_: Any) -> Any:
@@ -157,13 +145,34 @@ def _active_alerts(field_: Any) -> Any:
     return strawberry.field(resolver=resolve, name="alerts", description=field_.description)
 
 
-def adapter_schema(settings: AdapterServiceSettings, specs: dict[str, RecordSpec]) -> Any:
-    """The read API of the adapter's record types; no mutations."""
+def adapter_queries(specs: dict[str, RecordSpec]) -> dict[str, object]:
+    """The read API of the adapter's record types; its only mutations are emergency mode's."""
     fields = query_fields(specs)
     if "alerts" in fields:
         fields["alerts"] = _active_alerts(fields["alerts"])
-    query = strawberry.type(type("Query", (), {**fields, "node": node_field(specs)}))
-    return build_schema(query=query, settings=settings)
+    return {**fields, "node": node_field(specs)}
+
+
+def adapter_owner(settings: AdapterServiceSettings) -> Owner:
+    """The organisation whose data the adapter serves, as its policies see it."""
+    return Owner(org=settings.org_code, kind=settings.org_kind, district=settings.district)
+
+
+def adapter_well_known(
+    settings: AdapterServiceSettings, adapter: Adapter, status: AdapterStatus
+) -> WellKnown:
+    """The adapter's ``/.well-known/linli-node`` document, with its upstream status now."""
+    return WellKnown(
+        id=settings.adapter_id,
+        kind=SourceKind.ADAPTER,
+        name=settings.adapter_name,
+        division_code=settings.org_code,
+        district=settings.district,
+        bbox=settings.bbox,
+        schema_version=SCHEMA_VERSION,
+        capabilities=adapter.capabilities,
+        adapter=UpstreamStatus.model_validate({"system": adapter.name, **status.as_dict()}),
+    )
 
 
 def _authenticator(settings: AdapterServiceSettings, http: httpx.AsyncClient) -> Authenticator:
@@ -215,42 +224,33 @@ def create_adapter_app(
     async def upstream_ready() -> dict[str, bool]:
         return {"upstream": status.health.value != "down"}
 
-    app = service_app(
+    auth = authenticator or _authenticator(settings, http)
+    enforcer = PolicyEnforcer.load(adapter_owner(settings), settings.policy_file)
+    specs = {name: spec for name, spec in SPECS.items() if spec.field_name in adapter.capabilities}
+
+    def new_context(caller: Caller, purpose: str) -> AdapterContext:
+        return AdapterContext(
+            db=db,
+            caller=caller,
+            enforcer=enforcer,
+            tables=POLICY,
+            purpose=purpose,
+            settings=settings,
+        )
+
+    app = create_source(
         name="adapter",
         title=f"Linli adapter {settings.adapter_id} {settings.adapter_name}",
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
+        describe=lambda: adapter_well_known(settings, adapter, status),
+        authenticator=auth,
+        new_context=new_context,
+        queries=adapter_queries(specs),
         lifecycles=[http_client, polling],
         extra_ready=upstream_ready,
     )
-    auth = authenticator or _authenticator(settings, http)
-    engine = PolicyEngine(settings.policy_file)
-    specs = {name: spec for name, spec in SPECS.items() if spec.field_name in adapter.capabilities}
-
-    async def context(
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> AdapterContext:
-        caller = await auth.authenticate(authorization)
-        return AdapterContext(db=db, settings=settings, caller=caller, engine=engine)
-
-    schema = adapter_schema(settings, specs)
-    app.include_router(graphql_router(schema, context, settings), prefix="/graphql")
-
-    @app.get("/.well-known/linli-node")
-    async def well_known() -> dict[str, Any]:
-        return {
-            "id": settings.adapter_id,
-            "kind": "adapter",
-            "name": settings.adapter_name,
-            "division_code": settings.org_code,
-            "district": settings.district,
-            "bbox": settings.bbox.model_dump() if settings.bbox else None,
-            "schema_version": SCHEMA_VERSION,
-            "capabilities": adapter.capabilities,
-            "adapter": {"system": adapter.name, **status.as_dict()},
-        }
-
     extra = adapter.router(db, settings)
     if extra is not None:
         app.include_router(extra)

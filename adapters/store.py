@@ -6,6 +6,8 @@ own: conditional-request validators per upstream URL (``adapter_fetch_state``),
 the CAP de-duplication and supersession keys (``adapter_alert_keys``,
 ``adapter_alert_references``) and the upstream keys of every other record
 (``adapter_external_keys``), so a re-read updates instead of duplicating.
+The ``emergencies`` and ``audit_log`` tables are a node's (``policies.source``):
+the service enforces and audits its owner's policy as a node does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import Keyed, Problem, Validators
+from policies.source import PolicyTables, define_policy_tables
 from schema.enums import CapMsgType
 from schema.records import AlertCreate
 from schema.storage import UTCDateTime, utcnow
@@ -31,6 +34,7 @@ from schema.store.tables import RecordTables, define_tables
 
 __all__ = [
     "MIGRATIONS",
+    "POLICY",
     "SPECS",
     "TABLES",
     "AlertOutcome",
@@ -51,6 +55,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 metadata = sa.MetaData()
 TABLES: RecordTables = define_tables(metadata, only={"Alert", "Incident", "Resource"})
 SPECS: dict[str, RecordSpec] = bind_specs(TABLES)
+POLICY: PolicyTables = define_policy_tables(metadata)
 
 fetch_state = sa.Table(
     "adapter_fetch_state",

@@ -21,15 +21,30 @@ from policies.caller import Caller
 from schema import SCHEMA_VERSION
 from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
+from schema.runtime.wellknown import SourceKind, WellKnown
 from schema.store.specs import SPECS
 
-__all__ = ["MIGRATIONS", "create_app", "metadata"]
+__all__ = ["MIGRATIONS", "create_app", "hub_well_known", "metadata"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def hub_well_known(settings: HubSettings) -> WellKnown:
+    """The hub's ``/.well-known/linli-node`` document, as a source of a higher hub."""
+    return WellKnown(
+        id=settings.hub_id,
+        kind=SourceKind.HUB,
+        name=settings.hub_name,
+        division_code=settings.district,
+        district=settings.district,
+        schema_version=SCHEMA_VERSION,
+        capabilities=[spec.field_name for spec in SPECS.values()],
+    )
+
+
 def create_app(settings: HubSettings) -> Any:
     """The hub's ASGI app."""
+    described = hub_well_known(settings)
     db = Database(settings.database_url)
     auth = create_auth(settings, db)
 
@@ -51,6 +66,7 @@ def create_app(settings: HubSettings) -> Any:
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
+        describe=lambda: described,
         lifecycles=[auth.lifecycle, federation.lifecycle, flags.lifecycle],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
@@ -83,17 +99,5 @@ def create_app(settings: HubSettings) -> Any:
         ws_scopes=SUBSCRIBE_SCOPES,
     )
     app.include_router(graphql, prefix="/graphql")
-
-    @app.get("/.well-known/linli-node")
-    async def well_known() -> dict[str, Any]:
-        return {
-            "id": settings.hub_id,
-            "kind": "hub",
-            "name": settings.hub_name,
-            "division_code": settings.district,
-            "bbox": None,
-            "schema_version": SCHEMA_VERSION,
-            "capabilities": [spec.field_name for spec in SPECS.values()],
-        }
 
     return wrap(app, settings)

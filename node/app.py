@@ -5,27 +5,30 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from fastapi import Header
 
 from node.auth import node_authenticator
 from node.context import NodeContext
 from node.flags import create_flags
-from node.graphql import node_schema
+from node.graphql import node_queries
 from node.settings import NodeSettings, check_authentication
-from node.tables import FLAGS, TABLES
-from policies.caller import Authenticator
-from policies.enforce import PURPOSE_HEADER, PolicyEnforcer, purpose_from_header
+from node.tables import FLAGS, POLICY, TABLES
+from policies.caller import Authenticator, Caller
+from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
+from policies.source import create_source
 from schema import SCHEMA_VERSION
 from schema.enums import OrgKind
+from schema.records import REGISTRY
 from schema.runtime.db import Database
-from schema.runtime.service import graphql_router, service_app, wrap
+from schema.runtime.service import wrap
+from schema.runtime.wellknown import SourceKind, WellKnown
+from schema.store.resolvers import mutation_fields
 from schema.store.specs import bind_specs
 
-__all__ = ["MIGRATIONS", "create_app", "node_owner"]
+__all__ = ["MIGRATIONS", "create_app", "node_owner", "node_well_known"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -40,6 +43,21 @@ def node_owner(settings: NodeSettings) -> Owner:
     )
 
 
+def node_well_known(settings: NodeSettings) -> WellKnown:
+    """The node's ``/.well-known/linli-node`` document."""
+    return WellKnown(
+        id=settings.source_id,
+        kind=SourceKind.COMMUNITY,
+        name=settings.org_name,
+        division_code=settings.org_code,
+        district=settings.district,
+        neighbours=settings.neighbours,
+        bbox=settings.bbox,
+        schema_version=SCHEMA_VERSION,
+        capabilities=[REGISTRY[name].field_name for name in TABLES.by_type],
+    )
+
+
 def create_app(settings: NodeSettings, authenticator: Authenticator | None = None) -> Any:
     """The node's ASGI app; refuses to build with unsafe settings or an invalid policy file."""
     # Settings changed after validation (model_copy) are checked again here.
@@ -48,6 +66,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     db = Database(settings.database_url)
     http = httpx.AsyncClient()
     auth = authenticator or node_authenticator(settings, http)
+    described = node_well_known(settings)
 
     @asynccontextmanager
     async def http_client() -> AsyncIterator[None]:
@@ -58,47 +77,32 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
 
     specs = bind_specs(TABLES)
     flags = create_flags(settings, db, FLAGS, specs["RiskFlag"], http)
-    app = service_app(
+
+    def new_context(caller: Caller, purpose: str) -> NodeContext:
+        return NodeContext(
+            db=db,
+            caller=caller,
+            enforcer=enforcer,
+            tables=POLICY,
+            purpose=purpose,
+            settings=settings,
+            record_hooks=flags.record_hooks,
+        )
+
+    app = create_source(
         name="node",
         title=f"Linli node {settings.source_id} {settings.org_name}",
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
+        describe=lambda: described,
+        authenticator=auth,
+        new_context=new_context,
+        queries=node_queries(specs, flags.query_fields()),
+        mutations=mutation_fields(specs),
         lifecycles=[http_client, flags.lifecycle],  # the worker stops before the client closes
     )
     flags.metrics.register(app.state.metrics.registry)
     app.state.flags = flags
     app.include_router(flags.router(auth.authenticate))
-
-    async def context(
-        authorization: Annotated[str | None, Header()] = None,
-        purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
-    ) -> NodeContext:
-        caller = await auth.authenticate(authorization)
-        return NodeContext(
-            db=db,
-            settings=settings,
-            caller=caller,
-            enforcer=enforcer,
-            purpose=purpose_from_header(purpose),
-            record_hooks=flags.record_hooks,
-        )
-
-    schema = node_schema(settings, specs, extra_queries=flags.query_fields())
-    app.include_router(graphql_router(schema, context, settings), prefix="/graphql")
-
-    @app.get("/.well-known/linli-node")
-    async def well_known() -> dict[str, Any]:
-        return {
-            "id": settings.source_id,
-            "kind": "community",
-            "name": settings.org_name,
-            "division_code": settings.org_code,
-            "district": settings.district,
-            "neighbours": settings.neighbours,
-            "bbox": settings.bbox.model_dump() if settings.bbox else None,
-            "schema_version": SCHEMA_VERSION,
-            "capabilities": [spec.field_name for spec in specs.values()],
-        }
-
     return wrap(app, settings)

@@ -1,4 +1,8 @@
-"""The node's GraphQL schema: the common read API over its own data, plus staff mutations."""
+"""The node's GraphQL fields: the common read API over its own data, plus staff mutations.
+
+The schema is built by ``policies.source.create_source``, which adds emergency mode,
+the audit log and policy enforcement.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,11 @@ from typing import Any
 
 import strawberry
 
-from node import disclosures, emergency
-from node.settings import NodeSettings
-from policies.enforce import PolicyExtension
 from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES
-from schema.runtime.graphql import build_schema, root_type
-from schema.store.resolvers import mutation_fields, node_field, query_fields
+from schema.store.resolvers import node_field, query_fields
 from schema.store.specs import RecordSpec
 
-__all__ = ["node_schema"]
+__all__ = ["node_queries"]
 
 
 @strawberry.type(description="An entry of a code list")
@@ -41,30 +41,18 @@ async def _risk_categories() -> list[Code]:
     ]
 
 
-def node_schema(
-    settings: NodeSettings,
-    specs: dict[str, RecordSpec],
-    *,
-    extra_queries: dict[str, Any] | None = None,
-) -> strawberry.Schema:
-    """The schema with the settings' limits and hardening, enforcing the owner's policy."""
-    query = root_type(
-        "Query",
-        {
-            **query_fields(specs),
-            "node": node_field(specs),
-            "resource_kinds": strawberry.field(
-                resolver=_resource_kinds, description="The resource-kind code list"
-            ),
-            "risk_categories": strawberry.field(
-                resolver=_risk_categories, description="The risk-category code list"
-            ),
-            **emergency.query_fields(),
-            **disclosures.query_fields(),
-            **(extra_queries or {}),
-        },
-    )
-    mutation = root_type("Mutation", {**mutation_fields(specs), **emergency.mutation_fields()})
-    return build_schema(
-        query=query, mutation=mutation, settings=settings, extensions=[PolicyExtension]
-    )
+def node_queries(
+    specs: dict[str, RecordSpec], extra: dict[str, Any] | None = None
+) -> dict[str, object]:
+    """The node's own query fields: its records, ``node`` and the code lists."""
+    return {
+        **query_fields(specs),
+        "node": node_field(specs),
+        "resource_kinds": strawberry.field(
+            resolver=_resource_kinds, description="The resource-kind code list"
+        ),
+        "risk_categories": strawberry.field(
+            resolver=_risk_categories, description="The risk-category code list"
+        ),
+        **(extra or {}),
+    }

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from node.flags.tables import FlagTables, define_flag_tables
-from policies.audit import define_audit_table
-from policies.emergency import define_emergency_table
+from policies.source import PolicyTables, define_policy_tables
 from schema.store.tables import RecordTables, define_tables
 
-__all__ = ["AUDIT_LOG", "EMERGENCIES", "FLAGS", "TABLES", "metadata"]
+__all__ = ["AUDIT_LOG", "EMERGENCIES", "FLAGS", "POLICY", "TABLES", "metadata"]
 
 metadata = sa.MetaData()
 TABLES: RecordTables = define_tables(metadata)
-EMERGENCIES: sa.Table = define_emergency_table(metadata)
-AUDIT_LOG: sa.Table = define_audit_table(metadata)
+POLICY: PolicyTables = define_policy_tables(metadata)
+EMERGENCIES: sa.Table = POLICY.emergencies
+AUDIT_LOG: sa.Table = POLICY.audit_log
 FLAGS: FlagTables = define_flag_tables(metadata)

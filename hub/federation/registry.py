@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import select
 
 from hub.federation.breaker import Breaker
@@ -26,6 +27,7 @@ from schema.errors import InvalidInput, NotFound
 from schema.geo import BBox
 from schema.records import OrganisationPublic
 from schema.runtime.db import Database
+from schema.runtime.wellknown import WellKnown, describe_error
 from schema.storage import utcnow
 
 __all__ = ["Registry", "Source", "SourceHealth", "organisations"]
@@ -69,17 +71,16 @@ class Source:
         # A source not yet described is asked: its answer (or failure) tells.
         return not self.capabilities or capability in self.capabilities
 
-    def apply(self, described: dict[str, Any]) -> None:
+    def apply(self, described: WellKnown) -> None:
         """Take in what ``/.well-known/linli-node`` said."""
-        self.kind = str(described.get("kind", self.kind))
-        self.name = str(described.get("name", self.name))
-        self.division_code = str(described.get("division_code") or self.division_code)
-        self.district = described.get("district") or self.district
-        self.neighbours = list(described.get("neighbours") or [])
-        box = described.get("bbox")
-        self.bbox = BBox.model_validate(box) if box else None
-        self.capabilities = [str(c) for c in described.get("capabilities") or []]
-        self.schema_version = str(described.get("schema_version") or "")
+        self.kind = described.kind.value
+        self.name = described.name
+        self.division_code = described.division_code or self.division_code
+        self.district = described.district or self.district
+        self.neighbours = list(described.neighbours)
+        self.bbox = described.bbox
+        self.capabilities = list(described.capabilities)
+        self.schema_version = described.schema_version
 
 
 def _description(source: Source) -> tuple[Any, ...]:
@@ -188,11 +189,16 @@ class Registry:
             source.health, source.last_error = SourceHealth.DOWN, exc.message
             return
         source.latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        if not isinstance(described, dict) or described.get("id") != source.id:
+        try:
+            document = WellKnown.model_validate(described)
+        except ValidationError as exc:
+            source.health, source.last_error = SourceHealth.INCOMPATIBLE, describe_error(exc)
+            return
+        if document.id != source.id:
             source.health = SourceHealth.INCOMPATIBLE
             source.last_error = "the source names itself differently from its registration"
             return
-        source.apply(described)
+        source.apply(document)
         source.last_seen = utcnow()
         if not compatible(source.schema_version):
             source.health = SourceHealth.INCOMPATIBLE

@@ -1,6 +1,6 @@
-"""Emergencies declared once at the hub for an area, relayed to every community node in it.
+"""Emergencies declared once at the hub for an area, relayed to every node and adapter in it.
 
-Each node keeps, enforces and audits its own declaration (``node/emergency.py``); the
+Each source keeps, enforces and audits its own declaration (``policies/source``); the
 hub decides where to send it, never retries a declaration blindly, and says per
 node what happened. It audits the act in its own log.
 """
@@ -20,12 +20,15 @@ from hub.governance.audit import record
 from policies.audit import AuditEntry
 from schema.enums import OrgKind, SeverityLevel
 from schema.errors import Forbidden, InvalidInput
+from schema.runtime.wellknown import SourceKind
 from schema.scopes import Scope
 
 __all__ = ["mutation_fields"]
 
 DECLARE_SCOPE = Scope.EMERGENCY_DECLARE
 MAX_AREAS = 50
+# Sources that keep and enforce their own emergencies: nodes and adapter services.
+_RELAYED = frozenset({SourceKind.COMMUNITY, SourceKind.ADAPTER})
 
 _DECLARE = """mutation($level: SeverityLevel!, $reason: String!, $expiresAt: DateTime!) {
   declareEmergency(level: $level, reason: $reason, expiresAt: $expiresAt) { id active } }"""
@@ -96,7 +99,7 @@ async def declare_emergency(
     targets = sorted(
         s.id
         for s in context.federation.registry.sources.values()
-        if s.kind == "community" and s.usable and any(s.division_code.startswith(a) for a in area)
+        if s.kind in _RELAYED and s.usable and any(s.division_code.startswith(a) for a in area)
     )
     answers = await _relay(
         context, targets, _DECLARE,

@@ -19,6 +19,7 @@ from schema.runtime.db import Database
 from schema.runtime.graphql import LinliGraphQLRouter
 from schema.runtime.http import BodyLimitMiddleware, Metrics, error_body, health_router
 from schema.runtime.settings import ServiceSettings
+from schema.runtime.wellknown import WellKnown, well_known_router
 
 __all__ = ["Lifecycle", "graphql_router", "run", "service_app", "wrap"]
 
@@ -37,10 +38,11 @@ def service_app(
     settings: ServiceSettings,
     db: Database,
     migrations: Path,
+    describe: Callable[[], WellKnown],
     lifecycles: Sequence[Lifecycle] = (),
     extra_ready: Callable[[], Awaitable[dict[str, bool]]] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the node protocol's health endpoints and stable error bodies."""
+    """A FastAPI app with the node protocol's well-known, health endpoints and error bodies."""
     metrics = Metrics(name)
 
     @asynccontextmanager
@@ -86,6 +88,7 @@ def service_app(
         return checks
 
     app.include_router(health_router(ready, metrics))
+    app.include_router(well_known_router(describe))
     app.state.metrics = metrics
     app.state.db = db
     app.state.settings = settings

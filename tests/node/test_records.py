@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from schema.runtime.wellknown import SourceKind, WellKnown
 from tests.node.conftest import ORG, RunningNode
 
 CREATE_RESOURCE = """
@@ -205,10 +206,12 @@ async def test_other_record_types_are_created_and_listed(node: RunningNode) -> N
 
 async def test_protocol_endpoints(node: RunningNode) -> None:
     async with httpx.AsyncClient(base_url=node.url) as http:
-        well_known = (await http.get("/.well-known/linli-node")).json()
-        assert well_known["id"] == ORG
-        assert well_known["kind"] == "community"
-        assert "resources" in well_known["capabilities"]
+        well_known = WellKnown.model_validate((await http.get("/.well-known/linli-node")).json())
+        assert well_known.id == ORG
+        assert well_known.kind is SourceKind.COMMUNITY
+        assert well_known.division_code == ORG
+        assert well_known.district == "110105"
+        assert "resources" in well_known.capabilities
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         ready = await http.get("/readyz")
         assert ready.status_code == 200

@@ -36,6 +36,7 @@ class FakeSource:
     calls: int = 0
     tokens: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
+    described: dict[str, Any] | None = None  # serve this well-known document instead
 
     def __post_init__(self) -> None:
         if not self.records:
@@ -68,6 +69,8 @@ class FakeSource:
         )
 
     async def well_known(self, request: Request) -> JSONResponse:
+        if self.described is not None:
+            return JSONResponse(self.described)
         return JSONResponse(
             {
                 "id": self.source_id,

@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import jwt
 
 from schema.enums import OrgKind
+from schema.runtime.wellknown import SourceKind, WellKnown
 from tests.conftest import free_port
 from tests.hub.federation.fake_source import FakeSource
 
@@ -203,3 +205,33 @@ async def test_documents_over_the_depth_limit_are_refused(
     deep = "{ resources { edges { node { location { coordinates } } } } }"
     assert await client.error_code(deep) == "QUERY_TOO_DEEP"
     assert "errors" not in await client.post("{ resources { edges { cursor } } }")
+
+
+async def test_malformed_well_known_document_is_a_clear_error_on_that_source(
+    start_hub: Callable[..., Any], sources: Any
+) -> None:
+    malformed = FakeSource(
+        "110105001002",
+        described={"id": "110105001002", "kind": "village", "name": "x", "capabilities": "all"},
+    )
+    hub = await start_hub(sources(FakeSource("110105001001"), malformed))
+    client = await hub.graphql()
+    listed = {
+        s["id"]: s for s in (await client.data("{ sources { id status lastError } }"))["sources"]
+    }
+    assert listed["110105001001"]["status"] == "ok"
+    assert listed["110105001002"]["status"] == "incompatible"
+    error = listed["110105001002"]["lastError"]
+    assert error.startswith("malformed well-known document: ")
+    assert "kind" in error
+    assert "division_code" in error
+    body = await client.post(RESOURCES)
+    assert "110105001002" not in by_source(body)
+    assert malformed.calls == 0
+
+    # The hub's own document, as a source of a higher hub, is the same model.
+    async with httpx.AsyncClient(base_url=hub.url) as http:
+        document = WellKnown.model_validate((await http.get("/.well-known/linli-node")).json())
+    assert document.kind is SourceKind.HUB
+    assert document.id == hub.settings.hub_id
+    assert "resources" in document.capabilities

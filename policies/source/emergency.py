@@ -1,4 +1,8 @@
-"""Emergency mode at the node: declare, end and list emergencies (GraphQL fields)."""
+"""Emergency mode at a source: declare, end and list emergencies (GraphQL fields).
+
+A department of the source's district declares directly, or through the hub, which
+relays its own ``declareEmergency`` to the sources in the area.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,10 @@ import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
 
-from node.context import NodeContext
-from node.tables import AUDIT_LOG, EMERGENCIES
 from policies.audit import AuditEntry, append
 from policies.emergency import MAX_REASON
 from policies.emergency import Emergency as EmergencyRecord
+from policies.source.context import SourceContext
 from schema.enums import SeverityLevel
 from schema.errors import InvalidInput, NotFound
 from schema.ids import new_local_id
@@ -25,7 +28,7 @@ MAX_DURATION = timedelta(days=90)
 MAX_LISTED = 200
 
 
-@strawberry.type(description="An emergency declared for this node's area")
+@strawberry.type(description="An emergency declared for this source's area")
 class Emergency:
     id: strawberry.ID
     level: SeverityLevel
@@ -64,7 +67,7 @@ def _decision(record: EmergencyRecord) -> dict[str, str]:
 
 
 async def declare_emergency(
-    info: Info[NodeContext, None], level: SeverityLevel, reason: str, expires_at: datetime
+    info: Info[SourceContext, None], level: SeverityLevel, reason: str, expires_at: datetime
 ) -> Emergency:
     """Declare an emergency (a department of this district, scope emergency:declare)."""
     context = info.context
@@ -97,13 +100,13 @@ async def declare_emergency(
         declared_by=subject,
     )
     async with context.db.transaction() as session:
-        await session.execute(sa.insert(EMERGENCIES).values(**_row(record)))
+        await session.execute(sa.insert(context.tables.emergencies).values(**_row(record)))
         await append(
             session,
-            AUDIT_LOG,
+            context.tables.audit_log,
             AuditEntry(
                 action="declare_emergency",
-                owner=context.settings.org_code,
+                owner=context.owner_org,
                 caller=context.caller,
                 decision=_decision(record),
                 purpose=context.purpose,
@@ -127,31 +130,28 @@ def _row(record: EmergencyRecord) -> dict[str, object]:
     }
 
 
-async def end_emergency(info: Info[NodeContext, None], id: strawberry.ID) -> Emergency:
+async def end_emergency(info: Info[SourceContext, None], id: strawberry.ID) -> Emergency:
     """End an emergency before it expires (same authority as declaring)."""
     context = info.context
     subject = context.require_emergency_authority()
     now = utcnow()
     async with context.db.transaction() as session:
-        row = (
-            await session.execute(sa.select(EMERGENCIES).where(EMERGENCIES.c.id == str(id)))
-        ).first()
+        table = context.tables.emergencies
+        row = (await session.execute(sa.select(table).where(table.c.id == str(id)))).first()
         if row is None:
             raise NotFound(f"no emergency with id {id}", type="Emergency")
         record = EmergencyRecord.from_row(row)
         if not record.active_at(now):
             return _graphql(record)  # already over: nothing to end, nothing to audit
         await session.execute(
-            sa.update(EMERGENCIES)
-            .where(EMERGENCIES.c.id == record.id)
-            .values(ended_at=now, ended_by=subject)
+            sa.update(table).where(table.c.id == record.id).values(ended_at=now, ended_by=subject)
         )
         await append(
             session,
-            AUDIT_LOG,
+            context.tables.audit_log,
             AuditEntry(
                 action="end_emergency",
-                owner=context.settings.org_code,
+                owner=context.owner_org,
                 caller=context.caller,
                 decision=_decision(record),
                 purpose=context.purpose,
@@ -161,15 +161,16 @@ async def end_emergency(info: Info[NodeContext, None], id: strawberry.ID) -> Eme
     return _graphql(replace(record, ended_at=now, ended_by=subject))
 
 
-async def emergencies(info: Info[NodeContext, None], active_only: bool = False) -> list[Emergency]:
+async def emergencies(
+    info: Info[SourceContext, None], active_only: bool = False
+) -> list[Emergency]:
     """Emergencies declared here, newest first."""
     context = info.context
-    statement = sa.select(EMERGENCIES).order_by(EMERGENCIES.c.declared_at.desc())
+    table = context.tables.emergencies
+    statement = sa.select(table).order_by(table.c.declared_at.desc())
     if active_only:
         now = utcnow()
-        statement = statement.where(
-            EMERGENCIES.c.ended_at.is_(None), EMERGENCIES.c.expires_at > now
-        )
+        statement = statement.where(table.c.ended_at.is_(None), table.c.expires_at > now)
     async with context.db.sessions() as session:
         rows = (await session.execute(statement.limit(MAX_LISTED))).all()
     return [_graphql(EmergencyRecord.from_row(row)) for row in rows]
@@ -179,7 +180,7 @@ def query_fields() -> dict[str, object]:
     """``emergencies``."""
     return {
         "emergencies": strawberry.field(
-            resolver=emergencies, description="Emergencies declared for this node, newest first"
+            resolver=emergencies, description="Emergencies declared for this source, newest first"
         )
     }
 

@@ -1,4 +1,4 @@
-"""``disclosures``: the node's audit log, for its own staff with ``audit:read``."""
+"""``disclosures``: a source's audit log, for the owner's own staff with ``audit:read``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from node.context import NodeContext
-from node.tables import AUDIT_LOG
 from policies.audit import AuditRecord
+from policies.source.context import SourceContext
 from schema.api.pagination import Connection, Edge, PageInfo, page_size
 from schema.errors import InvalidCursor
 
@@ -78,15 +77,16 @@ def _seq_after(cursor: str) -> int:
 
 
 async def disclosures(
-    info: Info[NodeContext, None], first: int | None = None, after: str | None = None
+    info: Info[SourceContext, None], first: int | None = None, after: str | None = None
 ) -> Connection[AuditEntry]:
     """The audit log, newest first (own staff, scope audit:read)."""
     context = info.context
     context.require_auditor()
     size = page_size(first)
-    statement = sa.select(AUDIT_LOG).order_by(AUDIT_LOG.c.seq.desc()).limit(size + 1)
+    table = context.tables.audit_log
+    statement = sa.select(table).order_by(table.c.seq.desc()).limit(size + 1)
     if after is not None:
-        statement = statement.where(AUDIT_LOG.c.seq < _seq_after(after))
+        statement = statement.where(table.c.seq < _seq_after(after))
     async with context.db.sessions() as session:
         rows = (await session.execute(statement)).mappings().all()
     records = [AuditRecord.from_row(row) for row in rows[:size]]
@@ -105,6 +105,6 @@ def query_fields() -> dict[str, object]:
     return {
         "disclosures": strawberry.field(
             resolver=disclosures,
-            description="Who was shown what of this community's data (own staff, audit:read)",
+            description="Who was shown what of the owner's data (own staff, audit:read)",
         )
     }

@@ -1,0 +1,80 @@
+"""One way to build a source: the node protocol with the owner's policy enforced and audited.
+
+A community node and an adapter service are both built by ``create_source``
+from their well-known document, an authenticator and a context factory whose
+``SourceContext`` carries the enforcer and the source's own emergency and audit
+tables. Every read goes through the enforcer in the current mode, the reasons
+go into ``extensions.policy`` and every disclosure into the audit log
+(``PolicyExtension``); ``declareEmergency``, ``endEmergency``, ``emergencies``
+and ``disclosures`` come with it. A hub starts from the same
+``schema.runtime.service.service_app`` but federates its GraphQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Header
+
+from policies.caller import Authenticator, Caller
+from policies.enforce import PURPOSE_HEADER, PolicyExtension, purpose_from_header
+from policies.source import disclosures, emergency
+from policies.source.context import SourceContext
+from schema.runtime.db import Database
+from schema.runtime.graphql import build_schema, root_type
+from schema.runtime.service import Lifecycle, graphql_router, service_app
+from schema.runtime.settings import ServiceSettings
+from schema.runtime.wellknown import WellKnown
+
+__all__ = ["ContextFactory", "create_source"]
+
+ContextFactory = Callable[[Caller, str], SourceContext]
+"""The request's context, from the authenticated caller and the stated purpose."""
+
+
+def create_source(
+    *,
+    name: str,
+    title: str,
+    settings: ServiceSettings,
+    db: Database,
+    migrations: Path,
+    describe: Callable[[], WellKnown],
+    authenticator: Authenticator,
+    new_context: ContextFactory,
+    queries: Mapping[str, object],
+    mutations: Mapping[str, object] | None = None,
+    lifecycles: Sequence[Lifecycle] = (),
+    extra_ready: Callable[[], Awaitable[dict[str, bool]]] | None = None,
+) -> FastAPI:
+    """A source's app: well-known, health, and ``/graphql`` enforcing and auditing its policy."""
+    app = service_app(
+        name=name,
+        title=title,
+        settings=settings,
+        db=db,
+        migrations=migrations,
+        describe=describe,
+        lifecycles=lifecycles,
+        extra_ready=extra_ready,
+    )
+
+    async def context(
+        authorization: Annotated[str | None, Header()] = None,
+        purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
+    ) -> SourceContext:
+        caller = await authenticator.authenticate(authorization)
+        return new_context(caller, purpose_from_header(purpose))
+
+    query = root_type(
+        "Query", {**queries, **emergency.query_fields(), **disclosures.query_fields()}
+    )
+    mutation = root_type("Mutation", {**(mutations or {}), **emergency.mutation_fields()})
+    schema = build_schema(
+        query=query, mutation=mutation, settings=settings, extensions=[PolicyExtension]
+    )
+    app.include_router(graphql_router(schema, context, settings), prefix="/graphql")
+    app.state.authenticator = authenticator
+    return app

@@ -1,0 +1,116 @@
+"""The per-request policy state every source's GraphQL context shares.
+
+Who is calling, the owner's enforcer, the current mode (normal, or emergency
+while one declared here is in force), the request's disclosure ledger, and
+the source's own ``emergencies`` and ``audit_log`` tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from strawberry.fastapi import BaseContext
+
+from policies.audit import AuditEntry, append_many, define_audit_table
+from policies.caller import Caller
+from policies.emergency import (
+    DECLARE_SCOPE,
+    PolicyMode,
+    active_emergencies,
+    define_emergency_table,
+    policy_mode,
+)
+from policies.enforce import DisclosureLedger, PolicyEnforcer
+from schema.enums import OrgKind
+from schema.errors import Forbidden
+from schema.runtime.db import Database
+from schema.scopes import Scope
+from schema.store.specs import RecordSpec
+
+__all__ = ["AUDIT_SCOPE", "PolicyTables", "SourceContext", "define_policy_tables"]
+
+AUDIT_SCOPE = Scope.AUDIT_READ
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTables:
+    """A source's own ``emergencies`` and ``audit_log`` tables."""
+
+    emergencies: sa.Table
+    audit_log: sa.Table
+
+
+def define_policy_tables(metadata: sa.MetaData) -> PolicyTables:
+    """The ``emergencies`` and ``audit_log`` tables in ``metadata``."""
+    return PolicyTables(define_emergency_table(metadata), define_audit_table(metadata))
+
+
+@dataclass(kw_only=True)
+class SourceContext(BaseContext):
+    """The caller, the owner's policy in the current mode, and the audit log of one request."""
+
+    db: Database
+    caller: Caller
+    enforcer: PolicyEnforcer
+    tables: PolicyTables
+    purpose: str = ""
+    policy_ledger: DisclosureLedger | None = field(default=None, init=False)
+    _mode: PolicyMode | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+        self.policy_ledger = self.enforcer.ledger(self.caller, self.purpose)
+
+    @property
+    def owner_org(self) -> str:
+        """The organisation whose data this source serves."""
+        return self.enforcer.owner.org
+
+    def require_emergency_authority(self) -> str:
+        """The subject, if the caller is a department of this district allowed to declare."""
+        caller = self.caller
+        district = self.enforcer.owner.district
+        if caller.org_kind is not OrgKind.DEPARTMENT or caller.district != district:
+            raise Forbidden("only a department of this source's district may declare emergencies")
+        if not caller.has_scope(DECLARE_SCOPE):
+            raise Forbidden(f"the token lacks the scope {DECLARE_SCOPE!r}", scope=DECLARE_SCOPE)
+        return caller.subject
+
+    def require_auditor(self) -> None:
+        """Pass if the caller is the owner's own staff with ``audit:read``."""
+        if self.caller.org != self.owner_org:
+            raise Forbidden("only the owner's own staff may read its audit log")
+        if not self.caller.has_scope(AUDIT_SCOPE):
+            raise Forbidden(f"the token lacks the scope {AUDIT_SCOPE!r}", scope=AUDIT_SCOPE)
+
+    async def policy_mode(self) -> PolicyMode:
+        """Emergency mode while an emergency is active here (read once per request)."""
+        if self._mode is None:
+            async with self.db.sessions() as session:
+                self._mode = policy_mode(await active_emergencies(session, self.tables.emergencies))
+        return self._mode
+
+    async def disclose(
+        self, spec: RecordSpec, records: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | None]:
+        """What the caller may see of each record, per the owner's policy in the current mode."""
+        mode = await self.policy_mode()
+        page = await self.enforcer.disclose(
+            self.caller,
+            spec.type_name,
+            records,
+            mode=mode.mode,
+            purpose=self.purpose,
+            emergency_level=mode.level,
+        )
+        if self.policy_ledger is not None:
+            self.policy_ledger.add(page)
+        return page.records
+
+    async def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append ``entries`` to the audit log in one transaction."""
+        async with self.db.transaction() as session:
+            await append_many(session, self.tables.audit_log, entries)
