@@ -23,7 +23,7 @@ from policies.static import TrustedCaller
 from schema.enums import OrgKind
 from schema.runtime.wellknown import SourceKind, WellKnown
 from tests.adapters.conftest import OWNER, RunningAdapter, service_settings, start_adapter
-from tests.conftest import SHARED, DatabaseUnderTest, GraphQLClient
+from tests.conftest import CAP_SAMPLES, DatabaseUnderTest, GraphQLClient
 
 DECLARER = "110105000300"  # another department of the district, allowed to declare
 DECLARER_TOKEN = "declarer-token-0123456789abcdef"
@@ -73,7 +73,7 @@ async def service(adapter_db: DatabaseUnderTest, tmp_path: Path) -> AsyncIterato
     running = await start_adapter(
         adapter_db.url, adapter, policy_file=str(policy), trusted_callers=trusted
     )
-    sample = (SHARED / "samples" / "cap" / "cap12-spec-appendix-a2.xml").read_bytes()
+    sample = (CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes()
     alert = parse_alert(sample).model_copy(
         update={"identifier": ALERT_ID, "addresses": "district-duty-office"}
     )

@@ -15,7 +15,7 @@ from adapters.cap.client import CapSettings
 from adapters.cap.service import CapAdapter
 from schema.enums import OrgKind
 from tests.adapters.conftest import DocumentServerState
-from tests.conftest import SHARED
+from tests.conftest import CAP_SAMPLES
 from tests.integration.conftest import ALERT_OWNER, COMMUNITY, Federated, wait_sources_ok
 
 CAP_SOURCE = "adapter-cap"
@@ -35,7 +35,7 @@ async def test_hub_relays_an_emergency_to_the_adapter_which_honours_it(
     upstream: tuple[DocumentServerState, str], federated: Any, tmp_path: Path
 ) -> None:
     state, base = upstream
-    sample = (SHARED / "samples" / "cap" / "cap12-spec-appendix-a2.xml").read_bytes()
+    sample = (CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes()
     alert = parse_alert(sample).model_copy(
         update={"identifier": ALERT_ID, "addresses": "district-duty-office"}
     )
