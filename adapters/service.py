@@ -36,6 +36,7 @@ from policies import (
     Owner,
     TokenVerifier,
 )
+from policies.audit import AuditWriter
 from policies.enforce import PolicyEnforcer
 from policies.source import SourceContext, create_source
 from policies.static import StaticTokenAuthenticator
@@ -228,12 +229,15 @@ def create_adapter_app(
     enforcer = PolicyEnforcer.load(adapter_owner(settings), settings.policy_file)
     specs = {name: spec for name, spec in SPECS.items() if spec.field_name in adapter.capabilities}
 
+    audit = AuditWriter(db, POLICY.audit_log)
+
     def new_context(caller: Caller, purpose: str) -> AdapterContext:
         return AdapterContext(
             db=db,
             caller=caller,
             enforcer=enforcer,
             tables=POLICY,
+            audit=audit,
             purpose=purpose,
             settings=settings,
         )

@@ -15,6 +15,7 @@ from node.flags import create_flags
 from node.graphql import node_queries
 from node.settings import NodeSettings, check_authentication
 from node.tables import FLAGS, POLICY, TABLES
+from policies.audit import AuditWriter
 from policies.caller import Authenticator, Caller
 from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
@@ -78,12 +79,15 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     specs = bind_specs(TABLES)
     flags = create_flags(settings, db, FLAGS, specs["RiskFlag"], http)
 
+    audit = AuditWriter(db, POLICY.audit_log)
+
     def new_context(caller: Caller, purpose: str) -> NodeContext:
         return NodeContext(
             db=db,
             caller=caller,
             enforcer=enforcer,
             tables=POLICY,
+            audit=audit,
             purpose=purpose,
             settings=settings,
             record_hooks=flags.record_hooks,

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from strawberry.fastapi import BaseContext
 
-from policies.audit import AuditEntry, append_many, define_audit_table
+from policies.audit import AuditEntry, AuditWriter, define_audit_table
 from policies.caller import Caller
 from policies.emergency import (
     DECLARE_SCOPE,
@@ -56,6 +56,8 @@ class SourceContext(BaseContext):
     caller: Caller
     enforcer: PolicyEnforcer
     tables: PolicyTables
+    audit: AuditWriter
+    """The source's one writer of ``tables.audit_log``."""
     purpose: str = ""
     policy_ledger: DisclosureLedger | None = field(default=None, init=False)
     _mode: PolicyMode | None = field(default=None, init=False, repr=False)
@@ -111,6 +113,5 @@ class SourceContext(BaseContext):
         return page.records
 
     async def record_audit(self, entries: Sequence[AuditEntry]) -> None:
-        """Append ``entries`` to the audit log in one transaction."""
-        async with self.db.transaction() as session:
-            await append_many(session, self.tables.audit_log, entries)
+        """Append ``entries`` to the audit log; return once they are committed."""
+        await self.audit.append(entries)

@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from node.app import MIGRATIONS
 from node.tables import AUDIT_LOG
 from policies import Caller
-from policies.audit import GENESIS_HASH, AuditEntry, append, row_hash, verify, verify_chain
+from policies.audit import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditWriter,
+    append,
+    row_hash,
+    verify,
+    verify_chain,
+)
 from schema.enums import OrgKind
 from schema.runtime.db import Database
 from tests.conftest import DatabaseUnderTest, migrate
@@ -147,3 +155,38 @@ async def test_verify_finds_rehashed_rows_deleted_rows_and_relinked_rows(
         assert report.problem == "expected seq 3, found 4 (a row is missing or moved)"
     finally:
         await db.dispose()
+
+
+async def test_the_writer_commits_concurrent_requests_together_in_order(
+    db: Database, database: DatabaseUnderTest
+) -> None:
+    writer = AuditWriter(db, AUDIT_LOG)
+    before = len(await _rows(db))
+    # 40 requests at once, 3 rows each: all queue before the first commit starts.
+    await asyncio.gather(*(writer.append([_entry(i), _entry(i), _entry(i)]) for i in range(40)))
+    assert writer.commits == 1
+    rows = (await _rows(db))[before:]
+    assert [r["count"] for r in rows] == [i for i in range(40) for _ in range(3)]
+    # Later requests start a new commit, and the chain stays one.
+    await writer.append([_entry(99)])
+    assert writer.commits == 2
+    # (Earlier tests in this module tamper with older rows; these must link up.)
+    rows = (await _rows(db))[before:]
+    assert len(rows) == 121
+    for previous, row in itertools.pairwise(rows):
+        assert row["seq"] == previous["seq"] + 1
+        assert row["prev_hash"] == previous["hash"]
+
+
+async def test_a_failed_commit_fails_its_requests_and_the_next_one_succeeds(
+    db: Database, database: DatabaseUnderTest
+) -> None:
+    columns = (sa.Column(c.name, c.type) for c in AUDIT_LOG.columns)
+    missing = sa.Table("no_such_audit_log", sa.MetaData(), *columns)
+    broken = AuditWriter(db, missing)
+    with pytest.raises(sa.exc.SQLAlchemyError):
+        await asyncio.gather(broken.append([_entry(1)]), broken.append([_entry(2)]))
+    assert broken.commits == 0
+    writer = AuditWriter(db, AUDIT_LOG)
+    await writer.append([_entry(3)])
+    assert writer.commits == 1
