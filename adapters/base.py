@@ -4,9 +4,10 @@ An adapter implements one ``Protocol`` per capability it has (``AlertReader``,
 ``IncidentReader``, ``ResourceReader``, ``FlagSink``). Readers return a
 ``Batch``: the records that mapped, keyed by the upstream system's own id, and
 one ``Problem`` per input that did not, so one bad document never stops a feed.
-``PollLoop`` calls a poll function on an interval, backs off with jitter when
-it fails, and keeps an ``AdapterStatus`` (ok, degraded, down) that the adapter
-service shows in ``/readyz`` and ``/.well-known/linli-node``.
+``PollLoop`` calls a poll function on an interval, backs off with jitter
+(``schema.runtime.retry.backoff_s``) when it fails, and keeps an ``AdapterStatus``
+(ok, degraded, down) that the adapter service shows in ``/readyz`` and
+``/.well-known/linli-node``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,17 +38,21 @@ from adapters.errors import (
 )
 from schema.errors import LinliError
 from schema.records import AlertCreate, IncidentCreate, ResourceCreate, RiskFlagBase
+from schema.runtime.retry import backoff_s
+from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.storage import utcnow
 
 __all__ = [
+    "ADAPTER_ENTRY_POINTS",
+    "PENDING_PREFIX",
     "AdapterHealth",
     "AdapterStatus",
     "AlertReader",
-    "Backoff",
     "Batch",
     "ExternalStatusChange",
     "Fetched",
     "FlagSink",
+    "FlagSinkFactory",
     "HttpFetcher",
     "IncidentReader",
     "Keyed",
@@ -65,6 +69,12 @@ log = logging.getLogger("linli.adapters")
 
 T = TypeVar("T")
 S = TypeVar("S", bound=BaseSettings)
+
+ADAPTER_ENTRY_POINTS = "linli.adapters"
+"""The entry-point group that names each adapter's ``FlagSinkFactory`` (see pyproject.toml)."""
+
+PENDING_PREFIX = "token:"
+"""An external id that is not final yet: ``FlagSink.resolve`` turns it into the final one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,25 +140,39 @@ class ResourceReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ExternalStatusChange:
-    """A status the upstream system gave a pushed flag, and when."""
+    """A status the upstream system gave a pushed flag (as a flag status and in its own words)."""
 
     external_id: str
     status: str
     at: datetime
     note: str = ""
+    upstream_status: str = ""
+    """The upstream system's own word for the status (shown in the flag's timeline)."""
 
 
 class FlagSink(Protocol):
     """Pushes a confirmed risk flag into an upstream system and reads back what happens to it."""
 
     async def push(self, flag_id: str, flag: RiskFlagBase) -> str:
-        """The upstream system's id for flag ``flag_id`` (a global id), once it has one."""
+        """The upstream's id for flag ``flag_id`` (``PENDING_PREFIX...`` until it is final)."""
+        ...
+
+    async def resolve(self, external_id: str) -> str:
+        """The final id behind a pending one (``UpstreamPending`` while there is none)."""
         ...
 
     async def status_changes(
         self, external_ids: Sequence[str], since: datetime | None
     ) -> list[ExternalStatusChange]:
         """Status changes of pushed flags after ``since``, oldest first."""
+        ...
+
+
+class FlagSinkFactory(Protocol):
+    """Builds the ``FlagSink`` of one configured upstream system over the caller's HTTP client."""
+
+    def __call__(self, http: httpx.AsyncClient, options: Mapping[str, Any]) -> FlagSink:
+        """A sink for the system that ``options`` (the adapter's own settings) describe."""
         ...
 
 
@@ -231,25 +255,6 @@ class AdapterStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with jitter: a delay in ``[c/2, c]``, ``c = min(cap, base * 2^(n-1))``.
-
-    Half the delay is random so that adapters restarted together do not poll in step.
-    """
-
-    base_s: float = 1.0
-    cap_s: float = 300.0
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-    def delay(self, failures: int) -> float:
-        """How long to wait after ``failures`` failures in a row (0 when none)."""
-        if failures <= 0:
-            return 0.0
-        ceiling = min(self.cap_s, self.base_s * 2 ** min(failures - 1, 32))
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-
-@dataclass(frozen=True, slots=True)
 class PollReport:
     """What one poll stored."""
 
@@ -270,14 +275,14 @@ class PollLoop:
         *,
         interval_s: float,
         timeout_s: float,
-        backoff: Backoff | None = None,
         status: AdapterStatus | None = None,
     ) -> None:
         self.name = name
         self._poll = poll
         self.interval_s = interval_s
         self.timeout_s = timeout_s
-        self.backoff = backoff or Backoff(base_s=min(interval_s, 5.0), cap_s=max(interval_s, 300.0))
+        self.retry_base_s = min(interval_s, 5.0)
+        self.retry_max_s = max(interval_s, 300.0)
         self.status = status or AdapterStatus(name)
         self.last_report: PollReport | None = None
         self._wake = asyncio.Event()
@@ -308,30 +313,30 @@ class PollLoop:
         self._wake.set()
 
     def next_delay(self) -> float:
+        """The interval, or a backoff with jitter after failures in a row."""
         failures = self.status.consecutive_failures
-        return self.backoff.delay(failures) if failures else self.interval_s
+        if not failures:
+            return self.interval_s
+        return backoff_s(failures, base_s=self.retry_base_s, max_s=self.retry_max_s)
+
+    def _armed(self) -> asyncio.Event:
+        self._wake.clear()
+        return self._wake
+
+    async def _round(self) -> float:
+        await self.poll_once()
+        return self.next_delay()
 
     async def run(self) -> None:
         """Poll until cancelled."""
-        while True:
-            await self.poll_once()
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(self.next_delay()):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await repeat(f"poll-{self.name}", self._round, interval_s=self.interval_s, wake=self._armed)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[PollLoop]:
         """Run the loop in the background for the life of the block."""
-        task = asyncio.create_task(self.run(), name=f"poll-{self.name}")
-        try:
+        async with BackgroundTasks(f"poll-{self.name}") as tasks:
+            tasks.start(self.run())
             yield self
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
 
 
 @dataclass(frozen=True, slots=True)

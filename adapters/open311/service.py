@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
 from fastapi import APIRouter
 
-from adapters.base import Batch, ExternalStatusChange, Keyed, PollReport, Problem, problem_of
+from adapters.base import (
+    PENDING_PREFIX,
+    Batch,
+    ExternalStatusChange,
+    Keyed,
+    PollReport,
+    Problem,
+    problem_of,
+)
 from adapters.errors import AdapterError, InvalidMapping, UpstreamPending
 from adapters.open311.client import Open311Client, Open311Settings
 from adapters.open311.codec import FLAG_STATUS, incident_from_request, parse_time
@@ -18,12 +28,9 @@ from schema.records import IncidentCreate, RiskFlagBase
 from schema.runtime.db import Database
 from schema.storage import utcnow
 
-__all__ = ["PENDING_PREFIX", "Open311Adapter", "Open311FlagSink"]
+__all__ = ["PENDING_PREFIX", "Open311Adapter", "Open311FlagSink", "open311_flag_sink"]
 
 log = logging.getLogger("linli.adapters.open311")
-
-PENDING_PREFIX = "token:"
-"""An external id that is still an Open311 token: ``status_changes`` resolves it later."""
 
 
 class Open311Adapter:
@@ -144,7 +151,8 @@ class Open311FlagSink:
             updated = parse_time(record.get("updated_datetime"), field="updated_datetime")
             if updated is None or (since is not None and updated <= since):
                 continue
-            status = FLAG_STATUS.get(str(record.get("status") or "").lower())
+            upstream_status = str(record.get("status") or "").lower()
+            status = FLAG_STATUS.get(upstream_status)
             if status is None:
                 continue
             changes.append(
@@ -153,10 +161,16 @@ class Open311FlagSink:
                     status=status.value,
                     at=updated,
                     note=str(record.get("status_notes") or ""),
+                    upstream_status=upstream_status,
                 )
             )
         changes.sort(key=lambda c: c.at)
         return changes
+
+
+def open311_flag_sink(http: httpx.AsyncClient, options: Mapping[str, Any]) -> Open311FlagSink:
+    """The ``FlagSink`` of one GeoReport v2 system (entry point ``linli.adapters: open311``)."""
+    return Open311FlagSink(Open311Client(http, Open311Settings(**options)))
 
 
 def problems_of(errors: Sequence[Exception], where: str) -> list[Problem]:

@@ -1,47 +1,55 @@
-"""Risk flags as one part of the hub app: built once in ``create_app``."""
+"""Risk flags as one part of the hub app: built once in ``create_app``.
+
+This is the flag part's composition root: it owns the one pooled HTTP client of
+its workers (node outbox, webhooks, external sinks) and wires the event log's
+listeners (webhook deliveries, node updates, external pushes).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 
 from hub.flags import resolvers, service
 from hub.flags.endpoints import inbox_router
-from hub.flags.events import Notifier, prune_events
-from hub.flags.external import ExternalPushes
+from hub.flags.events import FlagEvents, Notifier, prune_events
+from hub.flags.external import ExternalPushes, flag_sinks, push_owed
 from hub.flags.metrics import FlagMetrics
-from hub.flags.outbox import NodeOutbox, NodeUrl, TokenMinter, hub_caller
+from hub.flags.outbox import NodeOutbox, NodeUrl, TokenMinter, enqueue_node_update, hub_caller
 from hub.flags.routing import RoutingRules, load_routing
 from hub.flags.tables import FlagEventRow, FlagRow, WebhookDeliveryRow
-from hub.flags.webhooks import WebhookDispatcher
+from hub.flags.webhooks import WebhookDispatcher, enqueue_deliveries
 from hub.settings import HubSettings
 from policies.caller import Caller
 from schema.enums import OrgKind, RiskFlagStatus
 from schema.runtime.db import Database
+from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.storage import utcnow
 
 __all__ = ["HubFlags", "create_flags"]
 
-log = logging.getLogger("linli.hub.flags")
-
 Authenticate = Callable[[str | None], Awaitable[Caller]]
+
+HTTP_TIMEOUT_S = 30.0
+"""A backstop: every call of the workers passes its own, shorter timeout."""
 
 
 @dataclass
 class HubFlags:
-    """The flag workflow's objects: routing, event notifier, workers, metrics, inbox."""
+    """The flag workflow's objects: routing, events, workers, their HTTP client, metrics, inbox."""
 
     settings: HubSettings
     db: Database
     routing: RoutingRules
     authenticate: Authenticate
+    http: httpx.AsyncClient
+    events: FlagEvents
     outbox: NodeOutbox
     webhooks: WebhookDispatcher
     notifier: Notifier = field(default_factory=Notifier)
@@ -80,6 +88,7 @@ class HubFlags:
                     flag_id=flag_id,
                     caller=caller,
                     routing=self.routing,
+                    events=self.events,
                     hub_id=self.settings.hub_id,
                     now=utcnow(),
                 )
@@ -103,7 +112,7 @@ class HubFlags:
                 note=note,
                 expected_version=expected_version,
                 now=utcnow(),
-                routing=self.routing,
+                events=self.events,
             )
         self._changed([(row, hops)])
         return row
@@ -140,6 +149,7 @@ class HubFlags:
                     now=now,
                     duty_desk=self.settings.duty_desk,
                     hub_id=self.settings.hub_id,
+                    events=self.events,
                 )
             if escalated is not None:
                 self._changed([escalated])
@@ -149,28 +159,18 @@ class HubFlags:
     @contextlib.asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
         """The escalation and pruning loop, the node outbox, webhooks and Open311 pushes."""
-
-        async def maintain() -> None:
-            while True:
-                try:
-                    await self.maintain_once()
-                except Exception:  # the loop must outlive one bad round
-                    log.exception("flag escalation round failed")
-                await asyncio.sleep(self.settings.escalation_interval_s)
-
         poll_s = self.settings.delivery_poll_s
+        wake = self.notifier.waiter
         async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(self.outbox.running(self.notifier.waiter, poll_s))
-            await stack.enter_async_context(self.webhooks.running(self.notifier.waiter, poll_s))
+            stack.push_async_callback(self.http.aclose)  # after every worker has stopped
+            await stack.enter_async_context(self.outbox.running(wake, poll_s))
+            await stack.enter_async_context(self.webhooks.running(wake, poll_s))
             if self.external is not None:
-                await stack.enter_async_context(self.external.running(self.notifier.waiter, poll_s))
-            task = asyncio.create_task(maintain())
-            try:
-                yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stack.enter_async_context(self.external.running(wake, poll_s))
+            tasks = await stack.enter_async_context(BackgroundTasks("flag escalation"))
+            interval_s = self.settings.escalation_interval_s
+            tasks.start(repeat("flag escalation", self.maintain_once, interval_s=interval_s))
+            yield
 
 
 def create_flags(
@@ -187,8 +187,11 @@ def create_flags(
         duty_desk=settings.duty_desk,
         default_deadline_s=settings.ack_deadline_s,
     )
+    http = httpx.AsyncClient(follow_redirects=False, timeout=HTTP_TIMEOUT_S)
+    events = FlagEvents([enqueue_deliveries, enqueue_node_update, push_owed(routing)])
     outbox = NodeOutbox(
         db,
+        http,
         node_url=node_url,
         mint=mint,
         caller=hub_caller(hub_id=settings.hub_id, district=settings.district),
@@ -201,9 +204,12 @@ def create_flags(
         db=db,
         routing=routing,
         authenticate=authenticate,
+        http=http,
+        events=events,
         outbox=outbox,
         webhooks=WebhookDispatcher(
             db,
+            http,
             timeout_s=settings.webhook_timeout_s,
             max_attempts=settings.webhook_max_attempts,
             retry_base_s=settings.delivery_retry_base_s,
@@ -214,6 +220,8 @@ def create_flags(
     flags.external = ExternalPushes(
         db,
         routing,
+        flag_sinks(http, routing.open311),
+        events=events,
         max_attempts=settings.external_max_attempts,
         retry_base_s=settings.delivery_retry_base_s,
         retry_max_s=settings.delivery_retry_max_s,

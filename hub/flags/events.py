@@ -1,11 +1,12 @@
 """The flag event log: numbered, persisted with each change, followed by subscribers.
 
 Every change of a flag (``flag.raised``, ``flag.routed``, ``flag.status_changed``,
-``flag.escalated``, ``flag.external_status``) is written by ``append_event`` in the
-transaction that makes the change. Its sequence number comes from the one
-``flag_event_sequence`` row; updating that row locks it until commit, so events commit
-in sequence order and a reader that has seen ``seq = n`` committed has seen every event
-before it.
+``flag.escalated``, ``flag.external_status``) is written by ``FlagEvents.append`` in the
+transaction that makes the change, which then hands it to the ``EventListener``s the
+hub wired (webhook deliveries, node updates, external pushes) in that transaction.
+Its sequence number comes from the one ``flag_event_sequence`` row; updating that row
+locks it until commit, so events commit in sequence order and a reader that has seen
+``seq = n`` committed has seen every event before it.
 
 Subscribers read the table, never an in-memory queue: a resume (``after``) and
 live delivery are the same loop (read after the cursor, then wait), so there is
@@ -20,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,9 +37,10 @@ from schema.runtime.db import Database
 from schema.scopes import Scope
 
 __all__ = [
+    "EventListener",
     "FlagEventType",
+    "FlagEvents",
     "Notifier",
-    "append_event",
     "event_json",
     "follow_events",
     "prune_events",
@@ -75,48 +77,63 @@ class Notifier:
 
     async def wait(self, waiter: asyncio.Event, timeout_s: float) -> None:
         """Until ``waiter`` is set or ``timeout_s`` passes."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.wait(), timeout_s)
+        with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow a cancel on 3.11
+            async with asyncio.timeout(timeout_s):
+                await waiter.wait()
 
 
-async def append_event(
-    session: AsyncSession,
-    *,
-    type: FlagEventType,
-    flag: FlagRow,
-    at: datetime,
-    timeline: dict[str, datetime],
-    previous_assignee: str | None = None,
-) -> FlagEventRow:
-    """Number and store one event of ``flag`` (and queue its webhook deliveries); flushes."""
-    from hub.flags.webhooks import enqueue_deliveries  # webhooks read events' JSON form
+class EventListener(Protocol):
+    """Acts on a new event in the transaction that wrote it (webhooks, node updates, ...)."""
 
-    result = await session.execute(
-        sa.update(EventSequenceRow)
-        .where(col(EventSequenceRow.name) == EVENT_SEQUENCE)
-        .values(last_seq=col(EventSequenceRow.last_seq) + 1)
-        .returning(col(EventSequenceRow.last_seq))
-        .execution_options(synchronize_session=False)
-    )
-    seq = result.scalar_one_or_none()
-    if seq is None:  # a database whose sequence row was removed by hand
-        session.add(EventSequenceRow(name=EVENT_SEQUENCE, last_seq=1, pruned_through=0))
-        seq = 1
-    event = FlagEventRow(
-        seq=seq,
-        type=type.value,
-        flag_id=flag.id,
-        status=flag.status,
-        community=flag.community,
-        assigned_to=flag.assigned_to,
-        previous_assignee=previous_assignee,
-        at=at,
-        timeline=dict(timeline),
-    )
-    session.add(event)
-    await session.flush()
-    await enqueue_deliveries(session, event, now=at)
-    return event
+    async def __call__(self, session: AsyncSession, event: FlagEventRow, flag: FlagRow, /) -> None:
+        """Write what the event owes (rows of the same transaction); flushes."""
+        ...
+
+
+class FlagEvents:
+    """Numbers and stores the events of flags, and hands each to the wired listeners."""
+
+    def __init__(self, listeners: Sequence[EventListener] = ()) -> None:
+        self.listeners = tuple(listeners)
+
+    async def append(
+        self,
+        session: AsyncSession,
+        *,
+        type: FlagEventType,
+        flag: FlagRow,
+        at: datetime,
+        timeline: dict[str, datetime],
+        previous_assignee: str | None = None,
+    ) -> FlagEventRow:
+        """Number and store one event of ``flag``, then run the listeners; flushes."""
+        result = await session.execute(
+            sa.update(EventSequenceRow)
+            .where(col(EventSequenceRow.name) == EVENT_SEQUENCE)
+            .values(last_seq=col(EventSequenceRow.last_seq) + 1)
+            .returning(col(EventSequenceRow.last_seq))
+            .execution_options(synchronize_session=False)
+        )
+        seq = result.scalar_one_or_none()
+        if seq is None:  # a database whose sequence row was removed by hand
+            session.add(EventSequenceRow(name=EVENT_SEQUENCE, last_seq=1, pruned_through=0))
+            seq = 1
+        event = FlagEventRow(
+            seq=seq,
+            type=type.value,
+            flag_id=flag.id,
+            status=flag.status,
+            community=flag.community,
+            assigned_to=flag.assigned_to,
+            previous_assignee=previous_assignee,
+            at=at,
+            timeline=dict(timeline),
+        )
+        session.add(event)
+        await session.flush()
+        for listener in self.listeners:
+            await listener(session, event, flag)
+        return event
 
 
 def event_json(event: FlagEventRow) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Confirmed flags out to municipal Open311 systems, and their status there back in.
 
 When a flag is confirmed by the department its route names, and that route names
-an ``open311`` system (see ``routing``), ``enqueue_external_push`` writes a
+an ``open311`` system (see ``routing``), the event listener ``push_owed`` writes a
 ``flag_external_pushes`` row in the transaction of the move. ``ExternalPushes``
-then, in the background:
+then, in the background, through the ``FlagSink`` protocol (``adapters.base``) of
+the adapter that the entry-point group ``linli.adapters`` names ``open311``:
 
-- files it as a service request (``Open311FlagSink.push``), retried with
+- files it as a service request (``FlagSink.push``), retried with
   exponential backoff and jitter under a lease (two hub replicas never file the
   same row at once) until ``external_max_attempts``; a server that answers a
   token instead of an id is followed up by the poller (``token:<t>``);
@@ -27,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
+from importlib.metadata import entry_points
 from typing import Any
 
 import httpx
@@ -37,17 +39,18 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from adapters.base import ADAPTER_ENTRY_POINTS, PENDING_PREFIX, FlagSink, FlagSinkFactory
 from adapters.errors import UpstreamPending
-from adapters.open311.client import Open311Client, Open311Settings
-from adapters.open311.codec import FLAG_STATUS
-from adapters.open311.service import PENDING_PREFIX, Open311FlagSink
-from hub.flags.events import FlagEventType, append_event
-from hub.flags.outbox import backoff_s, enqueue_node_update
+from hub.flags.errors import RoutingConfigError
+from hub.flags.events import EventListener, FlagEvents, FlagEventType
 from hub.flags.routing import Open311Target, RoutingRules
-from hub.flags.tables import ExternalPushRow, FlagRow
+from hub.flags.tables import ExternalPushRow, FlagEventRow, FlagRow
+from schema.enums import RiskFlagStatus
 from schema.errors import LinliError
 from schema.records import RiskFlagBase
 from schema.runtime.db import Database
+from schema.runtime.retry import backoff_s
+from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.storage import utcnow
 
 __all__ = [
@@ -56,6 +59,8 @@ __all__ = [
     "ExternalPushes",
     "enqueue_external_push",
     "flag_content",
+    "flag_sinks",
+    "push_owed",
     "record_external",
 ]
 
@@ -64,9 +69,6 @@ log = logging.getLogger("linli.hub.flags.external")
 SYSTEM = "open311"
 HOP_PREFIX = f"external:{SYSTEM}:"
 SUBMITTED = "submitted"
-CLOSED = "closed"
-_RAW_STATUS = {status.value: raw for raw, status in FLAG_STATUS.items()}
-"""The sink maps GeoReport statuses to flag statuses; the timeline shows the system's own."""
 
 Changed = Callable[[list[tuple[FlagRow, dict[str, datetime]]]], None]
 
@@ -84,6 +86,17 @@ async def enqueue_external_push(
     session.add(push)
     await session.flush()
     return push
+
+
+def push_owed(routing: RoutingRules) -> EventListener:
+    """The event listener that owes a confirmed flag's Open311 system a service request."""
+
+    async def owe(session: AsyncSession, event: FlagEventRow, flag: FlagRow, /) -> None:
+        confirmed = flag.status == RiskFlagStatus.CONFIRMED.value
+        if event.type == FlagEventType.STATUS_CHANGED and confirmed:
+            await enqueue_external_push(session, flag, routing, now=event.at)
+
+    return owe
 
 
 def flag_content(row: FlagRow) -> RiskFlagBase:
@@ -114,6 +127,7 @@ async def record_external(
     session: AsyncSession,
     flag_id: str,
     *,
+    events: FlagEvents,
     system: str,
     external_id: str | None,
     status: str | None,
@@ -122,8 +136,8 @@ async def record_external(
 ) -> tuple[FlagRow, dict[str, datetime]] | None:
     """Record what the external system did with a flag (a hop unless ``status`` is None).
 
-    A change of the flag like any other: the version moves, an event and a node
-    update are written in this transaction. Flushes.
+    A change of the flag like any other: the version moves, an event (and what its
+    listeners owe, such as a node update) is written in this transaction. Flushes.
     """
     for _ in range(5):  # a department's move may win the race for the version: read again
         row = await session.get(FlagRow, flag_id, populate_existing=True)
@@ -153,25 +167,26 @@ async def record_external(
     else:
         raise RuntimeError(f"flag {flag_id} kept changing; its external status is read again")
     await session.refresh(row)
-    await append_event(
+    await events.append(
         session, type=FlagEventType.EXTERNAL_STATUS, flag=row, at=now, timeline=timeline
     )
-    await enqueue_node_update(session, row, now=now)
     return row, hops
 
 
-def _sink(http: httpx.AsyncClient, target: Open311Target) -> Open311FlagSink:
-    settings = Open311Settings(
-        endpoint=target.endpoint,
-        api_key=target.api_key,
-        jurisdiction_id=target.jurisdiction_id,
-        format="json",
-        timeout_s=target.timeout_s,
-        flag_services=target.service_codes(),
-        token_attempts=target.token_attempts,
-        token_wait_s=target.token_wait_s,
-    )
-    return Open311FlagSink(Open311Client(http, settings))
+def flag_sinks(
+    http: httpx.AsyncClient, targets: Mapping[str, Open311Target]
+) -> dict[str, FlagSink]:
+    """A ``FlagSink`` per routing target, built by the adapter named ``open311`` (entry point)."""
+    if not targets:
+        return {}
+    found = entry_points(group=ADAPTER_ENTRY_POINTS, name=SYSTEM)
+    if not found:
+        raise RoutingConfigError(
+            f"the routing rules name {SYSTEM} systems, but no adapter {SYSTEM!r} is installed "
+            f"(entry-point group {ADAPTER_ENTRY_POINTS})"
+        )
+    factory: FlagSinkFactory = next(iter(found)).load()
+    return {name: factory(http, target.sink_options()) for name, target in targets.items()}
 
 
 def _reason(error: BaseException, target: Open311Target) -> str:
@@ -192,7 +207,9 @@ class ExternalPushes:
         self,
         db: Database,
         routing: RoutingRules,
+        sinks: Mapping[str, FlagSink],
         *,
+        events: FlagEvents,
         max_attempts: int,
         retry_base_s: float,
         retry_max_s: float,
@@ -206,8 +223,8 @@ class ExternalPushes:
         self.retry_max_s = retry_max_s
         self.poll_s = poll_s
         self.changed = changed
-        self.http = httpx.AsyncClient(follow_redirects=False)
-        self.sinks = {name: _sink(self.http, t) for name, t in self.targets.items()}
+        self.events = events
+        self.sinks = dict(sinks)
 
     def _budget_s(self, target: Open311Target) -> float:
         # The POST, then up to token_attempts reads of tokens/{token} with pauses between.
@@ -285,6 +302,7 @@ class ExternalPushes:
                 recorded = await record_external(
                     session,
                     push.flag_id,
+                    events=self.events,
                     system=f"{push.system}:{push.target}",
                     external_id=None if pending else external_id,
                     status=SUBMITTED,
@@ -355,14 +373,17 @@ class ExternalPushes:
             if current is None:
                 return 0
             status, status_at = current.status, current.status_at
+            closed = False  # the request is done with (its flag resolved there): stop reading it
             for change in changes:
                 if status_at is not None and change.at < status_at:
                     continue  # older than what is recorded (another replica was first)
-                raw = _RAW_STATUS.get(change.status, change.status)
+                # The timeline shows the system's own word for the status.
+                raw = change.upstream_status or change.status
                 if raw != status:
                     done = await record_external(
                         session,
                         push.flag_id,
+                        events=self.events,
                         system=system,
                         external_id=resolved,
                         status=raw,
@@ -372,10 +393,12 @@ class ExternalPushes:
                     if done is not None:
                         recorded.append(done)
                 status, status_at = raw, change.at
+                closed = change.status == RiskFlagStatus.RESOLVED.value
             if resolved is not None and current.external_id != resolved and not recorded:
                 done = await record_external(
                     session,
                     push.flag_id,
+                    events=self.events,
                     system=system,
                     external_id=resolved,
                     status=None,
@@ -391,7 +414,7 @@ class ExternalPushes:
                 status=status,
                 status_at=status_at,
                 last_error=None,
-                next_poll_at=now + timedelta(seconds=self.poll_s),
+                next_poll_at=None if closed else now + timedelta(seconds=self.poll_s),
             )
         if recorded:
             self.changed(recorded)
@@ -422,11 +445,7 @@ class ExternalPushes:
                 select(ExternalPushRow)
                 .where(
                     col(ExternalPushRow.pushed_at).is_not(None),
-                    col(ExternalPushRow.next_poll_at) <= now,
-                    sa.or_(
-                        col(ExternalPushRow.status).is_(None),
-                        col(ExternalPushRow.status) != CLOSED,
-                    ),
+                    col(ExternalPushRow.next_poll_at) <= now,  # none once the request is closed
                 )
                 .order_by(col(ExternalPushRow.next_poll_at))
                 .limit(limit)
@@ -439,25 +458,13 @@ class ExternalPushes:
         self, wake: Callable[[], asyncio.Event], poll_s: float
     ) -> AsyncIterator[ExternalPushes]:
         """File and follow in the background: after each commit (``wake``) and every ``poll_s``."""
-
-        async def loop() -> None:
-            while True:
-                waiter = wake()
-                try:
-                    while await self.push_once():
-                        pass
-                    await self.poll_once()
-                except Exception:  # the loop must outlive one bad round
-                    log.exception("Open311 round failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), poll_s)
-
-        task = asyncio.create_task(loop()) if self.targets else None
-        try:
+        async with BackgroundTasks("Open311") as tasks:
+            if self.sinks:
+                tasks.start(repeat("Open311", self.run_once, interval_s=poll_s, wake=wake))
             yield self
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await self.http.aclose()
+
+    async def run_once(self) -> None:
+        """File every due push, then read back the status of every due request."""
+        while await self.push_once():
+            pass
+        await self.poll_once()

@@ -23,16 +23,18 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from hub.flags.tables import FlagRow, NodeOutboxRow
+from hub.flags.events import FlagEventType
+from hub.flags.tables import FlagEventRow, FlagRow, NodeOutboxRow, timeline_of
 from policies.caller import Caller
 from schema.enums import OrgKind
 from schema.records import FlagTransition
 from schema.runtime.db import Database
 from schema.runtime.retry import backoff_s
+from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
 from schema.storage import utcnow
 
-__all__ = ["NodeOutbox", "backoff_s", "enqueue_node_update", "hub_caller", "update_payload"]
+__all__ = ["NodeOutbox", "enqueue_node_update", "hub_caller", "update_payload"]
 
 log = logging.getLogger("linli.hub.flags.outbox")
 
@@ -54,8 +56,6 @@ def hub_caller(*, hub_id: str, district: str) -> Caller:
 
 def update_payload(row: FlagRow, message_id: str) -> dict[str, object]:
     """``POST <node>/flags/updates``: the flag's status, steps, assignee and hop times."""
-    from hub.flags.service import timeline_of
-
     return {
         "message_id": message_id,
         "flag_id": row.id,
@@ -69,8 +69,11 @@ def update_payload(row: FlagRow, message_id: str) -> dict[str, object]:
     }
 
 
-async def enqueue_node_update(session: AsyncSession, row: FlagRow, *, now: datetime) -> None:
-    """Owe the flag's node an update of its current state (same transaction). Flushes."""
+async def enqueue_node_update(session: AsyncSession, event: FlagEventRow, row: FlagRow, /) -> None:
+    """Owe the flag's node an update after every change but its raising (an event listener)."""
+    if event.type == FlagEventType.RAISED:
+        return  # the node raised it; the update of its routing follows in this transaction
+    now = event.at
     message_id = str(uuid.uuid4())
     session.add(
         NodeOutboxRow(
@@ -91,6 +94,7 @@ class NodeOutbox:
     def __init__(
         self,
         db: Database,
+        http: httpx.AsyncClient,
         *,
         node_url: NodeUrl,
         mint: TokenMinter,
@@ -106,7 +110,7 @@ class NodeOutbox:
         self.timeout_s = timeout_s
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.http = http
 
     async def _heads(self, now: datetime) -> list[NodeOutboxRow]:
         async with self.db.sessions() as session:
@@ -209,22 +213,6 @@ class NodeOutbox:
         self, wake: Callable[[], asyncio.Event], poll_s: float
     ) -> AsyncIterator[NodeOutbox]:
         """Deliver in the background: after each commit (``wake``) and every ``poll_s``."""
-
-        async def loop() -> None:
-            while True:
-                waiter = wake()
-                try:
-                    await self.run_until_idle()
-                except Exception:  # the loop must outlive one bad round
-                    log.exception("node outbox round failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), poll_s)
-
-        task = asyncio.create_task(loop())
-        try:
+        async with BackgroundTasks("node outbox") as tasks:
+            tasks.start(repeat("node outbox", self.run_until_idle, interval_s=poll_s, wake=wake))
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self.http.aclose()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import strawberry
 from strawberry.types import Info
 
 from hub.federation.context import HubContext
 from hub.flags import service, webhooks
-from hub.flags.events import follow_events, start_cursor
+from hub.flags.events import Notifier, follow_events, start_cursor
 from hub.flags.tables import (
     FlagEventRow,
     FlagRow,
@@ -20,24 +20,48 @@ from hub.flags.tables import (
     WebhookDeliveryRow,
     WebhookRow,
 )
+from hub.settings import HubSettings
+from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo
 from schema.api.types import GeoPoint
 from schema.enums import RiskFlagStatus, SeverityLevel
 from schema.errors import Forbidden
+from schema.runtime.db import Database
 from schema.storage import utcnow
-
-if TYPE_CHECKING:
-    from hub.flags.component import HubFlags
 
 __all__ = [
     "FlagCase",
     "FlagEvent",
+    "FlagWorkflow",
     "mutation_fields",
     "query_fields",
     "subscription_fields",
 ]
 
 SUBSCRIBE_SCOPES = frozenset({service.FLAG_SCOPE, service.VERIFY_SCOPE})
+
+
+class FlagWorkflow(Protocol):
+    """What the GraphQL fields need of the hub's flag part (``component.HubFlags`` is one)."""
+
+    @property
+    def settings(self) -> HubSettings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def notifier(self) -> Notifier: ...
+
+    async def transition(
+        self, caller: Caller, flag_id: str, to: RiskFlagStatus, note: str, expected_version: int
+    ) -> FlagRow:
+        """Move a flag (its own transaction)."""
+        ...
+
+    async def delivered(self, caller: Caller, event: FlagEventRow) -> None:
+        """A subscriber got an event."""
+        ...
 
 
 @strawberry.type(description="One hop of a flag's journey and when it happened")
@@ -265,7 +289,7 @@ class WebhookDelivery:
         )
 
 
-def query_fields(flags: HubFlags) -> dict[str, Any]:
+def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     """``flag``, ``flags``, ``flagTimeline``, ``flagLag``, ``webhooks``, ``webhookDeliveries``."""
 
     async def flag(info: Info[HubContext, None], id: strawberry.ID) -> FlagCase:
@@ -346,7 +370,7 @@ def query_fields(flags: HubFlags) -> dict[str, Any]:
     }
 
 
-def mutation_fields(flags: HubFlags) -> dict[str, Any]:
+def mutation_fields(flags: FlagWorkflow) -> dict[str, Any]:
     """``transitionFlag``, ``registerWebhook``, ``replayWebhookDelivery``."""
 
     async def transition_flag(
@@ -394,7 +418,7 @@ def mutation_fields(flags: HubFlags) -> dict[str, Any]:
     }
 
 
-def subscription_fields(flags: HubFlags) -> dict[str, Any]:
+def subscription_fields(flags: FlagWorkflow) -> dict[str, Any]:
     """``flagEvents(after)``: replay from the log after ``after``, then live."""
 
     async def flag_events(

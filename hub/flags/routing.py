@@ -83,6 +83,19 @@ class Open311Target:
         """The service_code of every risk category."""
         return {code: self.services.get(code, self.service_code) for code in RISK_CATEGORIES}
 
+    def sink_options(self) -> dict[str, Any]:
+        """The settings the ``open311`` adapter's ``FlagSinkFactory`` takes for this system."""
+        return {
+            "endpoint": self.endpoint,
+            "api_key": self.api_key,
+            "jurisdiction_id": self.jurisdiction_id,
+            "format": "json",
+            "timeout_s": self.timeout_s,
+            "flag_services": self.service_codes(),
+            "token_attempts": self.token_attempts,
+            "token_wait_s": self.token_wait_s,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Route:

@@ -22,12 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.flags.errors import InvalidTransition
-from hub.flags.events import ADMIN_SCOPE, FlagEventType, append_event
-from hub.flags.external import enqueue_external_push
+from hub.flags.events import ADMIN_SCOPE, FlagEvents, FlagEventType
 from hub.flags.metrics import HOPS
-from hub.flags.outbox import enqueue_node_update
 from hub.flags.routing import RoutingRules
-from hub.flags.tables import FlagRow, FlagStep, InboxMessageRow
+from hub.flags.tables import FlagRow, FlagStep, InboxMessageRow, timeline_of
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
 from schema.enums import OrgKind, RiskFlagStatus
@@ -140,6 +138,7 @@ async def receive_flag(
     flag_id: str,
     caller: Caller,
     routing: RoutingRules,
+    events: FlagEvents,
     hub_id: str,
     now: datetime,
 ) -> Received:
@@ -174,7 +173,7 @@ async def receive_flag(
     )
     session.add(row)
     await session.flush()
-    await append_event(session, type=FlagEventType.RAISED, flag=row, at=now, timeline=timeline)
+    await events.append(session, type=FlagEventType.RAISED, flag=row, at=now, timeline=timeline)
     route = routing.route(content.category, community)
     row.status = S.ROUTED.value
     row.assigned_to = route.department
@@ -193,8 +192,7 @@ async def receive_flag(
         ),
     ]
     await session.flush()
-    await append_event(session, type=FlagEventType.ROUTED, flag=row, at=now, timeline=row.timeline)
-    await enqueue_node_update(session, row, now=now)
+    await events.append(session, type=FlagEventType.ROUTED, flag=row, at=now, timeline=row.timeline)
     return Received("accepted", flag_id, row, row.timeline)
 
 
@@ -220,12 +218,12 @@ async def transition_flag(
     note: str,
     expected_version: int,
     now: datetime,
-    routing: RoutingRules | None = None,
+    events: FlagEvents,
 ) -> tuple[FlagRow, dict[str, datetime]]:
     """Move a flag one allowed step as its assigned department; records who, when and why.
 
-    Confirming a flag whose route names an Open311 system (``routing``) also owes
-    that system a service request, written in this transaction (``external``).
+    The event's listeners write what the move owes in this transaction (a node
+    update; a service request when a flag of an Open311 route is confirmed).
     """
     row = await session.get(FlagRow, flag_id, populate_existing=True)
     if row is None:
@@ -270,12 +268,9 @@ async def transition_flag(
             currentVersion=expected_version + 1,
         )
     await session.refresh(row)
-    await append_event(
+    await events.append(
         session, type=FlagEventType.STATUS_CHANGED, flag=row, at=now, timeline=timeline
     )
-    await enqueue_node_update(session, row, now=now)
-    if to is S.CONFIRMED and routing is not None:
-        await enqueue_external_push(session, row, routing, now=now)
     return row, hops
 
 
@@ -293,7 +288,13 @@ async def due_for_escalation(
 
 
 async def escalate_flag(
-    session: AsyncSession, flag_id: str, *, now: datetime, duty_desk: str, hub_id: str
+    session: AsyncSession,
+    flag_id: str,
+    *,
+    now: datetime,
+    duty_desk: str,
+    hub_id: str,
+    events: FlagEvents,
 ) -> tuple[FlagRow, dict[str, datetime]] | None:
     """Reassign one overdue flag to its escalation target (one flag per transaction). Flushes."""
     row = await session.get(FlagRow, flag_id, populate_existing=True)
@@ -329,7 +330,7 @@ async def escalate_flag(
     if not await _conditional_update(session, row.id, row.version, where, values):
         return None  # acknowledged (or escalated by another replica) meanwhile
     await session.refresh(row)
-    await append_event(
+    await events.append(
         session,
         type=FlagEventType.ESCALATED,
         flag=row,
@@ -337,7 +338,6 @@ async def escalate_flag(
         timeline=timeline,
         previous_assignee=previous,
     )
-    await enqueue_node_update(session, row, now=now)
     return row, {hop: now}
 
 
@@ -359,14 +359,6 @@ async def mark_delivered(
     if result.rowcount != 1:
         return None
     return await session.get(FlagRow, flag_id, populate_existing=True)
-
-
-def timeline_of(row: FlagRow) -> dict[str, datetime]:
-    """Every hop of a flag, in time order."""
-    hops = dict(row.timeline)
-    if row.delivered_at is not None:
-        hops["delivered"] = row.delivered_at
-    return dict(sorted(hops.items(), key=lambda item: item[1]))
 
 
 def _visible_flags(caller: Caller) -> sa.ColumnElement[bool]:

@@ -26,6 +26,7 @@ __all__ = [
     "WebhookAttemptRow",
     "WebhookDeliveryRow",
     "WebhookRow",
+    "timeline_of",
 ]
 
 EVENT_SEQUENCE = "flag_events"
@@ -74,6 +75,14 @@ class FlagRow(HubTable, table=True):
     raised_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(index=True, sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+def timeline_of(row: FlagRow) -> dict[str, datetime]:
+    """Every hop of a flag, in time order."""
+    hops = dict(row.timeline)
+    if row.delivered_at is not None:
+        hops["delivered"] = row.delivered_at
+    return dict(sorted(hops.items(), key=lambda item: item[1]))
 
 
 class InboxMessageRow(HubTable, table=True):

@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import logging
 import secrets
 import time
 import uuid
@@ -37,13 +36,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.flags.events import ADMIN_SCOPE, event_json
-from hub.flags.outbox import backoff_s
-from hub.flags.tables import FlagEventRow, WebhookAttemptRow, WebhookDeliveryRow, WebhookRow
+from hub.flags.tables import (
+    FlagEventRow,
+    FlagRow,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookRow,
+)
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
 from schema.enums import OrgKind
 from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.runtime.db import Database
+from schema.runtime.retry import backoff_s
+from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
 from schema.storage import utcnow
 
@@ -57,8 +63,6 @@ __all__ = [
     "replay_delivery",
     "sign",
 ]
-
-log = logging.getLogger("linli.hub.flags.webhooks")
 
 VERIFY_SCOPE = Scope.RISK_VERIFY
 _ORDER = RecordOrder.CREATED_DESC
@@ -116,8 +120,9 @@ async def list_webhooks(session: AsyncSession, caller: Caller) -> list[WebhookRo
     return list((await session.execute(query)).scalars())
 
 
-async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, *, now: datetime) -> None:
+async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: FlagRow, /) -> None:
     """A delivery of ``event`` to every active webhook of a department that may see it."""
+    now = event.at
     departments = {d for d in (event.assigned_to, event.previous_assignee) if d}
     if not departments:
         return
@@ -207,6 +212,7 @@ class WebhookDispatcher:
     def __init__(
         self,
         db: Database,
+        http: httpx.AsyncClient,
         *,
         timeout_s: float,
         max_attempts: int,
@@ -220,7 +226,7 @@ class WebhookDispatcher:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.delivered = delivered
-        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.http = http
 
     async def _claim_due(self, now: datetime, limit: int = 50) -> list[WebhookDeliveryRow]:
         async with self.db.sessions() as session:
@@ -334,30 +340,12 @@ class WebhookDispatcher:
         self, wake: Callable[[], asyncio.Event], poll_s: float
     ) -> AsyncIterator[WebhookDispatcher]:
         """Deliver in the background: after each commit (``wake``) and every ``poll_s``."""
+        async with BackgroundTasks("webhook") as tasks:
 
-        in_flight: set[asyncio.Task[None]] = set()
+            async def dispatch() -> None:
+                # Each attempt runs on its own: a slow endpoint holds up no other.
+                for row in await self._claim_due(utcnow()):
+                    tasks.start(self._attempt(row))
 
-        async def loop() -> None:
-            while True:
-                waiter = wake()
-                try:
-                    # Each attempt runs on its own: a slow endpoint holds up no other.
-                    for row in await self._claim_due(utcnow()):
-                        attempt = asyncio.create_task(self._attempt(row))
-                        in_flight.add(attempt)
-                        attempt.add_done_callback(in_flight.discard)
-                except Exception:  # the loop must outlive one bad round
-                    log.exception("webhook round failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), poll_s)
-
-        task = asyncio.create_task(loop())
-        try:
+            tasks.start(repeat("webhook", dispatch, interval_s=poll_s, wake=wake))
             yield self
-        finally:
-            for pending in [task, *in_flight]:
-                pending.cancel()
-            for pending in [task, *in_flight]:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
-            await self.http.aclose()

@@ -8,7 +8,7 @@ flag, once per message id. The contract is ``hub.flags``'s docstring.
 """
 
 from node.flags.component import FlagOutbox, FlagOutboxEntry, NodeFlags, create_flags
-from node.flags.delivery import FlagDelivery, HubTokens, OutboxMetrics, backoff_s
+from node.flags.delivery import FlagDelivery, HubTokens, OutboxMetrics
 from node.flags.outbox import OutboxHooks, raised_message
 from node.flags.tables import FlagTables, OutboxStatus, define_flag_tables
 from node.flags.updates import FlagUpdate, apply_update, check_hub_caller
@@ -25,7 +25,6 @@ __all__ = [
     "OutboxMetrics",
     "OutboxStatus",
     "apply_update",
-    "backoff_s",
     "check_hub_caller",
     "create_flags",
     "define_flag_tables",

@@ -36,6 +36,7 @@ from node.flags.tables import FlagTables, OutboxStatus
 from node.settings import NodeSettings
 from schema.runtime.db import Database
 from schema.runtime.retry import backoff_s
+from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
 from schema.storage import utcnow
 
@@ -46,7 +47,6 @@ __all__ = [
     "OutboxMetrics",
     "Refused",
     "Retry",
-    "backoff_s",
 ]
 
 log = logging.getLogger("linli.node.flags")
@@ -345,26 +345,19 @@ class FlagDelivery:
             async with self.db.sessions() as session:
                 self.metrics.counts(await outbox.outbox_counts(session, self.tables))
 
+    def _armed(self) -> asyncio.Event:
+        self.wake.clear()
+        return self.wake
+
+    async def _round(self) -> float:
+        wait_s = await self.run_once()
+        return self.poll_s if wait_s is None or wait_s <= 0 else min(wait_s, self.poll_s)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FlagDelivery]:
         """Deliver in the background until the node stops."""
-
-        async def loop() -> None:
-            while True:
-                self.wake.clear()
-                wait_s: float | None = self.poll_s
-                try:
-                    wait_s = await self.run_once()
-                except Exception:  # the loop must outlive one bad round (database down, ...)
-                    log.exception("flag delivery round failed")
-                timeout = self.poll_s if wait_s is None or wait_s <= 0 else min(wait_s, self.poll_s)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout)
-
-        task = asyncio.create_task(loop())
-        try:
+        async with BackgroundTasks("flag delivery") as tasks:
+            tasks.start(
+                repeat("flag delivery", self._round, interval_s=self.poll_s, wake=self._armed)
+            )
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.base import AdapterHealth, AdapterStatus, Backoff, HttpFetcher, Problem
+from adapters.base import AdapterHealth, AdapterStatus, HttpFetcher, Problem
 from adapters.cap.client import CapSettings
 from adapters.cap.service import CapAdapter
 from adapters.errors import UpstreamUnavailable
 from adapters.service import create_adapter_app
+from schema.runtime.retry import backoff_s
 from tests.adapters.conftest import DocumentServerState, service_settings, start_adapter
 from tests.conftest import DatabaseUnderTest, GraphQLClient, ServerThread
 
@@ -124,10 +124,9 @@ async def test_token_checks_well_known_and_readiness(
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
-    backoff = Backoff(base_s=1.0, cap_s=30.0, rng=random.Random(7))
-    assert backoff.delay(0) == 0.0
+    # PollLoop backs off with the one backoff of the project (schema.runtime.retry).
     for failures, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (40, 30.0)]:
-        delays = {backoff.delay(failures) for _ in range(50)}
+        delays = {backoff_s(failures, base_s=1.0, max_s=30.0) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays), (failures, delays)
         assert len(delays) > 1  # jittered, not a fixed step
 

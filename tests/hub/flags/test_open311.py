@@ -7,18 +7,25 @@ record every POST form as it arrived (the api_key included).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+import hub.flags.external
+from adapters.base import ADAPTER_ENTRY_POINTS, ExternalStatusChange
+from adapters.open311.service import Open311FlagSink
 from hub.flags.errors import RoutingConfigError
+from hub.flags.external import flag_sinks
 from hub.flags.routing import load_routing
+from schema.records import RiskFlagBase
 from schema.runtime.db import Database
 from tests.conftest import ServerThread
 from tests.fakes.open311 import FakeOpen311, fake_open311_app
@@ -433,3 +440,91 @@ def test_bad_open311_settings_stop_the_hub_without_showing_the_key(
         load_routing(_write(tmp_path, text), duty_desk="110105400000")
     assert message in str(raised.value)
     assert API_KEY not in str(raised.value)
+
+
+# --- adapters are found through the entry-point group linli.adapters -------------------
+
+
+async def test_the_open311_sink_is_the_linli_adapters_entry_point(tmp_path: Path) -> None:
+    [entry] = entry_points(group=ADAPTER_ENTRY_POINTS, name="open311")
+    assert entry.value == "adapters.open311.service:open311_flag_sink"
+    text = f'{ROUTE}[open311.city311]\n{GOOD_TARGET}services = {{ gas_leak = "002" }}\n'
+    rules = load_routing(_write(tmp_path, text), duty_desk="110105400000")
+    async with httpx.AsyncClient() as http:
+        sinks = flag_sinks(http, rules.open311)
+        sink = sinks["city311"]
+        assert isinstance(sink, Open311FlagSink)
+        assert sink.client.fetcher.http is http  # the hub's one client, not one of its own
+    assert sink.settings.endpoint == "http://311.example"
+    assert sink.settings.api_key.get_secret_value() == API_KEY
+    assert sink.settings.flag_services["gas_leak"] == "002"
+    assert sink.settings.flag_services["road_blocked"] == "001"
+
+
+@dataclass
+class RecordingSink:
+    """A ``FlagSink`` of another package: files every flag as ``R-<n>``, never changes."""
+
+    options: Mapping[str, Any]
+    pushed: list[str] = field(default_factory=list)
+
+    async def push(self, flag_id: str, flag: RiskFlagBase) -> str:
+        self.pushed.append(flag_id)
+        return f"R-{len(self.pushed)}"
+
+    async def resolve(self, external_id: str) -> str:
+        return external_id
+
+    async def status_changes(
+        self, external_ids: Sequence[str], since: datetime | None
+    ) -> list[ExternalStatusChange]:
+        return []
+
+
+RECORDED: list[RecordingSink] = []
+
+
+def recording_sink(http: httpx.AsyncClient, options: Mapping[str, Any]) -> RecordingSink:
+    """The entry point's factory (``FlagSinkFactory``)."""
+    sink = RecordingSink(options)
+    RECORDED.append(sink)
+    return sink
+
+
+async def test_a_confirmed_flag_is_filed_through_the_sink_its_entry_point_names(
+    start_flags_hub: StartHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = EntryPoint(
+        "open311", f"{__name__}:recording_sink", ADAPTER_ENTRY_POINTS
+    )  # as another installed package would declare it
+
+    def found(*, group: str, name: str) -> list[EntryPoint]:
+        return [entry] if (group, name) == (ADAPTER_ENTRY_POINTS, "open311") else []
+
+    monkeypatch.setattr(hub.flags.external, "entry_points", found)
+    RECORDED.clear()
+    routing = tmp_path / "routing-311.toml"
+    routing.write_text(routing_toml("http://127.0.0.1:9"), "utf-8")  # never called
+    hub_ = await start_flags_hub(routing_file=routing, external_poll_s=0.2)
+    [sink] = RECORDED
+    assert sink.options["endpoint"] == "http://127.0.0.1:9"
+    flag_id = await raise_road_flag(hub_)
+    await confirm(hub_, flag_id)
+
+    async def filed() -> bool:
+        rows = await push_rows(hub_)
+        return bool(rows and rows[0]["external_id"] == "R-1")
+
+    await eventually(filed)
+    assert sink.pushed == [flag_id]
+
+
+async def test_routes_naming_an_adapter_that_is_not_installed_stop_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub.flags.external, "entry_points", lambda **_: [])
+    text = f"{ROUTE}[open311.city311]\n{GOOD_TARGET}"
+    rules = load_routing(_write(tmp_path, text), duty_desk="110105400000")
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(RoutingConfigError, match="no adapter 'open311' is installed"):
+            flag_sinks(http, rules.open311)
