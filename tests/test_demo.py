@@ -1,4 +1,5 @@
-"""`linli demo` starts a whole district, and the queries it prints return data."""
+"""`linli demo` starts a whole district: its example queries answer, a flag raised at a
+node travels to the department and back, and a node that dies is restarted."""
 
 from __future__ import annotations
 
@@ -8,17 +9,70 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+OFFICE = "110105400001"
+KILLED = "110105001002"
 
 
-def test_demo_runs_a_district_and_its_example_queries_answer(tmp_path: Path) -> None:
+class _Output:
+    """The demo's output, read by a thread so the test can wait for a line without blocking."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.text = ""
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._lock:
+                self.text += line
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = re.search(pattern, self.text, re.M)
+                text = self.text
+            if found:
+                return found
+            assert self.process.poll() is None, f"the demo stopped:\n{text}"
+            assert time.monotonic() < deadline, f"no {pattern!r} within {timeout} s:\n{text}"
+            time.sleep(0.1)
+
+
+def _graphql(url: str, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    return httpx.post(
+        url,
+        json={"query": query, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ).json()
+
+
+def _until(check: Any, timeout: float, what: str) -> Any:
+    """Call ``check`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"{what} within {timeout} s (last: {last})")
+
+
+def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: Path) -> None:
     base = free_port()
     while any(_taken(base + i) for i in range(1, 5)):
         base = free_port()
@@ -27,37 +81,133 @@ def test_demo_runs_a_district_and_its_example_queries_answer(tmp_path: Path) -> 
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "400"}, start_new_session=True,
     )  # fmt: skip
-    output = ""
+    output = _Output(demo)
     try:
-        deadline = time.monotonic() + 180
-        assert demo.stdout is not None
-        while "Press Ctrl-C to stop." not in output:
-            line = demo.stdout.readline()
-            assert line or demo.poll() is None, f"the demo stopped:\n{output}"
-            output += line
-            assert time.monotonic() < deadline, f"the demo did not start:\n{output}"
+        output.wait_for(r"Press Ctrl-C to stop\.", timeout=180)
+        text = output.text
         state = json.loads((tmp_path / "demo.json").read_text("utf-8"))
         assert oct((tmp_path / "demo.json").stat().st_mode & 0o777) == "0o600"
-        token = re.search(r"Bearer ([\w\-.]+)", output)
-        assert token, output
-        queries = re.findall(r"^  (\{ .*\})$", output, re.M)
-        assert len(queries) == 3, output
+        hub_graphql = state["hub"]["graphql"]
+        token = re.search(r"Bearer ([\w\-.]+)", text)
+        assert token, text
+        office = token.group(1)
+
+        # The example queries answer, from every source (the demo waited for all of them).
+        queries = re.findall(r"^  (\{ .*\})$", text, re.M)
+        assert len(queries) == 3, text
         for query in queries:
-            body = httpx.post(
-                f"{state['hub']['url']}/graphql",
-                json={"query": query},
-                headers={"Authorization": f"Bearer {token.group(1)}"},
-                timeout=30,
-            ).json()
+            body = _graphql(hub_graphql, office, query)
             assert "errors" not in body, (query, body)
             first_field = next(iter(body["data"].values()))
             rows = first_field["edges"] if isinstance(first_field, dict) else first_field
             assert rows, (query, body)
             assert {s["status"] for s in body["extensions"]["sources"]} == {"ok"}
-    finally:
-        os.killpg(demo.pid, signal.SIGINT)
+
+        # The seeded flags reached the emergency office by the time the demo said it was ready.
+        seeded = _graphql(
+            hub_graphql, office, "{ flags { edges { node { community assignedTo } } } }"
+        )
+        assert sorted(e["node"]["community"] for e in seeded["data"]["flags"]["edges"]) == [
+            "110105001001", "110105001002",
+        ], seeded  # fmt: skip
+        assert {e["node"]["assignedTo"] for e in seeded["data"]["flags"]["edges"]} == {OFFICE}
+
+        # demo.json holds a ready token per role; the printed header of the staff is one of them.
+        department = state["roles"]["department"]
+        assert (department["org"], department["token"]) == (OFFICE, office)
+        staff_header = re.search(
+            r"community staff of .* at its node (\S+) .*\n.*Bearer ([\w\-.]+)", text
+        )
+        assert staff_header, text
+        staff = next(
+            s for s in state["roles"]["community_staff"] if s["graphql"] == staff_header.group(1)
+        )
+        assert staff["token"] == staff_header.group(2)
+
+        # Community staff raise the printed flag at their node ...
+        raise_flag = re.search(r"^    (mutation \{ raiseRiskFlag\(.*)$", text, re.M)
+        assert raise_flag, text
+        raised = _graphql(staff["graphql"], staff["token"], raise_flag.group(1))
+        assert "errors" not in raised, raised
+        flag_id = raised["data"]["raiseRiskFlag"]["id"]
+
+        # ... it reaches the printed department at the hub, which moves it to resolved ...
+        listed = re.search(r"^    (query \{ flags\(status: ROUTED\).*)$", text, re.M)
+        assert listed, text
+
+        def routed_flag() -> Any:
+            body = _graphql(department["graphql"], department["token"], listed.group(1))
+            return next(
+                (e["node"] for e in body["data"]["flags"]["edges"] if e["node"]["id"] == flag_id),
+                None,
+            )
+
+        version = _until(routed_flag, 30, "the flag did not reach the department")["version"]
+        move = re.search(r"^    (mutation \{ transitionFlag\(.*)$", text, re.M)
+        assert move, text
+        steps = ["ACKNOWLEDGED", "VERIFYING", "CONFIRMED", "RESOLVED"]
+        for to in steps:
+            mutation = (
+                move.group(1)
+                .replace("<id>", flag_id)
+                .replace("ACKNOWLEDGED", to)
+                .replace("<version>", str(version))
+            )
+            moved = _graphql(department["graphql"], department["token"], mutation)
+            assert "errors" not in moved, (to, moved)
+            assert moved["data"]["transitionFlag"]["status"] == to
+            version = moved["data"]["transitionFlag"]["version"]
+
+        # ... and every step comes back to the node.
+        at_node = re.search(r"^    (query \{ riskFlags .*)$", text, re.M)
+        assert at_node, text
+
+        def resolved_at_node() -> Any:
+            body = _graphql(staff["graphql"], staff["token"], at_node.group(1))
+            flag = next(
+                e["node"] for e in body["data"]["riskFlags"]["edges"] if e["node"]["id"] == flag_id
+            )
+            return flag if flag["status"] == "RESOLVED" else None
+
+        flag = _until(resolved_at_node, 30, "the node did not see its flag resolved")
+        assert [t["status"] for t in flag["transitions"]] == ["RAISED", "ROUTED", *steps]
+        assert flag["assignedTo"] == OFFICE
+
+        # A node killed with SIGKILL is restarted; meanwhile the hub answers from the others.
+        pid = int(output.wait_for(rf"starting node {KILLED} .* \(pid (\d+)\)", 1).group(1))
+        os.kill(pid, signal.SIGKILL)
+        output.wait_for(rf"^node {KILLED} exited \(code -9\); restarting in 2 s$", 10)
+        during = _graphql(hub_graphql, office, queries[0])
+        statuses = {s["source"]: s["status"] for s in during["extensions"]["sources"]}
+        assert statuses[KILLED] != "ok", during
+        assert {v for k, v in statuses.items() if k != KILLED} == {"ok"}, during
+        new_pid = int(output.wait_for(rf"^node {KILLED} restarted \(pid (\d+)\)$", 10).group(1))
+        assert new_pid != pid
+
+        def node_back() -> Any:
+            body = _graphql(hub_graphql, office, "{ sources { id status } }")
+            return {s["id"]: s["status"] for s in body["data"]["sources"]}.get(KILLED) == "ok"
+
+        _until(node_back, 60, f"the hub did not find {KILLED} ok again")
+
+        def answers_again() -> Any:
+            body = _graphql(hub_graphql, office, queries[0])
+            return {s["source"]: s["status"] for s in body["extensions"]["sources"]}.get(
+                KILLED
+            ) == "ok"
+
+        _until(answers_again, 60, f"{KILLED} did not answer a federated query again")
+        assert demo.poll() is None, output.text
+        assert "stopping the demo" not in output.text
+
+        # SIGTERM to the demo alone (as a service manager sends it) stops every service, exit 0.
+        demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=60)
-    assert demo.returncode == 0
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGINT)
+            demo.wait(timeout=60)
+    assert demo.returncode == 0, output.text
     assert not any(_taken(base + i) for i in range(0, 5)), "a demo service is still listening"
 
 

@@ -10,15 +10,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from hub.demo.seed import COMMUNITIES, DISTRICT, DemoCommunity
+from hub.demo.seed import (
+    COMMUNITIES,
+    DISTRICT,
+    EMERGENCY_OFFICE,
+    EXAMPLE_FLAG,
+    EXAMPLE_FLAG_COMMUNITY,
+    DemoCommunity,
+)
 from schema.scopes import Scope
 
 __all__ = ["demo"]
@@ -28,6 +37,7 @@ console = Console()
 HUB_ID = "hub-110105"
 CAP_ADAPTER_ID = "adapter-cap"
 CAP_SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "cap" / "samples"
+TOKEN_TTL_S = 3600  # the demo's printed tokens last an hour (the hub's longest)
 
 
 def _scopes(*scopes: Scope) -> str:
@@ -45,50 +55,64 @@ COMMUNITY_SCOPES = _scopes(
     Scope.ALERTS_READ,
     Scope.AUDIT_READ,
 )
-DEMO_CLIENTS: list[dict[str, str]] = [
-    {
-        "client_id": "emergency-office",
-        "org": "110105400001",
-        "org_kind": "department",
-        "label": "区应急管理局 District emergency management office",
-        "scopes": _scopes(
-            Scope.INCIDENTS_READ,
-            Scope.RESOURCES_READ,
-            Scope.SHELTERS_READ,
-            Scope.VOLUNTEERS_READ,
-            Scope.PII_READ,
-            Scope.RISK_VERIFY,
-            Scope.EMERGENCY_DECLARE,
-            Scope.ALERTS_READ,
-            Scope.AUDIT_READ,
-        ),
-    },
-    {
-        "client_id": "dashboard",
-        "org": "110105400002",
-        "org_kind": "department",
-        "label": "区指挥中心大屏 District dashboard",
-        "scopes": _scopes(
-            Scope.INCIDENTS_READ, Scope.RESOURCES_READ, Scope.SHELTERS_READ, Scope.ALERTS_READ
-        ),
-    },
-    {
-        "client_id": "hub-admin",
-        "org": "110105400009",
-        "org_kind": "department",
-        "label": "枢纽管理员 Hub administrator",
-        "scopes": _scopes(Scope.ADMIN, Scope.RESOURCES_READ),
-    },
-] + [
-    {
-        "client_id": f"staff-{c.code}",
-        "org": c.code,
-        "org_kind": "community",
-        "label": c.name,
-        "scopes": COMMUNITY_SCOPES,
-    }
-    for c in COMMUNITIES
-]
+DEMO_CLIENTS: list[dict[str, str]] = (
+    [
+        {
+            "client_id": "emergency-office",
+            "org": EMERGENCY_OFFICE,
+            "org_kind": "department",
+            "label": "区应急管理局 District emergency management office",
+            "scopes": _scopes(
+                Scope.INCIDENTS_READ,
+                Scope.RESOURCES_READ,
+                Scope.SHELTERS_READ,
+                Scope.VOLUNTEERS_READ,
+                Scope.PII_READ,
+                Scope.RISK_VERIFY,
+                Scope.EMERGENCY_DECLARE,
+                Scope.ALERTS_READ,
+                Scope.AUDIT_READ,
+            ),
+        },
+        {
+            "client_id": "dashboard",
+            "org": "110105400002",
+            "org_kind": "department",
+            "label": "区指挥中心大屏 District dashboard",
+            "scopes": _scopes(
+                Scope.INCIDENTS_READ, Scope.RESOURCES_READ, Scope.SHELTERS_READ, Scope.ALERTS_READ
+            ),
+        },
+        {
+            "client_id": "hub-admin",
+            "org": "110105400009",
+            "org_kind": "department",
+            "label": "枢纽管理员 Hub administrator",
+            "scopes": _scopes(Scope.ADMIN, Scope.RESOURCES_READ),
+        },
+    ]
+    + [
+        {
+            "client_id": f"staff-{c.code}",
+            "org": c.code,
+            "org_kind": "community",
+            "label": c.name,
+            "scopes": COMMUNITY_SCOPES,
+        }
+        for c in COMMUNITIES
+    ]
+    + [
+        {
+            # The node's own client: it delivers the community's flags to the hub's inbox.
+            "client_id": f"node-{c.code}",
+            "org": c.code,
+            "org_kind": "community",
+            "label": f"{c.name}: flag delivery (node)",
+            "scopes": _scopes(Scope.RISK_FLAG),
+        }
+        for c in COMMUNITIES
+    ]
+)
 
 EXAMPLE_QUERIES = [
     (
@@ -109,15 +133,62 @@ EXAMPLE_QUERIES = [
 ]
 
 
-@dataclass
-class _Service:
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
+RESTART_DELAY_S = 2.0
+HUB_MAX_EXITS = 3  # the hub exiting this often within HUB_EXIT_WINDOW_S stops the demo
+HUB_EXIT_WINDOW_S = 300.0
 
 
 def _python(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env=env)  # noqa: S603
+
+
+@dataclass
+class _Service:
+    """One server of the demo, as a child process the demo restarts when it exits."""
+
+    name: str  # "hub", "node 110105001002", "adapter-cap"
+    url: str
+    args: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    restart_at: float | None = None  # when an exited service is due to start again
+    exits: list[float] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, name: str, url: str, args: list[str], env: dict[str, str]) -> _Service:
+        return cls(name, url, args, env, _python(args, env))
+
+    def restart(self) -> None:
+        self.process = _python(self.args, self.env)
+        self.restart_at = None
+
+
+class HubKeepsExiting(Exception):
+    """The hub exited too often in a short time: restarting it again would not help."""
+
+
+def _supervise(services: list[_Service]) -> None:
+    """Restart every service that exits, after a short delay, until Ctrl-C or SIGTERM."""
+    while True:
+        now = time.monotonic()
+        for service in services:
+            code = service.process.poll()
+            if service.restart_at is None and code is not None:
+                service.exits = [t for t in service.exits if now - t < HUB_EXIT_WINDOW_S] + [now]
+                if service.name == "hub" and len(service.exits) >= HUB_MAX_EXITS:
+                    raise HubKeepsExiting(
+                        f"the hub exited {len(service.exits)} times within "
+                        f"{HUB_EXIT_WINDOW_S:.0f} s (last code {code})"
+                    )
+                console.print(
+                    f"[yellow]{service.name} exited (code {code}); "
+                    f"restarting in {RESTART_DELAY_S:.0f} s[/]"
+                )
+                service.restart_at = now + RESTART_DELAY_S
+            elif service.restart_at is not None and now >= service.restart_at:
+                service.restart()
+                console.print(f"{service.name} restarted (pid {service.process.pid})")
+        time.sleep(0.2)
 
 
 def _base_env() -> dict[str, str]:
@@ -136,6 +207,44 @@ def _wait_ready(service: _Service, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{service.name} at {service.url} was not ready within {timeout:.0f} s")
+
+
+def _wait_sources_ok(hub_url: str, token: str, sources: list[str], timeout: float = 60.0) -> None:
+    """Wait until the hub has described every source and finds it ``ok``."""
+    deadline = time.monotonic() + timeout
+    status: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            data = _graphql(hub_url, token, "{ sources { id status } }")
+            status = {s["id"]: s["status"] for s in data["sources"]}
+        except (httpx.HTTPError, ValueError, RuntimeError) as exc:
+            status = {"hub": f"{type(exc).__name__}: {exc}"}
+        if all(status.get(source) == "ok" for source in sources):
+            return
+        time.sleep(0.3)
+    waiting = ", ".join(f"{s}: {status.get(s, 'not registered')}" for s in sources)
+    raise RuntimeError(f"the hub did not find every source ok within {timeout:.0f} s ({waiting})")
+
+
+def _wait_flags_at_hub(
+    hub_url: str, token: str, flag_ids: list[str], timeout: float = 30.0
+) -> list[str]:
+    """Wait until the department sees ``flag_ids`` at the hub; the ids it still does not see."""
+    deadline = time.monotonic() + timeout
+    missing = list(flag_ids)
+    while missing and time.monotonic() < deadline:
+        still = []
+        for flag_id in missing:
+            try:
+                _graphql(
+                    hub_url, token, "query($id: ID!) { flag(id: $id) { id } }", {"id": flag_id}
+                )
+            except (httpx.HTTPError, ValueError, RuntimeError):
+                still.append(flag_id)
+        missing = still
+        if missing:
+            time.sleep(0.3)
+    return missing
 
 
 async def _ensure_clients(database_url: str, known: dict[str, str]) -> dict[str, str]:
@@ -200,21 +309,60 @@ _CREATE = {
 }
 
 
-def _seed(url: str, token: str, community: DemoCommunity) -> int:
+def _seed(url: str, token: str, community: DemoCommunity) -> tuple[int, list[str]]:
+    """Create the community's demo records unless it has some; (records created, flag ids)."""
     existing = _graphql(url, token, "{ resources(first: 1) { edges { cursor } } }")
     if existing["resources"]["edges"]:
-        return 0
-    count = 0
+        return 0, []
+    count, flag_ids = 0, []
     for collection, (mutation, input_type) in _CREATE.items():
         for record in getattr(community, collection):
-            _graphql(
+            created = _graphql(
                 url,
                 token,
                 f"mutation($input: {input_type}!) {{ {mutation}(input: $input) {{ id }} }}",
                 {"input": record},
             )
             count += 1
-    return count
+            if collection == "flags":
+                flag_ids.append(created[mutation]["id"])
+    return count, flag_ids
+
+
+_ENUM_FIELDS = frozenset({"estimatedSeverity"})
+
+
+def _graphql_literal(value: Any) -> str:
+    """``value`` as a GraphQL input literal (the values of ``_ENUM_FIELDS`` bare)."""
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(
+                f"{k}: {v if k in _ENUM_FIELDS else _graphql_literal(v)}" for k, v in value.items()
+            )
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_graphql_literal(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+RAISE_FLAG = (
+    f"mutation {{ raiseRiskFlag(input: {_graphql_literal(EXAMPLE_FLAG)}) "
+    "{ id status assignedTo } }"
+)
+LIST_FLAGS = (
+    "query { flags(status: ROUTED) { edges { node { id community category description "
+    "status version deadlineAt } } } }"
+)
+TRANSITION_FLAG = (
+    'mutation { transitionFlag(id: "<id>", to: ACKNOWLEDGED, expectedVersion: <version>, '
+    'note: "on our way") { status version } }'
+)
+FLAG_AT_NODE = (
+    "query { riskFlags { edges { node { id status assignedTo "
+    "transitions { status at by note } } } } }"
+)
 
 
 def demo(
@@ -235,9 +383,9 @@ def demo(
     hub_url = f"http://127.0.0.1:{port}"
     hub_db = f"sqlite+aiosqlite:///{data / 'hub.db'}"
     services: list[_Service] = []
-    stop_requested: list[bool] = []
 
-    def stop(*_: object) -> None:
+    def stop() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
         for service in services:
             if service.process.poll() is None:
                 service.process.terminate()
@@ -247,6 +395,10 @@ def demo(
             except subprocess.TimeoutExpired:
                 service.process.kill()
 
+    def on_sigterm(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops start-up and supervision as Ctrl-C does: exit 0
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     step: Callable[[str], None] = lambda text: console.print(f"[bold cyan]›[/] {text}")  # noqa: E731
     try:
         step("preparing the hub database and the demo's OAuth clients …")
@@ -277,11 +429,16 @@ def demo(
             "LINLI_DISTRICT": DISTRICT,
             "LINLI_SOURCES_FILE": str(sources_file),
             "LINLI_CURSOR_SECRET": state.get("cursor_secret") or os.urandom(24).hex(),
+            # Every flag goes to the emergency office, which keeps the district's duty desk
+            # (no routing file: the duty desk is the default route and the last escalation).
+            "LINLI_DUTY_DESK": EMERGENCY_OFFICE,
+            "LINLI_ACCESS_TOKEN_TTL_S": str(TOKEN_TTL_S),
+            "LINLI_HEALTH_INTERVAL_S": "2",  # a restarted node is back in the hub's view soon
         }
-        services.append(_Service("hub", hub_url, _python(["hub", "serve"], hub_env)))
+        services.append(_Service.start("hub", hub_url, ["hub", "serve"], hub_env))
         for community, node_port in nodes:
             url = f"http://127.0.0.1:{node_port}"
-            step(f"starting node {community.name} on {url} …")
+            delivery_client = f"node-{community.code}"
             node_env = {
                 **env,
                 "LINLI_PORT": str(node_port),
@@ -292,8 +449,15 @@ def demo(
                 "LINLI_NEIGHBOURS": json.dumps(list(community.neighbours)),
                 "LINLI_TOKEN_ISSUER": hub_url,
                 "LINLI_JWKS_URL": f"{hub_url}/.well-known/jwks.json",
+                # Raised flags go to the hub's inbox with the node's own client.
+                "LINLI_HUB_URL": hub_url,
+                "LINLI_HUB_CLIENT_ID": delivery_client,
+                "LINLI_HUB_CLIENT_SECRET": secrets_by_id[delivery_client],
             }
-            services.append(_Service(community.code, url, _python(["node", "serve"], node_env)))
+            node = _Service.start(f"node {community.code}", url, ["node", "serve"], node_env)
+            services.append(node)
+            pid = node.process.pid
+            step(f"starting node {community.code} {community.name} on {url} (pid {pid}) …")
         step(f"starting the CAP adapter on {adapter_url} (sample alerts) …")
         adapter_env = {
             **env,
@@ -308,18 +472,33 @@ def demo(
             "LINLI_ADAPTER_CAP_SOURCES": json.dumps([str(CAP_SAMPLES)]),
         }
         services.append(
-            _Service(CAP_ADAPTER_ID, adapter_url, _python(["adapter", "serve", "cap"], adapter_env))
+            _Service.start(CAP_ADAPTER_ID, adapter_url, ["adapter", "serve", "cap"], adapter_env)
         )
         for service in services:
             _wait_ready(service)
+        office = _token(hub_url, "emergency-office", secrets_by_id["emergency-office"])
+        step("waiting until the hub has described every source …")
+        _wait_sources_ok(hub_url, office, list(sources))
+        staff_tokens: dict[str, str] = {}
+        seeded_flags: list[str] = []
         for community, node_port in nodes:
             client_id = f"staff-{community.code}"
             token = _token(hub_url, client_id, secrets_by_id[client_id], resource=community.code)
-            seeded = _seed(f"http://127.0.0.1:{node_port}", token, community)
+            staff_tokens[community.code] = token
+            seeded, flag_ids = _seed(f"http://127.0.0.1:{node_port}", token, community)
+            seeded_flags += flag_ids
             console.print(
                 f"  {community.name}: ready" + (f", seeded {seeded} records" if seeded else "")
             )
-        office = _token(hub_url, "emergency-office", secrets_by_id["emergency-office"])
+        if seeded_flags:
+            missing = _wait_flags_at_hub(hub_url, office, seeded_flags)
+            arrived = len(seeded_flags) - len(missing)
+            console.print(
+                f"  {arrived} of {len(seeded_flags)} seeded risk flags reached the emergency office"
+                + (f"; still in the nodes' outboxes: {', '.join(missing)}" if missing else "")
+            )
+        expires_at = (datetime.now(UTC) + timedelta(seconds=TOKEN_TTL_S)).isoformat()
+        clients = {spec["client_id"]: spec for spec in DEMO_CLIENTS}
         state = {
             "district": DISTRICT,
             "hub": {"id": HUB_ID, "url": hub_url, "graphql": f"{hub_url}/graphql"},
@@ -327,6 +506,34 @@ def demo(
                 {"org": c.code, "name": c.name, "url": f"http://127.0.0.1:{p}"} for c, p in nodes
             ],
             "adapters": [{"id": CAP_ADAPTER_ID, "kind": "cap", "url": adapter_url}],
+            "duty_desk": EMERGENCY_OFFICE,
+            "roles": {
+                # Raise flags at the community's own node, with a token for that node.
+                "community_staff": [
+                    {
+                        "org": c.code,
+                        "name": c.name,
+                        "client_id": f"staff-{c.code}",
+                        "secret": secrets_by_id[f"staff-{c.code}"],
+                        "graphql": f"http://127.0.0.1:{p}/graphql",
+                        "audience": c.code,
+                        "token": staff_tokens[c.code],
+                        "expires_at": expires_at,
+                    }
+                    for c, p in nodes
+                ],
+                # Move the flags routed to it at the hub, with a token for the hub.
+                "department": {
+                    "org": EMERGENCY_OFFICE,
+                    "name": clients["emergency-office"]["label"],
+                    "client_id": "emergency-office",
+                    "secret": secrets_by_id["emergency-office"],
+                    "graphql": f"{hub_url}/graphql",
+                    "audience": None,
+                    "token": office,
+                    "expires_at": expires_at,
+                },
+            },
             "clients": [
                 {
                     **{k: v for k, v in spec.items() if k != "scopes"},
@@ -340,23 +547,56 @@ def demo(
         }
         state_path.write_text(json.dumps(state, ensure_ascii=False, indent=2), "utf-8")
         state_path.chmod(0o600)  # it holds client secrets
-        console.print(f"\n[green]Linli demo is running.[/] Clients, secrets and URLs: {state_path}")
-        console.print(f"GraphiQL: {hub_url}/graphql")
-        console.print(
-            "Header for the district emergency office (valid 5 minutes; `linli token` for more):"
-        )
-        console.print(f'  {{"Authorization": "Bearer {office}"}}', soft_wrap=True)
-        for title, query in EXAMPLE_QUERIES:
-            console.print(f"\n[bold]{title}[/]\n  {query}", soft_wrap=True)
-        console.print("\nPress Ctrl-C to stop.")
-        signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
-        while not stop_requested and all(s.process.poll() is None for s in services):
-            time.sleep(0.5)
-        if not stop_requested:
-            console.print("[red]a service exited; stopping the demo[/]")
-            raise typer.Exit(1)
+        _print_ready(state, state_path, nodes)
+        _supervise(services)
     except KeyboardInterrupt:
         pass
+    except (RuntimeError, HubKeepsExiting) as exc:  # a service did not start, or the hub dies
+        console.print(f"[red]{exc}; stopping the demo[/]")
+        raise typer.Exit(1) from None
     finally:
         console.print("stopping …")
         stop()
+
+
+def _print_ready(
+    state: dict[str, Any], state_path: Path, nodes: list[tuple[DemoCommunity, int]]
+) -> None:
+    hub_url = state["hub"]["url"]
+    office = state["roles"]["department"]
+    staff = next(s for s in state["roles"]["community_staff"] if s["org"] == EXAMPLE_FLAG_COMMUNITY)
+    console.print(
+        f"\n[green]Linli demo is ready.[/] Clients, secrets, tokens and URLs: {state_path}"
+    )
+    console.print(f"GraphiQL: {hub_url}/graphql")
+    console.print(
+        "Header for the district emergency office (valid 1 hour; `linli token` for more):"
+    )
+    console.print(f'  {{"Authorization": "Bearer {office["token"]}"}}', soft_wrap=True)
+    for title, query in EXAMPLE_QUERIES:
+        console.print(f"\n[bold]{title}[/]\n  {query}", soft_wrap=True)
+    console.print(
+        f"\n[bold]Raise a risk flag as community staff of {staff['name']}[/] "
+        f"at its node {staff['graphql']} (token audience {staff['audience']}), with the header"
+        f'\n    {{"Authorization": "Bearer {staff["token"]}"}}'
+        f"\n    {escape(RAISE_FLAG)}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"\n[bold]Move it as the district emergency office ({office['org']})[/] "
+        f"at the hub {office['graphql']}, with the office's header above"
+        f"\n    {LIST_FLAGS}"
+        f"\n    {TRANSITION_FLAG}"
+        "\n  then to: VERIFYING, then CONFIRMED or DISMISSED, then RESOLVED, each time with"
+        " expectedVersion = the version the last step returned",
+        soft_wrap=True,
+    )
+    console.print(
+        f"\n[bold]See every step come back at the node[/] {staff['graphql']} (staff header)"
+        f"\n    {FLAG_AT_NODE}",
+        soft_wrap=True,
+    )
+    console.print(
+        "\nA node that stops is restarted after "
+        f"{RESTART_DELAY_S:.0f} s (try `kill -9` on a node's pid). Press Ctrl-C to stop."
+    )

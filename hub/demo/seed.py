@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["COMMUNITIES", "DemoCommunity"]
+__all__ = [
+    "COMMUNITIES",
+    "DISTRICT",
+    "EMERGENCY_OFFICE",
+    "EXAMPLE_FLAG",
+    "EXAMPLE_FLAG_COMMUNITY",
+    "DemoCommunity",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,16 @@ def _point(lon: float, lat: float) -> dict[str, Any]:
 
 
 DISTRICT = "110105"  # 北京市朝阳区 (GB/T 2260)
+EMERGENCY_OFFICE = "110105400001"  # 区应急管理局: it keeps the district's duty desk in the demo
+
+# What the demo shows community staff raising (at 建国里, the gas smell of its incident).
+EXAMPLE_FLAG_COMMUNITY = "110105001003"
+EXAMPLE_FLAG: dict[str, Any] = {
+    "category": "gas_leak",
+    "description": "2号楼东侧燃气味加重 Gas smell stronger east of building 2",
+    "location": _point(116.4391, 39.9065),
+    "estimatedSeverity": "III",
+}
 
 COMMUNITIES = [
     DemoCommunity(
