@@ -259,8 +259,7 @@ class Federation:
     ) -> dict[str, Any]:
         """``data[field_name]`` of one call, through the source's breaker."""
         if not source.breaker.allow():
-            source.breaker.failed()
-            raise CircuitOpen("circuit open after repeated failures")
+            raise CircuitOpen("circuit open after repeated failures")  # not a failure: refused
         try:
             budget = min(self.timeout_s, deadline - time.monotonic())
             if budget <= 0:
