@@ -66,6 +66,10 @@ class Breaker:
                 self._open()
         # While open, a call that left before the breaker opened does not extend the cool-down.
 
+    def abandoned(self) -> None:
+        """A call that went out ended without a verdict (cancelled): free the probe slot."""
+        self._probing = False
+
     def _open(self) -> None:
         self.opened_at = self.clock()
         self._state, self._probing = BreakerState.OPEN, False

@@ -276,7 +276,7 @@ class Federation:
                 source.breaker.failed()
             raise
         except BaseException:
-            source.breaker.failed()  # never leave a probe in flight for ever
+            source.breaker.abandoned()  # cancelled: no verdict, but never hold the probe slot
             raise
         source.breaker.succeeded()
         return payload

@@ -103,3 +103,23 @@ def test_the_probes_failure_opens_it_again_for_a_new_cool_down() -> None:
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.allow()  # the next probe
     assert not breaker.allow()
+
+
+def test_an_abandoned_probe_frees_the_slot_without_a_verdict() -> None:
+    clock = Clock()
+    breaker = opened(clock)
+    clock.now += 10
+    assert breaker.allow()
+    breaker.abandoned()  # the probe was cancelled
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.opened_at == 1000.0
+    assert breaker.allow()  # the next caller probes
+    assert not breaker.allow()
+
+
+def test_an_abandoned_call_while_closed_is_not_a_failure() -> None:
+    breaker = Breaker(1, 10.0, Clock())
+    assert breaker.allow()
+    breaker.abandoned()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.failures == 0
