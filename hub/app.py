@@ -15,6 +15,7 @@ from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
+from hub.governance.audit import RelayLog
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.settings import HubSettings
 from policies.caller import Caller
@@ -51,7 +52,7 @@ def create_app(settings: HubSettings) -> Any:
     async def mint(caller: Caller, audience: str) -> str:
         return await auth.issuer.mint_for_source(caller, audience)
 
-    federation = create_federation(settings, db, mint)
+    federation = create_federation(settings, db, mint, RelayLog(db))
 
     def node_url(source_id: str) -> str | None:
         source = federation.registry.sources.get(source_id)

@@ -16,7 +16,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from adapters.cap import CapError, write_alert, write_atom_feed
-from hub.federation.executor import Federation, SourceReport
+from hub.federation.executor import Federation, PageRequest
+from hub.federation.reports import SourceStatus
 from hub.settings import HubSettings
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder
@@ -60,12 +61,7 @@ def public_caller(settings: HubSettings) -> Caller:
 async def public_alerts(federation: Federation, settings: HubSettings) -> list[AlertCreate]:
     """The active, actual, public alerts of every source, newest first."""
     spec = SPECS["Alert"]
-    reports: list[SourceReport] = []
-    page = await federation.list_page(
-        field_name=spec.field_name,
-        type_name=spec.type_name,
-        filter_type="AlertFilter",
-        gql_type=spec.gql_type,
+    request = PageRequest(
         caller=public_caller(settings),
         where={"activeOnly": True, "statuses": ["ACTUAL"]},
         first=FEED_LIMIT,
@@ -73,10 +69,11 @@ async def public_alerts(federation: Federation, settings: HubSettings) -> list[A
         order=RecordOrder.UPDATED_DESC,
         selection=SELECTION,
         purpose="public alert feed",
-        reports=reports,
+        audited=False,  # the public feed has never been written to the relay audit
     )
-    for report in reports:
-        if report.status != "ok":
+    page = await federation.list_page(spec, request)
+    for report in page.reports:
+        if report.status is not SourceStatus.OK:
             log.warning("alert feed: source %s %s", report.source, report.status)
     alerts = []
     for _, node in page.edges:

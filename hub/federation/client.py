@@ -10,18 +10,11 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["SourceCallError", "SourceClient"]
+from hub.federation.errors import SourceDenied, SourceError, SourceTimeout, SourceUnavailable
+
+__all__ = ["SourceClient"]
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-
-
-class SourceCallError(Exception):
-    """A call to a source failed; ``status`` is how it failed (timeout, error, unavailable)."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class SourceClient:
@@ -72,7 +65,7 @@ class SourceClient:
             headers=headers,
         )
         if not isinstance(body, dict) or not ({"data", "errors"} & body.keys()):
-            raise SourceCallError("error", "the source's answer is not a GraphQL response")
+            raise SourceError("the source's answer is not a GraphQL response")
         return body
 
     async def _call(
@@ -92,43 +85,37 @@ class SourceClient:
                 response = await self.http.send(request, stream=True)
                 try:
                     if response.is_redirect:
-                        raise SourceCallError(
-                            "error", f"the source redirected ({response.status_code}); not followed"
+                        raise SourceError(
+                            f"the source redirected ({response.status_code}); not followed"
                         )
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
-                        raise SourceCallError("error", "the source's answer is over the size cap")
+                        raise SourceError("the source's answer is over the size cap")
                     chunks: list[bytes] = []
                     size = 0
                     async for chunk in response.aiter_raw():
                         size += len(chunk)
                         if size > self.max_response_bytes:
-                            raise SourceCallError(
-                                "error", "the source's answer is over the size cap"
-                            )
+                            raise SourceError("the source's answer is over the size cap")
                         chunks.append(chunk)
                 finally:
                     await response.aclose()
         except TimeoutError as exc:
-            raise SourceCallError("timeout", f"no answer within {timeout_s:g} s") from exc
+            raise SourceTimeout(f"no answer within {timeout_s:g} s") from exc
         except httpx.TimeoutException as exc:
             # The aiohttp transport reports a refused connection as a connect timeout.
             if isinstance(exc.__cause__, aiohttp.ClientConnectionError) and not isinstance(
                 exc.__cause__, aiohttp.ServerTimeoutError
             ):
-                raise SourceCallError("unavailable", "cannot reach the source") from exc
-            raise SourceCallError("timeout", f"no answer within {timeout_s:g} s") from exc
+                raise SourceUnavailable("cannot reach the source") from exc
+            raise SourceTimeout(f"no answer within {timeout_s:g} s") from exc
         except httpx.TransportError as exc:
-            raise SourceCallError(
-                "unavailable", f"cannot reach the source: {type(exc).__name__}"
-            ) from exc
+            raise SourceUnavailable(f"cannot reach the source: {type(exc).__name__}") from exc
         if response.status_code >= 500:
-            raise SourceCallError("error", f"the source answered HTTP {response.status_code}")
+            raise SourceError(f"the source answered HTTP {response.status_code}")
         if response.status_code in (401, 403):
-            raise SourceCallError(
-                "denied", f"the source refused the hub's token ({response.status_code})"
-            )
+            raise SourceDenied(f"the source refused the hub's token ({response.status_code})")
         try:
             return json.loads(b"".join(chunks))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise SourceCallError("error", "the source's answer is not valid JSON") from exc
+            raise SourceError("the source's answer is not valid JSON") from exc

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hub.federation.breaker import Breaker
 from hub.federation.client import SourceClient
 from hub.federation.cursor import CursorCodec
-from hub.federation.executor import Federation, TokenMinter
+from hub.federation.executor import Federation, RelayAudit, TokenMinter
 from hub.federation.registry import Registry
 from hub.federation.stale import StaleStore
 from hub.settings import HubSettings
@@ -37,8 +37,10 @@ class HubFederation:
             yield
 
 
-def create_federation(settings: HubSettings, db: Database, mint: TokenMinter) -> HubFederation:
-    """The federation's objects for one hub process."""
+def create_federation(
+    settings: HubSettings, db: Database, mint: TokenMinter, relay_audit: RelayAudit
+) -> HubFederation:
+    """The federation's objects for one hub process; ``relay_audit`` logs what it passes on."""
     client = SourceClient()
     registry = Registry(
         db,
@@ -55,6 +57,7 @@ def create_federation(settings: HubSettings, db: Database, mint: TokenMinter) ->
         mint,
         stale,
         CursorCodec(settings.cursor_secret.encode()),
+        relay_audit=relay_audit,
         timeout_s=settings.source_timeout_s,
         deadline_s=settings.deadline_s,
     )

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from hub.federation.executor import Federation, SourceReport
-from hub.federation.registry import organisations
+from hub.federation.executor import Federation, SourceReply
+from hub.federation.registry import Source, organisations
+from hub.federation.reports import SourceReport
 from policies.caller import Caller
 from schema.api.types import Organisation
 from schema.errors import Forbidden
+from schema.runtime.db import Database
 
 __all__ = ["HubContext"]
 
@@ -23,7 +28,7 @@ class HubContext(BaseContext):
     caller: Caller
     federation: Federation
     purpose: str | None = None
-    reports: list[SourceReport] = field(default_factory=list)
+    _reports: list[SourceReport] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -41,6 +46,35 @@ class HubContext(BaseContext):
             s.id: by_code.get(s.division_code) for s in self.federation.registry.sources.values()
         }
         return [by_code.get(owner) or by_source.get(owner) for owner in owners]
+
+    @property
+    def reports(self) -> tuple[SourceReport, ...]:
+        """What each source contributed to this request so far (``extensions.sources``)."""
+        return tuple(self._reports)
+
+    def add_reports(self, reports: Iterable[SourceReport]) -> None:
+        """Keep the reports a resolver got back, for ``extensions.sources``."""
+        self._reports.extend(reports)
+
+    @property
+    def db(self) -> Database:
+        """The hub's database."""
+        return self.federation.registry.db
+
+    def sources(self) -> list[Source]:
+        """Every source the hub federates."""
+        return list(self.federation.registry.sources.values())
+
+    async def call_source(
+        self, source_id: str, document: str, variables: dict[str, Any], *, field_name: str
+    ) -> SourceReply:
+        """One call to one source on behalf of the caller, bounded by the overall deadline."""
+        federation = self.federation
+        deadline = time.monotonic() + federation.deadline_s
+        return await federation.call(
+            federation.registry.sources[source_id], self.caller, document, variables, deadline,
+            self.purpose, stale_key=None, field_name=field_name,
+        )  # fmt: skip
 
     def require_scope(self, scope: str) -> Caller:
         """The caller, if its token grants ``scope``."""

@@ -6,15 +6,23 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from hub.federation.client import SourceCallError, SourceClient
+from hub.federation.client import SourceClient
 from hub.federation.codec import DecodeError, decode
 from hub.federation.cursor import CursorCodec, FederatedPosition
+from hub.federation.errors import (
+    CircuitOpen,
+    SourceDenied,
+    SourceError,
+    SourceNotFound,
+    SourceTimeout,
+)
 from hub.federation.registry import Registry, Source
+from hub.federation.reports import SourceReport, SourceStatus
 from hub.federation.stale import StaleStore
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder
@@ -23,11 +31,34 @@ from schema.geo import BBox, distance_km
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.records import REGISTRY
 from schema.storage import utcnow
+from schema.store.specs import RecordSpec
 
-__all__ = ["Federation", "SourceFailed", "SourceReport", "TokenMinter"]
+__all__ = [
+    "FederatedPage",
+    "FederatedRecord",
+    "Federation",
+    "PageRequest",
+    "RelayAudit",
+    "SourceFailed",
+    "SourceReply",
+    "TokenMinter",
+]
 
 TokenMinter = Callable[[Caller, str], Awaitable[str]]
 """Mints a token for one source (``aud`` = the source) on behalf of a caller."""
+
+
+class RelayAudit(Protocol):
+    """Records what the hub passed on to ``caller`` of other organisations' records."""
+
+    def __call__(
+        self,
+        caller: Caller,
+        record_type: str,
+        reports: Sequence[SourceReport],
+        purpose: str | None,
+    ) -> Awaitable[None]: ...
+
 
 # Minted source tokens live 60 s; reuse each for at most half of that.
 TOKEN_REUSE_S = 30.0
@@ -35,54 +66,56 @@ TOKEN_REUSE_S = 30.0
 # Slow-changing data whose last good answer is served while a source is down.
 STALE_TYPES = frozenset(name for name, r in REGISTRY.items() if r.served_stale)
 
-_ERROR_CODES = {
-    "timeout": "SOURCE_TIMEOUT",
-    "error": "SOURCE_ERROR",
-    "unavailable": "SOURCE_UNAVAILABLE",
-    "denied": "SOURCE_DENIED",
-    "stale": "SOURCE_STALE",
-}
+# Statuses after which the source counts as healthy: it answered.
+_ANSWERED = frozenset({SourceStatus.DENIED, SourceStatus.NOT_FOUND})
 
 
-@dataclass
-class SourceReport:
-    """What one source contributed to an answer: ``extensions.sources[]``."""
+@dataclass(frozen=True)
+class PageRequest:
+    """What a caller asks of one federated list field."""
 
-    source: str
-    status: str  # ok | timeout | error | unavailable | denied | stale
-    ms: float
-    count: int = 0
-    as_of: datetime | None = None
-    message: str | None = None
+    caller: Caller
+    where: dict[str, Any] | None
+    first: int
+    after: str | None
+    order: RecordOrder
+    selection: str  # the GraphQL selection of each node, ``{ id ... }``
+    purpose: str | None
+    audited: bool = True  # whether the relay is written to the audit log
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "status": self.status,
-            "ms": self.ms,
-            "count": self.count,
-            "asOf": self.as_of.isoformat() if self.as_of else None,
-        }
 
-    @property
-    def error_code(self) -> str | None:
-        return _ERROR_CODES.get(self.status)
+@dataclass(frozen=True)
+class SourceReply:
+    """One call to one source: its payload (``None`` if it failed) and its report."""
+
+    payload: dict[str, Any] | None
+    report: SourceReport
+
+
+@dataclass(frozen=True)
+class FederatedPage:
+    """One federated page: edges (cursor, object), whether more follow, each source's report."""
+
+    edges: list[tuple[str, Any]]
+    has_next: bool
+    end_cursor: str | None
+    reports: list[SourceReport]
+
+
+@dataclass(frozen=True)
+class FederatedRecord:
+    """``node(id)``: the record and the report of the source that holds it."""
+
+    record: Any
+    report: SourceReport
 
 
 @dataclass
 class _Answer:
     source: Source
+    report: SourceReport
     edges: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # cursor, record JSON
     has_next: bool = False
-
-
-@dataclass
-class Page:
-    """One federated page: edges (cursor, object) and whether more follow."""
-
-    edges: list[tuple[str, Any]]
-    has_next: bool
-    end_cursor: str | None
 
 
 class Federation:
@@ -96,6 +129,7 @@ class Federation:
         stale: StaleStore,
         cursors: CursorCodec,
         *,
+        relay_audit: RelayAudit,
         timeout_s: float,
         deadline_s: float,
     ) -> None:
@@ -104,6 +138,7 @@ class Federation:
         self.mint = mint
         self.stale = stale
         self.cursors = cursors
+        self.relay_audit = relay_audit
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
         self._tokens: dict[tuple[Any, ...], tuple[str, float]] = {}
@@ -132,54 +167,52 @@ class Federation:
             chosen.append(source)
         return chosen
 
-    async def list_page(
-        self,
-        *,
-        field_name: str,
-        type_name: str,
-        filter_type: str,
-        gql_type: Any,
-        caller: Caller,
-        where: dict[str, Any] | None,
-        first: int,
-        after: str | None,
-        order: RecordOrder,
-        selection: str,
-        purpose: str | None,
-        reports: list[SourceReport],
-    ) -> Page:
-        """One page of ``field_name`` across sources, merged on ``order``."""
+    async def list_page(self, spec: RecordSpec, request: PageRequest) -> FederatedPage:
+        """One page of ``spec``'s list field across sources, merged on the requested order."""
+        field_name, type_name = spec.field_name, spec.type_name
+        filter_type = spec.filter_input.__strawberry_definition__.name
+        caller, where, order = request.caller, request.where, request.order
         query_digest = _digest([field_name, order.value, where])
         position = (
-            self.cursors.decode(after, query_digest) if after else FederatedPosition(query_digest)
+            self.cursors.decode(request.after, query_digest)
+            if request.after
+            else FederatedPosition(query_digest)
         )
         sources = [s for s in self.plan(field_name, where) if s.id not in position.done]
         document = (
             f"query($where: {filter_type}, $first: Int, $after: String, $order: RecordOrder!) {{ "
             f"{field_name}(where: $where, first: $first, after: $after, orderBy: $order) {{ "
-            f"edges {{ cursor node {selection} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+            f"edges {{ cursor node {request.selection} }} "
+            f"pageInfo {{ hasNextPage endCursor }} }} }}"
         )
         deadline = time.monotonic() + self.deadline_s
 
-        async def ask(source: Source) -> _Answer | None:
+        async def ask(source: Source) -> _Answer | SourceReport:
             variables = {
                 "where": where,
-                "first": first,
+                "first": request.first,
                 "after": position.after.get(source.id),
                 "order": order.name,
             }
-            signature = _digest([caller.org, sorted(caller.scopes), purpose, document, variables])
-            payload = await self.call(
-                source, caller, document, variables, deadline, purpose, reports,
+            signature = _digest(
+                [caller.org, sorted(caller.scopes), request.purpose, document, variables]
+            )
+            reply = await self.call(
+                source, caller, document, variables, deadline, request.purpose,
                 stale_key=signature if type_name in STALE_TYPES else None,
                 field_name=field_name,
             )  # fmt: skip
-            if payload is None:
-                return None
-            return self._answer(source, payload, type_name, gql_type, reports)
+            if reply.payload is None:
+                return reply.report
+            return _answer(source, reply.payload, type_name, reply.report)
 
-        answers = [a for a in await asyncio.gather(*(ask(s) for s in sources)) if a is not None]
-        return self._merge(answers, position, first, order, gql_type, reports)
+        outcomes = await asyncio.gather(*(ask(s) for s in sources))
+        answers = [o for o in outcomes if isinstance(o, _Answer)]
+        page = self._merge(answers, position, request.first, order, spec.gql_type)
+        reports = [o.report if isinstance(o, _Answer) else o for o in outcomes]
+        if request.audited:
+            await self.relay_audit(caller, type_name, reports, request.purpose)
+        return FederatedPage(page.edges, page.has_next, page.end_cursor, reports)
 
     async def call(
         self,
@@ -189,79 +222,64 @@ class Federation:
         variables: dict[str, Any],
         deadline: float,
         purpose: str | None,
-        reports: list[SourceReport],
         *,
         stale_key: str | None,
         field_name: str,
-    ) -> dict[str, Any] | None:
-        """One call to one source, bounded, reported in ``reports``; no retry (mutations)."""
+    ) -> SourceReply:
+        """One call to one source, bounded, with its report; no retry (mutations)."""
         started = time.perf_counter()
-        report = SourceReport(source=source.id, status="ok", ms=0.0)
-        reports.append(report)
+        report = SourceReport(source=source.id, status=SourceStatus.OK, ms=0.0)
         payload: dict[str, Any] | None = None
         try:
-            if not source.breaker.allow():
-                raise SourceCallError("unavailable", "circuit open after repeated failures")
+            payload = await self._ask(
+                source, caller, document, variables, deadline, purpose, field_name
+            )
+            if stale_key is not None:
+                self.stale.put(source.id, stale_key, payload, utcnow())
+        except SourceError as exc:
+            report.status, report.message = exc.status, exc.message
+            if stale_key is not None and exc.status not in _ANSWERED:
+                kept = await self.stale.get(source.id, stale_key)
+                if kept is not None:
+                    payload, report.as_of = kept
+                    report.status = SourceStatus.STALE
+                    report.message = f"{exc.message}; served the answer of {kept[1].isoformat()}"
+        report.ms = round((time.perf_counter() - started) * 1000, 1)
+        return SourceReply(payload, report)
+
+    async def _ask(
+        self,
+        source: Source,
+        caller: Caller,
+        document: str,
+        variables: dict[str, Any],
+        deadline: float,
+        purpose: str | None,
+        field_name: str,
+    ) -> dict[str, Any]:
+        """``data[field_name]`` of one call, through the source's breaker."""
+        if not source.breaker.allow():
+            raise CircuitOpen("circuit open after repeated failures")  # not a failure: refused
+        try:
             budget = min(self.timeout_s, deadline - time.monotonic())
             if budget <= 0:
-                raise SourceCallError("timeout", "the overall deadline had passed")
+                raise SourceTimeout("the overall deadline had passed")
             token = await self._token(caller, source.id)
             body = await self.client.graphql(
                 source.url, document, variables, token=token, timeout_s=budget, purpose=purpose
             )
-            data = body.get("data")
-            if isinstance(data, dict) and data.get(field_name) is None and not body.get("errors"):
-                raise SourceCallError("not_found", "the source has no such record")
-            if not isinstance(data, dict) or not isinstance(data.get(field_name), dict):
-                errors = body.get("errors") or [{}]
-                code = (errors[0].get("extensions") or {}).get("code")
-                status = "denied" if code in ("UNAUTHENTICATED", "FORBIDDEN") else "error"
-                if code == "NOT_FOUND":
-                    status = "not_found"
-                raise SourceCallError(status, f"{errors[0].get('message', 'no data')} ({code})")
-            payload = data[field_name]
-            source.breaker.succeeded()
-            if stale_key is not None:
-                self.stale.put(source.id, stale_key, payload, utcnow())
-        except SourceCallError as exc:
-            if exc.status in ("denied", "not_found"):
+            payload = _field(body, field_name)
+        except SourceError as exc:
+            if exc.status in _ANSWERED:
                 source.breaker.succeeded()  # the source answered; it is healthy
             else:
                 source.breaker.failed()
-            report.status, report.message = exc.status, exc.message
-            if stale_key is not None and exc.status not in ("denied", "not_found"):
-                kept = await self.stale.get(source.id, stale_key)
-                if kept is not None:
-                    payload, report.as_of = kept
-                    report.status = "stale"
-                    report.message = f"{exc.message}; served the answer of {kept[1].isoformat()}"
-        report.ms = round((time.perf_counter() - started) * 1000, 1)
+            raise
+        except BaseException:
+            source.breaker.abandoned()  # cancelled: no verdict, but never hold the probe slot
+            raise
+        source.breaker.succeeded()
         return payload
-
-    def _answer(
-        self,
-        source: Source,
-        payload: dict[str, Any],
-        type_name: str,
-        gql_type: Any,
-        reports: list[SourceReport],
-    ) -> _Answer | None:
-        report = next(r for r in reversed(reports) if r.source == source.id)
-        try:
-            answer = _Answer(source, has_next=bool(payload["pageInfo"]["hasNextPage"]))
-            for edge in payload["edges"]:
-                node = edge["node"]
-                if GlobalId.parse(node["id"]).type != type_name:
-                    raise DecodeError(f"a {type_name} list held {node['id'][:60]}")
-                datetime.fromisoformat(node["createdAt"])
-                datetime.fromisoformat(node["updatedAt"])
-                answer.edges.append((str(edge["cursor"]), node))
-        except (DecodeError, InvalidGlobalId, KeyError, TypeError, ValueError) as exc:
-            source.breaker.failed()
-            report.status, report.message = "error", f"answer does not fit the schema: {exc}"
-            return None
-        report.count = len(answer.edges)
-        return answer
 
     def _merge(
         self,
@@ -270,8 +288,7 @@ class Federation:
         first: int,
         order: RecordOrder,
         gql_type: Any,
-        reports: list[SourceReport],
-    ) -> Page:
+    ) -> _Page:
         key_field = "createdAt" if order.column == "created_at" else "updatedAt"
         candidates = [
             (datetime.fromisoformat(raw[key_field]), raw["id"], answer.source.id, cursor, raw)
@@ -299,8 +316,9 @@ class Federation:
                 obj = decode(gql_type, raw)
             except DecodeError as exc:
                 failed.add(source_id)
-                report = next(r for r in reversed(reports) if r.source == source_id)
-                report.status, report.message = "error", f"answer does not fit the schema: {exc}"
+                report = next(a.report for a in answers if a.source.id == source_id)
+                report.status = SourceStatus.ERROR
+                report.message = f"answer does not fit the schema: {exc}"
                 continue
             edges.append((self.cursors.encode(state), obj))
         for answer in answers:
@@ -312,17 +330,11 @@ class Federation:
         end_cursor = self.cursors.encode(state) if (edges or has_next) else None
         if edges and end_cursor is not None:
             edges[-1] = (end_cursor, edges[-1][1])
-        return Page(edges, has_next, end_cursor)
+        return _Page(edges, has_next, end_cursor)
 
     async def get(
-        self,
-        global_id: str,
-        caller: Caller,
-        selection: str,
-        gql_type: Any,
-        purpose: str | None,
-        reports: list[SourceReport],
-    ) -> Any:
+        self, global_id: str, caller: Caller, selection: str, gql_type: Any, purpose: str | None
+    ) -> FederatedRecord:
         """``node(id)``, asked of the owning source only."""
         parsed = GlobalId.parse(global_id)
         source = self.registry.sources.get(parsed.owner) or next(
@@ -333,36 +345,84 @@ class Federation:
         document = (
             f"query($id: ID!) {{ node(id: $id) {{ __typename ... on {parsed.type} {selection} }} }}"
         )
-        body = await self.call(
+        reply = await self.call(
             source, caller, document, {"id": global_id}, time.monotonic() + self.deadline_s,
-            purpose, reports, stale_key=None, field_name="node",
+            purpose, stale_key=None, field_name="node",
         )  # fmt: skip
-        if body is None:
-            failed = reports.pop()
-            if failed.status == "not_found":
+        report = reply.report
+        if reply.payload is None:
+            if report.status is SourceStatus.NOT_FOUND:
                 raise NotFound(f"no record {global_id}")
-            reports.append(failed)
-            raise SourceFailed(failed)
+            raise SourceFailed(report)
         try:
-            found = decode(gql_type, body)
+            found = decode(gql_type, reply.payload)
         except DecodeError as exc:
-            report = reports[-1]
-            report.status, report.message = "error", f"answer does not fit the schema: {exc}"
+            report.status = SourceStatus.ERROR
+            report.message = f"answer does not fit the schema: {exc}"
             raise SourceFailed(report) from exc
-        reports[-1].count = 1
-        return found
+        report.count = 1
+        await self.relay_audit(caller, parsed.type, [report], purpose)
+        return FederatedRecord(found, report)
 
 
 class SourceFailed(LinliError):
-    """The one source that could answer did not (``node(id)``)."""
+    """The one source that could answer did not (``node(id)``); ``report`` says how."""
 
     def __init__(self, report: SourceReport) -> None:
         super().__init__(f"source {report.source}: {report.message}", source=report.source)
+        self.report = report
         self._code = report.error_code or "SOURCE_ERROR"
 
     @property
     def extensions(self) -> dict[str, Any]:
         return {"code": self._code, **self.details}
+
+
+@dataclass(frozen=True)
+class _Page:
+    edges: list[tuple[str, Any]]
+    has_next: bool
+    end_cursor: str | None
+
+
+def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
+    """``data[field_name]`` of a GraphQL response, or the error that says why there is none."""
+    data = body.get("data")
+    if isinstance(data, dict) and data.get(field_name) is None and not body.get("errors"):
+        raise SourceNotFound("the source has no such record")
+    if not isinstance(data, dict) or not isinstance(data.get(field_name), dict):
+        errors = body.get("errors") or [{}]
+        code = (errors[0].get("extensions") or {}).get("code")
+        message = f"{errors[0].get('message', 'no data')} ({code})"
+        if code == "NOT_FOUND":
+            raise SourceNotFound(message)
+        if code in ("UNAUTHENTICATED", "FORBIDDEN"):
+            raise SourceDenied(message)
+        raise SourceError(message)
+    payload: dict[str, Any] = data[field_name]
+    return payload
+
+
+def _answer(
+    source: Source, payload: dict[str, Any], type_name: str, report: SourceReport
+) -> _Answer | SourceReport:
+    """The edges of one source's page, or its report marked as an error if they do not fit."""
+    try:
+        answer = _Answer(source, report, has_next=bool(payload["pageInfo"]["hasNextPage"]))
+        for edge in payload["edges"]:
+            node = edge["node"]
+            if GlobalId.parse(node["id"]).type != type_name:
+                raise DecodeError(f"a {type_name} list held {node['id'][:60]}")
+            datetime.fromisoformat(node["createdAt"])
+            datetime.fromisoformat(node["updatedAt"])
+            answer.edges.append((str(edge["cursor"]), node))
+    except (DecodeError, InvalidGlobalId, KeyError, TypeError, ValueError) as exc:
+        source.breaker.failed()
+        report.status = SourceStatus.ERROR
+        report.message = f"answer does not fit the schema: {exc}"
+        return report
+    report.count = len(answer.edges)
+    return answer
 
 
 def _digest(value: Any) -> str:

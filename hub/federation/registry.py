@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from sqlmodel import select
 
 from hub.federation.breaker import Breaker
-from hub.federation.client import SourceCallError, SourceClient
+from hub.federation.client import SourceClient
+from hub.federation.errors import SourceError
 from hub.federation.tables import SourceRow
 from schema import SCHEMA_VERSION
 from schema.api.types import Organisation
@@ -185,7 +186,7 @@ class Registry:
             described = await self.client.get_json(
                 f"{source.url}/.well-known/linli-node", timeout_s=self.timeout_s
             )
-        except SourceCallError as exc:
+        except SourceError as exc:
             source.health, source.last_error = SourceHealth.DOWN, exc.message
             return
         source.latency_ms = round((time.perf_counter() - started) * 1000, 1)

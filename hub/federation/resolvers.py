@@ -13,9 +13,9 @@ from strawberry.types import Info
 
 from hub.federation.codec import encode_input
 from hub.federation.context import HubContext
+from hub.federation.executor import PageRequest, SourceFailed
 from hub.federation.registry import organisations
 from hub.federation.selection import ENVELOPE, node_selection, print_selection
-from hub.governance.audit import record_relay
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
 from schema.api.types import Organisation
 from schema.errors import Forbidden, InvalidInput
@@ -37,8 +37,6 @@ def _check_scope(context: HubContext, spec: RecordSpec) -> None:
 
 
 def _list_field(spec: RecordSpec) -> Any:
-    filter_name = spec.filter_input.__strawberry_definition__.name
-
     async def resolve(
         info: Info[HubContext, None],
         where: Any = None,
@@ -48,11 +46,7 @@ def _list_field(spec: RecordSpec) -> Any:
     ) -> Any:
         context = info.context
         _check_scope(context, spec)
-        page = await context.federation.list_page(
-            field_name=spec.field_name,
-            type_name=spec.type_name,
-            filter_type=filter_name,
-            gql_type=spec.gql_type,
+        request = PageRequest(
             caller=context.caller,
             where=encode_input(where),
             first=page_size(first),
@@ -60,12 +54,9 @@ def _list_field(spec: RecordSpec) -> Any:
             order=order_by,
             selection=node_selection(info.selected_fields[0]),
             purpose=context.purpose,
-            reports=context.reports,
         )
-        await record_relay(
-            context.federation.registry.db, context.caller, spec.type_name, context.reports,
-            context.purpose,
-        )  # fmt: skip
+        page = await context.federation.list_page(spec, request)
+        context.add_reports(page.reports)
         return Connection(
             edges=[Edge(cursor=cursor, node=node) for cursor, node in page.edges],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
@@ -95,19 +86,19 @@ async def _node(info: Info[HubContext, None], id: strawberry.ID) -> Any:
             else []
         )
     ]
-    found = await context.federation.get(
-        str(id),
-        context.caller,
-        print_selection(selections, ENVELOPE),
-        spec.gql_type,
-        context.purpose,
-        context.reports,
-    )
-    await record_relay(
-        context.federation.registry.db, context.caller, spec.type_name, context.reports,
-        context.purpose,
-    )  # fmt: skip
-    return found
+    try:
+        found = await context.federation.get(
+            str(id),
+            context.caller,
+            print_selection(selections, ENVELOPE),
+            spec.gql_type,
+            context.purpose,
+        )
+    except SourceFailed as failed:
+        context.add_reports([failed.report])
+        raise
+    context.add_reports([found.report])
+    return found.record
 
 
 _node.__annotations__["return"] = Record | None
@@ -208,7 +199,7 @@ class SourcesExtension(SchemaExtension):
                     extensions={
                         "code": report.error_code,
                         "source": report.source,
-                        "status": report.status,
+                        "status": report.status.value,
                     },
                 )
             )

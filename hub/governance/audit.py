@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +12,7 @@ import strawberry
 from strawberry.types import Info
 
 from hub.db import metadata
-from hub.federation.context import HubContext
-from hub.federation.executor import SourceReport
+from hub.governance.ports import GovernanceContext, RelayedReport
 from policies.audit import AuditEntry, append_many, define_audit_table
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, page_size
@@ -21,7 +20,7 @@ from schema.errors import InvalidCursor
 from schema.runtime.db import Database
 from schema.scopes import Scope
 
-__all__ = ["AUDIT_LOG", "query_fields", "record", "record_relay"]
+__all__ = ["AUDIT_LOG", "RelayLog", "query_fields", "record", "record_relay"]
 
 log = logging.getLogger("linli.hub.audit")
 
@@ -41,7 +40,7 @@ async def record_relay(
     db: Database,
     caller: Caller,
     record_type: str,
-    reports: Iterable[SourceReport],
+    reports: Iterable[RelayedReport],
     purpose: str | None,
 ) -> None:
     """One row per source whose records the hub passed on to ``caller`` (not its own data)."""
@@ -55,7 +54,7 @@ async def record_relay(
                 record_type=record_type,
                 count=report.count,
                 decision={
-                    "status": report.status,
+                    "status": str(report.status),
                     "as_of": report.as_of.isoformat() if report.as_of else None,
                 },
                 purpose=purpose or "",
@@ -64,6 +63,23 @@ async def record_relay(
             if report.count and report.source != caller.org
         ),
     )
+
+
+class RelayLog:
+    """``record_relay`` into one database: the hook the federation calls after each relay."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def __call__(
+        self,
+        caller: Caller,
+        record_type: str,
+        reports: Sequence[RelayedReport],
+        purpose: str | None,
+    ) -> None:
+        """Log what was passed on to ``caller``."""
+        await record_relay(self.db, caller, record_type, reports, purpose)
 
 
 AUDIT_SCOPE = Scope.AUDIT_READ
@@ -87,14 +103,12 @@ class HubDisclosure:
 
 
 async def hub_disclosures(
-    info: Info[HubContext, None], first: int | None = None, after: str | None = None
+    info: Info[GovernanceContext, None], first: int | None = None, after: str | None = None
 ) -> Connection[HubDisclosure]:
     """What the hub passed on of the caller's organisation's data (scope audit:read)."""
     context = info.context
     caller = context.require_scope(AUDIT_SCOPE)
-    owners = {caller.org} | {
-        s.id for s in context.federation.registry.sources.values() if s.division_code == caller.org
-    }
+    owners = {caller.org} | {s.id for s in context.sources() if s.division_code == caller.org}
     size = page_size(first)
     try:
         start = int(after) if after is not None else 0
@@ -107,7 +121,7 @@ async def hub_disclosures(
         .order_by(table.c.seq)
         .limit(size + 1)
     )
-    async with context.federation.registry.db.sessions() as session:
+    async with context.db.sessions() as session:
         rows = list((await session.execute(statement)).mappings())
     edges = [
         Edge(

@@ -7,16 +7,14 @@ node what happened. It audits the act in its own log.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
-from hub.federation.context import HubContext
-from hub.federation.executor import SourceReport
 from hub.governance.audit import record
+from hub.governance.ports import GovernanceContext
 from policies.audit import AuditEntry
 from schema.enums import OrgKind, SeverityLevel
 from schema.errors import Forbidden, InvalidInput
@@ -44,30 +42,24 @@ class EmergencyRelay:
     message: str | None
 
 
-def _authority(context: HubContext) -> None:
+def _authority(context: GovernanceContext) -> None:
     caller = context.caller
     if caller.org_kind is not OrgKind.DEPARTMENT or not caller.has_scope(DECLARE_SCOPE):
         raise Forbidden("only a department with emergency:declare may declare an emergency")
 
 
 async def _relay(
-    context: HubContext, targets: list[str], document: str, variables: dict[str, Any]
+    context: GovernanceContext, targets: list[str], document: str, variables: dict[str, Any]
 ) -> list[EmergencyRelay]:
-    federation = context.federation
     answers = []
     for source_id in targets:
-        reports: list[SourceReport] = []
-        source = federation.registry.sources[source_id]
         field = "declareEmergency" if "declareEmergency" in document else "endEmergency"
-        payload = await federation.call(
-            source, context.caller, document, variables, time.monotonic() + federation.deadline_s,
-            context.purpose, reports, stale_key=None, field_name=field,
-        )  # fmt: skip
-        report = reports[-1]
+        reply = await context.call_source(source_id, document, variables, field_name=field)
+        payload, report = reply.payload, reply.report
         answers.append(
             EmergencyRelay(
                 source=source_id,
-                status=report.status,
+                status=str(report.status),
                 emergency_id=None if payload is None else str(payload.get("id")),
                 active=None if payload is None else bool(payload.get("active")),
                 message=report.message,
@@ -77,7 +69,7 @@ async def _relay(
 
 
 async def declare_emergency(
-    info: Info[HubContext, None],
+    info: Info[GovernanceContext, None],
     area: list[str],
     level: SeverityLevel,
     reason: str,
@@ -98,7 +90,7 @@ async def declare_emergency(
         )
     targets = sorted(
         s.id
-        for s in context.federation.registry.sources.values()
+        for s in context.sources()
         if s.kind in _RELAYED and s.usable and any(s.division_code.startswith(a) for a in area)
     )
     answers = await _relay(
@@ -106,7 +98,7 @@ async def declare_emergency(
         {"level": level.name, "reason": reason, "expiresAt": expires_at.isoformat()},
     )  # fmt: skip
     await record(
-        context.federation.registry.db,
+        context.db,
         [
             AuditEntry(
                 action="declare_emergency",
@@ -123,16 +115,16 @@ async def declare_emergency(
 
 
 async def end_emergency(
-    info: Info[HubContext, None], source: str, id: strawberry.ID
+    info: Info[GovernanceContext, None], source: str, id: strawberry.ID
 ) -> EmergencyRelay:
     """End an emergency a node holds (its id as ``declareEmergency`` returned it)."""
     context = info.context
     _authority(context)
-    if source not in context.federation.registry.sources:
+    if source not in {s.id for s in context.sources()}:
         raise InvalidInput(f"no source {source}", code="NOT_FOUND", field="source")
     [answer] = await _relay(context, [source], _END, {"id": str(id)})
     await record(
-        context.federation.registry.db,
+        context.db,
         [
             AuditEntry(
                 action="end_emergency",

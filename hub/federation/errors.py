@@ -1,0 +1,71 @@
+"""Why a call to a source gave no usable answer.
+
+Each error names the ``SourceStatus`` it puts in ``extensions.sources`` and the
+stable ``code`` of the GraphQL error that names the source::
+
+    SourceError               error        SOURCE_ERROR
+     ├── SourceTimeout        timeout      SOURCE_TIMEOUT
+     ├── SourceUnavailable    unavailable  SOURCE_UNAVAILABLE
+     │    └── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
+     ├── SourceDenied         denied       SOURCE_DENIED
+     └── SourceNotFound       not_found    NOT_FOUND           (the source holds no such record)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hub.federation.reports import SourceStatus
+
+__all__ = [
+    "CircuitOpen",
+    "SourceDenied",
+    "SourceError",
+    "SourceNotFound",
+    "SourceTimeout",
+    "SourceUnavailable",
+]
+
+
+class SourceError(Exception):
+    """A source failed to answer, or answered something unusable."""
+
+    status: ClassVar[SourceStatus] = SourceStatus.ERROR
+    code: ClassVar[str] = "SOURCE_ERROR"
+
+    @property
+    def message(self) -> str:
+        """What went wrong, for people."""
+        return str(self)
+
+
+class SourceTimeout(SourceError):
+    """No answer within the time the source was given."""
+
+    status = SourceStatus.TIMEOUT
+    code = "SOURCE_TIMEOUT"
+
+
+class SourceUnavailable(SourceError):
+    """The source cannot be reached."""
+
+    status = SourceStatus.UNAVAILABLE
+    code = "SOURCE_UNAVAILABLE"
+
+
+class CircuitOpen(SourceUnavailable):
+    """The source's breaker refused the call: it failed repeatedly and is cooling down."""
+
+
+class SourceDenied(SourceError):
+    """The source refused the hub's token."""
+
+    status = SourceStatus.DENIED
+    code = "SOURCE_DENIED"
+
+
+class SourceNotFound(SourceError):
+    """The source answered that it holds no such record: it is healthy."""
+
+    status = SourceStatus.NOT_FOUND
+    code = "NOT_FOUND"
