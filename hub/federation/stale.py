@@ -39,13 +39,11 @@ class StaleStore:
         self._persisted: dict[tuple[str, str], tuple[int, datetime]] = {}
 
     def put(self, source_id: str, signature: str, payload: dict[str, Any], as_of: datetime) -> None:
+        """Keep the last good answer; it is written to the database by the background flush."""
         key = (source_id, signature)
-        known = self._persisted.get(key)
         self._memory[key] = (payload, as_of)
         self._memory.move_to_end(key)
-        # An unchanged answer is rewritten at most once a minute: enough for "as of".
-        if known is None or known[0] != hash_of(payload) or (as_of - known[1]).total_seconds() > 60:
-            self._dirty.add(key)
+        self._dirty.add(key)
         while len(self._memory) > self.capacity:
             old, _ = self._memory.popitem(last=False)
             self._dirty.discard(old)
@@ -65,24 +63,34 @@ class StaleStore:
 
     async def flush(self) -> int:
         """Write the answers changed since the last flush; how many."""
-        keys = [k for k in self._dirty if k in self._memory]
+        changed: list[tuple[tuple[str, str], int, dict[str, Any], datetime]] = []
+        for key in self._dirty:
+            if key not in self._memory:
+                continue
+            payload, as_of = self._memory[key]
+            digest = hash_of(payload)  # here, off the request path
+            known = self._persisted.get(key)
+            # An unchanged answer is rewritten at most once a minute: enough for "as of".
+            if known is None or known[0] != digest or (as_of - known[1]).total_seconds() > 60:
+                changed.append((key, digest, payload, as_of))
         self._dirty.clear()
-        if not keys:
+        if not changed:
             return 0
         try:
             async with self.db.transaction() as session:
-                for source_id, signature in keys:
-                    payload, as_of = self._memory[(source_id, signature)]
-                    self._persisted[(source_id, signature)] = (hash_of(payload), as_of)
+                for (source_id, signature), _, payload, as_of in changed:
                     await session.merge(
                         StaleAnswerRow(
                             source_id=source_id, signature=signature, payload=payload, as_of=as_of
                         )
                     )
-        except Exception:
-            self._dirty.update(keys)  # written with the next round
+        except BaseException:
+            # Not written (a failure, or cancelled at shutdown): written with the next round.
+            self._dirty.update(key for key, *_ in changed)
             raise
-        return len(keys)
+        for key, digest, _, as_of in changed:
+            self._persisted[key] = (digest, as_of)
+        return len(changed)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[StaleStore]:

@@ -13,14 +13,14 @@ from strawberry.types import Info
 
 from hub.db import metadata
 from hub.governance.ports import GovernanceContext, RelayedReport
-from policies.audit import AuditEntry, append_many, define_audit_table
+from policies.audit import AuditEntry, AuditWriter, append_many, define_audit_table
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, page_size
 from schema.errors import InvalidCursor
 from schema.runtime.db import Database
 from schema.scopes import Scope
 
-__all__ = ["AUDIT_LOG", "RelayLog", "query_fields", "record", "record_relay"]
+__all__ = ["AUDIT_LOG", "RelayLog", "query_fields", "record", "relay_entries"]
 
 log = logging.getLogger("linli.hub.audit")
 
@@ -36,40 +36,36 @@ async def record(db: Database, entries: Iterable[AuditEntry]) -> None:
         await append_many(session, AUDIT_LOG, entries)
 
 
-async def record_relay(
-    db: Database,
+def relay_entries(
     caller: Caller,
     record_type: str,
     reports: Iterable[RelayedReport],
     purpose: str | None,
-) -> None:
+) -> list[AuditEntry]:
     """One row per source whose records the hub passed on to ``caller`` (not its own data)."""
-    await record(
-        db,
-        (
-            AuditEntry(
-                action="relay",
-                owner=report.source,
-                caller=caller,
-                record_type=record_type,
-                count=report.count,
-                decision={
-                    "status": str(report.status),
-                    "as_of": report.as_of.isoformat() if report.as_of else None,
-                },
-                purpose=purpose or "",
-            )
-            for report in reports
-            if report.count and report.source != caller.org
-        ),
-    )
+    return [
+        AuditEntry(
+            action="relay",
+            owner=report.source,
+            caller=caller,
+            record_type=record_type,
+            count=report.count,
+            decision={
+                "status": str(report.status),
+                "as_of": report.as_of.isoformat() if report.as_of else None,
+            },
+            purpose=purpose or "",
+        )
+        for report in reports
+        if report.count and report.source != caller.org
+    ]
 
 
 class RelayLog:
-    """``record_relay`` into one database: the hook the federation calls after each relay."""
+    """The hook the federation calls after each relay: its rows through one group-commit writer."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
+        self.writer = AuditWriter(db, AUDIT_LOG)
 
     async def __call__(
         self,
@@ -78,8 +74,8 @@ class RelayLog:
         reports: Sequence[RelayedReport],
         purpose: str | None,
     ) -> None:
-        """Log what was passed on to ``caller``."""
-        await record_relay(self.db, caller, record_type, reports, purpose)
+        """Log what was passed on to ``caller``; return once it is committed."""
+        await self.writer.append(relay_entries(caller, record_type, reports, purpose))
 
 
 AUDIT_SCOPE = Scope.AUDIT_READ
