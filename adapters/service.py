@@ -17,13 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-import strawberry
 from fastapi import APIRouter
-from strawberry.types import Info
 
 from adapters.base import AdapterStatus, PollLoop, PollReport
 from adapters.settings import AdapterServiceSettings
@@ -84,8 +82,6 @@ class AdapterContext(SourceContext):
     """The shared policy state of one request and the adapter's settings."""
 
     settings: AdapterServiceSettings
-    inactive: set[str] = field(default_factory=set)
-    """Global ids of alerts this request found superseded."""
 
     @property
     def source_id(self) -> str:
@@ -96,7 +92,7 @@ class AdapterContext(SourceContext):
         raise Forbidden("an adapter's records change only through its upstream system")
 
     async def disclose(
-        self, spec: RecordSpec, records: list[dict[str, Any]]
+        self, spec: RecordSpec, records: list[dict[str, Any]], *, returned: bool = True
     ) -> list[dict[str, Any] | None]:
         """The owner's policy applied to each record; superseded alerts are not active."""
         if spec.type_name == "Alert" and records:
@@ -106,52 +102,14 @@ class AdapterContext(SourceContext):
             for record, local in zip(records, locals_, strict=True):
                 if local in superseded:
                     record["active"] = False
-                if record.get("active") is False:
-                    self.inactive.add(record["id"])
-        return await super().disclose(spec, records)
-
-
-def _active_alerts(field_: Any) -> Any:
-    """``alerts`` that leaves out superseded alerts when ``activeOnly`` is asked for.
-
-    The store's own ``activeOnly`` knows only Cancel messages; supersession by
-    Update and Cancel lives in the adapter's state tables, so it is applied
-    after disclosure, like a policy hiding a record (the cursor still follows
-    the rows read).
-    """
-    inner = field_.base_resolver.wrapped_func
-
-    async def resolve(
-        info: Info[AdapterContext, None],
-        where: Any = None,
-        first: int | None = None,
-        after: str | None = None,
-        order_by: Any = None,
-    ) -> Any:
-        kwargs: dict[str, Any] = {"where": where, "first": first, "after": after}
-        if order_by is not None:
-            kwargs["order_by"] = order_by
-        connection = await inner(info, **kwargs)
-        if where is not None and where.active_only:
-            connection.edges = [
-                e for e in connection.edges if str(e.node.id) not in info.context.inactive
-            ]
-        return connection
-
-    annotations = dict(inner.__annotations__)
-    annotations["info"] = Info[AdapterContext, None]
-    annotations["order_by"] = annotations["order_by"] | None
-    resolve.__annotations__ = annotations
-    resolve.__name__ = "alerts"
-    return strawberry.field(resolver=resolve, name="alerts", description=field_.description)
+        return await super().disclose(spec, records, returned=returned)
 
 
 def adapter_queries(specs: dict[str, RecordSpec]) -> dict[str, object]:
     """The read API of the adapter's record types; its only mutations are emergency mode's."""
-    fields = query_fields(specs)
-    if "alerts" in fields:
-        fields["alerts"] = _active_alerts(fields["alerts"])
-    return {**fields, "node": node_field(specs)}
+    # Superseded alerts are marked inactive in ``disclose``, so ``activeOnly`` (which
+    # filters on the shown ``active``) leaves them out with nothing more here.
+    return {**query_fields(specs), "node": node_field(specs)}
 
 
 def adapter_owner(settings: AdapterServiceSettings) -> Owner:
@@ -238,6 +196,7 @@ def create_adapter_app(
             enforcer=enforcer,
             tables=POLICY,
             audit=audit,
+            cursor_secret=settings.cursor_secret.encode(),
             purpose=purpose,
             settings=settings,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from pydantic import Field
@@ -38,10 +37,6 @@ class HubSettings(ServiceSettings):
     breaker_threshold: int = Field(3, ge=1, description="Failures in a row that open a circuit")
     breaker_cooldown_s: float = Field(10.0, gt=0, description="Seconds an open circuit waits")
     health_interval_s: float = Field(10.0, gt=0, description="Seconds between source health checks")
-    cursor_secret: str = Field(
-        default_factory=lambda: secrets.token_urlsafe(32),
-        description="Signs federated cursors; set the same value on every hub replica",
-    )
     # Risk flags (hub/flags)
     routing_file: Path | None = Field(
         None,

@@ -88,6 +88,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
             enforcer=enforcer,
             tables=POLICY,
             audit=audit,
+            cursor_secret=settings.cursor_secret.encode(),
             purpose=purpose,
             settings=settings,
             record_hooks=flags.record_hooks,

@@ -163,6 +163,10 @@ class DisclosureLedger:
         if page.shown:
             tally.reasons.append(page.reasons)
 
+    def withhold(self, record_type: str, count: int) -> None:
+        """Count records the policy kept from the caller, outside any page it was shown."""
+        self._types.setdefault(record_type, _Tally()).withheld += count
+
     def deny_by_id(self, record_type: str, global_id: str) -> None:
         """Note a by-id request answered NOT_FOUND because policy hides the record."""
         self._denied.append((record_type, global_id))

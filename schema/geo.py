@@ -18,6 +18,8 @@ __all__ = [
 ]
 
 EARTH_RADIUS_KM = 6371.0088
+SHOWN_LOCATION_MARGIN_KM = 1.0
+"""The most a location shown approximately may lie from the true one (policies' grid is finer)."""
 
 
 def _geometry_type(expected: str) -> AfterValidator:

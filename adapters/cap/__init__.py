@@ -7,9 +7,11 @@ the common schema's Alert records.
 
 from adapters.cap._xml import DEFAULT_MAX_ALERT_BYTES, DEFAULT_MAX_FEED_BYTES
 from adapters.cap.codec import (
+    ATOM_CONTENT_TYPE,
     CAP_1_0_NAMESPACE,
     CAP_1_1_NAMESPACE,
     CAP_1_2_NAMESPACE,
+    CAP_CONTENT_TYPE,
     CAP_MIME_TYPE,
     CAP_XSD_PATH,
     CapVersion,
@@ -30,10 +32,12 @@ from adapters.cap.errors import (
 from adapters.cap.feed import ATOM_NAMESPACE, FeedEntry, alert_link, parse_feed, write_atom_feed
 
 __all__ = [
+    "ATOM_CONTENT_TYPE",
     "ATOM_NAMESPACE",
     "CAP_1_0_NAMESPACE",
     "CAP_1_1_NAMESPACE",
     "CAP_1_2_NAMESPACE",
+    "CAP_CONTENT_TYPE",
     "CAP_MIME_TYPE",
     "CAP_XSD_PATH",
     "DEFAULT_MAX_ALERT_BYTES",

@@ -51,9 +51,11 @@ from schema.records.alert import (
 )
 
 __all__ = [
+    "ATOM_CONTENT_TYPE",
     "CAP_1_0_NAMESPACE",
     "CAP_1_1_NAMESPACE",
     "CAP_1_2_NAMESPACE",
+    "CAP_CONTENT_TYPE",
     "CAP_MIME_TYPE",
     "CAP_XSD_PATH",
     "CapVersion",
@@ -69,6 +71,9 @@ CAP_1_2_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP_1_1_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.1"
 CAP_1_0_NAMESPACE = "http://www.incident.com/cap/1.0"
 CAP_MIME_TYPE = "application/cap+xml"
+CAP_CONTENT_TYPE = f"{CAP_MIME_TYPE}; charset=utf-8"
+"""What we serve CAP XML as: the charset is said, so Chinese text never garbles."""
+ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
 CAP_XSD_PATH = Path(__file__).parent / "xsd" / "CAP-v1.2.xsd"
 
 CapVersion = Literal["1.1", "1.2"]

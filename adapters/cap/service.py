@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 
 from adapters.base import Batch, HttpFetcher, PollReport, Problem
 from adapters.cap.client import CapClient, CapSettings
-from adapters.cap.codec import CAP_MIME_TYPE, write_alert
+from adapters.cap.codec import ATOM_CONTENT_TYPE, CAP_CONTENT_TYPE, write_alert
 from adapters.cap.errors import CapError
 from adapters.cap.feed import write_atom_feed
 from adapters.errors import UpstreamUnavailable
@@ -41,7 +41,6 @@ __all__ = ["CapAdapter"]
 
 log = logging.getLogger("linli.adapters.cap")
 
-ATOM_MIME_TYPE = "application/atom+xml"
 _FEED_LIMIT = 500
 
 
@@ -166,7 +165,7 @@ def alert_feed_router(db: Database, settings: AdapterServiceSettings) -> APIRout
             updated=updated if alerts else utcnow(),
             link_base=f"{base}/alerts",
         )
-        return Response(body, media_type=ATOM_MIME_TYPE)
+        return Response(body, media_type=ATOM_CONTENT_TYPE)
 
     @router.get("/alerts/{name}", include_in_schema=False)
     async def alert_xml(name: str) -> Response:
@@ -185,7 +184,7 @@ def alert_feed_router(db: Database, settings: AdapterServiceSettings) -> APIRout
                     )
                 ).scalar_one_or_none()
                 if row is not None:
-                    return Response(write_alert(_as_alert(row)), media_type=CAP_MIME_TYPE)
+                    return Response(write_alert(_as_alert(row)), media_type=CAP_CONTENT_TYPE)
         return Response(
             error_body("NOT_FOUND", f"no public alert {name[:100]}"),
             status_code=404,

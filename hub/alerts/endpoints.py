@@ -15,7 +15,13 @@ from urllib.parse import unquote
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from adapters.cap import CapError, write_alert, write_atom_feed
+from adapters.cap import (
+    ATOM_CONTENT_TYPE,
+    CAP_CONTENT_TYPE,
+    CapError,
+    write_alert,
+    write_atom_feed,
+)
 from hub.federation.executor import Federation, PageRequest
 from hub.federation.reports import SourceStatus
 from hub.settings import HubSettings
@@ -31,8 +37,6 @@ __all__ = ["alerts_router", "public_alerts"]
 
 log = logging.getLogger("linli.hub.alerts")
 
-ATOM = "application/atom+xml"
-CAP = "application/cap+xml"
 FEED_LIMIT = 500
 _NAME_VALUE = "{ valueName value }"
 SELECTION = (
@@ -117,14 +121,14 @@ def alerts_router(federation: Federation, settings: HubSettings) -> APIRouter:
             updated=updated,
             link_base=f"{base}/alerts",
         )
-        return Response(body, media_type=ATOM)
+        return Response(body, media_type=ATOM_CONTENT_TYPE)
 
     @router.get("/alerts/{name}", include_in_schema=False)
     async def alert_xml(name: str) -> Response:
         wanted = {unquote(name), unquote(name).removesuffix(".xml")}
         for alert in await servable():
             if alert.identifier in wanted:
-                return Response(write_alert(alert), media_type=CAP)
+                return Response(write_alert(alert), media_type=CAP_CONTENT_TYPE)
         return Response(
             error_body("NOT_FOUND", f"no active public alert {name[:100]}"),
             status_code=404,

@@ -305,7 +305,12 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     ) -> Connection[FlagCase]:
         async with flags.db.sessions() as session:
             page, has_next = await service.list_flags(
-                session, info.context.caller, status=status, first=first, after=after
+                session,
+                info.context.caller,
+                status=status,
+                first=first,
+                after=after,
+                secret=flags.settings.cursor_secret.encode(),
             )
         return Connection(
             edges=[Edge(cursor=c, node=FlagCase.of(r)) for c, r in page],
@@ -344,7 +349,11 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     ) -> Connection[WebhookDelivery]:
         async with flags.db.sessions() as session:
             page, has_next = await webhooks.list_deliveries(
-                session, info.context.caller, first=first, after=after
+                session,
+                info.context.caller,
+                first=first,
+                after=after,
+                secret=flags.settings.cursor_secret.encode(),
             )
         return Connection(
             edges=[Edge(cursor=c, node=WebhookDelivery.of(r, a)) for c, r, a in page],

@@ -395,6 +395,7 @@ async def list_flags(
     status: RiskFlagStatus | None,
     first: int | None,
     after: str | None,
+    secret: bytes,
 ) -> tuple[list[tuple[str, FlagRow]], bool]:
     """A page of the caller's flags, newest first, with cursors; and whether more follow."""
     size = page_size(first)
@@ -402,7 +403,7 @@ async def list_flags(
     if status is not None:
         query = query.where(col(FlagRow.status) == status.value)
     if after is not None:
-        key, last_id = decode_cursor(after, _ORDER)
+        key, last_id = decode_cursor(after, _ORDER, secret=secret)
         query = query.where(
             sa.or_(
                 col(FlagRow.received_at) < key,
@@ -412,7 +413,8 @@ async def list_flags(
     query = query.order_by(col(FlagRow.received_at).desc(), col(FlagRow.id).desc())
     rows = list((await session.execute(query.limit(size + 1))).scalars())
     page = rows[:size]
-    return [(encode_cursor(_ORDER, r.received_at, r.id), r) for r in page], len(rows) > size
+    cursors = [encode_cursor(_ORDER, r.received_at, r.id, secret=secret) for r in page]
+    return list(zip(cursors, page, strict=True)), len(rows) > size
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,7 +156,12 @@ async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: F
 
 
 async def list_deliveries(
-    session: AsyncSession, caller: Caller, *, first: int | None, after: str | None
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    first: int | None,
+    after: str | None,
+    secret: bytes,
 ) -> tuple[list[tuple[str, WebhookDeliveryRow, list[WebhookAttemptRow]]], bool]:
     """The department's deliveries, newest first, each with its attempts."""
     size = page_size(first)
@@ -164,7 +169,7 @@ async def list_deliveries(
     if not caller.has_scope(ADMIN_SCOPE):
         query = query.where(col(WebhookDeliveryRow.department) == _department(caller))
     if after is not None:
-        key, last_id = decode_cursor(after, _ORDER)
+        key, last_id = decode_cursor(after, _ORDER, secret=secret)
         query = query.where(
             sa.or_(
                 col(WebhookDeliveryRow.created_at) < key,
@@ -188,7 +193,8 @@ async def list_deliveries(
         for attempt in logged.scalars():
             attempts[attempt.delivery_id].append(attempt)
     return [
-        (encode_cursor(_ORDER, row.created_at, row.id), row, attempts[row.id]) for row in page
+        (encode_cursor(_ORDER, row.created_at, row.id, secret=secret), row, attempts[row.id])
+        for row in page
     ], len(rows) > size
 
 

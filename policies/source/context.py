@@ -58,6 +58,8 @@ class SourceContext(BaseContext):
     tables: PolicyTables
     audit: AuditWriter
     """The source's one writer of ``tables.audit_log``."""
+    cursor_secret: bytes
+    """Signs the source's paging cursors."""
     purpose: str = ""
     policy_ledger: DisclosureLedger | None = field(default=None, init=False)
     _mode: PolicyMode | None = field(default=None, init=False, repr=False)
@@ -96,9 +98,14 @@ class SourceContext(BaseContext):
         return self._mode
 
     async def disclose(
-        self, spec: RecordSpec, records: list[dict[str, Any]]
+        self, spec: RecordSpec, records: list[dict[str, Any]], *, returned: bool = True
     ) -> list[dict[str, Any] | None]:
-        """What the caller may see of each record, per the owner's policy in the current mode."""
+        """What the caller may see of each record, per the owner's policy in the current mode.
+
+        ``returned``: these records go to the caller as shown, so they count in the
+        request's reasons and audit; otherwise only the ones policy withheld count
+        (for the audit, which the caller never sees).
+        """
         mode = await self.policy_mode()
         page = await self.enforcer.disclose(
             self.caller,
@@ -109,7 +116,10 @@ class SourceContext(BaseContext):
             emergency_level=mode.level,
         )
         if self.policy_ledger is not None:
-            self.policy_ledger.add(page)
+            if returned:
+                self.policy_ledger.add(page)
+            else:
+                self.policy_ledger.withhold(spec.type_name, page.withheld)
         return page.records
 
     async def record_audit(self, entries: Sequence[AuditEntry]) -> None:

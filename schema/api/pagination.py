@@ -1,10 +1,12 @@
-"""Relay cursor connections with keyset cursors over a stable order."""
+"""Relay cursor connections with signed keyset cursors over a stable order."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import enum
+import hashlib
+import hmac
 import json
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -91,17 +93,25 @@ def page_size(first: int | None) -> int:
     return first
 
 
-def encode_cursor(order: RecordOrder, key: datetime, record_id: str) -> str:
-    """An opaque cursor naming the position just after one record."""
-    raw = json.dumps([order.value, key.isoformat(), record_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _mac(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, payload, hashlib.sha256).digest()[:16]
 
 
-def decode_cursor(cursor: str, order: RecordOrder) -> tuple[datetime, str]:
+def encode_cursor(order: RecordOrder, key: datetime, record_id: str, *, secret: bytes) -> str:
+    """An opaque cursor naming the position just after one record, signed with ``secret``."""
+    raw = json.dumps([order.value, key.isoformat(), record_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(_mac(secret, raw) + raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: RecordOrder, *, secret: bytes) -> tuple[datetime, str]:
     """The (sort key, id) after which a cursor points; ``InvalidCursor`` if forged."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value: Any = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        signed = base64.urlsafe_b64decode(padded.encode())
+        mac, raw = signed[:16], signed[16:]
+        if not hmac.compare_digest(mac, _mac(secret, raw)):
+            raise InvalidCursor("the cursor was not issued here")
+        value: Any = json.loads(raw)
         order_value, key, record_id = value
         if order_value != order.value:
             raise InvalidCursor("the cursor was issued for another order")

@@ -66,20 +66,38 @@ class Fact:
 class Filter:
     """A filter argument of one type's list field, besides those every type has.
 
-    ``column``: the column it restricts (``IN`` for a list, ``=`` for a scalar);
-    ``condition``: otherwise, the SQL condition for a given value (None: no condition).
+    ``column``: the field it restricts (in the list given, or equal to the value);
+    otherwise ``condition`` and ``test``: the SQL condition for a value (None: none),
+    and whether a record as the caller is shown it passes. Filters see only the
+    caller's view: SQL narrows the candidates (it must never drop a record the test
+    would pass) and ``test`` decides on the shown values.
     """
 
     name: str
     annotation: Any
     column: str | None = None
     condition: Callable[[Any, Any], Any] | None = None
+    test: Callable[[Mapping[str, Any], Any], bool] | None = None
     default: Any = None
     description: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.column is None) == (self.condition is None):
-            raise ValueError(f"filter {self.name!r} needs exactly one of column and condition")
+        custom = self.condition is not None and self.test is not None
+        if (self.column is None) != custom or (self.condition is None) != (self.test is None):
+            raise ValueError(
+                f"filter {self.name!r} needs a column, or a condition and a test, not both"
+            )
+
+    def passes(self, shown: Mapping[str, Any], value: Any) -> bool:
+        """Whether a record, as the caller is shown it, passes this filter with ``value``."""
+        if self.test is not None:
+            return self.test(shown, value)
+        field = shown.get(str(self.column))
+        if field is None:
+            return False  # hidden from the caller: never a match
+        if isinstance(value, list):
+            return code(field) in {code(v) for v in value}
+        return bool(field == value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,13 @@ RECORD = RecordType(
     search_fields=("identifier", "sender", "note"),
     filters=(
         Filter("statuses", list[CapStatus] | None, column="status"),
-        Filter("active_only", bool, condition=_active_only, default=False),
+        Filter(
+            "active_only",
+            bool,
+            condition=_active_only,
+            test=lambda shown, active_only: not active_only or shown.get("active") is True,
+            default=False,
+        ),
     ),
     facts=(
         Fact(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import StringConstraints
-from sqlalchemy import or_
+from sqlalchemy import false, or_
 from sqlmodel import SQLModel
 
 from schema.enums import VolunteerAvailability
@@ -54,7 +55,12 @@ def _any_skill(table: Any, skills: list[str]) -> Any:
         raise InvalidInput(
             f"skills lists over {MAX_SKILLS} skills", code="LIST_TOO_LONG", field="skills"
         )
-    return or_(*(contains(table.search_text, s, field="skills") for s in skills))
+    return or_(false(), *(contains(table.search_text, s, field="skills") for s in skills))
+
+
+def _has_skill(shown: Mapping[str, Any], skills: list[str]) -> bool:
+    held = [s.casefold() for s in shown.get("skills") or []]
+    return any(s.strip().casefold() in h for s in skills for h in held)
 
 
 RECORD = RecordType(
@@ -67,7 +73,7 @@ RECORD = RecordType(
     read_scopes=(Scope.VOLUNTEERS_READ,),
     search_fields=("name", "team", "skills"),
     filters=(
-        Filter("skills", list[str] | None, condition=_any_skill),
+        Filter("skills", list[str] | None, condition=_any_skill, test=_has_skill),
         Filter("availabilities", list[VolunteerAvailability] | None, column="availability"),
     ),
 )

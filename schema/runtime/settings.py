@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,10 @@ class ServiceSettings(BaseSettings):
     max_query_depth: int = Field(12, ge=2, description="Deepest GraphQL selection accepted")
     max_aliases: int = Field(30, ge=1, description="Most aliases in one GraphQL document")
     max_tokens: int = Field(4000, ge=100, description="Most tokens in one GraphQL document")
+    cursor_secret: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(32),
+        description="Signs paging cursors; set the same value on every replica of a service",
+    )
 
     @property
     def production(self) -> bool:

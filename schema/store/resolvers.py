@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, Union
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
-from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
+from schema.api.pagination import (
+    MAX_PAGE_SIZE,
+    Connection,
+    Edge,
+    PageInfo,
+    RecordOrder,
+    page_size,
+)
 from schema.errors import InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.runtime.db import Database
@@ -24,6 +32,8 @@ __all__ = [
     "Record",
     "RecordContext",
     "RecordHooks",
+    "ViewPage",
+    "caller_view_page",
     "list_field",
     "mutation_fields",
     "node_field",
@@ -37,6 +47,8 @@ class RecordContext(Protocol):
     """What the record fields need from a service's GraphQL context."""
 
     db: Database
+    cursor_secret: bytes
+    """Signs this source's paging cursors."""
 
     @property
     def source_id(self) -> str:
@@ -52,9 +64,12 @@ class RecordContext(Protocol):
         ...
 
     async def disclose(
-        self, spec: RecordSpec, records: list[dict[str, Any]]
+        self, spec: RecordSpec, records: list[dict[str, Any]], *, returned: bool = True
     ) -> list[dict[str, Any] | None]:
-        """What the caller may see of each record (None: nothing), per the owner's policy."""
+        """What the caller may see of each record (None: nothing), per the owner's policy.
+
+        ``returned=False``: candidates only; what is returned is disclosed again.
+        """
         ...
 
 
@@ -157,22 +172,68 @@ def _list_field(spec: RecordSpec) -> Any:
     ) -> Any:
         context = info.context
         size = page_size(first)
-        async with context.db.sessions() as session:
-            page = await service.find_page(
-                session, spec, where, order=order_by, first=size, after=after
-            )
-        # The cursor follows the rows read, so hidden records never make a page repeat.
-        shown = await _disclosed(context, spec, list(page.rows))
-        edges = [Edge(cursor=page.cursor(row), node=node) for row, node in shown]
-        end_cursor = page.cursor(page.rows[-1]) if page.rows else None
+        page = await caller_view_page(context, spec, where, order_by, size, after)
+        edges = [Edge(cursor=cursor, node=node) for cursor, node in page.edges]
         return Connection(
             edges=edges,
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=end_cursor),
+            page_info=PageInfo(
+                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
+            ),
         )
 
     return list_field(
         spec, resolve, RecordContext, f"{spec.type_name} records of this source, paged"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ViewPage:
+    """What the caller may see: (cursor, GraphQL object) pairs, and whether more follow."""
+
+    edges: list[tuple[str, Any]]
+    has_next: bool
+
+
+async def caller_view_page(
+    context: RecordContext,
+    spec: RecordSpec,
+    where: Any,
+    order: RecordOrder,
+    size: int,
+    after: str | None,
+) -> ViewPage:
+    """The next ``size`` records the caller may see that pass ``where`` as the caller sees them.
+
+    Records the caller may not see, or that pass only on values hidden from it, do not
+    exist for paging: the page, its cursors and ``has_next`` are those of the caller's
+    view alone. SQL narrows the candidates; ``shown_match`` decides on the shown values.
+    """
+    secret = context.cursor_secret
+    batch = min(max(2 * (size + 1), 50), MAX_PAGE_SIZE)
+    found: list[tuple[str, dict[str, Any]]] = []  # (cursor, the owner's full record)
+    position = after
+    while len(found) <= size:
+        async with context.db.sessions() as session:
+            page = await service.find_page(
+                session, spec, where, order=order, first=batch, after=position, secret=secret
+            )
+        full = [public_values(spec, row, context.source_id) for row in page.rows]
+        shown = await context.disclose(spec, full, returned=False)
+        for row, record, values in zip(page.rows, full, shown, strict=True):
+            if values is not None and service.shown_match(spec, where, values):
+                found.append((page.cursor(row), record))
+        if not page.has_next:
+            break
+        position = page.cursor(page.rows[-1])
+    # Only what is returned counts as disclosed: reasons and audit see nothing else.
+    returned = found[:size]
+    shown = await context.disclose(spec, [record for _, record in returned])
+    edges = [
+        (cursor, to_graphql(spec, values))
+        for (cursor, _), values in zip(returned, shown, strict=True)
+        if values is not None
+    ]
+    return ViewPage(edges, len(found) > size)
 
 
 def list_field(

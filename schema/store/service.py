@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor
 from schema.errors import InvalidInput, NotFound, StaleVersion
-from schema.geo import GeoPoint
+from schema.geo import SHOWN_LOCATION_MARGIN_KM, GeoPoint, distance_km
 from schema.ids import new_local_id
+from schema.records import code
 from schema.storage import contains, utcnow
 from schema.store.specs import RecordSpec
 from schema.store.tables import RowMixin
@@ -24,7 +25,9 @@ __all__ = [
     "create_record",
     "find_page",
     "get_record",
+    "index_columns",
     "retire_record",
+    "shown_match",
     "update_record",
     "validated",
 ]
@@ -41,7 +44,8 @@ def validated(model: type[BaseModel], data: dict[str, Any], *, prefix: str = "in
         raise InvalidInput.from_validation(exc, prefix=prefix) from exc
 
 
-def _index_columns(spec: RecordSpec, values: dict[str, Any]) -> dict[str, Any]:
+def index_columns(spec: RecordSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """The columns a row has for area and text filters, from its record's values."""
     location = values.get("location")
     point = location if isinstance(location, GeoPoint) else None
     parts: list[str] = []
@@ -77,7 +81,7 @@ async def create_record(
         updated_at=now,
         **values,
         **system,
-        **_index_columns(spec, values),
+        **index_columns(spec, values),
     )
     session.add(row)
     await session.flush()
@@ -141,7 +145,7 @@ async def update_record(
     checked = validated(spec.create, merged)
     values = _base_values(checked)
     return await _versioned_update(
-        session, spec, local_id, expected_version, {**values, **_index_columns(spec, values)}
+        session, spec, local_id, expected_version, {**values, **index_columns(spec, values)}
     )
 
 
@@ -161,13 +165,19 @@ async def retire_record(
 class Page:
     """Rows of one page and whether more follow."""
 
-    def __init__(self, rows: Sequence[RowMixin], has_next: bool, order: RecordOrder) -> None:
+    def __init__(
+        self, rows: Sequence[RowMixin], has_next: bool, order: RecordOrder, secret: bytes
+    ) -> None:
         self.rows = rows
         self.has_next = has_next
         self.order = order
+        self.secret = secret
 
     def cursor(self, row: RowMixin) -> str:
-        return encode_cursor(self.order, getattr(row, self.order.column), row.id)
+        """The signed cursor just after ``row``."""
+        return encode_cursor(
+            self.order, getattr(row, self.order.column), row.id, secret=self.secret
+        )
 
 
 def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
@@ -177,15 +187,23 @@ def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
         return conditions
     if where.text:
         conditions.append(contains(table.search_text, where.text, field="text"))
+    # Areas are widened by the most a shown (approximate) location can be off, so
+    # SQL never drops a record whose shown location ``shown_match`` would pass.
     if where.bbox is not None:
         box = where.bbox
         _check_box(box.west, box.south, box.east, box.north)
+        dlat = SHOWN_LOCATION_MARGIN_KM / KM_PER_DEGREE
+        dlon = dlat / max(math.cos(math.radians(max(abs(box.south), abs(box.north)))), 1e-6)
         conditions += [
-            table.lat.between(box.south, box.north),
-            table.lon.between(box.west, box.east),
+            table.lat.between(box.south - dlat, box.north + dlat),
+            table.lon.between(box.west - dlon, box.east + dlon),
         ]
     if where.near is not None:
-        conditions += _near(table, where.near.lat, where.near.lon, where.near.radius_km)
+        near = where.near
+        _check_near(near.lat, near.lon, near.radius_km)
+        # (1.02: the SQL distance is equirectangular, within 1 % of the true one here.)
+        reach = near.radius_km * 1.02 + SHOWN_LOCATION_MARGIN_KM
+        conditions += _near(table, near.lat, near.lon, reach)
     if where.updated_since is not None:
         since: datetime = where.updated_since
         if since.tzinfo is None:
@@ -210,6 +228,58 @@ def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def _shown_point(value: Any) -> tuple[float, float] | None:
+    """(lon, lat) of a shown location, a GeoPoint or its GeoJSON mapping."""
+    if isinstance(value, GeoPoint):
+        return value.lon, value.lat
+    if isinstance(value, Mapping):
+        lon, lat = value["coordinates"][:2]
+        return float(lon), float(lat)
+    return None
+
+
+def _shown_text(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [t for v in value for t in _shown_text(v)]
+    return [code(value).casefold()]
+
+
+def shown_match(spec: RecordSpec, where: Any, shown: Mapping[str, Any]) -> bool:
+    """Whether a record, as the caller is shown it, passes ``where``.
+
+    Filters see only the caller's view: text only in fields shown to the caller,
+    areas against the location as shown (a grid cell's centre when approximate),
+    and a filter on a field the caller is not shown never matches.
+    """
+    if where is None:
+        return True
+    if where.text:
+        text = where.text.strip().casefold()
+        shown_texts = (t for name in spec.search_fields for t in _shown_text(shown.get(name)))
+        if not any(text in t for t in shown_texts):
+            return False
+    point = _shown_point(shown.get("location"))
+    if where.bbox is not None:
+        box = where.bbox
+        if point is None or not (
+            box.west <= point[0] <= box.east and box.south <= point[1] <= box.north
+        ):
+            return False
+    if where.near is not None:
+        near = where.near
+        if point is None or distance_km(point, (near.lon, near.lat)) > near.radius_km:
+            return False
+    if where.updated_since is not None and shown["updated_at"] < where.updated_since:
+        return False
+    for f in spec.filters:
+        value = getattr(where, f.name, None)
+        if value is not None and not f.passes(shown, value):
+            return False
+    return True
+
+
 def _check_box(west: float, south: float, east: float, north: float) -> None:
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
         raise InvalidInput(
@@ -219,13 +289,16 @@ def _check_box(west: float, south: float, east: float, north: float) -> None:
         )
 
 
-def _near(table: Any, lat: float, lon: float, radius_km: float) -> list[ColumnElement[bool]]:
+def _check_near(lat: float, lon: float, radius_km: float) -> None:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise InvalidInput("near: coordinates out of range", code="INVALID_GEOMETRY", field="near")
     if not (0 < radius_km <= MAX_RADIUS_KM):
         raise InvalidInput(
             f"near.radiusKm must be in (0, {MAX_RADIUS_KM:g}]", code="OUT_OF_RANGE", field="near"
         )
+
+
+def _near(table: Any, lat: float, lon: float, radius_km: float) -> list[ColumnElement[bool]]:
     # An equirectangular distance in plain arithmetic, the same SQL on SQLite
     # and PostgreSQL; within a district (< 100 km) its error is far under 1 %.
     dlat = radius_km / KM_PER_DEGREE
@@ -248,13 +321,14 @@ async def find_page(
     order: RecordOrder,
     first: int,
     after: str | None,
+    secret: bytes,
 ) -> Page:
-    """One page of live rows matching ``where``, in ``order`` (ties by id)."""
+    """One page of live rows that may match ``where`` (``shown_match`` decides), in ``order``."""
     table: Any = spec.table
     key = getattr(table, order.column)
     statement = select(table).where(table.retired_at.is_(None), *_conditions(spec, where))
     if after is not None:
-        moment, last_id = decode_cursor(after, order)
+        moment, last_id = decode_cursor(after, order, secret=secret)
         if order.descending:
             statement = statement.where(or_(key < moment, and_(key == moment, table.id < last_id)))
         else:
@@ -264,4 +338,4 @@ async def find_page(
     else:
         statement = statement.order_by(key.asc(), table.id.asc())
     rows = list((await session.execute(statement.limit(first + 1))).scalars())
-    return Page(rows[:first], len(rows) > first, order)
+    return Page(rows[:first], len(rows) > first, order, secret)

@@ -111,7 +111,7 @@ async def by_identifier(client: Any, *, active_only: bool) -> dict[str, dict[str
 async def feed_identifiers(public: httpx.AsyncClient, hub_url: str) -> set[str]:
     response = await public.get("/alerts.atom")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("application/atom+xml")
+    assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
     links = {entry.link for entry in parse_feed(response.content)}
     prefix = f"{hub_url}/alerts/"
     assert all(link is not None and link.startswith(prefix) for link in links), links
@@ -179,7 +179,7 @@ async def test_every_sample_reaches_the_hub_api_and_its_public_cap_feed(
         for identifier, node in seen.items():
             response = await public.get(f"/alerts/{identifier}.xml")
             assert response.status_code == 200, response.text
-            assert response.headers["content-type"] == "application/cap+xml"
+            assert response.headers["content-type"] == "application/cap+xml; charset=utf-8"
             schema.validate(response.content)
             assert parse_alert(response.content) == as_record(node)
         # The hub and the adapter service refuse an unknown alert alike.

@@ -26,8 +26,10 @@ def test_names_fields_and_tables_are_unique() -> None:
 
 
 def test_a_filter_names_a_column_or_a_condition() -> None:
-    with pytest.raises(ValueError, match="exactly one of column and condition"):
+    with pytest.raises(ValueError, match="needs a column, or a condition and a test"):
         Filter("statuses", list[str] | None)
+    with pytest.raises(ValueError, match="needs a column, or a condition and a test"):
+        Filter("statuses", list[str] | None, condition=lambda table, value: None)
 
 
 def test_every_type_has_a_read_scope_and_a_unique_field() -> None:

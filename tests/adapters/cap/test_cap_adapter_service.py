@@ -172,13 +172,13 @@ async def test_feed_polling_update_cancel_and_bad_documents(
         async with httpx.AsyncClient(base_url=service.url) as public:
             response = await public.get("/alerts.atom")
             assert response.status_code == 200
-            assert response.headers["content-type"].startswith("application/atom+xml")
+            assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
             entries = parse_feed(response.content)
             assert {e.link for e in entries} == {f"http://alerts.test/alerts/{i}" for i in active}
             for identifier in active:
                 xml = await public.get(f"/alerts/{identifier}.xml")
                 assert xml.status_code == 200
-                assert xml.headers["content-type"] == "application/cap+xml"
+                assert xml.headers["content-type"] == "application/cap+xml; charset=utf-8"
                 assert validate_alert(xml.content) == "1.2"
                 assert parse_alert(xml.content).identifier == identifier
             assert (await public.get("/alerts/NO-SUCH-ALERT.xml")).status_code == 404

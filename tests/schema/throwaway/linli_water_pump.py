@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlmodel import SQLModel
@@ -27,6 +28,11 @@ def _min_flow(table: Any, value: int) -> Any:
     return table.flow_m3h >= value
 
 
+def _flow_at_least(shown: Mapping[str, Any], value: int) -> bool:
+    flow = shown.get("flow_m3h")
+    return flow is not None and flow >= value
+
+
 RECORD = RecordType(
     name="WaterPump",
     field_name="waterPumps",
@@ -36,6 +42,6 @@ RECORD = RecordType(
     public=public_model(WaterPumpCreate, "WaterPumpPublic"),
     read_scopes=(Scope.RESOURCES_READ,),
     search_fields=("name",),
-    filters=(Filter("min_flow", int | None, condition=_min_flow),),
+    filters=(Filter("min_flow", int | None, condition=_min_flow, test=_flow_at_least),),
     served_stale=True,
 )
