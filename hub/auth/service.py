@@ -25,11 +25,13 @@ __all__ = [
     "create_client",
     "create_signing_key",
     "disable_client",
+    "disabled_client_ids",
     "ensure_signing_key",
     "get_client",
     "hash_secret",
     "is_token_revoked",
     "list_clients",
+    "live_revocations",
     "published_keys",
     "record_revocation",
     "rotate_keys",
@@ -229,3 +231,22 @@ async def record_revocation(
 async def is_token_revoked(session: AsyncSession, jti: str) -> bool:
     """Whether the token id was revoked."""
     return await session.get(RevokedToken, jti) is not None
+
+
+async def live_revocations(
+    session: AsyncSession, *, revoked_since: datetime | None, expired_before: datetime
+) -> list[RevokedToken]:
+    """Revocations made since ``revoked_since`` (all without it) of tokens not yet expired."""
+    query = select(RevokedToken).where(col(RevokedToken.expires_at) > expired_before)
+    if revoked_since is not None:
+        query = query.where(col(RevokedToken.revoked_at) >= revoked_since)
+    rows = await session.execute(query)
+    return list(rows.scalars())
+
+
+async def disabled_client_ids(session: AsyncSession) -> list[str]:
+    """The ids of every disabled client."""
+    rows = await session.execute(
+        select(OAuthClient.client_id).where(col(OAuthClient.disabled).is_(True))
+    )
+    return list(rows.scalars())
