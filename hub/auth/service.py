@@ -149,7 +149,7 @@ async def list_clients(session: AsyncSession) -> list[OAuthClient]:
 
 
 async def disable_client(session: AsyncSession, client_id: str) -> OAuthClient:
-    """Disable a client: it gets no new tokens and its live tokens stop working at the hub."""
+    """Disable a client: no new tokens; its live ones are refused everywhere within 5 s."""
     client = await session.get(OAuthClient, client_id)
     if client is None:
         raise ClientNotFound(f"no client {client_id!r}", client_id=client_id)
