@@ -38,7 +38,7 @@ from policies import (
 )
 from policies.audit import AuditWriter
 from policies.enforce import PolicyEnforcer
-from policies.revocations import RevocationPoller, revocation_poller
+from policies.revocations import RevocationPoller, poll_revocations, revocation_poller
 from policies.source import SourceContext, create_source
 from policies.static import StaticTokenAuthenticator
 from schema import SCHEMA_VERSION
@@ -241,15 +241,6 @@ def create_adapter_app(
         if authenticator is None
         else None
     )
-
-    @asynccontextmanager
-    async def revocations() -> AsyncIterator[None]:
-        if poller is None:
-            yield
-            return
-        async with poller.running():
-            yield
-
     auth = authenticator or _authenticator(settings, http, poller)
     enforcer = PolicyEnforcer.load(adapter_owner(settings), settings.policy_file)
     specs = {name: spec for name, spec in SPECS.items() if spec.field_name in adapter.capabilities}
@@ -277,7 +268,7 @@ def create_adapter_app(
         authenticator=auth,
         new_context=new_context,
         queries=adapter_queries(specs),
-        lifecycles=[http_client, revocations, polling],
+        lifecycles=[http_client, lambda: poll_revocations(poller), polling],
         extra_ready=upstream_ready,
     )
     if poller is not None:

@@ -19,6 +19,7 @@ from policies.audit import AuditWriter
 from policies.caller import Authenticator, Caller
 from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
+from policies.revocations import poll_revocations
 from policies.source import create_source
 from schema import SCHEMA_VERSION
 from schema.enums import OrgKind
@@ -78,14 +79,6 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         finally:
             await http.aclose()
 
-    @asynccontextmanager
-    async def revocations() -> AsyncIterator[None]:
-        if poller is None:
-            yield
-            return
-        async with poller.running():
-            yield
-
     specs = bind_specs(TABLES)
     flags = create_flags(settings, db, FLAGS, specs["RiskFlag"], http)
 
@@ -115,7 +108,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         queries=node_queries(specs, flags.query_fields()),
         mutations=mutation_fields(specs),
         # Workers stop before the client closes.
-        lifecycles=[http_client, revocations, flags.lifecycle],
+        lifecycles=[http_client, lambda: poll_revocations(poller), flags.lifecycle],
     )
     if poller is not None:
         poller.register(app.state.metrics.registry)

@@ -51,6 +51,7 @@ __all__ = [
     "RevocationList",
     "RevocationListInvalid",
     "RevocationPoller",
+    "poll_revocations",
     "revocation_poller",
 ]
 
@@ -337,3 +338,13 @@ def revocation_poller(
         http=http,
         interval_s=interval_s,
     )
+
+
+@asynccontextmanager
+async def poll_revocations(poller: RevocationPoller | None) -> AsyncIterator[None]:
+    """Run ``poller``, if there is one, while the block runs (a source's lifecycle)."""
+    if poller is None:
+        yield
+        return
+    async with poller.running():
+        yield
