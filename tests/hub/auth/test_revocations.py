@@ -9,15 +9,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from joserfc import jws
 
+from adapters.base import HttpFetcher
+from adapters.cap.client import CapSettings
+from adapters.cap.service import CapAdapter
+from adapters.service import create_adapter_app
+from adapters.store import MIGRATIONS as ADAPTER_MIGRATIONS
 from hub.app import MIGRATIONS as HUB_MIGRATIONS
 from hub.app import create_app as create_hub
 from hub.auth import service
 from node.app import MIGRATIONS as NODE_MIGRATIONS
 from node.app import create_app as create_node
 from node.settings import NodeSettings
+from tests.adapters.conftest import service_settings
 from tests.conftest import GraphQLClient, ServerThread, _empty_database, free_port, migrate
 from tests.hub.auth.conftest import COMMUNITY, DISTRICT, Credentials, RunningHub, hub_settings
 
@@ -111,6 +118,44 @@ async def test_tokens_of_a_client_disabled_at_the_hub_are_refused_at_the_node_wi
     finally:
         await client.aclose()
         await unaffected.aclose()
+
+
+async def test_a_token_revoked_at_the_hub_is_refused_at_an_adapter_service_within_the_bound(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    alerts = "{ alerts(first: 1) { edges { node { identifier } } } }"
+    async with _empty_database(hub.database.backend, tmp_path / "adapter") as database:
+        await migrate(ADAPTER_MIGRATIONS, database.url)
+        http = httpx.AsyncClient()
+        adapter = CapAdapter(
+            CapSettings(sources=["http://127.0.0.1:9/feed.atom"]),
+            HttpFetcher(http, timeout_s=1, max_bytes=1 << 20),
+        )
+        settings = service_settings(
+            database.url,
+            adapter_id="adapter-cap-1",
+            token_issuer=hub.settings.issuer,
+            jwks_url=hub.jwks_url,
+            trusted_callers=[],
+        )
+        server = ServerThread(create_adapter_app(settings, adapter, http, poll=False)).start()
+        who = await hub.add_client(client_id="revoked-at-adapter", scopes="alerts:read")
+        token = await hub.access_token(who, scope="alerts:read", resource="adapter-cap-1")
+        client = GraphQLClient(server.url, token)
+        try:
+            assert "alerts" in await client.data(alerts)
+            response = await hub.http.post(
+                f"{hub.url}/oauth/revoke", data={"token": token}, auth=(who.client_id, who.secret)
+            )
+            assert response.status_code == 200
+            refusal, elapsed = await _refused_within(client, BOUND_S, alerts)
+            print(f"revocation reached the adapter service in {elapsed * 1000:.0f} ms")
+            assert refusal == {"code": "UNAUTHENTICATED", "reason": "TOKEN_REVOKED"}
+            metrics = (await client.http.get("/metrics")).text
+            assert "linli_revocations_age_seconds" in metrics
+        finally:
+            await client.aclose()
+            await asyncio.to_thread(server.stop)
 
 
 async def test_the_published_list_is_signed_and_follows_the_cursor(hub: RunningHub) -> None:
