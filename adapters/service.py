@@ -36,6 +36,7 @@ from policies import (
 )
 from policies.audit import AuditWriter
 from policies.enforce import PolicyEnforcer
+from policies.revocations import RevocationPoller, poll_revocations, revocation_poller
 from policies.source import SourceContext, create_source
 from policies.static import StaticTokenAuthenticator
 from schema import SCHEMA_VERSION
@@ -134,10 +135,13 @@ def adapter_well_known(
     )
 
 
-def _authenticator(settings: AdapterServiceSettings, http: httpx.AsyncClient) -> Authenticator:
+def _authenticator(
+    settings: AdapterServiceSettings, http: httpx.AsyncClient, poller: RevocationPoller | None
+) -> Authenticator:
     if settings.token_issuer and settings.jwks_url:
-        jwks = JwksCache(settings.jwks_url, http)
-        return BearerAuthenticator(TokenVerifier(settings.token_issuer, settings.audience, jwks))
+        jwks = poller.jwks if poller is not None else JwksCache(settings.jwks_url, http)
+        verifier = TokenVerifier(settings.token_issuer, settings.audience, jwks)
+        return BearerAuthenticator(verifier, poller.revocations if poller is not None else None)
     log.warning(
         "adapter %s accepts ONLY %d statically trusted caller(s): no token issuer is configured",
         settings.adapter_id,
@@ -183,7 +187,19 @@ def create_adapter_app(
     async def upstream_ready() -> dict[str, bool]:
         return {"upstream": status.health.value != "down"}
 
-    auth = authenticator or _authenticator(settings, http)
+    # A given authenticator (tests) brings its own checks; no poller then.
+    poller = (
+        revocation_poller(
+            issuer=settings.token_issuer,
+            jwks_url=settings.jwks_url,
+            url=settings.revocations_url,
+            interval_s=settings.revocation_poll_s,
+            http=http,
+        )
+        if authenticator is None
+        else None
+    )
+    auth = authenticator or _authenticator(settings, http, poller)
     enforcer = PolicyEnforcer.load(adapter_owner(settings), settings.policy_file)
     specs = {name: spec for name, spec in SPECS.items() if spec.field_name in adapter.capabilities}
 
@@ -211,9 +227,11 @@ def create_adapter_app(
         authenticator=auth,
         new_context=new_context,
         queries=adapter_queries(specs),
-        lifecycles=[http_client, polling],
+        lifecycles=[http_client, lambda: poll_revocations(poller), polling],
         extra_ready=upstream_ready,
     )
+    if poller is not None:
+        poller.register(app.state.metrics.registry)
     extra = adapter.router(db, settings)
     if extra is not None:
         app.include_router(extra)

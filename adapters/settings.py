@@ -33,6 +33,18 @@ class AdapterServiceSettings(ServiceSettings):
     policy_file: str | None = Field(None, description="The owner's Cedar policy file")
     token_issuer: str | None = Field(None, description="The hub's OAuth issuer (iss)")
     jwks_url: str | None = Field(None, description="The hub's JWKS URL")
+    revocations_url: str | None = Field(
+        None,
+        description="Where the token issuer publishes revoked tokens and disabled clients;"
+        " none: <token_issuer>/oauth/revocations",
+    )
+    revocation_poll_s: float = Field(
+        2.0,
+        gt=0,
+        le=3.0,
+        description="Seconds between polls of the revocation list (with the hub's refresh,"
+        " a revocation is refused here within 5 s)",
+    )
     token_audience: str | None = Field(
         None, description="aud of tokens meant for this service; default: the adapter id"
     )

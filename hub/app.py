@@ -98,6 +98,8 @@ def create_app(settings: HubSettings) -> Any:
         settings,
         authenticate=auth.authenticator.authenticate,
         ws_scopes=SUBSCRIBE_SCOPES,
+        still_valid=auth.authenticator.still_valid,
+        changed=auth.revocations.list.changed,
     )
     app.include_router(graphql, prefix="/graphql")
 

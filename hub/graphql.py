@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import strawberry
+from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -13,14 +17,22 @@ from hub.federation.resolvers import SourcesExtension, mutation_fields, query_fi
 from hub.governance import audit, emergency
 from hub.settings import HubSettings
 from policies.caller import Caller
+from policies.tokens import TokenError
 from schema.enums import OrgKind
 from schema.errors import LinliError
 from schema.runtime.graphql import LinliGraphQLRouter, build_schema, root_type
+from schema.runtime.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from hub.flags.component import HubFlags
 
-__all__ = ["ANONYMOUS", "HubGraphQLRouter", "hub_schema"]
+__all__ = ["ANONYMOUS", "TOKEN_ENDED_CLOSE_CODE", "HubGraphQLRouter", "hub_schema"]
+
+#: The WebSocket close code when the connection's token expires, is revoked or its client
+#: disabled; the close reason is the token error's reason (``TOKEN_EXPIRED`` ...).
+TOKEN_ENDED_CLOSE_CODE = 4401
+#: Seconds between checks of an open connection's token (changes wake it at once).
+_TOKEN_CHECK_S = 1.0
 
 ANONYMOUS = Caller(org="", org_kind=OrgKind.PUBLIC, scopes=frozenset(), client_id="", subject="")
 """The caller of a WebSocket connection until its ``connection_init`` authenticates it."""
@@ -46,7 +58,10 @@ class HubGraphQLRouter(LinliGraphQLRouter):
     """``/graphql``; a WebSocket (graphql-transport-ws) authenticates at ``connection_init``.
 
     The payload carries ``{"Authorization": "Bearer <token>"}``; a missing or bad
-    token, or one without any of ``ws_scopes``, closes the socket with 4403.
+    token, or one without any of ``ws_scopes``, closes the socket with 4403. Once
+    open, the connection is closed with ``TOKEN_ENDED_CLOSE_CODE`` (4401) when its
+    token expires, is revoked or its client is disabled: ``still_valid`` is checked
+    every second and whenever ``changed()`` is set.
     """
 
     def __init__(
@@ -57,6 +72,8 @@ class HubGraphQLRouter(LinliGraphQLRouter):
         *,
         authenticate: Callable[[str | None], Awaitable[Caller]],
         ws_scopes: frozenset[str],
+        still_valid: Callable[[Caller], None],
+        changed: Callable[[], asyncio.Event],
     ) -> None:
         super().__init__(
             schema,
@@ -66,6 +83,36 @@ class HubGraphQLRouter(LinliGraphQLRouter):
         )
         self.authenticate = authenticate
         self.ws_scopes = ws_scopes
+        self.still_valid = still_valid
+        self.changed = changed
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Serve the request; a WebSocket is watched for its token's end while it is open."""
+        if not isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        async with BackgroundTasks("graphql-ws token watch") as tasks:
+            tasks.start(self._close_when_token_ends(request, context))
+            return await super().run(request, context, root_value)
+
+    async def _close_when_token_ends(self, websocket: WebSocket, context: Any) -> None:
+        while True:
+            changed = self.changed()  # taken before the check, so no change is missed
+            caller = getattr(context, "caller", ANONYMOUS)
+            wait_s = _TOKEN_CHECK_S
+            if caller is not ANONYMOUS:
+                try:
+                    self.still_valid(caller)
+                except TokenError as refused:
+                    with contextlib.suppress(RuntimeError):  # the client left first
+                        await websocket.close(
+                            code=TOKEN_ENDED_CLOSE_CODE, reason=refused.extensions["reason"]
+                        )
+                    return
+                if caller.expires_at is not None:
+                    wait_s = max(0.0, min(wait_s, caller.expires_at - time.time()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await changed.wait()
 
     async def on_ws_connect(self, context: Any) -> UnsetType | dict[str, object] | None:
         params = context.connection_params if isinstance(context.connection_params, dict) else {}

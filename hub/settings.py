@@ -29,6 +29,13 @@ class HubSettings(ServiceSettings):
     key_refresh_s: float = Field(
         30.0, gt=0, le=600, description="How often each hub replica reloads its signing keys"
     )
+    revocation_refresh_s: float = Field(
+        1.0,
+        gt=0,
+        le=2.0,
+        description="How often each hub replica reloads revoked tokens and disabled clients"
+        " (its own token check and /oauth/revocations serve them from memory)",
+    )
     source_timeout_s: float = Field(2.0, gt=0, description="Timeout of one call to one source")
     deadline_s: float = Field(5.0, gt=0, description="Overall deadline of one federated query")
     sources_file: Path | None = Field(

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from node.auth import node_authenticator
+from node.auth import node_authenticator, node_revocation_poller
 from node.context import NodeContext
 from node.flags import create_flags
 from node.graphql import node_queries
@@ -19,6 +19,7 @@ from policies.audit import AuditWriter
 from policies.caller import Authenticator, Caller
 from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
+from policies.revocations import poll_revocations
 from policies.source import create_source
 from schema import SCHEMA_VERSION
 from schema.enums import OrgKind
@@ -66,7 +67,9 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     enforcer = PolicyEnforcer.load(node_owner(settings), settings.policy_file)
     db = Database(settings.database_url)
     http = httpx.AsyncClient()
-    auth = authenticator or node_authenticator(settings, http)
+    # A given authenticator (tests) brings its own checks; no poller then.
+    poller = node_revocation_poller(settings, http) if authenticator is None else None
+    auth = authenticator or node_authenticator(settings, http, poller)
     described = node_well_known(settings)
 
     @asynccontextmanager
@@ -105,8 +108,11 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         new_context=new_context,
         queries=node_queries(specs, flags.query_fields()),
         mutations=mutation_fields(specs),
-        lifecycles=[http_client, flags.lifecycle],  # the worker stops before the client closes
+        # Workers stop before the client closes.
+        lifecycles=[http_client, lambda: poll_revocations(poller), flags.lifecycle],
     )
+    if poller is not None:
+        poller.register(app.state.metrics.registry)
     flags.metrics.register(app.state.metrics.registry)
     app.state.flags = flags
     app.include_router(flags.router(auth.authenticate))

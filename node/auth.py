@@ -9,10 +9,16 @@ import httpx
 
 from node.settings import NodeSettings
 from policies.caller import Authenticator, Caller
+from policies.revocations import RevocationPoller, revocation_poller
 from policies.static import StaticTokenAuthenticator, bearer_token
 from policies.tokens import BearerAuthenticator, JwksCache, TokenError, TokenVerifier
 
-__all__ = ["NodeAuthenticator", "StaticTokenAuthenticator", "node_authenticator"]
+__all__ = [
+    "NodeAuthenticator",
+    "StaticTokenAuthenticator",
+    "node_authenticator",
+    "node_revocation_poller",
+]
 
 log = logging.getLogger("linli.node.auth")
 
@@ -45,8 +51,23 @@ class NodeAuthenticator:
         return await self.static.authenticate(authorization)
 
 
-def node_authenticator(settings: NodeSettings, http: httpx.AsyncClient) -> Authenticator:
-    """The authenticator the settings call for."""
+def node_revocation_poller(
+    settings: NodeSettings, http: httpx.AsyncClient
+) -> RevocationPoller | None:
+    """The poller of the hub's revocation list, if the node checks the hub's tokens."""
+    return revocation_poller(
+        issuer=settings.token_issuer,
+        jwks_url=settings.jwks_url,
+        url=settings.revocations_url,
+        interval_s=settings.revocation_poll_s,
+        http=http,
+    )
+
+
+def node_authenticator(
+    settings: NodeSettings, http: httpx.AsyncClient, poller: RevocationPoller | None = None
+) -> Authenticator:
+    """The authenticator the settings call for; ``poller``'s list refuses revoked tokens."""
     static = StaticTokenAuthenticator(settings.trusted_callers, district=settings.district)
     if settings.trusted_callers or not settings.verifies_tokens:
         log.warning(
@@ -60,6 +81,7 @@ def node_authenticator(settings: NodeSettings, http: httpx.AsyncClient) -> Authe
     verifier = TokenVerifier(
         settings.token_issuer,
         audience=settings.source_id,
-        jwks=JwksCache(settings.jwks_url, http),
+        jwks=poller.jwks if poller is not None else JwksCache(settings.jwks_url, http),
     )
-    return NodeAuthenticator(BearerAuthenticator(verifier), static if len(static) else None)
+    bearer = BearerAuthenticator(verifier, poller.revocations if poller is not None else None)
+    return NodeAuthenticator(bearer, static if len(static) else None)

@@ -31,6 +31,18 @@ class NodeSettings(ServiceSettings):
         None, description="Issuer (iss) of the hub's access tokens; tokens must name it"
     )
     jwks_url: str | None = Field(None, description="Where the issuer publishes its signing keys")
+    revocations_url: str | None = Field(
+        None,
+        description="Where the token issuer publishes revoked tokens and disabled clients;"
+        " none: <token_issuer>/oauth/revocations",
+    )
+    revocation_poll_s: float = Field(
+        2.0,
+        gt=0,
+        le=3.0,
+        description="Seconds between polls of the revocation list (with the hub's refresh,"
+        " a revocation is refused here within 5 s)",
+    )
     policy_file: Path | None = Field(
         None, description="The owner's Cedar policy file, added to the district baseline"
     )

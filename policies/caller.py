@@ -33,6 +33,7 @@ class Caller:
     actor: str | None = None  # the hub, when it calls on the caller's behalf (RFC 8693 ``act``)
     district: str | None = None  # county-level division code of the caller's organisation
     token_id: str | None = field(default=None, compare=False)
+    expires_at: float | None = field(default=None, compare=False)  # the token's ``exp``
 
     def has_scope(self, scope: str) -> bool:
         """Whether the token grants ``scope``."""

@@ -16,7 +16,12 @@ details carry a stable ``reason``:
         ├── TokenExpired            TOKEN_EXPIRED
         ├── TokenNotYetValid        TOKEN_NOT_YET_VALID
         ├── TokenClaimsInvalid      TOKEN_CLAIMS_INVALID
+        ├── TokenRevoked            TOKEN_REVOKED
+        ├── TokenClientDisabled     TOKEN_CLIENT_DISABLED
         └── JwksUnavailable         JWKS_UNAVAILABLE
+
+``TokenRevoked`` and ``TokenClientDisabled`` come from the hub's revocation
+list (``policies.revocations``), which a ``BearerAuthenticator`` may be given.
 
 Keys come only from the configured JWKS URL: the token's ``jku``, ``x5u``,
 ``jwk`` and ``x5c`` headers are never followed or trusted.
@@ -28,7 +33,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from joserfc import jws
@@ -45,9 +50,11 @@ __all__ = [
     "BearerAuthenticator",
     "JwksCache",
     "JwksUnavailable",
+    "Refusals",
     "TokenAlgNotAllowed",
     "TokenAudienceInvalid",
     "TokenClaimsInvalid",
+    "TokenClientDisabled",
     "TokenError",
     "TokenExpired",
     "TokenIssuerInvalid",
@@ -55,6 +62,7 @@ __all__ = [
     "TokenMalformed",
     "TokenMissing",
     "TokenNotYetValid",
+    "TokenRevoked",
     "TokenSignatureInvalid",
     "TokenTypInvalid",
     "TokenVerifier",
@@ -153,6 +161,18 @@ class TokenClaimsInvalid(TokenError):
     """A required claim is missing or has the wrong type or value."""
 
     reason = "TOKEN_CLAIMS_INVALID"
+
+
+class TokenRevoked(TokenError):
+    """The token's ``jti`` was revoked at the hub (RFC 7009)."""
+
+    reason = "TOKEN_REVOKED"
+
+
+class TokenClientDisabled(TokenError):
+    """The token's client has been disabled at the hub since the token was issued."""
+
+    reason = "TOKEN_CLIENT_DISABLED"
 
 
 class JwksUnavailable(TokenError):
@@ -375,14 +395,24 @@ def _caller(claims: Mapping[str, Any]) -> Caller:
         actor=actor,
         district=district,
         token_id=_string(claims, "jti"),
+        expires_at=_numeric_date(claims, "exp"),
     )
+
+
+class Refusals(Protocol):
+    """What a token check asks of a revocation list (``policies.revocations.RevocationList``)."""
+
+    def check(self, caller: Caller) -> None:
+        """Raise ``TokenRevoked`` or ``TokenClientDisabled`` if the caller's token is refused."""
+        ...
 
 
 class BearerAuthenticator:
     """The ``Authenticator`` for ``Authorization: Bearer <access token>``."""
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, revocations: Refusals | None = None) -> None:
         self.verifier = verifier
+        self.revocations = revocations
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller named by the bearer token, or raise a ``TokenError``."""
@@ -392,4 +422,7 @@ class BearerAuthenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise TokenMissing("Authorization is not a Bearer token")
-        return await self.verifier.verify(token)
+        caller = await self.verifier.verify(token)
+        if self.revocations is not None:
+            self.revocations.check(caller)
+        return caller

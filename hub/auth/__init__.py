@@ -17,6 +17,7 @@ from hub.auth.errors import (
     UnknownScope,
 )
 from hub.auth.keys import KeyRing, key_grace_s
+from hub.auth.revocations import HubRevocations
 from hub.auth.scopes import SCOPES, format_scopes, parse_scopes
 from hub.auth.tables import OAuthClient, RevokedToken, SigningKey
 from hub.auth.tokens import (
@@ -36,6 +37,7 @@ __all__ = [
     "ClientNotFound",
     "HubAuth",
     "HubAuthenticator",
+    "HubRevocations",
     "InvalidClientField",
     "IssuedToken",
     "KeyRing",

@@ -12,6 +12,7 @@ from fastapi import APIRouter
 
 from hub.auth.endpoints import auth_router
 from hub.auth.keys import KeyRing
+from hub.auth.revocations import HubRevocations
 from hub.auth.server import HubAuthorizationServer
 from hub.auth.tokens import (
     HubAuthenticator,
@@ -37,20 +38,22 @@ class HubAuth:
     issuer: TokenIssuer
     jwks: JwksCache
     authenticator: HubAuthenticator
+    revocations: HubRevocations
     server: HubAuthorizationServer
     router: APIRouter
     jwks_http: httpx.AsyncClient
 
     @asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
-        """Load the signing keys at start-up (creating the first one); close the in-memory JWKS."""
+        """Load the signing keys (creating the first one) and keep revocations fresh."""
         try:
             await self.keys.load()
         except Exception:
             # Not fatal: readiness reports the database, and keys load on first use.
             log.exception("could not load the hub's signing keys at start-up")
         try:
-            yield
+            async with self.revocations.lifecycle():
+                yield
         finally:
             await self.jwks_http.aclose()
 
@@ -62,12 +65,14 @@ def create_auth(settings: HubSettings, db: Database) -> HubAuth:
     jwks_http = httpx.AsyncClient(transport=jwks_transport(keys))
     jwks = own_jwks(settings, jwks_http)
     server = HubAuthorizationServer(settings, issuer)
+    revocations = HubRevocations(settings, db, keys)
     return HubAuth(
         keys=keys,
         issuer=issuer,
         jwks=jwks,
-        authenticator=hub_authenticator(settings, db, jwks),
+        authenticator=hub_authenticator(settings, jwks, revocations),
+        revocations=revocations,
         server=server,
-        router=auth_router(settings, db, keys, jwks, server),
+        router=auth_router(settings, db, keys, jwks, server, revocations),
         jwks_http=jwks_http,
     )

@@ -1,4 +1,8 @@
-"""The authorization server's HTTP endpoints: token, introspection, revocation, metadata, JWKS."""
+"""The authorization server's HTTP endpoints: token, introspection, revocation, metadata, JWKS.
+
+And ``GET /oauth/revocations``: the signed list of revoked tokens and disabled
+clients every source polls (``hub.auth.revocations``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from hub.auth import service
 from hub.auth.keys import KeyRing
+from hub.auth.revocations import HubRevocations
 from hub.auth.server import (
     INTROSPECTION_PATH,
     REVOCATION_PATH,
@@ -28,6 +33,7 @@ from hub.auth.server import (
 )
 from hub.auth.tokens import JWKS_PATH, verify_own_token
 from hub.settings import HubSettings
+from policies.revocations import REVOCATIONS_PATH
 from policies.tokens import JwksCache
 from schema.runtime.db import Database
 
@@ -75,7 +81,9 @@ class _Endpoints:
         keys: KeyRing,
         jwks: JwksCache,
         server: HubAuthorizationServer,
+        revocations: HubRevocations,
     ) -> None:
+        self.revocations = revocations
         self.settings = settings
         self.db = db
         self.keys = keys
@@ -160,6 +168,8 @@ class _Endpoints:
                     client_id=str(claims["client_id"]),
                     expires_at=_datetime(claims["exp"]),
                 )
+            # Refused here at once; other replicas and sources within the stated bound.
+            self.revocations.revoked(jti=str(claims["jti"]), expires_at=_datetime(claims["exp"]))
         return _response(result)
 
     async def metadata_document(self) -> JSONResponse:
@@ -193,13 +203,15 @@ def auth_router(
     keys: KeyRing,
     jwks: JwksCache,
     server: HubAuthorizationServer,
+    revocations: HubRevocations,
 ) -> APIRouter:
     """The router of the authorization server's endpoints."""
-    endpoints = _Endpoints(settings, db, keys, jwks, server)
+    endpoints = _Endpoints(settings, db, keys, jwks, server, revocations)
     router = APIRouter(tags=["oauth"])
     router.add_api_route(TOKEN_PATH, endpoints.token, methods=["POST"])
     router.add_api_route(INTROSPECTION_PATH, endpoints.introspect, methods=["POST"])
     router.add_api_route(REVOCATION_PATH, endpoints.revoke, methods=["POST"])
     router.add_api_route(METADATA_PATH, endpoints.metadata_document, methods=["GET"])
     router.add_api_route(JWKS_PATH, endpoints.jwks_document, methods=["GET"])
+    router.add_api_route(REVOCATIONS_PATH, revocations.endpoint, methods=["GET"])
     return router

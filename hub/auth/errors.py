@@ -13,7 +13,7 @@ hub's own caller check extend ``policies.tokens.TokenError`` with a ``reason``:
     │   └── ClientNotFound          NOT_FOUND
     └── Unauthenticated
         ├── ClientCredentialsInvalid  UNAUTHENTICATED  (CLI `linli token`)
-        └── TokenError
+        └── TokenError              (policies.tokens, re-exported here)
             ├── TokenRevoked        reason TOKEN_REVOKED
             └── TokenClientDisabled reason TOKEN_CLIENT_DISABLED
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.tokens import TokenError
+from policies.tokens import TokenClientDisabled, TokenRevoked
 from schema.errors import InvalidInput, LinliError, NotFound, Unauthenticated
 
 __all__ = [
@@ -72,15 +72,3 @@ class ClientNotFound(NotFound):
 
 class ClientCredentialsInvalid(Unauthenticated):
     """Unknown client, wrong secret, or a disabled client."""
-
-
-class TokenRevoked(TokenError):
-    """The token's ``jti`` was revoked (RFC 7009)."""
-
-    reason = "TOKEN_REVOKED"
-
-
-class TokenClientDisabled(TokenError):
-    """The token's client has been disabled (or removed) since it was issued."""
-
-    reason = "TOKEN_CLIENT_DISABLED"

@@ -25,11 +25,13 @@ __all__ = [
     "create_client",
     "create_signing_key",
     "disable_client",
+    "disabled_client_ids",
     "ensure_signing_key",
     "get_client",
     "hash_secret",
     "is_token_revoked",
     "list_clients",
+    "live_revocations",
     "published_keys",
     "record_revocation",
     "rotate_keys",
@@ -147,7 +149,7 @@ async def list_clients(session: AsyncSession) -> list[OAuthClient]:
 
 
 async def disable_client(session: AsyncSession, client_id: str) -> OAuthClient:
-    """Disable a client: it gets no new tokens and its live tokens stop working at the hub."""
+    """Disable a client: no new tokens; its live ones are refused everywhere within 5 s."""
     client = await session.get(OAuthClient, client_id)
     if client is None:
         raise ClientNotFound(f"no client {client_id!r}", client_id=client_id)
@@ -229,3 +231,22 @@ async def record_revocation(
 async def is_token_revoked(session: AsyncSession, jti: str) -> bool:
     """Whether the token id was revoked."""
     return await session.get(RevokedToken, jti) is not None
+
+
+async def live_revocations(
+    session: AsyncSession, *, revoked_since: datetime | None, expired_before: datetime
+) -> list[RevokedToken]:
+    """Revocations made since ``revoked_since`` (all without it) of tokens not yet expired."""
+    query = select(RevokedToken).where(col(RevokedToken.expires_at) > expired_before)
+    if revoked_since is not None:
+        query = query.where(col(RevokedToken.revoked_at) >= revoked_since)
+    rows = await session.execute(query)
+    return list(rows.scalars())
+
+
+async def disabled_client_ids(session: AsyncSession) -> list[str]:
+    """The ids of every disabled client."""
+    rows = await session.execute(
+        select(OAuthClient.client_id).where(col(OAuthClient.disabled).is_(True))
+    )
+    return list(rows.scalars())

@@ -13,15 +13,13 @@ import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
-from hub.auth import service
-from hub.auth.errors import TokenClientDisabled, TokenRevoked
 from hub.auth.keys import KeyRing
+from hub.auth.revocations import HubRevocations
 from hub.auth.scopes import format_scopes
 from hub.settings import HubSettings
 from policies.caller import Caller
 from policies.tokens import BearerAuthenticator, JwksCache, TokenError, TokenVerifier
 from schema.enums import OrgKind
-from schema.runtime.db import Database
 
 __all__ = [
     "HubAuthenticator",
@@ -188,28 +186,31 @@ async def verify_own_token(
 
 
 class HubAuthenticator:
-    """The hub's ``Authenticator``: its own tokens, for itself, not revoked, of a live client."""
+    """The hub's ``Authenticator``: its own tokens, for itself, not revoked, of a live client.
 
-    def __init__(self, verifier: TokenVerifier, db: Database) -> None:
+    Revocations and disabled clients are checked in memory (``HubRevocations``):
+    no database read per request.
+    """
+
+    def __init__(self, verifier: TokenVerifier, revocations: HubRevocations) -> None:
         self.verifier = verifier
-        self.db = db
+        self.revocations = revocations
         self._bearer = BearerAuthenticator(verifier)
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller, or raise a ``policies.tokens.TokenError``."""
         caller = await self._bearer.authenticate(authorization)
-        async with self.db.sessions() as session:
-            if caller.token_id is not None and await service.is_token_revoked(
-                session, caller.token_id
-            ):
-                raise TokenRevoked("token has been revoked")
-            client = await service.get_client(session, caller.client_id)
-            if client is None or client.disabled:
-                raise TokenClientDisabled("token's client is disabled")
+        await self.revocations.check(caller)
         return caller
 
+    def still_valid(self, caller: Caller) -> None:
+        """Raise a ``TokenError`` if the caller's token has since expired or been refused."""
+        self.revocations.still_valid(caller)
 
-def hub_authenticator(settings: HubSettings, db: Database, jwks: JwksCache) -> HubAuthenticator:
+
+def hub_authenticator(
+    settings: HubSettings, jwks: JwksCache, revocations: HubRevocations
+) -> HubAuthenticator:
     """The check of callers of the hub itself: ``aud`` = the hub's id, keys from memory."""
     verifier = TokenVerifier(settings.issuer, settings.hub_id, jwks, algorithms=("ES256",))
-    return HubAuthenticator(verifier, db)
+    return HubAuthenticator(verifier, revocations)

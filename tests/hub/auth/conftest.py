@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ import pytest
 from hub.app import MIGRATIONS, create_app
 from hub.auth import HubAuth, create_auth, service
 from hub.settings import HubSettings
-from policies.tokens import JwksCache, TokenVerifier
+from policies.tokens import JwksCache, TokenError, TokenVerifier
 from schema.enums import OrgKind
 from schema.runtime.db import Database
 from tests.conftest import DatabaseUnderTest, ServerThread, free_port, migrate
@@ -88,6 +89,18 @@ class RunningHub:
         return token
 
 
+async def refused_within(auth: HubAuth, token: str, bound_s: float) -> TokenError:
+    """The refusal of ``token`` by another replica's check, which must come within ``bound_s``."""
+    started = time.monotonic()
+    while True:
+        try:
+            await auth.authenticator.authenticate(f"Bearer {token}")
+        except TokenError as refused:
+            return refused
+        assert time.monotonic() - started < bound_s, f"still accepted after {bound_s} s"
+        await asyncio.sleep(0.02)
+
+
 def hub_settings(database_url: str, port: int) -> HubSettings:
     return HubSettings(
         database_url=database_url,
@@ -96,6 +109,7 @@ def hub_settings(database_url: str, port: int) -> HubSettings:
         issuer=f"http://127.0.0.1:{port}",
         access_token_ttl_s=TTL_S,
         key_refresh_s=0.2,  # so a rotation made elsewhere reaches the server at once
+        revocation_refresh_s=0.2,  # replicas (the tests' HubAuth is one) agree within 0.4 s
         log_json=False,
     )
 
