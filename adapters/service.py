@@ -14,6 +14,7 @@ disclosure in the adapter's own audit log.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -29,12 +30,10 @@ from adapters.store import MIGRATIONS, POLICY, SPECS, inactive_alert_ids
 from policies import (
     Authenticator,
     BearerAuthenticator,
-    Caller,
     JwksCache,
     Owner,
     TokenVerifier,
 )
-from policies.audit import AuditWriter
 from policies.enforce import PolicyEnforcer
 from policies.revocations import RevocationPoller, poll_revocations, revocation_poller
 from policies.source import SourceContext, create_source
@@ -203,20 +202,6 @@ def create_adapter_app(
     enforcer = PolicyEnforcer.load(adapter_owner(settings), settings.policy_file)
     specs = {name: spec for name, spec in SPECS.items() if spec.field_name in adapter.capabilities}
 
-    audit = AuditWriter(db, POLICY.audit_log)
-
-    def new_context(caller: Caller, purpose: str) -> AdapterContext:
-        return AdapterContext(
-            db=db,
-            caller=caller,
-            enforcer=enforcer,
-            tables=POLICY,
-            audit=audit,
-            cursor_secret=settings.cursor_secret.encode(),
-            purpose=purpose,
-            settings=settings,
-        )
-
     app = create_source(
         name="adapter",
         title=f"Linli adapter {settings.adapter_id} {settings.adapter_name}",
@@ -225,7 +210,9 @@ def create_adapter_app(
         migrations=MIGRATIONS,
         describe=lambda: adapter_well_known(settings, adapter, status),
         authenticator=auth,
-        new_context=new_context,
+        enforcer=enforcer,
+        tables=POLICY,
+        new_context=functools.partial(AdapterContext, settings=settings),
         queries=adapter_queries(specs),
         lifecycles=[http_client, lambda: poll_revocations(poller), polling],
         extra_ready=upstream_ready,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +16,7 @@ from node.flags import create_flags
 from node.graphql import node_queries
 from node.settings import NodeSettings, check_authentication
 from node.tables import FLAGS, POLICY, TABLES
-from policies.audit import AuditWriter
-from policies.caller import Authenticator, Caller
+from policies.caller import Authenticator
 from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
 from policies.revocations import poll_revocations
@@ -82,21 +82,6 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     specs = bind_specs(TABLES)
     flags = create_flags(settings, db, FLAGS, specs["RiskFlag"], http)
 
-    audit = AuditWriter(db, POLICY.audit_log)
-
-    def new_context(caller: Caller, purpose: str) -> NodeContext:
-        return NodeContext(
-            db=db,
-            caller=caller,
-            enforcer=enforcer,
-            tables=POLICY,
-            audit=audit,
-            cursor_secret=settings.cursor_secret.encode(),
-            purpose=purpose,
-            settings=settings,
-            record_hooks=flags.record_hooks,
-        )
-
     app = create_source(
         name="node",
         title=f"Linli node {settings.source_id} {settings.org_name}",
@@ -105,7 +90,11 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         migrations=MIGRATIONS,
         describe=lambda: described,
         authenticator=auth,
-        new_context=new_context,
+        enforcer=enforcer,
+        tables=POLICY,
+        new_context=functools.partial(
+            NodeContext, settings=settings, record_hooks=flags.record_hooks
+        ),
         queries=node_queries(specs, flags.query_fields()),
         mutations=mutation_fields(specs),
         # Workers stop before the client closes.

@@ -18,10 +18,16 @@ from typing import Annotated
 
 from fastapi import FastAPI, Header
 
-from policies.caller import Authenticator, Caller
-from policies.enforce import PURPOSE_HEADER, PolicyExtension, purpose_from_header
+from policies.audit import AuditWriter
+from policies.caller import Authenticator
+from policies.enforce import (
+    PURPOSE_HEADER,
+    PolicyEnforcer,
+    PolicyExtension,
+    purpose_from_header,
+)
 from policies.source import disclosures, emergency
-from policies.source.context import SourceContext
+from policies.source.context import PolicyTables, SourceContext
 from schema.runtime.db import Database
 from schema.runtime.graphql import build_schema, root_type
 from schema.runtime.service import Lifecycle, graphql_router, service_app
@@ -30,8 +36,8 @@ from schema.runtime.wellknown import WellKnown
 
 __all__ = ["ContextFactory", "create_source"]
 
-ContextFactory = Callable[[Caller, str], SourceContext]
-"""The request's context, from the authenticated caller and the stated purpose."""
+ContextFactory = Callable[..., SourceContext]
+"""A ``SourceContext`` subclass (or a partial of one) given the fields every source sets."""
 
 
 def create_source(
@@ -43,6 +49,8 @@ def create_source(
     migrations: Path,
     describe: Callable[[], WellKnown],
     authenticator: Authenticator,
+    enforcer: PolicyEnforcer,
+    tables: PolicyTables,
     new_context: ContextFactory,
     queries: Mapping[str, object],
     mutations: Mapping[str, object] | None = None,
@@ -61,12 +69,22 @@ def create_source(
         extra_ready=extra_ready,
     )
 
+    audit = AuditWriter(db, tables.audit_log)
+    cursor_secret = settings.cursor_secret.encode()
+
     async def context(
         authorization: Annotated[str | None, Header()] = None,
         purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
     ) -> SourceContext:
-        caller = await authenticator.authenticate(authorization)
-        return new_context(caller, purpose_from_header(purpose))
+        return new_context(
+            db=db,
+            caller=await authenticator.authenticate(authorization),
+            enforcer=enforcer,
+            tables=tables,
+            audit=audit,
+            cursor_secret=cursor_secret,
+            purpose=purpose_from_header(purpose),
+        )
 
     query = root_type(
         "Query", {**queries, **emergency.query_fields(), **disclosures.query_fields()}

@@ -36,7 +36,8 @@ async def _count(db: Database) -> int:
 
 
 def test_the_scope_list_is_the_designed_one() -> None:
-    assert set(SCOPES) == {
+    # The wire strings and their documented order (the ``scope`` claim is written in it).
+    assert list(SCOPES) == [
         "incidents:read",
         "resources:read",
         "shelters:read",
@@ -52,7 +53,7 @@ def test_the_scope_list_is_the_designed_one() -> None:
         "audit:read",
         "admin",
         "records:write",
-    }
+    ]
     assert parse_scopes("admin  pii:read") == {"admin", "pii:read"}
     assert format_scopes({"admin", "incidents:read"}) == "incidents:read admin"
     with pytest.raises(UnknownScope) as refused:
