@@ -2,50 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from policies.source.settings import SourceSettings
 from policies.static import TrustedCaller, is_placeholder
-from schema.geo import BBox
-from schema.runtime.settings import ServiceSettings
 
 __all__ = ["NodeSettings", "TrustedCaller", "check_authentication"]
 
 
-class NodeSettings(ServiceSettings):
+class NodeSettings(SourceSettings):
     """Who this node is and whom it trusts."""
 
     node_id: str | None = Field(None, description="Source id; defaults to org_code")
     org_code: str = Field("110105001001", description="Division code of the owning community")
     org_name: str = Field("示例社区 Example Community", description="Community name")
-    district: str = Field("110105", description="County-level GB/T 2260 code of the district")
     neighbours: list[str] = Field(default_factory=list, description="Division codes of neighbours")
-    bbox: BBox | None = Field(None, description="Area served: {west, south, east, north}")
-    trusted_callers: list[TrustedCaller] = Field(
-        default_factory=list,
-        description="Static bearer tokens and the callers they stand for (development only)",
-    )
-    token_issuer: str | None = Field(
-        None, description="Issuer (iss) of the hub's access tokens; tokens must name it"
-    )
-    jwks_url: str | None = Field(None, description="Where the issuer publishes its signing keys")
-    revocations_url: str | None = Field(
-        None,
-        description="Where the token issuer publishes revoked tokens and disabled clients;"
-        " none: <token_issuer>/oauth/revocations",
-    )
-    revocation_poll_s: float = Field(
-        2.0,
-        gt=0,
-        le=3.0,
-        description="Seconds between polls of the revocation list (with the hub's refresh,"
-        " a revocation is refused here within 5 s)",
-    )
-    policy_file: Path | None = Field(
-        None, description="The owner's Cedar policy file, added to the district baseline"
-    )
     # Risk flags to the district hub (node/flags)
     hub_url: str | None = Field(
         None,
