@@ -44,6 +44,26 @@ class HubSettings(ServiceSettings):
     breaker_threshold: int = Field(3, ge=1, description="Failures in a row that open a circuit")
     breaker_cooldown_s: float = Field(10.0, gt=0, description="Seconds an open circuit waits")
     health_interval_s: float = Field(10.0, gt=0, description="Seconds between source health checks")
+    max_query_cost: int = Field(
+        20_000,
+        ge=1,
+        description="Largest cost of one request: over its federated list fields (aliases and"
+        " fragments included), planned sources times page size; a costlier one is refused",
+    )
+    max_inflight_per_source: int = Field(
+        8,
+        ge=1,
+        description="Calls in flight to one source at once; the others wait, up to their deadline",
+    )
+    graphql_rate_per_client: int = Field(
+        20, ge=1, description="GraphQL requests per second one client (or address) may make"
+    )
+    token_failures_per_client: int = Field(
+        30, ge=1, description="Failed /oauth/token attempts per minute for one client id"
+    )
+    token_failures_per_address: int = Field(
+        10, ge=1, description="Failed /oauth/token attempts per minute from one remote address"
+    )
     # Risk flags (hub/flags)
     routing_file: Path | None = Field(
         None,
