@@ -7,6 +7,7 @@ clients every source polls (``hub.auth.revocations``).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from hub.auth.server import (
 )
 from hub.auth.tokens import JWKS_PATH, verify_own_token
 from hub.settings import HubSettings
+from hub.throttle import RATE_LIMITED, Throttle, per_minute
 from policies.revocations import REVOCATIONS_PATH
 from policies.tokens import JwksCache
 from schema.runtime.db import Database
@@ -90,6 +92,14 @@ class _Endpoints:
         self.jwks = jwks
         self.server = server
         self.metadata = server_metadata(settings)
+        # Failed client authentications at /oauth/token, per remote address and per client id:
+        # a throttled request is refused before its secret is checked (a deliberately slow KDF).
+        self.failures_by_address = Throttle.of(
+            per_minute(settings.token_failures_per_address), "token-address"
+        )
+        self.failures_by_client = Throttle.of(
+            per_minute(settings.token_failures_per_client), "token-client"
+        )
 
     def _uri(self, path: str) -> str:
         uri = self.settings.issuer.rstrip("/") + path
@@ -131,13 +141,28 @@ class _Endpoints:
         return PreparedRequest(self._uri(path), request.headers, form, clients=clients, token=token)
 
     async def token(self, request: Request) -> JSONResponse:
-        """RFC 6749 §4.4 client credentials; the token is an RFC 9068 JWT."""
+        """RFC 6749 §4.4 client credentials; the token is an RFC 9068 JWT.
+
+        After too many failed client authentications from one address, or for one
+        client id, further attempts are answered 429 ``slow_down`` with ``Retry-After``
+        until the window frees up, without checking the secret.
+        """
+        address = request.client.host if request.client else ""
+        if not self.failures_by_address.allows(address):
+            return _slow_down(self.failures_by_address, address, "from this address")
         prepared = await self._prepare(request, TOKEN_PATH, with_token=False)
         if isinstance(prepared, JSONResponse):
             return prepared
+        for client_id in sorted(prepared.clients):
+            if not self.failures_by_client.allows(client_id):
+                return _slow_down(self.failures_by_client, client_id, "for this client")
         await self.keys.refresh_if_stale()
         # In a worker thread: the secret check is a deliberately slow KDF.
         result = await asyncio.to_thread(self.server.create_token_response, prepared)
+        if _client_refused(result):
+            self.failures_by_address.hit(address)
+            for client_id in prepared.clients:
+                self.failures_by_client.hit(client_id)
         return _response(result)
 
     async def introspect(self, request: Request) -> JSONResponse:
@@ -180,6 +205,33 @@ class _Endpoints:
         """The public signing keys (active, and retired ones whose tokens may still be live)."""
         await self.keys.refresh_if_stale()
         return JSONResponse(self.keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+
+def _slow_down(throttle: Throttle, key: str, whom: str) -> JSONResponse:
+    retry_after = throttle.retry_after(key)
+    return JSONResponse(
+        {
+            "error": "slow_down",
+            "error_description": f"too many failed client authentications {whom};"
+            f" retry after {retry_after} s",
+            "code": RATE_LIMITED,
+        },
+        status_code=429,
+        headers={**dict(default_json_headers), "Retry-After": str(retry_after)},
+    )
+
+
+def _client_refused(result: tuple[int, Any, list[tuple[str, str]]] | None) -> bool:
+    """Whether the token endpoint refused the client's authentication (``invalid_client``)."""
+    if result is None:
+        return False
+    body = result[1]
+    if isinstance(body, str | bytes):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return False
+    return isinstance(body, dict) and body.get("error") == "invalid_client"
 
 
 def _datetime(value: Any) -> datetime:
