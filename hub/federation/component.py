@@ -60,5 +60,6 @@ def create_federation(
         relay_audit=relay_audit,
         timeout_s=settings.source_timeout_s,
         deadline_s=settings.deadline_s,
+        max_inflight_per_source=settings.max_inflight_per_source,
     )
     return HubFederation(client, registry, stale, executor)

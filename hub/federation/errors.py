@@ -5,6 +5,7 @@ stable ``code`` of the GraphQL error that names the source::
 
     SourceError               error        SOURCE_ERROR
      ├── SourceTimeout        timeout      SOURCE_TIMEOUT
+ │    └── CallerTimeout   timeout      SOURCE_TIMEOUT      (the caller's deadline, not the source)
      ├── SourceUnavailable    unavailable  SOURCE_UNAVAILABLE
      │    └── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
      ├── SourceDenied         denied       SOURCE_DENIED
@@ -18,6 +19,7 @@ from typing import ClassVar
 from hub.federation.reports import SourceStatus
 
 __all__ = [
+    "CallerTimeout",
     "CircuitOpen",
     "SourceDenied",
     "SourceError",
@@ -44,6 +46,10 @@ class SourceTimeout(SourceError):
 
     status = SourceStatus.TIMEOUT
     code = "SOURCE_TIMEOUT"
+
+
+class CallerTimeout(SourceTimeout):
+    """The caller's deadline passed before the call got its turn: no verdict on the source."""
 
 
 class SourceUnavailable(SourceError):

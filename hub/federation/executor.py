@@ -15,6 +15,7 @@ from hub.federation.client import SourceClient
 from hub.federation.codec import DecodeError, decode
 from hub.federation.cursor import CursorCodec, FederatedPosition
 from hub.federation.errors import (
+    CallerTimeout,
     CircuitOpen,
     SourceDenied,
     SourceError,
@@ -119,7 +120,13 @@ class _Answer:
 
 
 class Federation:
-    """The federation executor: plans a query, fans it out to the sources, merges the pages."""
+    """The federation executor: plans a query, fans it out to the sources, merges the pages.
+
+    At most ``max_inflight_per_source`` calls are in flight to one source; the others
+    wait for a slot. A call still waiting at its deadline, or cut short by it, ends as
+    the caller's timeout (``CallerTimeout``) and is no verdict on the source: one
+    caller's burst cannot open the circuit every caller shares.
+    """
 
     def __init__(
         self,
@@ -132,6 +139,7 @@ class Federation:
         relay_audit: RelayAudit,
         timeout_s: float,
         deadline_s: float,
+        max_inflight_per_source: int = 8,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -142,6 +150,8 @@ class Federation:
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
         self._tokens: dict[tuple[Any, ...], tuple[str, float]] = {}
+        self.max_inflight_per_source = max_inflight_per_source
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def _token(self, caller: Caller, source_id: str) -> str:
         # A minted token serves the same caller and source until shortly before it expires.
@@ -257,18 +267,54 @@ class Federation:
         purpose: str | None,
         field_name: str,
     ) -> dict[str, Any]:
-        """``data[field_name]`` of one call, through the source's breaker."""
+        """``data[field_name]`` of one call, through the source's slots and breaker."""
+        slots = self._slots.get(source.id)
+        if slots is None:
+            slots = self._slots[source.id] = asyncio.Semaphore(self.max_inflight_per_source)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await slots.acquire()
+        except TimeoutError:
+            raise CallerTimeout(
+                f"the deadline passed while waiting for one of the"
+                f" {self.max_inflight_per_source} call slots of the source"
+            ) from None
+        try:
+            return await self._ask_now(
+                source, caller, document, variables, deadline, purpose, field_name
+            )
+        finally:
+            slots.release()
+
+    async def _ask_now(
+        self,
+        source: Source,
+        caller: Caller,
+        document: str,
+        variables: dict[str, Any],
+        deadline: float,
+        purpose: str | None,
+        field_name: str,
+    ) -> dict[str, Any]:
+        budget = min(self.timeout_s, deadline - time.monotonic())
+        if budget <= 0:
+            raise CallerTimeout("the overall deadline had passed")
         if not source.breaker.allow():
             raise CircuitOpen("circuit open after repeated failures")  # not a failure: refused
         try:
-            budget = min(self.timeout_s, deadline - time.monotonic())
-            if budget <= 0:
-                raise SourceTimeout("the overall deadline had passed")
             token = await self._token(caller, source.id)
             body = await self.client.graphql(
                 source.url, document, variables, token=token, timeout_s=budget, purpose=purpose
             )
             payload = _field(body, field_name)
+        except SourceTimeout:
+            if budget < self.timeout_s:  # cut short by the caller's deadline: no verdict
+                source.breaker.abandoned()
+                raise CallerTimeout(
+                    f"no answer within the {budget:.2f} s left of the caller's deadline"
+                ) from None
+            source.breaker.failed()
+            raise
         except SourceError as exc:
             if exc.status in _ANSWERED:
                 source.breaker.succeeded()  # the source answered; it is healthy

@@ -28,7 +28,7 @@ EPOCH = datetime(2026, 7, 1, tzinfo=UTC)
 class FakeSource:
     source_id: str
     count: int = 5
-    behaviour: str = "ok"  # ok | hang | slow | invalid_json | graphql_error | huge | wrong_type | redirect | http500
+    behaviour: str = "ok"  # ok | hang | slow | queue | invalid_json | graphql_error | huge | wrong_type | redirect | http500
     schema_version: str = SCHEMA_VERSION
     bbox: dict[str, float] | None = None
     delay_s: float = 0.3
@@ -37,6 +37,9 @@ class FakeSource:
     tokens: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     described: dict[str, Any] | None = None  # serve this well-known document instead
+    most_in_flight: int = 0  # the most GraphQL requests it held at once
+    _in_flight: int = 0
+    _worker: asyncio.Lock = field(default_factory=asyncio.Lock)  # "queue": one at a time
 
     def __post_init__(self) -> None:
         if not self.records:
@@ -84,6 +87,14 @@ class FakeSource:
         )
 
     async def graphql(self, request: Request) -> Response:
+        self._in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            return await self._graphql(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _graphql(self, request: Request) -> Response:
         self.calls += 1
         self.tokens.append(request.headers.get("authorization", ""))
         body = await request.json()
@@ -92,6 +103,9 @@ class FakeSource:
             await asyncio.sleep(self.hang_s)
         if behaviour == "slow":
             await asyncio.sleep(self.delay_s)
+        if behaviour == "queue":  # a single worker: overload makes every caller wait
+            async with self._worker:
+                await asyncio.sleep(self.delay_s)
         if behaviour == "invalid_json":
             return Response(b"{not json", media_type="application/json")
         if behaviour == "http500":
