@@ -9,13 +9,17 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import strawberry
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from hub.federation.cost import CostBudget
 from hub.federation.resolvers import SourcesExtension, mutation_fields, query_fields
 from hub.governance import audit, emergency
 from hub.settings import HubSettings
+from hub.throttle import RATE_LIMITED, Throttle, per_second
 from policies.caller import Caller
 from policies.tokens import TokenError
 from schema.enums import OrgKind
@@ -50,7 +54,7 @@ def hub_schema(settings: HubSettings, flags: HubFlags) -> strawberry.Schema:
         ),
         subscription=root_type("Subscription", flags.subscription_fields()),
         settings=settings,
-        extensions=[SourcesExtension],
+        extensions=[SourcesExtension, CostBudget.limited_to(settings.max_query_cost)],
     )
 
 
@@ -62,6 +66,10 @@ class HubGraphQLRouter(LinliGraphQLRouter):
     open, the connection is closed with ``TOKEN_ENDED_CLOSE_CODE`` (4401) when its
     token expires, is revoked or its client is disabled: ``still_valid`` is checked
     every second and whenever ``changed()`` is set.
+
+    Each client (by client id; without a token, by remote address) may make
+    ``graphql_rate_per_client`` HTTP requests a second; more are answered 429 with
+    ``Retry-After`` and the code ``RATE_LIMITED``, before anything is executed.
     """
 
     def __init__(
@@ -85,14 +93,36 @@ class HubGraphQLRouter(LinliGraphQLRouter):
         self.ws_scopes = ws_scopes
         self.still_valid = still_valid
         self.changed = changed
+        self.throttle = Throttle.of(per_second(settings.graphql_rate_per_client), "graphql")
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Serve the request; a WebSocket is watched for its token's end while it is open."""
         if not isinstance(request, WebSocket):
+            if (refused := self._over_rate(request, context)) is not None:
+                return refused
             return await super().run(request, context, root_value)
         async with BackgroundTasks("graphql-ws token watch") as tasks:
             tasks.start(self._close_when_token_ends(request, context))
             return await super().run(request, context, root_value)
+
+    def _over_rate(self, request: Request, context: Any) -> JSONResponse | None:
+        caller = getattr(context, "caller", ANONYMOUS)
+        if caller.client_id:
+            key = f"client:{caller.client_id}"
+        else:
+            key = f"address:{request.client.host if request.client else ''}"
+        if self.throttle.hit(key):
+            return None
+        retry_after = self.throttle.retry_after(key)
+        message = (
+            f"more than {self.throttle.limit.amount} GraphQL requests a second;"
+            f" retry after {retry_after} s"
+        )
+        return JSONResponse(
+            {"data": None, "errors": [{"message": message, "extensions": {"code": RATE_LIMITED}}]},
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
 
     async def _close_when_token_ends(self, websocket: WebSocket, context: Any) -> None:
         while True:
