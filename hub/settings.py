@@ -56,7 +56,7 @@ class HubSettings(ServiceSettings):
         description="Calls in flight to one source at once; the others wait, up to their deadline",
     )
     graphql_rate_per_client: int = Field(
-        20, ge=1, description="GraphQL requests per second one client (or address) may make"
+        100, ge=1, description="GraphQL requests per second one client (or address) may make"
     )
     token_failures_per_client: int = Field(
         30, ge=1, description="Failed /oauth/token attempts per minute for one client id"

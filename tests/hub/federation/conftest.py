@@ -93,6 +93,8 @@ def hub_settings(
         sources_file=sources_file,
         source_timeout_s=overrides.pop("source_timeout_s", 5.0),
         deadline_s=overrides.pop("deadline_s", 10.0),
+        # Property tests page as fast as the hub answers; throttling has its own tests.
+        graphql_rate_per_client=overrides.pop("graphql_rate_per_client", 10_000),
         health_interval_s=overrides.pop("health_interval_s", 0.5),
         **overrides,
     )
