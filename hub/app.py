@@ -47,7 +47,12 @@ def create_app(settings: HubSettings) -> Any:
     """The hub's ASGI app."""
     described = hub_well_known(settings)
     db = Database(settings.database_url)
-    auth = create_auth(settings, db)
+
+    def known_source(audience: str) -> bool:
+        # Bound late: the token endpoint answers only once the app (and its federation) runs.
+        return audience in federation.registry.sources
+
+    auth = create_auth(settings, db, known_source=known_source)
 
     async def mint(caller: Caller, audience: str) -> str:
         return await auth.issuer.mint_for_source(caller, audience)
