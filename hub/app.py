@@ -15,9 +15,10 @@ from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
-from hub.governance.audit import RelayLog
+from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.settings import HubSettings
+from policies.audit import AuditEntry
 from policies.caller import Caller
 from schema import SCHEMA_VERSION
 from schema.runtime.db import Database
@@ -47,12 +48,20 @@ def create_app(settings: HubSettings) -> Any:
     """The hub's ASGI app."""
     described = hub_well_known(settings)
     db = Database(settings.database_url)
-    auth = create_auth(settings, db)
+
+    def known_source(audience: str) -> bool:
+        # Bound late: the token endpoint answers only once the app (and its federation) runs.
+        return audience in federation.registry.sources
+
+    auth = create_auth(settings, db, known_source=known_source)
 
     async def mint(caller: Caller, audience: str) -> str:
         return await auth.issuer.mint_for_source(caller, audience)
 
-    federation = create_federation(settings, db, mint, RelayLog(db))
+    async def source_audit(entry: AuditEntry) -> None:
+        await record(db, [entry])
+
+    federation = create_federation(settings, db, mint, RelayLog(db), source_audit)
 
     def node_url(source_id: str) -> str | None:
         source = federation.registry.sources.get(source_id)

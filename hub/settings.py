@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from schema.runtime.outbound import OutboundPolicy
 from schema.runtime.settings import ServiceSettings
 
 __all__ = ["HubSettings"]
@@ -40,6 +41,12 @@ class HubSettings(ServiceSettings):
     deadline_s: float = Field(5.0, gt=0, description="Overall deadline of one federated query")
     sources_file: Path | None = Field(
         None, description="TOML file of sources: [[sources]] id = ..., url = ..."
+    )
+    allowed_outbound_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts sources and webhooks may be at (names, *.suffix, CIDR; JSON list);"
+        " empty: any public host. Production refuses loopback, link-local and private"
+        " addresses unless listed",
     )
     breaker_threshold: int = Field(3, ge=1, description="Failures in a row that open a circuit")
     breaker_cooldown_s: float = Field(10.0, gt=0, description="Seconds an open circuit waits")
@@ -106,3 +113,7 @@ class HubSettings(ServiceSettings):
     external_poll_s: float = Field(
         60.0, gt=0, description="Seconds between reads of a filed flag's Open311 status"
     )
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """The check every URL the hub is asked to call (sources, webhooks) must pass."""
+        return OutboundPolicy(self.allowed_outbound_hosts, allow_internal=not self.production)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -58,13 +58,19 @@ class HubAuth:
             await self.jwks_http.aclose()
 
 
-def create_auth(settings: HubSettings, db: Database) -> HubAuth:
-    """The authorization server's objects over the hub database."""
+def _no_source(audience: str) -> bool:
+    return False
+
+
+def create_auth(
+    settings: HubSettings, db: Database, *, known_source: Callable[[str], bool] = _no_source
+) -> HubAuth:
+    """The authorization server's objects; tokens are for the hub or a ``known_source``."""
     keys = KeyRing(db, settings)
     issuer = TokenIssuer(settings, keys)
     jwks_http = httpx.AsyncClient(transport=jwks_transport(keys))
     jwks = own_jwks(settings, jwks_http)
-    server = HubAuthorizationServer(settings, issuer)
+    server = HubAuthorizationServer(settings, issuer, known_source)
     revocations = HubRevocations(settings, db, keys)
     return HubAuth(
         keys=keys,

@@ -10,7 +10,7 @@ decided (a revocation) in the request's transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,7 +206,7 @@ class HubClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
             org_kind=client.org_kind,
             district=client.district,
             scopes=requested or client.scopes,  # RFC 6749 §3.3: the default is all it may have
-            audience=_audience(self.request.form),
+            audience=self._target(),
         )
         body = {
             "access_token": issued.access_token,
@@ -215,6 +215,16 @@ class HubClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
             "scope": issued.scope,
         }
         return 200, body, list(self.TOKEN_RESPONSE_HEADER)
+
+    def _target(self) -> str | None:
+        """The requested audience, if it names this hub or a source it federates (RFC 8707)."""
+        audience = _audience(self.request.form)
+        server: HubAuthorizationServer = self.server
+        if audience is None or audience == server.settings.hub_id:
+            return audience
+        if not server.known_source(audience):
+            raise InvalidTargetError(f"{audience} is neither this hub nor a source it federates")
+        return audience
 
 
 def _audience(form: Mapping[str, str]) -> str | None:
@@ -295,10 +305,13 @@ Response = tuple[int, Any, list[tuple[str, str]]]
 class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """The hub's authorization server: client credentials, introspection, revocation."""
 
-    def __init__(self, settings: HubSettings, issuer: TokenIssuer) -> None:
+    def __init__(
+        self, settings: HubSettings, issuer: TokenIssuer, known_source: Callable[[str], bool]
+    ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         self.settings = settings
         self.issuer = issuer
+        self.known_source = known_source
         self.register_grant(HubClientCredentialsGrant)
         self.register_endpoint(HubIntrospectionEndpoint)
         self.register_endpoint(HubRevocationEndpoint)

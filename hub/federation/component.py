@@ -10,7 +10,7 @@ from hub.federation.breaker import Breaker
 from hub.federation.client import SourceClient
 from hub.federation.cursor import CursorCodec
 from hub.federation.executor import Federation, RelayAudit, TokenMinter
-from hub.federation.registry import Registry
+from hub.federation.registry import Registry, SourceAudit
 from hub.federation.stale import StaleStore
 from hub.settings import HubSettings
 from schema.runtime.db import Database
@@ -38,9 +38,16 @@ class HubFederation:
 
 
 def create_federation(
-    settings: HubSettings, db: Database, mint: TokenMinter, relay_audit: RelayAudit
+    settings: HubSettings,
+    db: Database,
+    mint: TokenMinter,
+    relay_audit: RelayAudit,
+    source_audit: SourceAudit,
 ) -> HubFederation:
-    """The federation's objects for one hub process; ``relay_audit`` logs what it passes on."""
+    """The federation's objects for one hub process.
+
+    ``relay_audit`` logs what it passes on, ``source_audit`` changes of a source's URL.
+    """
     client = SourceClient()
     registry = Registry(
         db,
@@ -49,6 +56,8 @@ def create_federation(
         check_interval_s=settings.health_interval_s,
         timeout_s=settings.source_timeout_s,
         breaker=lambda: Breaker(settings.breaker_threshold, settings.breaker_cooldown_s),
+        outbound=settings.outbound_policy(),
+        audit=source_audit,
     )
     stale = StaleStore(db)
     executor = Federation(

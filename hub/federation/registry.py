@@ -8,7 +8,7 @@ import enum
 import logging
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,8 @@ from hub.federation.breaker import Breaker
 from hub.federation.client import SourceClient
 from hub.federation.errors import SourceError
 from hub.federation.tables import SourceRow
+from policies.audit import AuditEntry
+from policies.caller import Caller
 from schema import SCHEMA_VERSION
 from schema.api.types import Organisation
 from schema.enums import OrgKind
@@ -28,12 +30,22 @@ from schema.errors import InvalidInput, NotFound
 from schema.geo import BBox
 from schema.records import OrganisationPublic
 from schema.runtime.db import Database
+from schema.runtime.outbound import URL_NOT_ALLOWED, OutboundPolicy, UrlNotAllowed
 from schema.runtime.wellknown import WellKnown, describe_error
 from schema.storage import utcnow
 
-__all__ = ["Registry", "Source", "SourceHealth", "organisations"]
+__all__ = ["SOURCE_EXISTS", "Registry", "Source", "SourceAudit", "SourceHealth", "organisations"]
 
 log = logging.getLogger("linli.hub.sources")
+
+SOURCE_EXISTS = "SOURCE_EXISTS"
+
+SourceAudit = Callable[[AuditEntry], Awaitable[None]]
+"""Appends one entry to the hub's audit log (wired in ``hub/app.py``; governance owns the log)."""
+
+
+async def _no_audit(entry: AuditEntry) -> None:
+    log.warning("source change not audited: %s %s", entry.action, entry.owner)
 
 
 class SourceHealth(enum.StrEnum):
@@ -108,8 +120,12 @@ class Registry:
         check_interval_s: float = 10.0,
         timeout_s: float = 2.0,
         breaker: Callable[[], Breaker] = Breaker,
+        outbound: OutboundPolicy | None = None,
+        audit: SourceAudit = _no_audit,
     ) -> None:
         self.new_breaker = breaker
+        self.outbound = outbound or OutboundPolicy(allow_internal=False)
+        self.audit = audit
         self.db = db
         self.client = client
         self.config_file = config_file
@@ -129,10 +145,17 @@ class Registry:
                     capabilities=list(row.capabilities), schema_version=row.schema_version,
                     origin=row.origin, breaker=self.new_breaker(),
                 )  # fmt: skip
-        for entry in self._config_entries():
-            await self.add(entry["id"], entry["url"], origin="config", check=False)
+        for source in list(self.sources.values()):
+            try:
+                await self.outbound.check(source.url)
+            except UrlNotAllowed as exc:
+                # Stored before URLs were checked: not called, and kept out until replaced.
+                log.error("source %s not federated: %s", source.id, exc.message)
+                del self.sources[source.id]
+        for entry in await self._config_entries():
+            await self._put(entry["id"], entry["url"], origin="config", check=False)
 
-    def _config_entries(self) -> list[dict[str, str]]:
+    async def _config_entries(self) -> list[dict[str, str]]:
         if self.config_file is None:
             return []
         document = tomllib.loads(self.config_file.read_text("utf-8"))
@@ -140,19 +163,51 @@ class Registry:
         for item in document.get("sources", []):
             if not isinstance(item, dict) or "id" not in item or "url" not in item:
                 raise ValueError(f"{self.config_file}: every [[sources]] needs id and url")
-            entries.append({"id": str(item["id"]), "url": str(item["url"]).rstrip("/")})
+            try:
+                url = await self.outbound.check(str(item["url"]))
+            except UrlNotAllowed as exc:
+                raise ValueError(
+                    f"{self.config_file}: source {item['id']}: {URL_NOT_ALLOWED}: {exc.message}"
+                ) from None
+            entries.append({"id": str(item["id"]), "url": url})
         return entries
 
     async def add(
         self, source_id: str, url: str, *, origin: str = "admin", check: bool = True
     ) -> Source:
-        """Register (or re-point) a source and persist it."""
-        if not url.startswith(("http://", "https://")):
-            raise InvalidInput("a source URL must be http(s)", code="INVALID_URL", field="url")
+        """Register a new source and persist it; an existing id is refused (``SOURCE_EXISTS``)."""
+        url = await self.outbound.check(url)
+        if source_id in self.sources:
+            raise InvalidInput(
+                f"a source {source_id} exists; replaceSourceUrl changes its URL",
+                code=SOURCE_EXISTS,
+                field="id",
+            )
+        return await self._put(source_id, url, origin=origin, check=check)
+
+    async def replace_url(self, source_id: str, url: str, *, caller: Caller) -> Source:
+        """Point an existing source at another URL; audited, since its tokens follow the URL."""
+        url = await self.outbound.check(url)
+        source = self.sources.get(source_id)
+        if source is None:
+            raise NotFound(f"no source {source_id}")
+        await self.audit(
+            AuditEntry(
+                action="replace_source_url",
+                owner=source_id,
+                caller=caller,
+                decision={"from": source.url, "to": url},
+            )
+        )
+        source.health, source.last_error = SourceHealth.UNKNOWN, None
+        source.breaker = self.new_breaker()
+        return await self._put(source_id, url, origin="admin", check=True)
+
+    async def _put(self, source_id: str, url: str, *, origin: str, check: bool) -> Source:
         source = self.sources.get(source_id) or Source(
             id=source_id, url=url, origin=origin, breaker=self.new_breaker()
         )
-        source.url = url.rstrip("/")
+        source.url, source.origin = url, origin
         self.sources[source_id] = source
         if check:
             await self.check(source)

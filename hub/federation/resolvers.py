@@ -16,8 +16,10 @@ from hub.federation.context import HubContext
 from hub.federation.executor import PageRequest, SourceFailed
 from hub.federation.registry import organisations
 from hub.federation.selection import ENVELOPE, node_selection, print_selection
+from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
 from schema.api.types import Organisation
+from schema.enums import OrgKind
 from schema.errors import Forbidden, InvalidInput
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.scopes import Scope
@@ -107,7 +109,7 @@ _node.__annotations__["return"] = Record | None
 @strawberry.type(description="A source the hub federates, and how it is doing")
 class SourceInfo:
     id: str
-    url: str
+    url: str | None = strawberry.field(description="Departments and admins only; else null")
     name: str
     kind: str
     status: str = strawberry.field(description="unknown, ok, down or incompatible")
@@ -115,16 +117,24 @@ class SourceInfo:
     latency_ms: float | None
     schema_version: str | None
     capabilities: list[str]
-    circuit: str = strawberry.field(description="closed, open or half_open")
-    last_error: str | None
+    circuit: str | None = strawberry.field(
+        description="closed, open or half_open; departments and admins only, else null"
+    )
+    last_error: str | None = strawberry.field(description="Departments and admins only; else null")
+
+
+def _sees_source_details(caller: Caller) -> bool:
+    # URLs, errors and circuits map the hub's network: not for public or community callers.
+    return caller.org_kind is OrgKind.DEPARTMENT or caller.has_scope(ADMIN_SCOPE)
 
 
 async def _sources(info: Info[HubContext, None]) -> list[SourceInfo]:
     registry = info.context.federation.registry
+    details = _sees_source_details(info.context.caller)
     return [
         SourceInfo(
             id=s.id,
-            url=s.url,
+            url=s.url if details else None,
             name=s.name,
             kind=s.kind,
             status=s.health.value,
@@ -132,8 +142,8 @@ async def _sources(info: Info[HubContext, None]) -> list[SourceInfo]:
             latency_ms=s.latency_ms,
             schema_version=s.schema_version,
             capabilities=s.capabilities,
-            circuit=s.breaker.state.value,
-            last_error=s.last_error,
+            circuit=s.breaker.state.value if details else None,
+            last_error=s.last_error if details else None,
         )
         for s in sorted(registry.sources.values(), key=lambda s: s.id)
     ]
@@ -161,6 +171,13 @@ async def _add_source(info: Info[HubContext, None], id: str, url: str) -> Source
     return next(s for s in await _sources(info) if s.id == id)
 
 
+async def _replace_source_url(info: Info[HubContext, None], id: str, url: str) -> SourceInfo:
+    context = info.context
+    caller = context.require_scope(ADMIN_SCOPE)
+    await context.federation.registry.replace_url(id, url, caller=caller)
+    return next(s for s in await _sources(info) if s.id == id)
+
+
 async def _remove_source(info: Info[HubContext, None], id: str) -> bool:
     info.context.require_scope(ADMIN_SCOPE)
     await info.context.federation.registry.remove(id)
@@ -171,7 +188,12 @@ def mutation_fields() -> dict[str, Any]:
     """Registry administration (scope ``admin``)."""
     return {
         "add_source": strawberry.mutation(
-            resolver=_add_source, description="Register a source by id and URL (scope admin)"
+            resolver=_add_source,
+            description="Register a new source by id and URL (scope admin; SOURCE_EXISTS if known)",
+        ),
+        "replace_source_url": strawberry.mutation(
+            resolver=_replace_source_url,
+            description="Point an existing source at another URL (scope admin; audited)",
         ),
         "remove_source": strawberry.mutation(
             resolver=_remove_source, description="Stop federating a source (scope admin)"

@@ -397,7 +397,11 @@ def mutation_fields(flags: FlagWorkflow) -> dict[str, Any]:
     async def register_webhook(info: Info[HubContext, None], url: str) -> WebhookRegistration:
         async with flags.db.transaction() as session:
             row, secret = await webhooks.register_webhook(
-                session, info.context.caller, url, now=utcnow()
+                session,
+                info.context.caller,
+                url,
+                now=utcnow(),
+                outbound=flags.settings.outbound_policy(),
             )
         return WebhookRegistration(webhook=Webhook.of(row), secret=secret)
 

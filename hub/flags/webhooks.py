@@ -46,8 +46,9 @@ from hub.flags.tables import (
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
 from schema.enums import OrgKind
-from schema.errors import Forbidden, InvalidInput, NotFound
+from schema.errors import Forbidden, NotFound
 from schema.runtime.db import Database
+from schema.runtime.outbound import OutboundPolicy
 from schema.runtime.retry import backoff_s
 from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
@@ -88,16 +89,12 @@ def _department(caller: Caller) -> str:
 
 
 async def register_webhook(
-    session: AsyncSession, caller: Caller, url: str, *, now: datetime
+    session: AsyncSession, caller: Caller, url: str, *, now: datetime, outbound: OutboundPolicy
 ) -> tuple[WebhookRow, str]:
     """Register the department's endpoint; returns it and its secret (shown once). Flushes."""
     department = _department(caller)
-    if not url.startswith(("http://", "https://")) or len(url) > 2000:
-        raise InvalidInput(
-            "a webhook URL must be http(s) and at most 2000 characters",
-            code="INVALID_URL",
-            field="url",
-        )
+    # Before any statement: a name's resolution holds no database lock.
+    await outbound.check(url)
     secret = new_secret()
     row = WebhookRow(
         id=f"wh_{uuid.uuid4().hex}",

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -101,9 +102,24 @@ async def refused_within(auth: HubAuth, token: str, bound_s: float) -> TokenErro
         await asyncio.sleep(0.02)
 
 
-def hub_settings(database_url: str, port: int) -> HubSettings:
+# The targets the token endpoint issues tokens for, besides the hub: its registered sources.
+# Nothing listens there; a source that is down is still a source.
+SOURCE_IDS = (COMMUNITY, NODE_A, NODE_B, "adapter-cap-1")
+
+
+def sources_file(folder: Path) -> Path:
+    path = folder / "sources.toml"
+    path.write_text(
+        "".join(f'[[sources]]\nid = "{s}"\nurl = "http://127.0.0.1:9"\n' for s in SOURCE_IDS),
+        "utf-8",
+    )
+    return path
+
+
+def hub_settings(database_url: str, port: int, sources: Path | None = None) -> HubSettings:
     return HubSettings(
         database_url=database_url,
+        sources_file=sources,
         hub_id=HUB_ID,
         district=DISTRICT,
         issuer=f"http://127.0.0.1:{port}",
@@ -115,10 +131,12 @@ def hub_settings(database_url: str, port: int) -> HubSettings:
 
 
 @pytest.fixture(scope="module")
-async def hub(database: DatabaseUnderTest) -> AsyncIterator[RunningHub]:
+async def hub(
+    database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningHub]:
     await migrate(MIGRATIONS, database.url)
     port = free_port()
-    settings = hub_settings(database.url, port)
+    settings = hub_settings(database.url, port, sources_file(tmp_path_factory.mktemp("hub")))
     server = ServerThread(create_app(settings), port).start()
     db = Database(database.url)
     auth = create_auth(settings, db)

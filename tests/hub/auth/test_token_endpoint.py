@@ -20,6 +20,7 @@ from tests.hub.auth.conftest import (
     DISTRICT,
     HUB_ID,
     NODE_A,
+    SOURCE_IDS,
     TTL_S,
     Credentials,
     RunningHub,
@@ -125,6 +126,23 @@ async def test_different_resource_and_audience_is_invalid_target(hub: RunningHub
     response = await hub.token(hub.staff, resource=NODE_A, audience="urn:linli:node:other")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_target"
+
+
+@pytest.mark.parametrize("parameter", ["resource", "audience"])
+@pytest.mark.parametrize("target", ["urn:linli:node:unregistered", "110105001999", "https://x"])
+async def test_a_target_that_is_neither_the_hub_nor_a_source_is_invalid_target(
+    hub: RunningHub, parameter: str, target: str
+) -> None:
+    response = await hub.token(hub.staff, **{parameter: target})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_target"
+    assert "access_token" not in response.json()
+
+
+async def test_the_hub_and_every_registered_source_are_targets(hub: RunningHub) -> None:
+    for target in (HUB_ID, *SOURCE_IDS):
+        token = await hub.access_token(hub.staff, resource=target)
+        assert _pyjwt_claims(hub, token, target)["aud"] == target
 
 
 async def test_wrong_secret_is_invalid_client_401(hub: RunningHub) -> None:

@@ -87,7 +87,29 @@ async def test_events_arrive_signed_and_only_for_the_department(
     ] == [("flag.routed", "delivered", 1, 200)]
     community = await hub.graphql(await hub.community_token())
     assert await community.error_code(REGISTER, {"url": "https://example.org/x"}) == "FORBIDDEN"
-    assert await department.error_code(REGISTER, {"url": "ftp://example.org/x"}) == "INVALID_URL"
+    assert (
+        await department.error_code(REGISTER, {"url": "ftp://example.org/x"}) == "URL_NOT_ALLOWED"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:pass@127.0.0.1:9/hook",
+        "http://127.0.0.1:9/hook#x",
+        "gopher://127.0.0.1:9/",
+        "http://localhost:9/hook",  # not in the allow-list below
+        "http://127.0.0.1:9/" + "x" * 2000,
+    ],
+)
+async def test_refused_webhook_urls_write_nothing(start_flags_hub: StartHub, url: str) -> None:
+    hub = await start_flags_hub(allowed_outbound_hosts=["127.0.0.1"])
+    department = await hub.graphql(await hub.department_token())
+    assert await department.error_code(REGISTER, {"url": url}) == "URL_NOT_ALLOWED"
+    assert await hub.count("flag_webhooks") == 0
+    assert (await department.data("{ webhooks { id } }"))["webhooks"] == []
+    await register(department, "http://127.0.0.1:9/hook")  # the same hub takes an allowed one
+    assert await hub.count("flag_webhooks") == 1
 
 
 async def _some(items: list[Any]) -> bool:
