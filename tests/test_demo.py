@@ -115,6 +115,22 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
         # demo.json holds a ready token per role; the printed header of the staff is one of them.
         department = state["roles"]["department"]
         assert (department["org"], department["token"]) == (OFFICE, office)
+        # The printed `linli token -c <hub.toml>` mints a token this hub accepts (its issuer),
+        # from any folder, without touching a database of its own.
+        token_command = re.search(r"(linli token -c \S+ --client-id \S+)", text)
+        assert token_command, text
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        minted = subprocess.run(
+            [sys.executable, "-m", "hub.cli", *token_command.group(1).split()[1:],
+             "--client-secret", department["secret"]],
+            cwd=elsewhere, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert list(elsewhere.iterdir()) == []
+        body = _graphql(
+            hub_graphql, minted.stdout.strip(), "{ flags(first: 1) { edges { node { id } } } }"
+        )
+        assert "errors" not in body, body
         staff_header = re.search(
             r"community staff of .* at its node (\S+) .*\n.*Bearer ([\w\-.]+)", text
         )

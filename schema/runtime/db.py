@@ -12,8 +12,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,11 +22,41 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from schema.runtime.settings import ConfigError
+
 __all__ = [
     "Database",
     "alembic_config",
+    "describe",
+    "open_existing",
     "upgrade",
 ]
+
+_SETTING = "LINLI_DATABASE_URL (or --database-url, or database_url in --config)"
+
+
+def describe(url: str) -> str:
+    """The URL without its password, fit for a message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unreadable URL)"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file an SQLite URL names (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _unreachable(step: str, url: str, error: BaseException) -> ConfigError:
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return ConfigError(
+        f"{step}: cannot use the database at {describe(url)}: {reason}; is the server running"
+        f" and the URL right? (setting {_SETTING})"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -46,8 +77,47 @@ def alembic_config(script_location: Path, url: str) -> Config:
 
 
 async def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
-    """Run the migrations up to ``revision`` (in a thread: Alembic's env runs its own loop)."""
-    await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)
+    """Run the migrations up to ``revision`` (in a thread: Alembic's env runs its own loop).
+
+    A database that cannot be reached is a ``ConfigError`` naming the step, the URL (without
+    its password) and the setting, not a traceback.
+    """
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)
+    except (OSError, SQLAlchemyError) as error:
+        raise _unreachable("migrating the database", url, error) from error
+
+
+async def open_existing(url: str, *, part: str, table: str) -> Database:
+    """The ``part``'s database for a command that works on one: it must exist and be migrated.
+
+    Never creates anything: a missing SQLite file, an empty database or another part's
+    database (one without ``table``) is a ``ConfigError`` that says which URL was used and how
+    to make the database.
+    """
+    try:
+        path = _sqlite_path(url)
+    except ArgumentError as error:
+        raise ConfigError(f"{_SETTING}: not a database URL: {error}") from None
+    fix = f"point {_SETTING} at the {part}'s database, or create it with `linli db upgrade {part}`"
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no {part} database at {path}: {fix}")
+    db = Database(url)
+    try:
+        revision = await db.current_revision()
+    except (OSError, SQLAlchemyError) as error:
+        await db.dispose()
+        raise _unreachable(f"opening the {part} database", url, error) from error
+    if revision is None:
+        await db.dispose()
+        raise ConfigError(f"the database at {describe(url)} was never migrated: {fix}")
+    if not await db.has_table(table):
+        await db.dispose()
+        raise ConfigError(
+            f"the database at {describe(url)} is not a {part} database (it has no {table}"
+            f" table): {fix}"
+        )
+    return db
 
 
 class Database:
@@ -77,6 +147,11 @@ class Database:
 
         async with self.engine.connect() as connection:
             return await connection.run_sync(read)
+
+    async def has_table(self, name: str) -> bool:
+        """Whether the database holds a table of that name."""
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(lambda sync: inspect(sync).has_table(name))
 
     async def at_head(self, script_location: Path) -> bool:
         """Whether the database is reachable and at the newest migration."""
