@@ -17,6 +17,7 @@ from hub.federation.cursor import CursorCodec, FederatedPosition
 from hub.federation.errors import (
     CallerTimeout,
     CircuitOpen,
+    SourceBusy,
     SourceDenied,
     SourceError,
     SourceNotFound,
@@ -444,6 +445,8 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
             raise SourceNotFound(message)
         if code in ("UNAUTHENTICATED", "FORBIDDEN"):
             raise SourceDenied(message)
+        if code in ("DATABASE_BUSY", "DATABASE_UNAVAILABLE"):
+            raise SourceBusy(message)
         raise SourceError(message)
     payload: dict[str, Any] = data[field_name]
     return payload

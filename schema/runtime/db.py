@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +15,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from schema.errors import DatabaseBusy, DatabaseUnavailable, LinliError
 from schema.runtime.settings import ConfigError
 
 __all__ = [
@@ -29,10 +38,50 @@ __all__ = [
     "alembic_config",
     "describe",
     "open_existing",
+    "storage_failure",
     "upgrade",
 ]
 
 _SETTING = "LINLI_DATABASE_URL (or --database-url, or database_url in --config)"
+
+
+RETRY_AFTER_S = 2
+"""What a caller is told to wait when the database is busy or gone (``retryAfter``)."""
+
+BUSY_TIMEOUT_MS = 5000
+"""How long an SQLite statement waits for another writer's lock before it gives up."""
+
+
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "3D000", "53300")
+"""PostgreSQL: connection exceptions, operator intervention (shutdown, starting up), the
+database does not exist, too many connections."""
+
+
+def storage_failure(error: BaseException) -> LinliError | None:
+    """The caller-facing error for a database failure (None when ``error`` is not one).
+
+    A lock held past the busy timeout is ``DATABASE_BUSY``; a server that cannot be reached
+    or a connection that broke is ``DATABASE_UNAVAILABLE``. Either way the transaction was
+    rolled back, so the request may be retried as it is.
+    """
+    if isinstance(error, OperationalError):
+        text = str(error.orig).lower()
+        if "database is locked" in text or "database table is locked" in text:
+            return DatabaseBusy(
+                "the database is busy with another writer; nothing was written, retry shortly",
+                retryAfter=RETRY_AFTER_S,
+            )
+    sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+    if (
+        isinstance(error, OSError | DisconnectionError | InterfaceError | OperationalError)
+        or (isinstance(error, DBAPIError) and error.connection_invalidated)
+        or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    ):
+        return DatabaseUnavailable(
+            "the database cannot be reached; nothing was written, retry shortly",
+            retryAfter=RETRY_AFTER_S,
+        )
+    return None
 
 
 def describe(url: str) -> str:
@@ -63,7 +112,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run while a writer commits; busy_timeout waits for the lock.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -147,6 +196,29 @@ class Database:
 
         async with self.engine.connect() as connection:
             return await connection.run_sync(read)
+
+    async def writable(self, timeout_s: float = 0.5) -> bool:
+        """Whether a write could start now: for SQLite, whether another process holds the
+        write lock (probed on a connection of its own, outside the pool); elsewhere, whether
+        the server answers."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+            return True
+
+        def probe() -> bool:
+            connection = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute("ROLLBACK")
+                return True
+            except sqlite3.OperationalError:
+                return False
+            finally:
+                connection.close()
+
+        return await asyncio.to_thread(probe)
 
     async def has_table(self, name: str) -> bool:
         """Whether the database holds a table of that name."""

@@ -108,7 +108,9 @@ async def test_token_checks_well_known_and_readiness(
         assert known["adapter"]["since"]
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": True, "migrations": True, "upstream": False}
+        assert ready.json()["checks"] == {
+            "database": True, "migrations": True, "database_writable": True, "upstream": False
+        }  # fmt: skip
         metrics = await client.get("/metrics")
         assert "linli_http_requests_total" in metrics.text
 
