@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -167,6 +170,30 @@ def test_an_unreachable_database_at_start_is_one_line_naming_step_and_setting(pa
     ), done.stderr
     assert "LINLI_DATABASE_URL" in done.stderr
     assert "s3cret" not in done.stderr + done.stdout
+
+
+def test_a_graceful_stop_exits_0(tmp_path: Path) -> None:
+    port = free_port()
+    service = subprocess.Popen(
+        [str(LINLI), "node", "serve", "--port", str(port),
+         "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        service.send_signal(signal.SIGTERM)
+        _, stderr = service.communicate(timeout=30)
+    finally:
+        service.kill()
+    assert service.returncode == 0, stderr
+    assert "stopped by SIGTERM" in stderr
 
 
 def test_production_refuses_placeholder_tokens() -> None:
