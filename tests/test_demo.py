@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,29 @@ def _taken(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_demo_alerts_are_current_and_keep_their_spans(tmp_path: Path) -> None:
+    from hub.demo.command import CAP_SAMPLES, current_cap_samples
+
+    now = datetime.now(UTC)
+    folder = current_cap_samples(tmp_path, now)
+
+    def times(text: str, element: str) -> list[datetime]:
+        return [datetime.fromisoformat(t) for t in re.findall(rf"<{element}>([^<]+)</", text)]
+
+    originals = {p.name: p.read_text("utf-8") for p in CAP_SAMPLES.glob("*.xml")}
+    moved = {p.name: p.read_text("utf-8") for p in folder.glob("*.xml")}
+    assert moved.keys() == originals.keys()
+    sent = [t for text in moved.values() for t in times(text, "sent")]
+    assert max(sent) == now.replace(microsecond=0) - timedelta(minutes=5)
+    offset = max(sent) - max(t for text in originals.values() for t in times(text, "sent"))
+    for name, text in moved.items():
+        # one offset for every time: spans (sent -> expires, references) are kept
+        before = re.findall(r"\d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d", originals[name])
+        after = re.findall(r"\d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d", text)
+        assert [datetime.fromisoformat(a) for a in after] == [
+            datetime.fromisoformat(b) + offset for b in before
+        ]
+        for expires in times(text, "expires"):
+            assert expires > now  # the alert with an expiry is active when the demo starts

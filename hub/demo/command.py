@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -478,7 +479,9 @@ def demo(
             "LINLI_DISTRICT": DISTRICT,
             "LINLI_TOKEN_ISSUER": hub_url,
             "LINLI_JWKS_URL": f"{hub_url}/.well-known/jwks.json",
-            "LINLI_ADAPTER_CAP_SOURCES": json.dumps([str(CAP_SAMPLES)]),
+            "LINLI_ADAPTER_CAP_SOURCES": json.dumps(
+                [str(current_cap_samples(data / "cap-samples", datetime.now(UTC)))]
+            ),
         }
         services.append(
             _Service.start(CAP_ADAPTER_ID, adapter_url, ["adapter", "serve", "cap"], adapter_env)
@@ -567,6 +570,31 @@ def demo(
     finally:
         console.print("stopping …")
         stop()
+
+
+_CAP_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
+
+
+def current_cap_samples(folder: Path, now: datetime) -> Path:
+    """The CAP samples with every time moved by one offset, so the newest was sent just now.
+
+    The samples are the CAP 1.2 specification's examples of 2003; moved as a whole (``sent``,
+    ``effective``, ``onset``, ``expires`` and the times inside ``references``), each keeps its
+    own span, so an alert with an ``expires`` is active for the demo's first hour or so.
+    """
+    samples = sorted(CAP_SAMPLES.glob("*.xml"))
+    texts = {path.name: path.read_text("utf-8") for path in samples}
+    sent = re.compile(rf"<sent>({_CAP_TIME.pattern})</sent>")
+    newest = max(datetime.fromisoformat(m) for text in texts.values() for m in sent.findall(text))
+    offset = now - timedelta(minutes=5) - newest
+
+    def moved(match: re.Match[str]) -> str:
+        return (datetime.fromisoformat(match.group(0)) + offset).isoformat(timespec="seconds")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(_CAP_TIME.sub(moved, text), "utf-8")
+    return folder
 
 
 def _toml(values: dict[str, str | int]) -> str:
