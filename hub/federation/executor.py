@@ -22,6 +22,7 @@ from hub.federation.errors import (
     SourceError,
     SourceNotFound,
     SourceTimeout,
+    SourceUnavailable,
 )
 from hub.federation.registry import Registry, Source
 from hub.federation.reports import SourceReport, SourceStatus
@@ -269,6 +270,10 @@ class Federation:
         field_name: str,
     ) -> dict[str, Any]:
         """``data[field_name]`` of one call, through the source's slots and breaker."""
+        if not source.described:
+            raise SourceUnavailable(
+                "not described yet: the hub has not read its /.well-known/linli-node"
+            )
         slots = self._slots.get(source.id)
         if slots is None:
             slots = self._slots[source.id] = asyncio.Semaphore(self.max_inflight_per_source)
