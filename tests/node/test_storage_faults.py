@@ -8,9 +8,10 @@ made again. Nothing is written while the fault lasts, and the node serves again 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -28,13 +29,31 @@ RESOURCE = resource(name="瓶装水 bottled water", kind="drinking_water", unit=
 LIST = "{ resources(first: 500) { edges { node { id } } } }"
 
 LOCK_HOLDER = """
-import sqlite3, sys, time
+import sqlite3, sys
 connection = sqlite3.connect(sys.argv[1], isolation_level=None)
 connection.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 sys.stdin.readline()
 connection.execute("ROLLBACK")
 """
+
+
+@contextlib.contextmanager
+def sqlite_write_lock(path: str) -> Iterator[None]:
+    """Another process holds the SQLite file's write lock for the duration."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdin is not None
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
 
 
 @pytest.fixture
@@ -72,13 +91,7 @@ async def test_a_write_lock_held_elsewhere_is_database_busy_and_heals(
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         assert _codes(await _post(http, CREATE, {"input": RESOURCE})) == []
         before = len((await _post(http, LIST, {})).json()["data"]["resources"]["edges"])
-        holder = subprocess.Popen(  # noqa: ASYNC220 (it starts at once; it is waited on below)
-            [sys.executable, "-c", LOCK_HOLDER, str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "locked"
+        with sqlite_write_lock(str(path)):
             ready = await http.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"]["database_writable"] is False
@@ -96,11 +109,6 @@ async def test_a_write_lock_held_elsewhere_is_database_busy_and_heals(
             # The owner's own staff read without an audit row: readers never wait for writers.
             own = await _post(http, LIST, {})
             assert len(own.json()["data"]["resources"]["edges"]) == before
-        finally:
-            assert holder.stdin is not None
-            holder.stdin.write("\n")
-            holder.stdin.close()
-            holder.wait(timeout=10)
         assert (await http.get("/readyz")).status_code == 200
         created = await _post(http, CREATE, {"input": RESOURCE})
         assert _codes(created) == [], created.text

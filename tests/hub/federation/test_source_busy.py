@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from node.settings import NodeSettings
 from schema.enums import OrgKind
 from tests.conftest import GraphQLClient, ServerThread, free_port, migrate
 from tests.hub.federation.conftest import DISTRICT
-from tests.node.test_storage_faults import LOCK_HOLDER
+from tests.node.test_storage_faults import sqlite_write_lock
 
 NODE = "110105001001"
 RESOURCES = "{ resources { edges { node { id } } } }"
@@ -55,23 +53,12 @@ async def test_a_locked_source_is_source_busy_then_ok_again(
         )
         department = await hub.graphql(org="110105400001", kind=OrgKind.DEPARTMENT)
         assert (await department.data(INCIDENTS))["incidents"]["edges"]
-        holder = subprocess.Popen(  # noqa: ASYNC220 (started at once, waited on below)
-            [sys.executable, "-c", LOCK_HOLDER, str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "locked"
+        with sqlite_write_lock(str(path)):
             body = await department.post(INCIDENTS)
             assert [e["extensions"]["code"] for e in body["errors"]] == ["SOURCE_BUSY"], body
             assert "DATABASE_BUSY" in body["errors"][0]["message"]
             (report,) = body["extensions"]["sources"]
             assert report["status"] == "busy"
-        finally:
-            assert holder.stdin is not None
-            holder.stdin.write("\n")
-            holder.stdin.close()
-            await asyncio.to_thread(holder.wait, 10)
         assert (await department.data(INCIDENTS))["incidents"]["edges"]
     finally:
         await asyncio.to_thread(node.stop)
