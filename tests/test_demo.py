@@ -84,7 +84,7 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
     )  # fmt: skip
     output = _Output(demo)
     try:
-        output.wait_for(r"Press Ctrl-C to stop\.", timeout=180)
+        output.wait_for(r"Press Ctrl-C to stop\.", timeout=300)
         text = output.text
         state = json.loads((tmp_path / "demo.json").read_text("utf-8"))
         assert oct((tmp_path / "demo.json").stat().st_mode & 0o777) == "0o600"

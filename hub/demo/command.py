@@ -196,7 +196,7 @@ def _base_env() -> dict[str, str]:
     return {**os.environ, "LINLI_LOG_JSON": "false", "LINLI_LOG_LEVEL": "WARNING"}
 
 
-def _wait_ready(service: _Service, timeout: float = 60.0) -> None:
+def _wait_ready(service: _Service, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
