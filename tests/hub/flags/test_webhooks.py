@@ -184,6 +184,7 @@ async def test_replay_sends_the_same_message_again(
     assert first.body == second.body
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert verify(secret, second) == json.loads(first.body)
+
     # the receiver has the body before the hub has recorded the attempt's outcome
     async def recorded() -> dict[str, Any] | None:
         row: dict[str, Any] = (await deliveries(department))[0]
