@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from hub.alerts import alerts_router
 from hub.auth import create_auth
+from hub.auth.service import orgs_with_scope
 from hub.db import metadata
 from hub.federation.component import create_federation
 from hub.federation.context import HubContext
@@ -24,6 +25,7 @@ from schema import SCHEMA_VERSION
 from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
+from schema.scopes import Scope
 from schema.store.specs import SPECS
 
 __all__ = ["MIGRATIONS", "create_app", "hub_well_known", "metadata"]
@@ -67,8 +69,17 @@ def create_app(settings: HubSettings) -> Any:
         source = federation.registry.sources.get(source_id)
         return source.url if source is not None else None
 
+    async def staffed() -> set[str]:
+        async with db.sessions() as session:
+            return await orgs_with_scope(session, Scope.RISK_VERIFY)
+
     flags = create_flags(
-        settings, db, authenticate=auth.authenticator.authenticate, mint=mint, node_url=node_url
+        settings,
+        db,
+        authenticate=auth.authenticator.authenticate,
+        mint=mint,
+        node_url=node_url,
+        staffed=staffed,
     )
     app = service_app(
         name="hub",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
@@ -17,6 +18,7 @@ from policies.errors import PolicyError
 from policies.mask import explain
 from policies.records import RECORD_TYPES, field_groups
 from schema.enums import OrgKind, SeverityLevel
+from schema.runtime.settings import ConfigError, load_settings
 from schema.scopes import Scope
 
 __all__ = ["audit_app", "policy_app"]
@@ -75,6 +77,28 @@ def audit_verify(
     raise typer.Exit(1)
 
 
+class _NodeFacts(Protocol):
+    """What ``explain`` reads of a node's settings (loaded through the ``linli.settings`` entry
+    point, so this package never imports the node)."""
+
+    org_code: str
+    district: str
+    neighbours: list[str]
+    policy_file: Path | None
+
+
+def _node_settings(config: Path | None) -> _NodeFacts | None:
+    if config is None:
+        return None
+    (node_class,) = (ep.load() for ep in entry_points(group="linli.settings", name="node"))
+    try:
+        settings: _NodeFacts = load_settings(node_class, config)
+    except ConfigError as error:
+        errors.print(f"[red]bad node settings:[/] {error}")
+        raise typer.Exit(2) from None
+    return settings
+
+
 def _org_kind(value: str) -> OrgKind:
     try:
         return OrgKind(value)
@@ -87,11 +111,26 @@ def _org_kind(value: str) -> OrgKind:
 @policy_app.command("explain")
 def policy_explain(
     caller: Annotated[str, typer.Option("--caller", help="The caller's organisation code")],
-    owner: Annotated[str, typer.Option("--owner", help="The data owner's organisation code")],
-    owner_district: Annotated[
-        str, typer.Option("--owner-district", help="County-level code of the owner's district")
-    ],
     record_type: Annotated[str, typer.Option("--type", help="Record type, e.g. Resource")],
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="The data owner's organisation code (default: the node's)"),
+    ] = None,
+    node_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--node-config",
+            help="The owner node's TOML settings: its code, district, neighbours and policy file",
+        ),
+    ] = None,
+    owner_district: Annotated[
+        str | None,
+        typer.Option(
+            "--owner-district",
+            help="County-level code of the owner's district (default: the node's, or the"
+            " first six digits of --owner)",
+        ),
+    ] = None,
     caller_kind: Annotated[
         str, typer.Option("--caller-kind", help="community, department, hub or public")
     ] = "community",
@@ -100,8 +139,11 @@ def policy_explain(
         typer.Option("--caller-district", help="The caller's district (default: the owner's)"),
     ] = None,
     neighbours: Annotated[
-        str, typer.Option("--neighbours", help="The owner's neighbours, comma-separated")
-    ] = "",
+        str | None,
+        typer.Option(
+            "--neighbours", help="The owner's neighbours, comma-separated (default: the node's)"
+        ),
+    ] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="normal or emergency")] = Mode.NORMAL,
     level: Annotated[
         SeverityLevel | None, typer.Option("--level", help="Emergency level I-IV")
@@ -112,12 +154,33 @@ def policy_explain(
     ] = None,
     purpose: Annotated[str, typer.Option("--purpose", help="The stated purpose")] = "",
     policy_file: Annotated[
-        Path | None, typer.Option("--policy-file", help="The owner's extra Cedar policy file")
+        Path | None,
+        typer.Option(
+            "--policy-file", help="The owner's extra Cedar policy file (default: the node's)"
+        ),
     ] = None,
 ) -> None:
     """Per field group: shown exactly, approximated or hidden, and which policy decided."""
     if record_type not in RECORD_TYPES:
         raise typer.BadParameter(f"{record_type!r}: choose from {', '.join(RECORD_TYPES)}")
+    node = _node_settings(node_config)
+    owner = owner or (node.org_code if node else None)
+    if not owner:
+        raise typer.BadParameter("give --owner, or --node-config to read it from the node")
+    if owner_district is None:
+        owner_district = node.district if node and node.org_code == owner else owner[:6]
+    if neighbours is not None:
+        neighbour_codes = frozenset(n.strip() for n in neighbours.split(",") if n.strip())
+    elif node is not None and node.org_code == owner:
+        neighbour_codes = frozenset(node.neighbours)
+    else:
+        neighbour_codes = frozenset()
+        errors.print(
+            f"[yellow]note:[/] {owner}'s neighbours are unknown (give --node-config or"
+            " --neighbours), so no caller is judged a neighbour"
+        )
+    if policy_file is None and node is not None and node.org_code == owner:
+        policy_file = node.policy_file
     try:
         engine = PolicyEngine(policy_file)
     except PolicyError as error:
@@ -137,7 +200,7 @@ def policy_explain(
         org=owner,
         kind=OrgKind.COMMUNITY,
         district=owner_district,
-        neighbours=frozenset(n.strip() for n in neighbours.split(",") if n.strip()),
+        neighbours=neighbour_codes,
     )
     explanation = explain(
         who,

@@ -33,6 +33,7 @@ from policies.engine import Mode, Owner, PolicyEngine
 from policies.mask import disclose_page
 from schema.enums import SeverityLevel
 from schema.errors import InvalidInput, LinliError
+from schema.runtime.db import storage_failure
 from schema.store.resolvers import HiddenByPolicy
 
 __all__ = [
@@ -255,6 +256,10 @@ class PolicyExtension(SchemaExtension):
             await context.record_audit(entries)
         except Exception as exc:
             self._audit_failed = True
+            failure = storage_failure(exc)
+            if failure is not None:  # a busy or lost database: say so, and when to retry
+                log.warning("audit log write failed (%s); withholding the answer", failure.code)
+                raise failure from exc
             log.exception("audit log write failed; withholding the answer")
             raise AuditUnavailable("the audit log is unavailable; nothing was disclosed") from exc
 

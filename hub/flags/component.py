@@ -8,6 +8,7 @@ listeners (webhook deliveries, node updates, external pushes).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ from schema.storage import utcnow
 
 __all__ = ["HubFlags", "create_flags"]
 
+log = logging.getLogger("linli.hub.flags")
+
 Authenticate = Callable[[str | None], Awaitable[Caller]]
 
 HTTP_TIMEOUT_S = 30.0
@@ -55,6 +58,8 @@ class HubFlags:
     notifier: Notifier = field(default_factory=Notifier)
     metrics: FlagMetrics = field(default_factory=FlagMetrics)
     external: ExternalPushes | None = None  # set by create_flags
+    # The departments with an active client that may verify flags (routing warnings at start).
+    staffed: Callable[[], Awaitable[set[str]]] | None = None
 
     @property
     def router(self) -> APIRouter:
@@ -159,6 +164,10 @@ class HubFlags:
     @contextlib.asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
         """The escalation and pruning loop, the node outbox, webhooks and Open311 pushes."""
+        if self.staffed is not None:
+            staffed = await self.staffed()
+            for warning in self.routing.warnings(district=self.settings.district, staffed=staffed):
+                log.warning(warning)
         poll_s = self.settings.delivery_poll_s
         wake = self.notifier.waiter
         async with contextlib.AsyncExitStack() as stack:
@@ -180,6 +189,7 @@ def create_flags(
     authenticate: Authenticate,
     mint: TokenMinter,
     node_url: NodeUrl,
+    staffed: Callable[[], Awaitable[set[str]]] | None = None,
 ) -> HubFlags:
     """The flag part of one hub process; a bad routing file stops the hub here."""
     routing = load_routing(
@@ -207,6 +217,7 @@ def create_flags(
         http=http,
         events=events,
         outbox=outbox,
+        staffed=staffed,
         webhooks=WebhookDispatcher(
             db,
             http,
