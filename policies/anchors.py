@@ -11,7 +11,7 @@ outside the source:
    where the last one ended, from a client of the organisation that owns the
    source.
 2. The source signs each report with ``anchor_mac``: HMAC-SHA256 over the
-   report under its ``audit_anchor_key``, a key the hub never sees (unlike the
+   report under its ``audit_anchor_secret``, a key the hub never sees (unlike the
    client secret, which the hub receives at ``/oauth/token``). The hub keeps
    the MAC, so whoever holds the source's key can show that an anchor came
    from the source and was not made up by the hub.
@@ -102,6 +102,8 @@ class Checkpoint:
     """The hub's signed statement of the last anchored row of a source's chain."""
 
     source: str
+    first: int
+    """The first ``seq`` of the report that ended at ``seq`` (what ``mac`` covers)."""
     seq: int
     hash: str
     mac: str
@@ -114,6 +116,7 @@ class Checkpoint:
         try:
             return cls(
                 source=str(claims["source"]),
+                first=int(claims["from"]),
                 seq=int(claims["seq"]),
                 hash=str(claims["hash"]),
                 mac=str(claims["mac"]),
@@ -130,6 +133,17 @@ class Witness:
 
     checkpoint: Checkpoint | None
     hashes: dict[int, str]
+
+    def signed_by_source(self, secret: str) -> bool:
+        """Whether the last report's MAC checks out under the source's ``audit_anchor_secret``."""
+        held = self.checkpoint
+        if held is None:
+            return False
+        try:
+            rows = [(seq, self.hashes[seq]) for seq in range(held.first, held.seq + 1)]
+        except KeyError:
+            return False
+        return hmac.compare_digest(anchor_mac(secret, held.source, rows), held.mac)
 
 
 async def read_checkpoint(text: str, jwks: JwksCache | None, issuer: str | None) -> Checkpoint:

@@ -73,6 +73,14 @@ def audit_verify(
     source: Annotated[
         str | None, typer.Option(help="The source id whose chain this is (with --hub-url)")
     ] = None,
+    anchor_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LINLI_AUDIT_ANCHOR_SECRET",
+            help="The source's audit_anchor_secret: also check that the hub's last anchor"
+            " was signed by the source (with --hub-url)",
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -85,7 +93,9 @@ def audit_verify(
 ) -> None:
     """Re-hash every row of audit_log; exit 1 naming the first missing or changed row."""
     try:
-        report, anchor = asyncio.run(_verify(database_url, hub_url, source, checkpoint))
+        report, anchor = asyncio.run(
+            _verify(database_url, hub_url, source, checkpoint, anchor_secret)
+        )
     except (AuditLogUnreadable, AnchorUnavailable) as error:
         errors.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -104,7 +114,11 @@ def audit_verify(
 
 
 async def _verify(
-    url: str, hub_url: str | None, source: str | None, checkpoint: Path | None
+    url: str,
+    hub_url: str | None,
+    source: str | None,
+    checkpoint: Path | None,
+    anchor_secret: str | None = None,
 ) -> tuple[ChainReport, str]:
     """The chain report, and what it was checked against (for the intact message)."""
     if hub_url is not None and source is None and checkpoint is None:
@@ -126,6 +140,12 @@ async def _verify(
             assert hub_url is not None
             assert source is not None
             witness = await fetch_witness(http, hub_url, source)
+            by_source = anchor_secret is None or witness.signed_by_source(anchor_secret)
+            if witness.checkpoint is not None and not by_source:
+                raise AnchorUnavailable(
+                    f"the hub's last anchor of {source} is not signed with this"
+                    " audit_anchor_secret (made up, or the secret changed since)"
+                )
     report = await verify_chain(url, witness=witness.hashes)
     held = witness.checkpoint
     if held is None:

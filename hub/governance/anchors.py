@@ -94,11 +94,23 @@ async def _last(db: Database, source: str) -> sa.Row[Any] | None:
         return result.first()
 
 
-async def _checkpoint(sign: Sign, source: str, last: sa.Row[Any] | None) -> str | None:
+async def _checkpoint(
+    db: Database, sign: Sign, source: str, last: sa.Row[Any] | None
+) -> str | None:
     if last is None:
         return None
+    table = AUDIT_ANCHORS
+    async with db.sessions() as session:
+        # The rows of one report share the hub chain row that recorded it.
+        first = (
+            await session.execute(
+                sa.select(sa.func.min(table.c.seq)).where(
+                    table.c.source == source, table.c.hub_seq == last.hub_seq
+                )
+            )
+        ).scalar_one()
     return await sign(
-        {"source": source, "seq": last.seq, "hash": last.hash, "mac": last.mac,
+        {"source": source, "from": first, "seq": last.seq, "hash": last.hash, "mac": last.mac,
          "hub_seq": last.hub_seq}
     )  # fmt: skip
 
@@ -183,7 +195,7 @@ def anchors_router(
             "source": report.source,
             "seq": last.seq,
             "hash": last.hash,
-            "checkpoint": await _checkpoint(sign, report.source, last),
+            "checkpoint": await _checkpoint(db, sign, report.source, last),
         }
 
     @router.get(ANCHORS_PATH + "/{source}")
@@ -206,7 +218,7 @@ def anchors_router(
         return {
             "source": source,
             "head": {"seq": last.seq, "hash": last.hash} if last is not None else None,
-            "checkpoint": await _checkpoint(sign, source, last),
+            "checkpoint": await _checkpoint(db, sign, source, last),
             "hashes": page,
             "next": page[-1][0] if len(rows) > limit else None,
         }

@@ -116,7 +116,7 @@ class AnchorReporter:
         self, http: httpx.AsyncClient, rows: list[tuple[int, str]]
     ) -> tuple[int, str, str | None]:
         assert self._tokens is not None
-        key = self.settings.audit_anchor_key.get_secret_value()
+        key = self.settings.audit_anchor_secret.get_secret_value()
         body = {
             "source": self.source_id,
             "rows": rows,

@@ -58,7 +58,7 @@ class SourceSettings(ServiceSettings):
         description="Seconds between reports of the audit chain's new rows to the hub"
         " (with hub_url)",
     )
-    audit_anchor_key: SecretStr = Field(
+    audit_anchor_secret: SecretStr = Field(
         default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
         description="Signs (HMAC) this source's audit anchors; never sent. Set it to keep"
         " anchors verifiable after a restart",

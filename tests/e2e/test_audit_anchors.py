@@ -173,6 +173,17 @@ async def test_truncating_the_last_50_rows_is_named(rig: FlagRig) -> None:
         " (120 rows witnessed, checkpoint signed by the hub)"
     )
 
+    # The anchor was signed by the node (whoever holds its secret can tell), not made up.
+    assert rig.node_settings is not None
+    secret = rig.node_settings.audit_anchor_secret.get_secret_value()
+    assert (await verify(rig.node_db_url, *args, "--anchor-secret", secret))[0] == 0
+    code, output = await verify(rig.node_db_url, *args, "--anchor-secret", "another secret")
+    assert (code, output) == (
+        2,
+        f"error: the hub's last anchor of {COMMUNITY} is not signed with this"
+        " audit_anchor_secret (made up, or the secret changed since)",
+    )
+
     await rig.node_sql("DELETE FROM audit_log WHERE seq > 70")
     # The chain alone cannot tell: what is left links up.
     assert (await verify(rig.node_db_url))[0] == 0
@@ -403,3 +414,84 @@ async def test_the_node_reports_new_rows_by_itself(rig: FlagRig) -> None:
         f"chain intact: 1500 rows; matches the anchor of {COMMUNITY} up to seq 1500"
         " (1500 rows witnessed, checkpoint signed by the hub)",
     )
+
+
+async def test_an_adapter_service_anchors_its_chain_and_verify_names_a_cut(
+    fresh_database: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    from adapters.base import HttpFetcher
+    from adapters.cap.client import CapSettings
+    from adapters.cap.service import CapAdapter
+    from adapters.service import create_adapter_app
+    from adapters.store import MIGRATIONS as ADAPTER_MIGRATIONS
+    from hub.app import MIGRATIONS as HUB_MIGRATIONS
+    from hub.auth.service import create_client
+    from tests.adapters.conftest import OWNER, service_settings
+    from tests.conftest import ServerThread, free_port
+    from tests.hub.federation.conftest import hub_over
+
+    await migrate(HUB_MIGRATIONS, fresh_database.url)
+    hub_db = Database(fresh_database.url)
+    try:
+        async with hub_db.transaction() as session:
+            client, secret = await create_client(
+                session, org=OWNER, org_kind=OrgKind.DEPARTMENT, district="110105",
+                scopes="alerts:publish",
+            )  # fmt: skip
+    finally:
+        await hub_db.dispose()
+    port = free_port()
+    hub = await hub_over(
+        fresh_database.url, tmp_path, {"adapter-cap-1": f"http://127.0.0.1:{port}"}
+    )
+    async with _empty_database(fresh_database.backend, tmp_path / "adapter") as adapter_db:
+        await migrate(ADAPTER_MIGRATIONS, adapter_db.url)
+        http = httpx.AsyncClient()
+        adapter = CapAdapter(
+            CapSettings(sources=["http://127.0.0.1:9/feed.atom"]),
+            HttpFetcher(http, timeout_s=1, max_bytes=1 << 20),
+        )
+        settings = service_settings(
+            adapter_db.url,
+            adapter_id="adapter-cap-1",
+            hub_url=hub.url,
+            hub_client_id=client.client_id,
+            hub_client_secret=secret,
+            trusted_callers=[
+                TrustedCaller(
+                    token=AUDITOR_TOKEN, org=OWNER, org_kind=OrgKind.DEPARTMENT,
+                    scopes=["audit:read"], client_id="auditor",
+                )
+            ],
+        )  # fmt: skip
+        server = ServerThread(create_adapter_app(settings, adapter, http, poll=False), port)
+        await asyncio.to_thread(server.start)
+        try:
+            await _append(adapter_db.url, 30)
+
+            async def anchored() -> dict[str, Any] | None:
+                response = await http.post(
+                    f"{server.url}/audit/anchor",
+                    headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"},
+                )
+                return response.json() if response.status_code == 200 else None
+
+            assert (await eventually(anchored, timeout_s=15))["seq"] == 30
+            args = ("--hub-url", hub.url, "--source", "adapter-cap-1")
+            assert (await verify(adapter_db.url, *args))[0] == 0
+            db = Database(adapter_db.url)
+            try:
+                async with db.transaction() as session:
+                    await session.execute(sa.delete(AUDIT_LOG).where(AUDIT_LOG.c.seq > 20))
+            finally:
+                await db.dispose()
+            code, output = await verify(adapter_db.url, *args)
+            assert code == 1
+            assert output.startswith(
+                "chain broken at seq 21: missing: the chain ends at seq 20, but the hub"
+                " anchored rows up to seq 30"
+            )
+        finally:
+            await asyncio.to_thread(server.stop)
+            await http.aclose()
+            await hub.stop()
