@@ -21,6 +21,14 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from adapters.base import HttpFetcher
+from adapters.cap.client import CapSettings
+from adapters.cap.service import CapAdapter
+from adapters.service import create_adapter_app
+from adapters.store import MIGRATIONS as ADAPTER_MIGRATIONS
+from hub.app import MIGRATIONS as HUB_MIGRATIONS
+from hub.auth.service import create_client
+from node.app import MIGRATIONS as NODE_MIGRATIONS
 from node.settings import TrustedCaller
 from node.tables import AUDIT_LOG
 from policies import Caller
@@ -29,7 +37,16 @@ from policies.audit import GENESIS_HASH, AuditEntry, AuditRecord, append_many, r
 from policies.cli import audit_app
 from schema.enums import OrgKind
 from schema.runtime.db import Database
-from tests.conftest import BACKENDS, DatabaseUnderTest, _empty_database, migrate
+from tests.adapters.conftest import OWNER, service_settings
+from tests.conftest import (
+    BACKENDS,
+    DatabaseUnderTest,
+    ServerThread,
+    _empty_database,
+    free_port,
+    migrate,
+)
+from tests.hub.federation.conftest import hub_over
 from tests.node.flags.conftest import COMMUNITY, FlagRig, eventually
 
 AUDITOR_TOKEN = "audit-staff-token-0123456789abcdef"
@@ -47,8 +64,6 @@ READER = Caller(
 @pytest.fixture(params=BACKENDS)
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FlagRig]:
     """A real hub and a real node that reports its audit chain to it; an auditor's token."""
-    from hub.app import MIGRATIONS as HUB_MIGRATIONS
-    from node.app import MIGRATIONS as NODE_MIGRATIONS
 
     (tmp_path / "hub").mkdir()
     (tmp_path / "node").mkdir()
@@ -262,7 +277,6 @@ async def _node_token(rig: FlagRig) -> str:
 
 
 async def test_only_the_owner_anchors_and_bad_reports_write_nothing(rig: FlagRig) -> None:
-    from hub.auth.service import create_client
 
     db = Database(rig.hub_db_url)
     try:
@@ -337,7 +351,6 @@ async def test_withheld_and_refused_reads_leave_audit_rows(rig: FlagRig) -> None
 async def test_verify_on_an_adapter_database_and_clear_errors(
     fresh_database: DatabaseUnderTest, tmp_path: Path
 ) -> None:
-    from adapters.store import MIGRATIONS as ADAPTER_MIGRATIONS
 
     adapter_db = fresh_database
     await migrate(ADAPTER_MIGRATIONS, adapter_db.url)
@@ -419,16 +432,6 @@ async def test_the_node_reports_new_rows_by_itself(rig: FlagRig) -> None:
 async def test_an_adapter_service_anchors_its_chain_and_verify_names_a_cut(
     fresh_database: DatabaseUnderTest, tmp_path: Path
 ) -> None:
-    from adapters.base import HttpFetcher
-    from adapters.cap.client import CapSettings
-    from adapters.cap.service import CapAdapter
-    from adapters.service import create_adapter_app
-    from adapters.store import MIGRATIONS as ADAPTER_MIGRATIONS
-    from hub.app import MIGRATIONS as HUB_MIGRATIONS
-    from hub.auth.service import create_client
-    from tests.adapters.conftest import OWNER, service_settings
-    from tests.conftest import ServerThread, free_port
-    from tests.hub.federation.conftest import hub_over
 
     await migrate(HUB_MIGRATIONS, fresh_database.url)
     hub_db = Database(fresh_database.url)
