@@ -111,6 +111,8 @@ class AnchorReporter:
             raise AnchorFailed(f"cannot reach the hub: {type(exc).__name__}") from None
         except TokenUnavailable as exc:
             raise AnchorFailed(str(exc)) from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise AnchorFailed("the hub's answer is not an anchor document") from None
 
     async def _send(
         self, http: httpx.AsyncClient, rows: list[tuple[int, str]]
