@@ -16,6 +16,7 @@ from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
+from hub.governance.anchors import anchors_router, checkpoint_signer
 from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.settings import HubSettings
@@ -73,6 +74,10 @@ def create_app(settings: HubSettings) -> Any:
         async with db.sessions() as session:
             return await orgs_with_scope(session, Scope.RISK_VERIFY)
 
+    def source_owner(source_id: str) -> str | None:
+        source = federation.registry.sources.get(source_id)
+        return (source.division_code or None) if source is not None else None
+
     flags = create_flags(
         settings,
         db,
@@ -100,6 +105,10 @@ def create_app(settings: HubSettings) -> Any:
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
     app.include_router(alerts_router(federation.executor, settings))
+    sign_checkpoint = checkpoint_signer(auth.keys, settings.issuer)
+    app.include_router(
+        anchors_router(db, auth.authenticator.authenticate, source_owner, sign_checkpoint)
+    )
 
     async def context(
         connection: HTTPConnection,

@@ -20,20 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import SecretStr
 
 from node.flags import outbox
 from node.flags.outbox import OutboxEntry
 from node.flags.tables import FlagTables, OutboxStatus
 from node.settings import NodeSettings
+from policies.hubclient import HubTokens, TokenUnavailable
 from schema.runtime.db import Database
 from schema.runtime.retry import backoff_s
 from schema.runtime.tasks import BackgroundTasks, repeat
@@ -54,86 +53,6 @@ log = logging.getLogger("linli.node.flags")
 FLAG_SCOPE = Scope.RISK_FLAG
 PERMANENT_STATUS = frozenset({400, 413, 422})
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-
-
-class TokenUnavailable(Exception):
-    """No access token from the hub (unreachable, or it refused the client)."""
-
-
-class HubTokens:
-    """Client-credentials access tokens for the hub, cached until shortly before they expire."""
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        token_url: str,
-        client_id: str,
-        client_secret: SecretStr,
-        audience: str | None,
-        timeout_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._http = http
-        self._token_url = token_url
-        self._client_id = client_id
-        self._secret = client_secret
-        self._audience = audience
-        self._timeout_s = timeout_s
-        self._clock = clock
-        self._token: str | None = None
-        self._renew_at = 0.0
-        self._lock = asyncio.Lock()
-
-    def forget(self) -> None:
-        """Drop the cached token (the hub said 401): the next call gets a new one."""
-        self._token = None
-
-    async def get(self) -> str:
-        """A token that is still good for a while."""
-        async with self._lock:
-            if self._token is None or self._clock() >= self._renew_at:
-                self._token = None
-                self._token, lifetime = await self._fetch()
-                # Renew with a tenth of its lifetime (at least 5 s, at most 60 s) left.
-                self._renew_at = self._clock() + lifetime - min(60.0, max(5.0, lifetime / 10))
-            return self._token
-
-    async def _fetch(self) -> tuple[str, float]:
-        form = {"grant_type": "client_credentials", "scope": FLAG_SCOPE}
-        if self._audience:
-            form["resource"] = self._audience
-        try:
-            response = await self._http.post(
-                self._token_url,
-                data=form,
-                auth=(self._client_id, self._secret.get_secret_value()),
-                timeout=self._timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            raise TokenUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            # The OAuth error code only: the body says nothing secret, but keep logs small.
-            raise TokenUnavailable(
-                f"token endpoint answered {response.status_code} {_oauth_error(response)}"
-            )
-        try:
-            body = response.json()
-            token = body["access_token"]
-            lifetime = float(body.get("expires_in", 60))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TokenUnavailable("token endpoint answered without an access token") from exc
-        if not isinstance(token, str) or not token:
-            raise TokenUnavailable("token endpoint answered without an access token")
-        return token, max(lifetime, 1.0)
-
-
-def _oauth_error(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error", "")
-    except (ValueError, AttributeError):
-        return ""
-    return str(error)[:60]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +162,7 @@ class FlagDelivery:
             client_secret=settings.hub_client_secret,
             audience=settings.hub_audience,
             timeout_s=settings.flag_timeout_s,
+            scope=FLAG_SCOPE,
         )
 
     async def _send(self, payload: dict[str, Any]) -> Outcome:
