@@ -252,7 +252,7 @@ class EventChannel:
                 failures += 1
                 if failures & (failures - 1) == 0:  # 1st, 2nd, 4th ... failure: not a flood
                     log.warning(
-                        "the flag event listener cannot connect (attempt %d): %s: %s",
+                        "the flag event listener failed (attempt %d), reconnecting: %s: %s",
                         failures,
                         type(exc).__name__,
                         exc,
