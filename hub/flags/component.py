@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.flags import resolvers, service
 from hub.flags.endpoints import inbox_router
-from hub.flags.events import FlagEvents, Notifier, prune_events
+from hub.flags.events import EventChannel, FlagEvents, Notifier, prune_events
 from hub.flags.external import ExternalPushes, flag_sinks, push_owed
 from hub.flags.metrics import FlagMetrics
 from hub.flags.outbox import NodeOutbox, NodeUrl, TokenMinter, enqueue_node_update, hub_caller
@@ -55,7 +55,8 @@ class HubFlags:
     events: FlagEvents
     outbox: NodeOutbox
     webhooks: WebhookDispatcher
-    notifier: Notifier = field(default_factory=Notifier)
+    notifier: Notifier
+    channel: EventChannel  # other replicas' events ring ``notifier`` (PostgreSQL)
     metrics: FlagMetrics = field(default_factory=FlagMetrics)
     external: ExternalPushes | None = None  # set by create_flags
     # The departments with an active client that may verify flags (routing warnings at start).
@@ -163,7 +164,7 @@ class HubFlags:
 
     @contextlib.asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
-        """The escalation and pruning loop, the node outbox, webhooks and Open311 pushes."""
+        """The event listener, the escalation and pruning loop, node outbox, webhooks, Open311."""
         if self.staffed is not None:
             staffed = await self.staffed()
             for warning in self.routing.warnings(district=self.settings.district, staffed=staffed):
@@ -172,6 +173,7 @@ class HubFlags:
         wake = self.notifier.waiter
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.http.aclose)  # after every worker has stopped
+            await stack.enter_async_context(self.channel.running())
             await stack.enter_async_context(self.outbox.running(wake, poll_s))
             await stack.enter_async_context(self.webhooks.running(wake, poll_s))
             if self.external is not None:
@@ -209,6 +211,7 @@ def create_flags(
         retry_base_s=settings.delivery_retry_base_s,
         retry_max_s=settings.delivery_retry_max_s,
     )
+    notifier = Notifier()
     flags = HubFlags(
         settings=settings,
         db=db,
@@ -218,6 +221,8 @@ def create_flags(
         events=events,
         outbox=outbox,
         staffed=staffed,
+        notifier=notifier,
+        channel=EventChannel(db, notifier, catch_up_s=settings.event_poll_s),
         webhooks=WebhookDispatcher(
             db,
             http,

@@ -12,7 +12,12 @@ they were raised:
   misconfigured client): the row is retried after an exponential backoff with
   jitter, and the rows behind it wait.
 
-It runs when a flag is raised (``wake``) and every ``flag_poll_s``.
+It runs when a flag is raised (``wake``) and every ``flag_poll_s``. Each
+attempt runs in one transaction that holds the row's lock from the claim to the
+recorded outcome (``outbox.claim_head``), which is what lets several node
+processes share one PostgreSQL outbox; a process that finds the head locked
+looks again after ``flag_poll_s``. A failed row goes back in line only by hand
+(``resendFlagOutboxEntry``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.flags import outbox
 from node.flags.outbox import OutboxEntry
@@ -201,28 +207,31 @@ class FlagDelivery:
             return Refused(_hub_error(response))
         return Retry(_hub_error(response))
 
-    async def _attempt(self, entry: OutboxEntry) -> Outcome:
+    async def _attempt(self, session: AsyncSession, entry: OutboxEntry) -> Outcome:
+        """Send ``entry`` (locked by ``session``'s transaction) and record how it went there."""
         self.metrics.attempts.inc()
         outcome = await self._send(entry.payload)
         now = utcnow()
-        async with self.db.transaction() as session:
-            if isinstance(outcome, Delivered):
-                await outbox.mark_delivered(session, self.tables, entry, now=now)
-            elif isinstance(outcome, Refused):
-                await outbox.mark_failed(session, self.tables, entry, outcome.error, now=now)
-            else:
-                delay = backoff_s(
-                    entry.attempts + 1, base_s=self.retry_base_s, max_s=self.retry_max_s
-                )
-                await outbox.mark_retry(
-                    session,
-                    self.tables,
-                    entry,
-                    outcome.error,
-                    now=now,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                )
         if isinstance(outcome, Delivered):
+            await outbox.mark_delivered(session, self.tables, entry, now=now)
+        elif isinstance(outcome, Refused):
+            await outbox.mark_failed(session, self.tables, entry, outcome.error, now=now)
+        else:
+            delay = backoff_s(entry.attempts + 1, base_s=self.retry_base_s, max_s=self.retry_max_s)
+            await outbox.mark_retry(
+                session,
+                self.tables,
+                entry,
+                outcome.error,
+                now=now,
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+        return outcome
+
+    def _observe(self, entry: OutboxEntry, outcome: Outcome) -> None:
+        """Metrics and logs of one attempt, once its outcome is committed."""
+        if isinstance(outcome, Delivered):
+            now = utcnow()
             self.metrics.latency.observe(max(0.0, (now - entry.created_at).total_seconds()))
         elif isinstance(outcome, Refused):
             self.metrics.failures.labels("refused").inc()
@@ -242,21 +251,24 @@ class FlagDelivery:
                     attempts,
                     outcome.error,
                 )
-        return outcome
 
     async def run_once(self) -> float | None:
         """Send due rows in order until one must wait; seconds until it is due (None: empty)."""
         try:
             while True:
-                async with self.db.sessions() as session:
-                    head = await outbox.due_head(session, self.tables)
-                if head is None:
-                    return None
-                wait_s = (head.next_attempt_at - utcnow()).total_seconds()
-                if wait_s > 0:
-                    return wait_s
-                # After a retry the head is not due any more: the next pass says how long.
-                await self._attempt(head)
+                async with self.db.transaction() as session:
+                    claim = await outbox.claim_head(session, self.tables)
+                    if claim is None:
+                        return None
+                    head = claim.entry
+                    if head is None:  # another process is sending it
+                        return self.poll_s
+                    wait_s = (head.next_attempt_at - utcnow()).total_seconds()
+                    if wait_s > 0:
+                        return wait_s
+                    # After a retry the head is not due any more: the next pass says how long.
+                    outcome = await self._attempt(session, head)
+                self._observe(head, outcome)
         finally:
             await self._count()
 
