@@ -378,15 +378,16 @@ async def test_the_district_runs_the_flag_journey_and_a_federated_query(
         assert secret, credentials
         assert secret.group(1) not in init_log
 
-    staff_client = _add_client(
-        district,
-        org=community,
-        kind="community",
-        scopes="risk:flag incidents:read records:write resources:read",
-    )
-    department_client = _add_client(
-        district, org=desk, kind="department", scopes="risk:verify resources:read alerts:read"
-    )
+    staff_client, department_client = await asyncio.gather(
+        asyncio.to_thread(
+            _add_client, district, org=community, kind="community",
+            scopes="risk:flag incidents:read records:write resources:read",
+        ),
+        asyncio.to_thread(
+            _add_client, district, org=desk, kind="department",
+            scopes="risk:verify resources:read alerts:read",
+        ),
+    )  # fmt: skip
     staff = GraphQLClient(
         district.url("node-yonganli"), await _token(hub_url, staff_client, community)
     )
