@@ -267,6 +267,8 @@ async def district(tmp_path: Path) -> AsyncIterator[ComposeRun]:
         yield run
     finally:
         await asyncio.to_thread(run.down)
+        for running in run.running.values():  # shown when the test fails
+            print(f"--- {running.name} (exit {running.process.returncode})\n{running.tail()}")
         for name in names:
             await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
