@@ -613,7 +613,12 @@ def _print_ready(
     console.print(
         f"\n[green]Linli demo is ready.[/] Clients, secrets, tokens and URLs: {state_path}"
     )
-    console.print(f"GraphiQL: {hub_url}/graphql")
+    # The token rides in the URL fragment, which the browser keeps to itself: the page
+    # puts it in GraphiQL's headers editor.
+    console.print(
+        f"GraphiQL, as the district emergency office: {hub_url}/graphql#token={office['token']}",
+        soft_wrap=True,
+    )
     console.print(
         "Header for the district emergency office (valid 1 hour; for a new one:"
         f" linli token -c {state['hub_config']} --client-id {office['client_id']}"

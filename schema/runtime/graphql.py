@@ -187,7 +187,14 @@ def decode_request_json(data: str | bytes) -> object:
 
 
 class LinliGraphQLRouter(GraphQLRouter[Any, None]):
-    """Strawberry's FastAPI router with stable error codes on every error."""
+    """Strawberry's FastAPI router with stable error codes on every error.
+
+    Strawberry's own IDE page is off: it needs the context (a token) and a CDN;
+    ``schema.runtime.graphiql`` serves a self-contained one in front of the router.
+    """
+
+    def __init__(self, schema: strawberry.Schema, **options: Any) -> None:
+        super().__init__(schema, graphql_ide=None, **options)
 
     def decode_json(self, data: str | bytes) -> object:
         value = decode_request_json(data)

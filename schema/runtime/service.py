@@ -25,6 +25,7 @@ from schema.errors import (
     Unauthenticated,
 )
 from schema.runtime.db import Database, storage_failure
+from schema.runtime.graphiql import mount_graphiql
 from schema.runtime.graphql import LinliGraphQLRouter
 from schema.runtime.http import BodyLimitMiddleware, Metrics, error_body, health_router
 from schema.runtime.settings import ServiceSettings
@@ -119,6 +120,8 @@ def service_app(
 
     app.include_router(health_router(ready, metrics))
     app.include_router(well_known_router(describe))
+    if not settings.production:
+        mount_graphiql(app)
     app.state.metrics = metrics
     app.state.db = db
     app.state.settings = settings
@@ -128,12 +131,9 @@ def service_app(
 def graphql_router(
     schema: Any, context_getter: Callable[..., Any], settings: ServiceSettings
 ) -> LinliGraphQLRouter:
-    """The /graphql router: GraphiQL and GET queries only outside production."""
+    """The /graphql router: GET queries only outside production (``service_app`` adds GraphiQL)."""
     return LinliGraphQLRouter(
-        schema,
-        context_getter=context_getter,
-        graphql_ide=None if settings.production else "graphiql",
-        allow_queries_via_get=not settings.production,
+        schema, context_getter=context_getter, allow_queries_via_get=not settings.production
     )
 
 
