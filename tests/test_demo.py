@@ -93,6 +93,17 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
         assert token, text
         office = token.group(1)
 
+        # The printed GraphiQL link opens the page in a browser without a token of its own
+        # (the token rides in the fragment, which never reaches the server).
+        link = re.search(
+            r"GraphiQL, as the district emergency office: (\S+)#token=([\w\-.]+)", text
+        )
+        assert link, text
+        assert link.group(2) == office
+        page = httpx.get(link.group(1), headers={"Accept": "text/html"}, timeout=10)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
+
         # The example queries answer, from every source (the demo waited for all of them).
         queries = re.findall(r"^  (\{ .*\})$", text, re.M)
         assert len(queries) == 3, text
