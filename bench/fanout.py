@@ -170,6 +170,10 @@ async def start_hub(
         # One sequential client, large pages: neither limit is what is measured.
         "LINLI_GRAPHQL_RATE_PER_CLIENT": "100000",
         "LINLI_MAX_QUERY_COST": "10000000",
+        # On a loaded machine 100 sources in one process can take over the default 2 s:
+        # a timeout would measure the load, not the hub.
+        "LINLI_SOURCE_TIMEOUT_S": "20",
+        "LINLI_DEADLINE_S": "30",
     }
     log = folder / f"hub-{n}.log"
     args = [str(BIN / "linli"), "hub", "serve", "--no-migrate"]
