@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -370,6 +372,13 @@ async def run(
                         urls = list(chosen.values())
                         rows.append(await measure(http, hub, urls, first, runs))
                 finally:
+                    if profile is not None:
+                        # uvicorn re-raises SIGTERM after its shutdown, which would end the
+                        # process before cProfile writes; SIGINT ends it through a
+                        # KeyboardInterrupt, after which cProfile writes its file.
+                        hub.process.send_signal(signal.SIGINT)
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            hub.process.wait(timeout=60)
                     stop(hub.process)
         report(rows, latency_ms=latency_ms, runs=runs, elapsed_s=time.monotonic() - started)
 
