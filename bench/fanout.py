@@ -18,10 +18,11 @@ Prints p50 and p99 of both and their ratio, the ms the hub adds at N = 1, and
 the hub process's CPU (user + system, from ``/proc``) over the timed runs: per
 request, per record received from the sources, and the marginal CPU of one more
 record received (between the smallest and the largest page at the same N). With
-``--profile DIR`` each hub runs under cProfile and leaves ``hub-N.prof`` in DIR
-(the timings then include the profiler's overhead: read the profile, not the
-ratios). The hub's background health checks are slowed to one round per 5
-minutes so that a round of N GETs does not land inside the timed runs.
+``--profile DIR`` each hub runs under cProfile timed by its CPU clock
+(``bench/_profiled.py``) and leaves ``hub-N.prof`` in DIR (the timings then
+include the profiler's overhead: read the profile, not the ratios). The hub's
+background health checks are slowed to one round per 5 minutes so that a round
+of N GETs does not land inside the timed runs.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ async def start_hub(
     log = folder / f"hub-{n}.log"
     args = [str(BIN / "linli"), "hub", "serve", "--no-migrate"]
     if profile is not None:
-        args = [sys.executable, "-m", "cProfile", "-o", str(profile / f"hub-{n}.prof"), *args]
+        args = [sys.executable, str(HERE / "_profiled.py"), str(profile / f"hub-{n}.prof"), *args]
     process = spawn(args, log=log, env=env)
     hub = Hub(url, process, log, token="")
     try:
