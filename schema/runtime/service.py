@@ -113,12 +113,19 @@ def wrap(app: FastAPI, settings: ServiceSettings) -> ASGIApp:
     return BodyLimitMiddleware(metrics.middleware(app), limit=settings.max_body_bytes)
 
 
+YOUNG_GC_THRESHOLD = 50_000
+
+
 def run(app: ASGIApp, settings: ServiceSettings) -> None:
     """Serve ``app`` with uvicorn until stopped (SIGINT/SIGTERM end it gracefully)."""
     # Everything built at start-up lives as long as the process: keep it out of the
     # collector's full passes, which otherwise add ~100 ms pauses to request tails.
     gc.collect()
     gc.freeze()
+    # A federated answer decodes tens of thousands of short-lived objects; at the default
+    # threshold (700) the young collections cost more than the decoding itself (measured
+    # 9 µs against 2.3 µs a received record). Cyclic garbage simply waits a little longer.
+    gc.set_threshold(YOUNG_GC_THRESHOLD, 10, 10)
     uvicorn.run(
         app,
         host=settings.host,
