@@ -143,6 +143,9 @@ def wrap(app: FastAPI, settings: ServiceSettings) -> ASGIApp:
     return BodyLimitMiddleware(metrics.middleware(app), limit=settings.max_body_bytes)
 
 
+YOUNG_GC_THRESHOLD = 50_000
+
+
 def _stopped(signum: int, _frame: object) -> None:
     log.info("stopped by %s", signal.Signals(signum).name)
 
@@ -157,6 +160,10 @@ def run(app: ASGIApp, settings: ServiceSettings) -> None:
     # handlers it found at start; with these, that ends the process with exit code 0.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _stopped)
+    # A federated answer decodes tens of thousands of short-lived objects; at the default
+    # threshold (700) the young collections cost more than the decoding itself (measured
+    # 9 µs against 2.3 µs a received record). Cyclic garbage simply waits a little longer.
+    gc.set_threshold(YOUNG_GC_THRESHOLD, 10, 10)
     uvicorn.run(
         app,
         host=settings.host,

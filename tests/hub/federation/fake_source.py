@@ -28,7 +28,7 @@ EPOCH = datetime(2026, 7, 1, tzinfo=UTC)
 class FakeSource:
     source_id: str
     count: int = 5
-    behaviour: str = "ok"  # ok | hang | slow | queue | invalid_json | graphql_error | huge | wrong_type | redirect | http500
+    behaviour: str = "ok"  # ok | hang | slow | queue | invalid_json | graphql_error | huge | wrong_type | unordered | redirect | http500
     schema_version: str = SCHEMA_VERSION
     bbox: dict[str, float] | None = None
     delay_s: float = 0.3
@@ -164,6 +164,8 @@ class FakeSource:
                     "node": node,
                 }
             )
+        if self.behaviour == "unordered":  # the page's records, oldest first whatever was asked
+            edges.sort(key=lambda e: (e["node"]["createdAt"], e["node"]["id"]))
         return {
             "edges": edges,
             "pageInfo": {
