@@ -15,8 +15,11 @@ from policies.caller import Caller
 from policies.engine import Disclosure, Mode, Owner, PolicyEngine
 from policies.errors import PolicyError
 from policies.mask import explain
+from policies.purposes import PurposeUnknown, purpose_from_header
 from policies.records import RECORD_TYPES, field_groups
+from schema.codes import DEFAULT_PURPOSES
 from schema.enums import OrgKind, SeverityLevel
+from schema.runtime.settings import ServiceSettings, load_settings
 from schema.scopes import Scope
 
 __all__ = ["audit_app", "policy_app"]
@@ -110,7 +113,14 @@ def policy_explain(
         str | None,
         typer.Option("--scopes", help="The caller's scopes, space-separated (default: all read)"),
     ] = None,
-    purpose: Annotated[str, typer.Option("--purpose", help="The stated purpose")] = "",
+    purpose: Annotated[
+        str,
+        typer.Option(
+            "--purpose",
+            help="The stated purpose: a code of LINLI_PURPOSES"
+            f" (default: {', '.join(DEFAULT_PURPOSES)})",
+        ),
+    ] = "",
     policy_file: Annotated[
         Path | None, typer.Option("--policy-file", help="The owner's extra Cedar policy file")
     ] = None,
@@ -118,6 +128,11 @@ def policy_explain(
     """Per field group: shown exactly, approximated or hidden, and which policy decided."""
     if record_type not in RECORD_TYPES:
         raise typer.BadParameter(f"{record_type!r}: choose from {', '.join(RECORD_TYPES)}")
+    try:
+        # The list the services read (LINLI_PURPOSES), so the answer is the one they give.
+        purpose = purpose_from_header(purpose, load_settings(ServiceSettings).purposes)
+    except PurposeUnknown as error:
+        raise typer.BadParameter(error.message, param_hint="--purpose") from None
     try:
         engine = PolicyEngine(policy_file)
     except PolicyError as error:

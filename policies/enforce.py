@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
@@ -32,37 +32,19 @@ from policies.caller import Caller
 from policies.engine import Mode, Owner, PolicyEngine
 from policies.mask import disclose_page
 from schema.enums import SeverityLevel
-from schema.errors import InvalidInput, LinliError
+from schema.errors import LinliError
 from schema.store.resolvers import HiddenByPolicy
 
 __all__ = [
-    "MAX_PURPOSE",
-    "PURPOSE_HEADER",
     "AuditUnavailable",
     "DisclosureLedger",
     "PageDisclosure",
     "PolicyContext",
     "PolicyEnforcer",
     "PolicyExtension",
-    "purpose_from_header",
 ]
 
 log = logging.getLogger("linli.policies.enforce")
-
-PURPOSE_HEADER: Final = "X-Linli-Purpose"
-MAX_PURPOSE: Final = 200
-
-
-def purpose_from_header(value: str | None) -> str:
-    """The purpose a caller stated in ``X-Linli-Purpose`` ("" when none)."""
-    purpose = (value or "").strip()
-    if len(purpose) > MAX_PURPOSE:
-        raise InvalidInput(
-            f"{PURPOSE_HEADER} is over {MAX_PURPOSE} characters",
-            code="STRING_TOO_LONG",
-            field=PURPOSE_HEADER,
-        )
-    return purpose
 
 
 class AuditUnavailable(LinliError):
