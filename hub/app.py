@@ -17,6 +17,7 @@ from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
 from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
+from hub.secrets_at_rest import secrets_lifecycle
 from hub.settings import HubSettings
 from policies.audit import AuditEntry
 from policies.caller import Caller
@@ -78,7 +79,13 @@ def create_app(settings: HubSettings) -> Any:
         db=db,
         migrations=MIGRATIONS,
         describe=lambda: described,
-        lifecycles=[auth.lifecycle, federation.lifecycle, flags.lifecycle],
+        # The stored secrets first: a key that cannot open them stops the hub here.
+        lifecycles=[
+            secrets_lifecycle(settings, db),
+            auth.lifecycle,
+            federation.lifecycle,
+            flags.lifecycle,
+        ],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
     app.state.auth = auth
