@@ -140,15 +140,11 @@ def settings_rows(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
     prefix = str(cls.model_config.get("env_prefix", ""))
     rows = []
     for name, field in cls.model_fields.items():
-        if field.default_factory is not None:
-            made = None if "secret" in name else field.default_factory()  # type: ignore[call-arg]
-            default = (
-                "(generated)"
-                if "secret" in name
-                else ", ".join(map(str, made))
-                if made
-                else "(empty)"
-            )
+        if field.default_factory is not None and "secret" in name:
+            default = "(generated)"
+        elif field.default_factory is not None:
+            made = field.default_factory()  # type: ignore[call-arg]
+            default = ", ".join(map(str, made)) or "(empty)"
         elif field.default is None:
             default = "(none)"
         else:
