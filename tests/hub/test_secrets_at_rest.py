@@ -77,8 +77,12 @@ async def _jwks_accepts(hub: FlagsHub, token: str, issuer: str) -> dict[str, Any
 
 
 async def test_stored_secrets_are_ciphertext_and_work_after_a_restart(
-    start_flags_hub: Any, receivers: Any, fresh_database: DatabaseUnderTest
+    start_flags_hub: Any,
+    receivers: Any,
+    fresh_database: DatabaseUnderTest,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="linli")
     key = new_key()
     hub = await start_flags_hub(secrets_key=key)
     receiver = Receiver()
@@ -112,6 +116,10 @@ async def test_stored_secrets_are_ciphertext_and_work_after_a_restart(
     await eventually(lambda: _delivered(receiver, flag_id))
     payload = Webhook(secret).verify(receiver.received[-1].body, receiver.received[-1].headers)
     assert (payload["data"]["flag_id"], payload["data"]["assigned_to"]) == (flag_id, DEPT_GAS)
+    logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert any(r.name == "linli.service" for r in caplog.records)  # the hubs' lines are here
+    for value in (key, secret, secret.removeprefix("whsec_"), private["d"]):
+        assert value not in logged
 
 
 async def _delivered(receiver: Receiver, flag_id: str) -> bool:
