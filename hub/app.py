@@ -19,9 +19,11 @@ from hub.flags.resolvers import SUBSCRIBE_SCOPES
 from hub.governance.anchors import anchors_router, checkpoint_signer
 from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
+from hub.secrets_at_rest import secrets_lifecycle
 from hub.settings import HubSettings
 from policies.audit import AuditEntry
 from policies.caller import Caller
+from policies.purposes import PURPOSE_HEADER, purpose_from_header
 from schema import SCHEMA_VERSION
 from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
@@ -93,7 +95,13 @@ def create_app(settings: HubSettings) -> Any:
         db=db,
         migrations=MIGRATIONS,
         describe=lambda: described,
-        lifecycles=[auth.lifecycle, federation.lifecycle, flags.lifecycle],
+        # The stored secrets first: a key that cannot open them stops the hub here.
+        lifecycles=[
+            secrets_lifecycle(settings, db),
+            auth.lifecycle,
+            federation.lifecycle,
+            flags.lifecycle,
+        ],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
     app.state.auth = auth
@@ -113,13 +121,15 @@ def create_app(settings: HubSettings) -> Any:
     async def context(
         connection: HTTPConnection,
         authorization: Annotated[str | None, Header()] = None,
-        x_linli_purpose: Annotated[str | None, Header(max_length=200)] = None,
+        purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
     ) -> HubContext:
         if connection.scope["type"] == "websocket":
-            caller = ANONYMOUS  # authenticated at connection_init (HubGraphQLRouter)
-        else:
-            caller = await auth.authenticator.authenticate(authorization)
-        return HubContext(caller=caller, federation=federation.executor, purpose=x_linli_purpose)
+            # Authenticated at connection_init (HubGraphQLRouter); subscriptions read no records.
+            return HubContext(caller=ANONYMOUS, federation=federation.executor)
+        caller = await auth.authenticator.authenticate(authorization)
+        # Checked against the hub's list before any fan-out; only a listed code is forwarded.
+        stated = purpose_from_header(purpose, settings.purposes) or None
+        return HubContext(caller=caller, federation=federation.executor, purpose=stated)
 
     graphql = HubGraphQLRouter(
         hub_schema(settings, flags),

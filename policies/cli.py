@@ -19,10 +19,12 @@ from policies.caller import Caller
 from policies.engine import Disclosure, Mode, Owner, PolicyEngine
 from policies.errors import PolicyError
 from policies.mask import explain
+from policies.purposes import PurposeUnknown, purpose_from_header
 from policies.records import RECORD_TYPES, field_groups
 from policies.tokens import JwksCache
+from schema.codes import DEFAULT_PURPOSES
 from schema.enums import OrgKind, SeverityLevel
-from schema.runtime.settings import ConfigError, load_settings
+from schema.runtime.settings import ConfigError, ServiceSettings, load_settings
 from schema.scopes import Scope
 
 __all__ = ["audit_app", "policy_app"]
@@ -238,7 +240,14 @@ def policy_explain(
         str | None,
         typer.Option("--scopes", help="The caller's scopes, space-separated (default: all read)"),
     ] = None,
-    purpose: Annotated[str, typer.Option("--purpose", help="The stated purpose")] = "",
+    purpose: Annotated[
+        str,
+        typer.Option(
+            "--purpose",
+            help="The stated purpose: a code of LINLI_PURPOSES"
+            f" (default: {', '.join(DEFAULT_PURPOSES)})",
+        ),
+    ] = "",
     policy_file: Annotated[
         Path | None,
         typer.Option(
@@ -267,6 +276,11 @@ def policy_explain(
         )
     if policy_file is None and node is not None and node.org_code == owner:
         policy_file = node.policy_file
+    try:
+        # The list the services read (LINLI_PURPOSES), so the answer is the one they give.
+        purpose = purpose_from_header(purpose, load_settings(ServiceSettings).purposes)
+    except PurposeUnknown as error:
+        raise typer.BadParameter(error.message, param_hint="--purpose") from None
     try:
         engine = PolicyEngine(policy_file)
     except PolicyError as error:

@@ -34,40 +34,23 @@ from policies.caller import Caller
 from policies.engine import Mode, Owner, PolicyEngine
 from policies.mask import disclose_page
 from schema.enums import SeverityLevel
-from schema.errors import Forbidden, InvalidInput, LinliError, Unauthenticated
+from schema.errors import Forbidden, LinliError, Unauthenticated
 from schema.runtime.db import storage_failure
 from schema.store.resolvers import HiddenByPolicy
 
 __all__ = [
-    "MAX_PURPOSE",
-    "PURPOSE_HEADER",
     "AuditUnavailable",
     "DisclosureLedger",
     "PageDisclosure",
     "PolicyContext",
     "PolicyEnforcer",
     "PolicyExtension",
-    "purpose_from_header",
 ]
 
 log = logging.getLogger("linli.policies.enforce")
 
-PURPOSE_HEADER: Final = "X-Linli-Purpose"
-MAX_PURPOSE: Final = 200
 WITHHELD_CODE: Final = "WITHHELD_BY_POLICY"
 """The code of an audit row for records policy kept from a caller."""
-
-
-def purpose_from_header(value: str | None) -> str:
-    """The purpose a caller stated in ``X-Linli-Purpose`` ("" when none)."""
-    purpose = (value or "").strip()
-    if len(purpose) > MAX_PURPOSE:
-        raise InvalidInput(
-            f"{PURPOSE_HEADER} is over {MAX_PURPOSE} characters",
-            code="STRING_TOO_LONG",
-            field=PURPOSE_HEADER,
-        )
-    return purpose
 
 
 class AuditUnavailable(LinliError):

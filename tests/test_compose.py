@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
 from hub import cli
@@ -244,6 +245,7 @@ def _test_variables() -> dict[str, str]:
         "POSTGRES_PORT": str(postgres.port or 5432),
         "LINLI_DB_SUFFIX": f"_compose_{uuid.uuid4().hex[:10]}",
         "HUB_CURSOR_SECRET": secrets.token_urlsafe(32),
+        "HUB_SECRETS_KEY": Fernet.generate_key().decode("ascii"),
         "CAP_SOURCES": json.dumps([str(CAP_SAMPLES)]),
     }
     for prefix in LINLI_SERVICES.values():

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.markup import escape
 
@@ -431,6 +432,8 @@ def demo(
             "district": DISTRICT,
             "sources_file": str(sources_file),
             "cursor_secret": state.get("cursor_secret") or os.urandom(24).hex(),
+            # signing keys and webhook secrets are stored encrypted, as in production
+            "secrets_key": state.get("secrets_key") or Fernet.generate_key().decode("ascii"),
             # Every flag goes to the emergency office, which keeps the district's duty desk
             # (no routing file: the duty desk is the default route and the last escalation).
             "duty_desk": EMERGENCY_OFFICE,
@@ -439,7 +442,7 @@ def demo(
         }
         hub_config = data / "hub.toml"
         hub_config.write_text(_toml(hub_settings), "utf-8")
-        hub_config.chmod(0o600)  # it holds the cursor secret
+        hub_config.chmod(0o600)  # it holds the cursor secret and the secrets key
         # (the environment would override the file: leave out what the file sets)
         hub_env = {
             k: v for k, v in env.items() if k.removeprefix("LINLI_").lower() not in hub_settings
@@ -556,6 +559,7 @@ def demo(
             ],
             "secrets": secrets_by_id,
             "cursor_secret": hub_settings["cursor_secret"],
+            "secrets_key": hub_settings["secrets_key"],
             "hub_config": str(hub_config),
         }
         state_path.write_text(json.dumps(state, ensure_ascii=False, indent=2), "utf-8")

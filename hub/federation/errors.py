@@ -73,7 +73,7 @@ class SourceBusy(SourceUnavailable):
 
 
 class SourceDenied(SourceError):
-    """The source refused the hub's token."""
+    """The source refused the hub's token, or the caller's purpose (not in its list)."""
 
     status = SourceStatus.DENIED
     code = "SOURCE_DENIED"

@@ -29,6 +29,7 @@ from hub.federation.registry import Registry, Source
 from hub.federation.reports import SourceReport, SourceStatus
 from hub.federation.stale import StaleStore
 from policies.caller import Caller
+from policies.purposes import PURPOSE_UNKNOWN
 from schema.api.pagination import RecordOrder
 from schema.errors import LinliError, NotFound
 from schema.geo import BBox, distance_km
@@ -456,7 +457,9 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
         message = f"{errors[0].get('message', 'no data')} ({code})"
         if code == "NOT_FOUND":
             raise SourceNotFound(message)
-        if code in ("UNAUTHENTICATED", "FORBIDDEN"):
+        # A source whose purpose list lacks the caller's purpose refuses it: an answer about
+        # this caller, not a failure of the source (see policies.purposes).
+        if code in ("UNAUTHENTICATED", "FORBIDDEN", PURPOSE_UNKNOWN):
             raise SourceDenied(message)
         if code in ("DATABASE_BUSY", "DATABASE_UNAVAILABLE"):
             raise SourceBusy(message)

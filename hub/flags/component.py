@@ -230,6 +230,7 @@ def create_flags(
             max_attempts=settings.webhook_max_attempts,
             retry_base_s=settings.delivery_retry_base_s,
             retry_max_s=settings.delivery_retry_max_s,
+            sealer=settings.sealer(),
         ),
     )
     flags.webhooks.delivered = flags._webhook_delivered

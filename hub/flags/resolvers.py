@@ -402,6 +402,7 @@ def mutation_fields(flags: FlagWorkflow) -> dict[str, Any]:
                 url,
                 now=utcnow(),
                 outbound=flags.settings.outbound_policy(),
+                sealer=flags.settings.sealer(),
             )
         return WebhookRegistration(webhook=Webhook.of(row), secret=secret)
 

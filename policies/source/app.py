@@ -20,12 +20,8 @@ from fastapi import FastAPI, Header
 
 from policies.audit import AuditWriter
 from policies.caller import Authenticator
-from policies.enforce import (
-    PURPOSE_HEADER,
-    PolicyEnforcer,
-    PolicyExtension,
-    purpose_from_header,
-)
+from policies.enforce import PolicyEnforcer, PolicyExtension
+from policies.purposes import PURPOSE_HEADER, purpose_from_header
 from policies.source import disclosures, emergency
 from policies.source.anchors import AnchorReporter
 from policies.source.context import PolicyTables, SourceContext
@@ -86,7 +82,7 @@ def create_source(
             tables=tables,
             audit=audit,
             cursor_secret=cursor_secret,
-            purpose=purpose_from_header(purpose),
+            purpose=purpose_from_header(purpose, settings.purposes),
         )
 
     query = root_type(
