@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -52,9 +52,9 @@ class HubContext(BaseContext):
         """What each source contributed to this request so far (``extensions.sources``)."""
         return tuple(self._reports)
 
-    def add_reports(self, reports: Iterable[SourceReport]) -> None:
-        """Keep the reports a resolver got back, for ``extensions.sources``."""
-        self._reports.extend(reports)
+    def add_reports(self, reports: Iterable[SourceReport], path: Sequence[str | int]) -> None:
+        """Keep the reports a resolver of the field at ``path`` got back (``extensions.sources``)."""
+        self._reports.extend(replace(r, path=tuple(path)) for r in reports)
 
     @property
     def db(self) -> Database:

@@ -58,7 +58,7 @@ def _list_field(spec: RecordSpec) -> Any:
             purpose=context.purpose,
         )
         page = await context.federation.list_page(spec, request)
-        context.add_reports(page.reports)
+        context.add_reports(page.reports, info.path.as_list())
         return Connection(
             edges=[Edge(cursor=cursor, node=node) for cursor, node in page.edges],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
@@ -97,9 +97,9 @@ async def _node(info: Info[HubContext, None], id: strawberry.ID) -> Any:
             context.purpose,
         )
     except SourceFailed as failed:
-        context.add_reports([failed.report])
+        context.add_reports([failed.report], info.path.as_list())
         raise
-    context.add_reports([found.report])
+    context.add_reports([found.report], info.path.as_list())
     return found.record
 
 
@@ -218,6 +218,7 @@ class SourcesExtension(SchemaExtension):
             errors.append(
                 GraphQLError(
                     f"source {report.source}: {report.message}",
+                    path=list(report.path) or None,
                     extensions={
                         "code": report.error_code,
                         "source": report.source,
