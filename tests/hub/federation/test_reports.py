@@ -1,4 +1,4 @@
-"""``extensions.sources``: one entry per planned source per root field, paged to the end."""
+"""What each root field of a hub answer says: its sources' entries, or its own error."""
 
 from __future__ import annotations
 
@@ -62,3 +62,23 @@ async def test_each_field_names_every_planned_source_with_what_it_gave_until_the
     # Each failed source is one error per field, at that field's path.
     failed = sorted((tuple(e["path"]), e["extensions"]["source"]) for e in body["errors"])
     assert failed == [(("few",), S3), (("many",), S3)]
+
+
+async def test_a_field_the_caller_may_not_read_is_null_and_the_others_answer(
+    start_hub: Callable[..., Any], sources: Any
+) -> None:
+    hub = await start_hub(sources(FakeSource(S1, count=2)))
+    client = await hub.graphql(scopes="resources:read")
+    body = await client.post(
+        "{ resources { edges { node { owner } } } shelters { edges { node { id } } } }"
+    )
+    assert body["data"]["shelters"] is None
+    assert [e["node"]["owner"] for e in body["data"]["resources"]["edges"]] == [S1, S1]
+    [error] = body["errors"]
+    assert (error["path"], error["extensions"]) == (
+        ["shelters"], {"code": "FORBIDDEN", "scope": "shelters:read"}
+    )  # fmt: skip
+    # Nothing was asked of any source for the refused field.
+    assert [(e["path"], e["source"]) for e in body["extensions"]["sources"]] == [
+        (["resources"], S1)
+    ]
