@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from hub.federation.context import HubContext
 from hub.flags import service, webhooks
-from hub.flags.events import Notifier, follow_events, start_cursor
+from hub.flags.events import FlagEvent, FlagHop, Notifier, follow_events, hops_of, start_cursor
 from hub.flags.tables import (
     FlagEventRow,
     FlagRow,
@@ -62,20 +62,6 @@ class FlagWorkflow(Protocol):
     async def delivered(self, caller: Caller, event: FlagEventRow) -> None:
         """A subscriber got an event."""
         ...
-
-
-@strawberry.type(description="One hop of a flag's journey and when it happened")
-class FlagHop:
-    hop: str = strawberry.field(
-        description="raised_at_node, received_at_hub, routed, delivered, acknowledged, "
-        "verifying, confirmed, dismissed, resolved, escalated[_n], "
-        "external:open311:<submitted|open|closed>[_n]"
-    )
-    at: datetime
-
-
-def _hops(timeline: dict[str, datetime]) -> list[FlagHop]:
-    return [FlagHop(hop=h, at=t) for h, t in sorted(timeline.items(), key=lambda i: i[1])]
 
 
 @strawberry.type(description="One workflow step: who moved the flag where, when and why")
@@ -166,38 +152,8 @@ class FlagCase:
             received_at=row.received_at,
             updated_at=row.updated_at,
             transitions=[FlagStepType.of(s) for s in row.transitions],
-            timeline=_hops(service.timeline_of(row)),
+            timeline=hops_of(service.timeline_of(row)),
             external=FlagExternal.of(row),
-        )
-
-
-@strawberry.type(description="A change of a flag, numbered; resume with after: seq")
-class FlagEvent:
-    seq: int
-    type: str = strawberry.field(
-        description="flag.raised, flag.routed, flag.status_changed, flag.escalated "
-        "or flag.external_status"
-    )
-    flag_id: strawberry.ID
-    status: RiskFlagStatus
-    community: str
-    assigned_to: str | None
-    previous_assignee: str | None = strawberry.field(description="Set on flag.escalated")
-    at: datetime
-    timeline: list[FlagHop]
-
-    @classmethod
-    def of(cls, row: FlagEventRow) -> FlagEvent:
-        return cls(
-            seq=row.seq,
-            type=row.type,
-            flag_id=strawberry.ID(row.flag_id),
-            status=RiskFlagStatus(row.status),
-            community=row.community,
-            assigned_to=row.assigned_to,
-            previous_assignee=row.previous_assignee,
-            at=row.at,
-            timeline=_hops(row.timeline),
         )
 
 
@@ -323,7 +279,7 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     ) -> list[FlagHop]:
         async with flags.db.sessions() as session:
             row = await service.get_visible_flag(session, info.context.caller, str(id))
-        return _hops(service.timeline_of(row))
+        return hops_of(service.timeline_of(row))
 
     async def flag_lag(
         info: Info[HubContext, None],
