@@ -25,7 +25,7 @@ from schema.enums import (
 )
 from schema.records import AlertCreate
 from tests.adapters.conftest import DocumentServerState
-from tests.conftest import CAP_FIXTURES, CAP_SAMPLES
+from tests.conftest import CAP_FIXTURES, CAP_SAMPLES, current_cap
 from tests.integration.conftest import (
     ALERT_OWNER,
     COMMUNITY,
@@ -54,9 +54,9 @@ ALERTS = (
 
 
 def cap_messages() -> dict[str, bytes]:
-    """Every CAP message of the samples (not the NWS index feed), by file name."""
+    """Every CAP message of the samples (not the NWS index feed), made current, by file name."""
     return {
-        path.name: path.read_bytes()
+        path.name: current_cap(path.read_bytes())
         for path in sorted([*CAP_SAMPLES.glob("*.xml"), *CAP_FIXTURES.glob("*.xml")])
         if re.search(rb"<alert\b", path.read_bytes())
     }
@@ -201,7 +201,7 @@ async def test_update_and_cancel_change_what_the_hub_reports_active(
     upstream: tuple[DocumentServerState, str], federated: Any
 ) -> None:
     state, base = upstream
-    original = parse_alert((CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes())
+    original = parse_alert(current_cap((CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes()))
     update = original.model_copy(
         update={
             "identifier": "KSTO1055887203-U1",

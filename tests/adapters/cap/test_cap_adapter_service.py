@@ -20,7 +20,7 @@ from tests.adapters.conftest import (
     RunningAdapter,
     start_adapter,
 )
-from tests.conftest import CAP_SAMPLES, DatabaseUnderTest
+from tests.conftest import CAP_SAMPLES, DatabaseUnderTest, current_cap
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -35,7 +35,8 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 
 def sample(name: str) -> bytes:
-    return (CAP_SAMPLES / f"cap12-spec-appendix-{name}.xml").read_bytes()
+    """A CAP 1.2 specification sample, made current."""
+    return current_cap((CAP_SAMPLES / f"cap12-spec-appendix-{name}.xml").read_bytes())
 
 
 def derived(base: bytes, **changes: object) -> AlertCreate:
