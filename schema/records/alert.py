@@ -233,6 +233,8 @@ RECORD = RecordType(
             condition=_active_only,
             test=lambda shown, active_only: not active_only or shown.get("active") is True,
             default=False,
+            description="Only alerts in force: not a Cancel, not expired (an info block without "
+            "expires, or with one still ahead), not ended by a later Update or Cancel",
         ),
     ),
     facts=(

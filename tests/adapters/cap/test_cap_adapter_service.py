@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,7 @@ from adapters.cap import parse_alert, parse_feed, validate_alert, write_alert
 from adapters.cap.client import CapSettings
 from adapters.cap.service import CapAdapter
 from schema.enums import CapMsgType, CapScope
-from schema.records import AlertCreate
+from schema.records import AlertCreate, shifted
 from tests.adapters.conftest import (
     DocumentServerState,
     RunningAdapter,
@@ -248,6 +248,66 @@ async def test_directory_source_and_out_of_order_cancel(
         everything = await identifiers(service, active=False)
         assert everything["DIR-ALERT-1"] is False
         assert "DIR-ALERT-1" not in await identifiers(service, active=True)
+    finally:
+        await service.close()
+
+
+AREAS = """query($where: AlertFilter) {
+  alerts(where: $where, first: 100) { edges { node { identifier active } } }
+}"""
+
+
+async def test_alerts_are_found_by_their_areas_and_expire(
+    adapter_db: DatabaseUnderTest, tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    storm = parse_alert(sample("a2"))  # a polygon; expires 63 minutes after it was sent
+    raw = parse_alert((CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes())
+    expired = shifted(raw, datetime.now(UTC) - timedelta(hours=3) - raw.sent).model_copy(
+        update={"identifier": "EXPIRED-1"}
+    )
+    for name, body in {
+        "storm.xml": write_alert(storm),
+        "expired.xml": write_alert(expired),
+        "quake.xml": sample("a3"),  # a circle of radius 0 at 32.9525,-115.5527
+        "advisory.xml": sample("a1"),  # an area without polygon or circle
+    }.items():
+        (tmp_path / name).write_bytes(body)
+    adapter = CapAdapter(
+        CapSettings(sources=[str(tmp_path)]), HttpFetcher(http, timeout_s=5, max_bytes=1 << 20)
+    )
+    service = await start_adapter(adapter_db.url, adapter, public_url="http://alerts.test")
+
+    async def found(**where: object) -> dict[str, bool]:
+        data = await service.department.data(AREAS, {"where": where})
+        return {e["node"]["identifier"]: e["node"]["active"] for e in data["alerts"]["edges"]}
+
+    try:
+        assert (await adapter.poll(service.db)).created == 4
+        everything = await found()
+        assert everything == {
+            "KSTO1055887203": True, "EXPIRED-1": False, "TRI13970876.2": True,
+            "43b080713727": True,
+        }  # fmt: skip
+        assert "EXPIRED-1" not in await found(activeOnly=True)
+        # A box around one corner of the storm's polygon, and a circle at that corner.
+        corner = {"west": -120.141, "south": 38.469, "east": -120.139, "north": 38.471}
+        assert await found(bbox=corner) == {"KSTO1055887203": True, "EXPIRED-1": False}
+        assert await found(bbox=corner, activeOnly=True) == {"KSTO1055887203": True}
+        near_corner = {"lat": 38.47, "lon": -120.14, "radiusKm": 0.1}
+        assert set(await found(near=near_corner)) == {"KSTO1055887203", "EXPIRED-1"}
+        # Inside the polygon's bounding box but outside the polygon: nothing.
+        outside = {"west": -120.14, "south": 38.58, "east": -120.05, "north": 38.62}
+        assert await found(bbox=outside) == {}
+        # 2 km north of the epicentre: within 3 km, not within 1 km.
+        north = {"lat": 32.9525 + 2 / 111.2, "lon": -115.5527}
+        assert await found(near={**north, "radiusKm": 3}) == {"TRI13970876.2": True}
+        assert await found(near={**north, "radiusKm": 1}) == {}
+        # The public feed lists active alerts only: the expired one is left out.
+        async with httpx.AsyncClient(base_url=service.url) as public:
+            entries = parse_feed((await public.get("/alerts.atom")).content)
+        links = {e.link for e in entries}
+        assert "http://alerts.test/alerts/KSTO1055887203" in links
+        assert "http://alerts.test/alerts/EXPIRED-1" not in links
     finally:
         await service.close()
 
