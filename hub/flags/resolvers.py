@@ -246,9 +246,13 @@ class WebhookDelivery:
 
 
 def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
-    """``flag``, ``flags``, ``flagTimeline``, ``flagLag``, ``webhooks``, ``webhookDeliveries``."""
+    """``flag``, ``flags``, ``flagTimeline``, ``flagLag``, ``webhooks``, ``webhookDeliveries``.
 
-    async def flag(info: Info[HubContext, None], id: strawberry.ID) -> FlagCase:
+    Each is nullable: one the caller may not read is null with its error, and the
+    other fields of the request still answer.
+    """
+
+    async def flag(info: Info[HubContext, None], id: strawberry.ID) -> FlagCase | None:
         async with flags.db.sessions() as session:
             row = await service.get_visible_flag(session, info.context.caller, str(id))
         return FlagCase.of(row)
@@ -258,7 +262,7 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
         status: RiskFlagStatus | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> Connection[FlagCase]:
+    ) -> Connection[FlagCase] | None:
         async with flags.db.sessions() as session:
             page, has_next = await service.list_flags(
                 session,
@@ -276,7 +280,7 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     async def flag_timeline(
         info: Info[HubContext, None],
         id: strawberry.ID,
-    ) -> list[FlagHop]:
+    ) -> list[FlagHop] | None:
         async with flags.db.sessions() as session:
             row = await service.get_visible_flag(session, info.context.caller, str(id))
         return hops_of(service.timeline_of(row))
@@ -285,7 +289,7 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
         info: Info[HubContext, None],
         since: datetime | None = None,
         department: str | None = None,
-    ) -> list[HopLagType]:
+    ) -> list[HopLagType] | None:
         async with flags.db.sessions() as session:
             lags = await service.flag_lag(
                 session, info.context.caller, since=since, department=department
@@ -295,14 +299,14 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
             for x in lags
         ]
 
-    async def webhook_list(info: Info[HubContext, None]) -> list[Webhook]:
+    async def webhook_list(info: Info[HubContext, None]) -> list[Webhook] | None:
         async with flags.db.sessions() as session:
             rows = await webhooks.list_webhooks(session, info.context.caller)
         return [Webhook.of(r) for r in rows]
 
     async def webhook_deliveries(
         info: Info[HubContext, None], first: int | None = None, after: str | None = None
-    ) -> Connection[WebhookDelivery]:
+    ) -> Connection[WebhookDelivery] | None:
         async with flags.db.sessions() as session:
             page, has_next = await webhooks.list_deliveries(
                 session,

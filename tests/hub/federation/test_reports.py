@@ -70,14 +70,16 @@ async def test_a_field_the_caller_may_not_read_is_null_and_the_others_answer(
     hub = await start_hub(sources(FakeSource(S1, count=2)))
     client = await hub.graphql(scopes="resources:read")
     body = await client.post(
-        "{ resources { edges { node { owner } } } shelters { edges { node { id } } } }"
+        "{ resources { edges { node { owner } } } shelters { edges { node { id } } } "
+        "flags { edges { node { id } } } }"
     )
     assert body["data"]["shelters"] is None
+    assert body["data"]["flags"] is None  # the hub's own fields alike
     assert [e["node"]["owner"] for e in body["data"]["resources"]["edges"]] == [S1, S1]
-    [error] = body["errors"]
-    assert (error["path"], error["extensions"]) == (
-        ["shelters"], {"code": "FORBIDDEN", "scope": "shelters:read"}
-    )  # fmt: skip
+    errors = {tuple(e["path"]): e["extensions"]["code"] for e in body["errors"]}
+    assert errors == {("shelters",): "FORBIDDEN", ("flags",): "FORBIDDEN"}
+    shelters = next(e for e in body["errors"] if e["path"] == ["shelters"])
+    assert shelters["extensions"] == {"code": "FORBIDDEN", "scope": "shelters:read"}
     # Nothing was asked of any source for the refused field.
     assert [(e["path"], e["source"]) for e in body["extensions"]["sources"]] == [
         (["resources"], S1)
