@@ -10,11 +10,13 @@ from starlette.requests import HTTPConnection
 
 from hub.alerts import alerts_router
 from hub.auth import create_auth
+from hub.auth.service import orgs_with_scope
 from hub.db import metadata
 from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
+from hub.governance.anchors import anchors_router, checkpoint_signer
 from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.settings import HubSettings
@@ -25,6 +27,7 @@ from schema.export import ROOT as SDL_ROOT
 from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
+from schema.scopes import Scope
 from schema.store.specs import SPECS
 
 __all__ = ["HUB_SDL", "MIGRATIONS", "create_app", "hub_sdl", "hub_well_known", "metadata"]
@@ -75,8 +78,21 @@ def _hub_app(settings: HubSettings) -> Any:
         source = federation.registry.sources.get(source_id)
         return source.url if source is not None else None
 
+    async def staffed() -> set[str]:
+        async with db.sessions() as session:
+            return await orgs_with_scope(session, Scope.RISK_VERIFY)
+
+    def source_owner(source_id: str) -> str | None:
+        source = federation.registry.sources.get(source_id)
+        return (source.division_code or None) if source is not None else None
+
     flags = create_flags(
-        settings, db, authenticate=auth.authenticator.authenticate, mint=mint, node_url=node_url
+        settings,
+        db,
+        authenticate=auth.authenticator.authenticate,
+        mint=mint,
+        node_url=node_url,
+        staffed=staffed,
     )
     app = service_app(
         name="hub",
@@ -97,6 +113,10 @@ def _hub_app(settings: HubSettings) -> Any:
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
     app.include_router(alerts_router(federation.executor, settings))
+    sign_checkpoint = checkpoint_signer(auth.keys, settings.issuer)
+    app.include_router(
+        anchors_router(db, auth.authenticator.authenticate, source_owner, sign_checkpoint)
+    )
 
     async def context(
         connection: HTTPConnection,

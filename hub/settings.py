@@ -88,7 +88,10 @@ class HubSettings(ServiceSettings):
         1.0, gt=0, description="Seconds between checks for flags past their deadline"
     )
     event_poll_s: float = Field(
-        1.0, gt=0, description="Subscribers re-read the event log this often (other replicas)"
+        1.0,
+        gt=0,
+        description="While the PostgreSQL event listener reconnects, subscribers re-read the "
+        "event log this often (catch-up); a listening replica waits for notifications",
     )
     event_retention_s: float = Field(
         7 * 24 * 3600.0, gt=0, description="Flag events older than this are pruned"

@@ -22,8 +22,8 @@ from hub.auth.tokens import TokenIssuer
 from hub.settings import HubSettings
 from schema.enums import OrgKind
 from schema.errors import LinliError
-from schema.runtime.db import Database
-from schema.runtime.settings import load_settings
+from schema.runtime.db import Database, open_existing
+from schema.runtime.settings import ConfigError, load_settings
 
 __all__ = ["clients_app", "keys_app", "token"]
 
@@ -55,7 +55,7 @@ def _run(settings: HubSettings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work`` against the hub database; errors become a message and exit code 1."""
 
     async def main() -> T:
-        db = Database(settings.database_url)
+        db = await open_existing(settings.database_url, part="hub", table="oauth_clients")
         try:
             return await work(db)
         finally:
@@ -65,6 +65,9 @@ def _run(settings: HubSettings, work: Callable[[Database], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except LinliError as error:
         err.print(f"[red]error:[/] {error.message}")
+        raise typer.Exit(1) from error
+    except ConfigError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from error
     except (OSError, SQLAlchemyError) as error:
         err.print(f"[red]hub database error:[/] {error}")

@@ -32,6 +32,7 @@ __all__ = [
     "is_token_revoked",
     "list_clients",
     "live_revocations",
+    "orgs_with_scope",
     "published_keys",
     "record_revocation",
     "rotate_keys",
@@ -138,6 +139,12 @@ async def create_client(
 async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
     """The client with that id, if any."""
     return await session.get(OAuthClient, client_id)
+
+
+async def orgs_with_scope(session: AsyncSession, scope: str) -> set[str]:
+    """The organisations with an active client that may be granted ``scope``."""
+    rows = await session.execute(select(OAuthClient).where(col(OAuthClient.disabled).is_(False)))
+    return {client.org for client in rows.scalars() if scope in client.scopes}
 
 
 async def list_clients(session: AsyncSession) -> list[OAuthClient]:

@@ -7,7 +7,8 @@ stable ``code`` of the GraphQL error that names the source::
      ├── SourceTimeout        timeout      SOURCE_TIMEOUT
  │    └── CallerTimeout   timeout      SOURCE_TIMEOUT      (the caller's deadline, not the source)
      ├── SourceUnavailable    unavailable  SOURCE_UNAVAILABLE
-     │    └── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
+     │    ├── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
+     │    └── SourceBusy      busy         SOURCE_BUSY         (its database is busy or gone)
      ├── SourceDenied         denied       SOURCE_DENIED
      └── SourceNotFound       not_found    NOT_FOUND           (the source holds no such record)
 """
@@ -21,6 +22,7 @@ from hub.federation.reports import SourceStatus
 __all__ = [
     "CallerTimeout",
     "CircuitOpen",
+    "SourceBusy",
     "SourceDenied",
     "SourceError",
     "SourceNotFound",
@@ -61,6 +63,13 @@ class SourceUnavailable(SourceError):
 
 class CircuitOpen(SourceUnavailable):
     """The source's breaker refused the call: it failed repeatedly and is cooling down."""
+
+
+class SourceBusy(SourceUnavailable):
+    """The source answered, but its database was locked or unreachable (it said when to retry)."""
+
+    status = SourceStatus.BUSY
+    code = "SOURCE_BUSY"
 
 
 class SourceDenied(SourceError):

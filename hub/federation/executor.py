@@ -17,10 +17,12 @@ from hub.federation.cursor import CursorCodec, FederatedPosition
 from hub.federation.errors import (
     CallerTimeout,
     CircuitOpen,
+    SourceBusy,
     SourceDenied,
     SourceError,
     SourceNotFound,
     SourceTimeout,
+    SourceUnavailable,
 )
 from hub.federation.registry import Registry, Source
 from hub.federation.reports import SourceReport, SourceStatus
@@ -269,6 +271,10 @@ class Federation:
         field_name: str,
     ) -> dict[str, Any]:
         """``data[field_name]`` of one call, through the source's slots and breaker."""
+        if not source.described:
+            raise SourceUnavailable(
+                "not described yet: the hub has not read its /.well-known/linli-node"
+            )
         slots = self._slots.get(source.id)
         if slots is None:
             slots = self._slots[source.id] = asyncio.Semaphore(self.max_inflight_per_source)
@@ -473,6 +479,8 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
             raise SourceNotFound(message)
         if code in ("UNAUTHENTICATED", "FORBIDDEN"):
             raise SourceDenied(message)
+        if code in ("DATABASE_BUSY", "DATABASE_UNAVAILABLE"):
+            raise SourceBusy(message)
         raise SourceError(message)
     payload: dict[str, Any] = data[field_name]
     return payload

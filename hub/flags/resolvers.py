@@ -408,7 +408,6 @@ def subscription_fields(flags: FlagWorkflow) -> dict[str, Any]:
                 flags.notifier,
                 caller,
                 cursor,
-                poll_s=flags.settings.event_poll_s,
                 delivered=lambda event: flags.delivered(caller, event),
             ):
                 yield FlagEvent.of(row)

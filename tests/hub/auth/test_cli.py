@@ -14,7 +14,7 @@ from hub import cli
 from hub.app import MIGRATIONS
 from hub.auth import OAuthClient, service
 from schema.runtime.db import Database
-from tests.conftest import DatabaseUnderTest, migrate
+from tests.conftest import DatabaseUnderTest, free_port, migrate
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +219,45 @@ def test_commands_explain_themselves(runner: CliRunner) -> None:
         result = runner.invoke(cli.app, command)
         assert result.exit_code == 0, (command, result.output)
     assert "--database-url" in runner.invoke(cli.app, ["token", "--help"]).output
+
+
+# what the commands do when the database is not the hub's: one line, nothing created
+
+
+def test_a_missing_database_file_is_named_and_never_created(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LINLI_DATABASE_URL", raising=False)
+    for args in (
+        ["token", "--client-id", "x", "--client-secret", "y"],
+        ["clients", "list"],
+        ["keys", "list"],
+    ):
+        result = runner.invoke(cli.app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "no hub database at linli-hub.db" in result.output
+        assert "linli db upgrade hub" in result.output
+        assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_another_parts_database_is_refused_by_name(runner: CliRunner, tmp_path: Path) -> None:
+    node_db = f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"
+    assert (
+        runner.invoke(cli.app, ["db", "upgrade", "node", "--database-url", node_db]).exit_code == 0
+    )
+    code, output = _invoke(runner, node_db, "token", "--client-id", "x", "--client-secret", "y")
+    assert code == 1
+    assert "is not a hub database (it has no oauth_clients table)" in output
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    down = f"postgresql+asyncpg://postgres:s3cret@127.0.0.1:{free_port()}/hub"
+    code, output = _invoke(runner, down, "clients", "list")
+    assert code == 1
+    assert "opening the hub database: cannot use the database at" in output
+    assert "s3cret" not in output
+    assert "LINLI_DATABASE_URL" in output

@@ -39,6 +39,12 @@ class FakeSource:
     described: dict[str, Any] | None = None  # serve this well-known document instead
     most_in_flight: int = 0  # the most GraphQL requests it held at once
     _in_flight: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        """The GraphQL requests it holds now (abandoned ones included, until it finishes them)."""
+        return self._in_flight
+
     _worker: asyncio.Lock = field(default_factory=asyncio.Lock)  # "queue": one at a time
 
     def __post_init__(self) -> None:
