@@ -25,15 +25,18 @@ from policies.audit import AuditEntry
 from policies.caller import Caller
 from policies.purposes import PURPOSE_HEADER, purpose_from_header
 from schema import SCHEMA_VERSION
+from schema.export import ROOT as SDL_ROOT
 from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
 from schema.scopes import Scope
 from schema.store.specs import SPECS
 
-__all__ = ["MIGRATIONS", "create_app", "hub_well_known", "metadata"]
+__all__ = ["HUB_SDL", "MIGRATIONS", "create_app", "hub_sdl", "hub_well_known", "metadata"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HUB_SDL = SDL_ROOT / "sdl" / "hub.graphql"
+"""The hub's whole API as SDL, beside the common schema (``linli schema export``)."""
 
 
 def hub_well_known(settings: HubSettings) -> WellKnown:
@@ -51,6 +54,11 @@ def hub_well_known(settings: HubSettings) -> WellKnown:
 
 def create_app(settings: HubSettings) -> Any:
     """The hub's ASGI app."""
+    return wrap(_hub_app(settings), settings)
+
+
+def _hub_app(settings: HubSettings) -> Any:
+    # The app before its outer middleware: ``state.schema`` is the GraphQL schema it serves.
     described = hub_well_known(settings)
     db = Database(settings.database_url)
 
@@ -131,8 +139,9 @@ def create_app(settings: HubSettings) -> Any:
         stated = purpose_from_header(purpose, settings.purposes) or None
         return HubContext(caller=caller, federation=federation.executor, purpose=stated)
 
+    app.state.schema = schema = hub_schema(settings, flags)
     graphql = HubGraphQLRouter(
-        hub_schema(settings, flags),
+        schema,
         context,
         settings,
         authenticate=auth.authenticator.authenticate,
@@ -141,5 +150,14 @@ def create_app(settings: HubSettings) -> Any:
         changed=auth.revocations.list.changed,
     )
     app.include_router(graphql, prefix="/graphql")
+    return app
 
-    return wrap(app, settings)
+
+def hub_sdl() -> str:
+    """The hub's whole GraphQL API as SDL: the schema ``create_app`` serves, built, never run.
+
+    Clients generate code from it while introspection is off in production.
+    """
+    app = _hub_app(HubSettings(database_url="sqlite+aiosqlite://"))  # never connected
+    sdl: str = app.state.schema.as_str()
+    return sdl.rstrip() + "\n"

@@ -131,12 +131,13 @@ def schema_export(
         bool, typer.Option("--check", help="Only check; exit 1 if any artifact is stale")
     ] = False,
 ) -> None:
-    """Write schema/sdl/*.graphql, schema/jsonschema/*.json and the Cedar schema from REGISTRY."""
+    """Write schema/sdl/*.graphql (common and the hub's API), schema/jsonschema/*.json, Cedar."""
+    from hub.app import HUB_SDL, hub_sdl
     from policies.engine import SCHEMA_PATH
     from policies.records import cedar_schema
     from schema.export import stale_artifacts, write_artifacts
 
-    cedar = {SCHEMA_PATH: cedar_schema()}
+    cedar = {SCHEMA_PATH: cedar_schema(), HUB_SDL: hub_sdl()}
     if check:
         stale = stale_artifacts(cedar)
         for path in stale:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import httpx
 import pytest
 import uvicorn
 
+from adapters.cap import parse_alert, write_alert
+from schema.records import shifted
 from schema.runtime.db import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +29,19 @@ REPO = Path(__file__).resolve().parents[1]
 CAP_SAMPLES = REPO / "adapters" / "cap" / "samples"
 #: Public documents only the tests read (tests/fixtures/cap/README.md names their sources).
 CAP_FIXTURES = REPO / "tests" / "fixtures" / "cap"
+
+
+def current_cap(body: bytes) -> bytes:
+    """A CAP message with every time in it moved so that it was sent ten minutes ago.
+
+    The specification's samples date from 2003; an alert that expires is active only
+    when it is current.
+    """
+    alert = parse_alert(body)
+    by = datetime.now(UTC) - timedelta(minutes=10) - alert.sent
+    return write_alert(shifted(alert, timedelta(seconds=round(by.total_seconds()))))
+
+
 PG_DSN = os.environ.get("LINLI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("LINLI_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 

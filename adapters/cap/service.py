@@ -1,7 +1,7 @@
 """The CAP adapter: polls alert sources into the store, and serves the active public alerts.
 
 ``GET /alerts.atom`` is an ATOM feed of the alerts that are active (not a
-Cancel, not superseded by an Update or Cancel), ``Actual`` and ``Public``;
+Cancel, not expired, not superseded by an Update or Cancel), ``Actual`` and ``Public``;
 each entry links to ``GET /alerts/{identifier}.xml``, the CAP 1.2 message
 (valid against the OASIS XSD). Both are public, as CAP Public alerts are.
 """
@@ -32,7 +32,7 @@ from adapters.store import (
     store_alert,
 )
 from schema.enums import CapMsgType, CapScope, CapStatus
-from schema.records import AlertCreate
+from schema.records import AlertCreate, alert_active
 from schema.runtime.db import Database
 from schema.runtime.http import error_body
 from schema.storage import utcnow
@@ -149,8 +149,11 @@ def alert_feed_router(db: Database, settings: AdapterServiceSettings) -> APIRout
         async with db.sessions() as session:
             rows = list((await session.execute(statement)).scalars())
         alerts: list[AlertCreate] = []
+        now = utcnow()
         for row in rows:
             alert = _as_alert(row)
+            if not alert_active(alert, now):  # expired (Cancels are left out above)
+                continue
             try:
                 write_alert(alert)  # only what can be served as valid CAP is listed
             except CapError as error:

@@ -1,5 +1,8 @@
 """CAP 1.2 out: the hub's federated active public alerts as an ATOM feed and as CAP XML.
 
+Active is ``schema.records.alert_active``: not a Cancel, not expired, and not ended by
+a later message (as the source reports it).
+
 The hub asks its sources as the public would (a token naming an organisation of
 kind ``public`` with only ``alerts:read``), so each owner's policy decides what
 the feed may show, and keeps only ``Actual`` alerts of scope ``Public``.
@@ -28,9 +31,10 @@ from hub.settings import HubSettings
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder
 from schema.enums import CapMsgType, CapScope, CapStatus, OrgKind
-from schema.records import AlertCreate
+from schema.records import AlertCreate, alert_active
 from schema.runtime.http import error_body
 from schema.scopes import Scope
+from schema.storage import utcnow
 from schema.store.specs import SPECS
 
 __all__ = ["alerts_router", "public_alerts"]
@@ -80,9 +84,14 @@ async def public_alerts(federation: Federation, settings: HubSettings) -> list[A
         if report.status is not SourceStatus.OK:
             log.warning("alert feed: source %s %s", report.source, report.status)
     alerts = []
+    now = utcnow()
     for _, node in page.edges:
         public: Any = node.to_pydantic()
-        if not public.active or public.scope is not CapScope.PUBLIC:
+        # ``active`` is the source's word (it knows what later messages ended); expiry
+        # is checked here again, for answers served stale and sources behind the clock.
+        if not public.active or not alert_active(public, now):
+            continue
+        if public.scope is not CapScope.PUBLIC:
             continue
         if public.status is not CapStatus.ACTUAL or public.msg_type not in (
             CapMsgType.ALERT,

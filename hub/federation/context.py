@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -17,6 +17,8 @@ from policies.caller import Caller
 from schema.api.types import Organisation
 from schema.errors import Forbidden
 from schema.runtime.db import Database
+from schema.store.resolvers import require_read_scope
+from schema.store.specs import RecordSpec
 
 __all__ = ["HubContext"]
 
@@ -52,9 +54,9 @@ class HubContext(BaseContext):
         """What each source contributed to this request so far (``extensions.sources``)."""
         return tuple(self._reports)
 
-    def add_reports(self, reports: Iterable[SourceReport]) -> None:
-        """Keep the reports a resolver got back, for ``extensions.sources``."""
-        self._reports.extend(reports)
+    def add_reports(self, reports: Iterable[SourceReport], path: Sequence[str | int]) -> None:
+        """Keep the reports the resolver of the field at ``path`` got (``extensions.sources``)."""
+        self._reports.extend(replace(r, path=tuple(path)) for r in reports)
 
     @property
     def db(self) -> Database:
@@ -75,6 +77,10 @@ class HubContext(BaseContext):
             federation.registry.sources[source_id], self.caller, document, variables, deadline,
             self.purpose, stale_key=None, field_name=field_name,
         )  # fmt: skip
+
+    def require_read(self, spec: RecordSpec) -> None:
+        """Pass if the caller's token grants one of ``spec``'s read scopes."""
+        require_read_scope(self.caller.scopes, spec)
 
     def require_scope(self, scope: str) -> Caller:
         """The caller, if its token grants ``scope``."""

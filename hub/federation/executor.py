@@ -200,7 +200,8 @@ class Federation:
             if request.after
             else FederatedPosition(query_digest)
         )
-        sources = [s for s in self.plan(field_name, where) if s.id not in position.done]
+        planned = self.plan(field_name, where)
+        sources = [s for s in planned if s.id not in position.done]
         document = (
             f"query($where: {filter_type}, $first: Int, $after: String, $order: RecordOrder!) {{ "
             f"{field_name}(where: $where, first: $first, after: $after, orderBy: $order) {{ "
@@ -231,7 +232,7 @@ class Federation:
         outcomes = await asyncio.gather(*(ask(s) for s in sources))
         answers = [o for o in outcomes if isinstance(o, _Answer)]
         page = self._merge(answers, position, request.first, order, spec.gql_type)
-        reports = [o.report if isinstance(o, _Answer) else o for o in outcomes]
+        reports = _page_reports(planned, position.done, outcomes, page)
         if request.audited:
             await self.relay_audit(caller, type_name, reports, request.purpose)
         return FederatedPage(page.edges, page.has_next, page.end_cursor, reports)
@@ -357,6 +358,7 @@ class Federation:
         key_field = "createdAt" if order.column == "created_at" else "updatedAt"
         state = position.copy()
         taken_from: dict[str, int] = {}
+        returned: dict[str, int] = {}
         seen: set[str] = set()
         edges: list[tuple[str, Any]] = []
         merged = heapq.merge(
@@ -382,6 +384,7 @@ class Federation:
                 answer.fail(str(exc))
                 continue
             edges.append((self.cursors.encode(state), obj))
+            returned[source_id] = returned.get(source_id, 0) + 1
         for answer in answers:
             exhausted = taken_from.get(answer.source.id, 0) == len(answer.edges)
             if not answer.has_next and exhausted and not answer.failed:
@@ -391,7 +394,7 @@ class Federation:
         end_cursor = self.cursors.encode(state) if (edges or has_next) else None
         if edges and end_cursor is not None:
             edges[-1] = (end_cursor, edges[-1][1])
-        return _Page(edges, has_next, end_cursor)
+        return _Page(edges, has_next, end_cursor, returned, frozenset(state.done))
 
     async def get(
         self, global_id: str, caller: Caller, selection: str, gql_type: Any, purpose: str | None
@@ -444,6 +447,32 @@ class _Page:
     edges: list[tuple[str, Any]]
     has_next: bool
     end_cursor: str | None
+    returned: dict[str, int]  # source id: how many of its records the page holds
+    done: frozenset[str]  # the sources a later page will not ask again
+
+
+def _page_reports(
+    planned: Sequence[Source],
+    done_before: set[str] | frozenset[str],
+    outcomes: Sequence[_Answer | SourceReport],
+    page: _Page,
+) -> list[SourceReport]:
+    """One report per planned source, in plan order, counting what the merged page holds.
+
+    A source exhausted on an earlier page is not asked again; it is reported ``ok``
+    with nothing in this page.
+    """
+    asked = {r.source: r for r in (o.report if isinstance(o, _Answer) else o for o in outcomes)}
+    reports = []
+    for source in planned:
+        report = asked.get(source.id)
+        if report is None:
+            report = SourceReport(source=source.id, status=SourceStatus.OK, ms=0.0)
+        else:
+            report.count = page.returned.get(source.id, 0)
+        report.exhausted = source.id in page.done
+        reports.append(report)
+    return reports
 
 
 def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:

@@ -40,7 +40,13 @@ _ERROR_CODES = {
 
 @dataclass
 class SourceReport:
-    """What one source contributed to an answer: one entry of ``extensions.sources[]``."""
+    """What one source contributed to an answer: one entry of ``extensions.sources[]``.
+
+    ``count`` is the number of the source's records in this answer (after the merge);
+    ``exhausted`` says the source has nothing more for the field, so following the
+    field's ``endCursor`` will not ask it again (always so for fields that do not page);
+    ``path`` is the response path of the root field (its alias, if it has one).
+    """
 
     source: str
     status: SourceStatus
@@ -48,14 +54,18 @@ class SourceReport:
     count: int = 0
     as_of: datetime | None = None
     message: str | None = None
+    exhausted: bool = True
+    path: tuple[str | int, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The entry as it goes on the wire."""
         return {
+            "path": list(self.path),
             "source": self.source,
             "status": self.status.value,
             "ms": self.ms,
             "count": self.count,
+            "exhausted": self.exhausted,
             "asOf": self.as_of.isoformat() if self.as_of else None,
         }
 

@@ -20,7 +20,7 @@ from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
 from schema.api.types import Organisation
 from schema.enums import OrgKind
-from schema.errors import Forbidden, InvalidInput
+from schema.errors import InvalidInput
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.scopes import Scope
 from schema.store.resolvers import Record, list_field
@@ -29,13 +29,6 @@ from schema.store.specs import SPECS, RecordSpec
 __all__ = ["SourcesExtension", "mutation_fields", "query_fields"]
 
 ADMIN_SCOPE = Scope.ADMIN
-
-
-def _check_scope(context: HubContext, spec: RecordSpec) -> None:
-    # Scopes are necessary: a caller without any read scope for the type is not fanned out.
-    if not context.caller.scopes.intersection(spec.read_scopes):
-        wanted = " or ".join(sorted(spec.read_scopes))
-        raise Forbidden(f"reading {spec.type_name} records needs the scope {wanted}")
 
 
 def _list_field(spec: RecordSpec) -> Any:
@@ -47,7 +40,7 @@ def _list_field(spec: RecordSpec) -> Any:
         order_by: RecordOrder = RecordOrder.CREATED_DESC,
     ) -> Any:
         context = info.context
-        _check_scope(context, spec)
+        context.require_read(spec)  # not fanned out without a read scope
         request = PageRequest(
             caller=context.caller,
             where=encode_input(where),
@@ -58,7 +51,7 @@ def _list_field(spec: RecordSpec) -> Any:
             purpose=context.purpose,
         )
         page = await context.federation.list_page(spec, request)
-        context.add_reports(page.reports)
+        context.add_reports(page.reports, info.path.as_list())
         return Connection(
             edges=[Edge(cursor=cursor, node=node) for cursor, node in page.edges],
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
@@ -78,7 +71,7 @@ async def _node(info: Info[HubContext, None], id: strawberry.ID) -> Any:
     spec = SPECS.get(parsed.type)
     if spec is None:
         raise InvalidInput(f"no record type {parsed.type}", code="INVALID_ID", field="id")
-    _check_scope(context, spec)
+    context.require_read(spec)  # not fanned out without a read scope
     selections = [
         child
         for selection in info.selected_fields[0].selections
@@ -97,9 +90,9 @@ async def _node(info: Info[HubContext, None], id: strawberry.ID) -> Any:
             context.purpose,
         )
     except SourceFailed as failed:
-        context.add_reports([failed.report])
+        context.add_reports([failed.report], info.path.as_list())
         raise
-    context.add_reports([found.report])
+    context.add_reports([found.report], info.path.as_list())
     return found.record
 
 
@@ -218,6 +211,7 @@ class SourcesExtension(SchemaExtension):
             errors.append(
                 GraphQLError(
                     f"source {report.source}: {report.message}",
+                    path=list(report.path) or None,
                     extensions={
                         "code": report.error_code,
                         "source": report.source,

@@ -38,14 +38,16 @@ from typing import Any, Protocol
 
 import asyncpg
 import sqlalchemy as sa
+import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.flags.errors import EventsExpired, InvalidSequence
 from hub.flags.tables import EVENT_SEQUENCE, EventSequenceRow, FlagEventRow, FlagRow
 from policies.caller import Caller
-from schema.enums import OrgKind
+from schema.enums import OrgKind, RiskFlagStatus
 from schema.runtime.db import Database
+from schema.runtime.graphql import graphql_json
 from schema.runtime.retry import backoff_s
 from schema.runtime.tasks import BackgroundTasks
 from schema.scopes import Scope
@@ -55,12 +57,15 @@ __all__ = [
     "LISTENER_NAME",
     "EventChannel",
     "EventListener",
+    "FlagEvent",
     "FlagEventType",
     "FlagEvents",
+    "FlagHop",
     "Notifier",
     "announce",
     "event_json",
     "follow_events",
+    "hops_of",
     "prune_events",
     "sequence_bounds",
     "start_cursor",
@@ -274,19 +279,56 @@ class EventChannel:
             yield
 
 
+@strawberry.type(description="One hop of a flag's journey and when it happened")
+class FlagHop:
+    hop: str = strawberry.field(
+        description="raised_at_node, received_at_hub, routed, delivered, acknowledged, "
+        "verifying, confirmed, dismissed, resolved, escalated[_n], "
+        "external:open311:<submitted|open|closed>[_n]"
+    )
+    at: datetime
+
+
+def hops_of(timeline: dict[str, datetime]) -> list[FlagHop]:
+    """The hops of a timeline, in the order they happened."""
+    return [FlagHop(hop=h, at=t) for h, t in sorted(timeline.items(), key=lambda i: i[1])]
+
+
+@strawberry.type(description="A change of a flag, numbered; resume with after: seq")
+class FlagEvent:
+    seq: int
+    type: str = strawberry.field(
+        description="flag.raised, flag.routed, flag.status_changed, flag.escalated "
+        "or flag.external_status"
+    )
+    flag_id: strawberry.ID
+    status: RiskFlagStatus
+    community: str
+    assigned_to: str | None
+    previous_assignee: str | None = strawberry.field(description="Set on flag.escalated")
+    at: datetime
+    timeline: list[FlagHop]
+
+    @classmethod
+    def of(cls, row: FlagEventRow) -> FlagEvent:
+        """The GraphQL object of a stored event."""
+        return cls(
+            seq=row.seq,
+            type=row.type,
+            flag_id=strawberry.ID(row.flag_id),
+            status=RiskFlagStatus(row.status),
+            community=row.community,
+            assigned_to=row.assigned_to,
+            previous_assignee=row.previous_assignee,
+            at=row.at,
+            timeline=hops_of(row.timeline),
+        )
+
+
 def event_json(event: FlagEventRow) -> dict[str, Any]:
-    """The JSON form of an event (webhook ``data``), snake_case like the node protocol."""
-    return {
-        "seq": event.seq,
-        "type": event.type,
-        "flag_id": event.flag_id,
-        "status": event.status,
-        "community": event.community,
-        "assigned_to": event.assigned_to,
-        "previous_assignee": event.previous_assignee,
-        "at": event.at.isoformat(),
-        "timeline": {hop: at.isoformat() for hop, at in event.timeline.items()},
-    }
+    """The JSON form of an event (webhook ``data``): exactly the GraphQL ``FlagEvent``."""
+    body: dict[str, Any] = graphql_json(FlagEvent.of(event))
+    return body
 
 
 def visible_events(caller: Caller) -> sa.ColumnElement[bool]:

@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from hub.federation.context import HubContext
 from hub.flags import service, webhooks
-from hub.flags.events import Notifier, follow_events, start_cursor
+from hub.flags.events import FlagEvent, FlagHop, Notifier, follow_events, hops_of, start_cursor
 from hub.flags.tables import (
     FlagEventRow,
     FlagRow,
@@ -62,20 +62,6 @@ class FlagWorkflow(Protocol):
     async def delivered(self, caller: Caller, event: FlagEventRow) -> None:
         """A subscriber got an event."""
         ...
-
-
-@strawberry.type(description="One hop of a flag's journey and when it happened")
-class FlagHop:
-    hop: str = strawberry.field(
-        description="raised_at_node, received_at_hub, routed, delivered, acknowledged, "
-        "verifying, confirmed, dismissed, resolved, escalated[_n], "
-        "external:open311:<submitted|open|closed>[_n]"
-    )
-    at: datetime
-
-
-def _hops(timeline: dict[str, datetime]) -> list[FlagHop]:
-    return [FlagHop(hop=h, at=t) for h, t in sorted(timeline.items(), key=lambda i: i[1])]
 
 
 @strawberry.type(description="One workflow step: who moved the flag where, when and why")
@@ -166,38 +152,8 @@ class FlagCase:
             received_at=row.received_at,
             updated_at=row.updated_at,
             transitions=[FlagStepType.of(s) for s in row.transitions],
-            timeline=_hops(service.timeline_of(row)),
+            timeline=hops_of(service.timeline_of(row)),
             external=FlagExternal.of(row),
-        )
-
-
-@strawberry.type(description="A change of a flag, numbered; resume with after: seq")
-class FlagEvent:
-    seq: int
-    type: str = strawberry.field(
-        description="flag.raised, flag.routed, flag.status_changed, flag.escalated "
-        "or flag.external_status"
-    )
-    flag_id: strawberry.ID
-    status: RiskFlagStatus
-    community: str
-    assigned_to: str | None
-    previous_assignee: str | None = strawberry.field(description="Set on flag.escalated")
-    at: datetime
-    timeline: list[FlagHop]
-
-    @classmethod
-    def of(cls, row: FlagEventRow) -> FlagEvent:
-        return cls(
-            seq=row.seq,
-            type=row.type,
-            flag_id=strawberry.ID(row.flag_id),
-            status=RiskFlagStatus(row.status),
-            community=row.community,
-            assigned_to=row.assigned_to,
-            previous_assignee=row.previous_assignee,
-            at=row.at,
-            timeline=_hops(row.timeline),
         )
 
 
@@ -290,9 +246,13 @@ class WebhookDelivery:
 
 
 def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
-    """``flag``, ``flags``, ``flagTimeline``, ``flagLag``, ``webhooks``, ``webhookDeliveries``."""
+    """``flag``, ``flags``, ``flagTimeline``, ``flagLag``, ``webhooks``, ``webhookDeliveries``.
 
-    async def flag(info: Info[HubContext, None], id: strawberry.ID) -> FlagCase:
+    Each is nullable: one the caller may not read is null with its error, and the
+    other fields of the request still answer.
+    """
+
+    async def flag(info: Info[HubContext, None], id: strawberry.ID) -> FlagCase | None:
         async with flags.db.sessions() as session:
             row = await service.get_visible_flag(session, info.context.caller, str(id))
         return FlagCase.of(row)
@@ -302,7 +262,7 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
         status: RiskFlagStatus | None = None,
         first: int | None = None,
         after: str | None = None,
-    ) -> Connection[FlagCase]:
+    ) -> Connection[FlagCase] | None:
         async with flags.db.sessions() as session:
             page, has_next = await service.list_flags(
                 session,
@@ -320,16 +280,16 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     async def flag_timeline(
         info: Info[HubContext, None],
         id: strawberry.ID,
-    ) -> list[FlagHop]:
+    ) -> list[FlagHop] | None:
         async with flags.db.sessions() as session:
             row = await service.get_visible_flag(session, info.context.caller, str(id))
-        return _hops(service.timeline_of(row))
+        return hops_of(service.timeline_of(row))
 
     async def flag_lag(
         info: Info[HubContext, None],
         since: datetime | None = None,
         department: str | None = None,
-    ) -> list[HopLagType]:
+    ) -> list[HopLagType] | None:
         async with flags.db.sessions() as session:
             lags = await service.flag_lag(
                 session, info.context.caller, since=since, department=department
@@ -339,14 +299,14 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
             for x in lags
         ]
 
-    async def webhook_list(info: Info[HubContext, None]) -> list[Webhook]:
+    async def webhook_list(info: Info[HubContext, None]) -> list[Webhook] | None:
         async with flags.db.sessions() as session:
             rows = await webhooks.list_webhooks(session, info.context.caller)
         return [Webhook.of(r) for r in rows]
 
     async def webhook_deliveries(
         info: Info[HubContext, None], first: int | None = None, after: str | None = None
-    ) -> Connection[WebhookDelivery]:
+    ) -> Connection[WebhookDelivery] | None:
         async with flags.db.sessions() as session:
             page, has_next = await webhooks.list_deliveries(
                 session,

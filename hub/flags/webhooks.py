@@ -8,7 +8,8 @@ row in the event's transaction; ``WebhookDispatcher`` POSTs it with
     webhook-timestamp: Unix seconds of the attempt
     webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">
 
-keyed by the base64-decoded secret, and body ``{"type", "timestamp", "data"}``.
+keyed by the base64-decoded secret, and body ``{"type", "timestamp", "data"}`` whose
+``data`` is the event as the GraphQL ``FlagEvent`` gives it (``event_json``).
 An endpoint that is down, slower than ``webhook_timeout_s`` or answers non-2xx
 is retried with exponential backoff and jitter up to ``webhook_max_attempts``;
 every attempt is logged (``webhookDeliveries``) and any delivery can be sent

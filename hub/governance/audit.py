@@ -100,7 +100,7 @@ class HubDisclosure:
 
 async def hub_disclosures(
     info: Info[GovernanceContext, None], first: int | None = None, after: str | None = None
-) -> Connection[HubDisclosure]:
+) -> Connection[HubDisclosure] | None:
     """What the hub passed on of the caller's organisation's data (scope audit:read)."""
     context = info.context
     caller = context.require_scope(AUDIT_SCOPE)

@@ -28,6 +28,7 @@ from schema.enums import OrgKind
 from schema.errors import Forbidden
 from schema.runtime.db import Database
 from schema.scopes import Scope
+from schema.store.resolvers import require_read_scope
 from schema.store.specs import RecordSpec
 
 __all__ = ["AUDIT_SCOPE", "PolicyTables", "SourceContext", "define_policy_tables"]
@@ -82,6 +83,10 @@ class SourceContext(BaseContext):
         if not caller.has_scope(DECLARE_SCOPE):
             raise Forbidden(f"the token lacks the scope {DECLARE_SCOPE!r}", scope=DECLARE_SCOPE)
         return caller.subject
+
+    def require_read(self, spec: RecordSpec) -> None:
+        """Pass if the caller's token grants one of ``spec``'s read scopes."""
+        require_read_scope(self.caller.scopes, spec)
 
     def require_auditor(self) -> None:
         """Pass if the caller is the owner's own staff with ``audit:read``."""

@@ -26,6 +26,8 @@ from schema.records.alert import (
     AlertResource,
     AlertUpdate,
     NameValue,
+    alert_active,
+    shifted,
 )
 from schema.records.incident import IncidentBase, IncidentCreate, IncidentPublic, IncidentUpdate
 from schema.records.organisation import OrganisationBase, OrganisationPublic
@@ -95,8 +97,10 @@ __all__ = [
     "VolunteerCreate",
     "VolunteerPublic",
     "VolunteerUpdate",
+    "alert_active",
     "code",
     "public_model",
+    "shifted",
     "update_model",
 ]
 

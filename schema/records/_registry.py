@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import SQLModel
 
+from schema.geo import GeoPolygon
 from schema.scopes import Scope
 
 __all__ = [
@@ -138,6 +139,10 @@ class RecordType:
     """Public fields computed from a stored row."""
     search_fields: tuple[str, ...] = ()
     """Fields the ``text`` filter searches."""
+    areas: Callable[[Mapping[str, Any]], list[GeoPolygon]] | None = None
+    """For a type placed by areas, not by a ``location`` point (alerts): the areas of a
+    record as the caller is shown it. ``near`` and ``bbox`` then match a record one of
+    whose areas meets the circle or the box."""
     filters: tuple[Filter, ...] = ()
     facts: tuple[Fact, ...] = ()
     band: Band | None = None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlmodel import SQLModel
 
@@ -21,7 +22,7 @@ from schema.geo import GeoPolygon
 from schema.records._family import public_model, update_model
 from schema.records._registry import Fact, Filter, RecordType, code
 from schema.scopes import Scope
-from schema.storage import PydanticJSON, UTCDateTime
+from schema.storage import PydanticJSON, UTCDateTime, utcnow
 
 __all__ = [
     "RECORD",
@@ -33,6 +34,9 @@ __all__ = [
     "AlertResource",
     "AlertUpdate",
     "NameValue",
+    "alert_active",
+    "alert_areas",
+    "shifted",
 ]
 
 
@@ -131,7 +135,82 @@ AlertPublic = public_model(
 )
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def alert_active(alert: Any, now: datetime) -> bool:
+    """Whether an alert (a model or a stored row) is in force at ``now``.
+
+    Active: not a Cancel, and not expired. An alert has expired when every one of its
+    info blocks has an ``expires`` at or before ``now``; an info block without
+    ``expires`` never expires, nor does an alert without info blocks. (A source may
+    also end an alert early: the CAP adapter marks one that a later Update or Cancel
+    references as inactive.)
+    """
+    if getattr(alert, "msg_type", None) == CapMsgType.CANCEL:
+        return False
+    infos: list[AlertInfo] = list(getattr(alert, "infos", None) or [])
+    return not infos or any(i.expires is None or _utc(i.expires) > now for i in infos)
+
+
+def alert_areas(shown: Mapping[str, Any]) -> list[GeoPolygon]:
+    """Every area of an alert as the caller is shown it: its polygons and circles as GeoJSON."""
+    areas: list[GeoPolygon] = []
+    for info in shown.get("infos") or []:
+        for area in _get(info, "areas") or []:
+            areas += [GeoPolygon.model_validate(g) for g in _get(area, "geometry") or []]
+    return areas
+
+
+def _get(value: Any, name: str) -> Any:
+    # Shown values hold models from the store, or their JSON as a source answered them.
+    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
+
+
+_AlertT = TypeVar("_AlertT", bound=AlertBase)
+
+
+def shifted(alert: _AlertT, by: timedelta) -> _AlertT:
+    """The alert with every time in it moved by ``by`` (samples made current).
+
+    ``sent``, each info's ``effective``, ``onset`` and ``expires``, and the sent time
+    of each ``references`` entry (``sender,identifier,sent``) move alike, so the
+    messages that reference each other still match.
+    """
+
+    def moved(moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment + by
+
+    def reference(entry: str) -> str:
+        parts = entry.split(",")
+        try:
+            parts[2] = (datetime.fromisoformat(parts[2]) + by).isoformat()
+        except (IndexError, ValueError):
+            return entry
+        return ",".join(parts)
+
+    infos = [
+        info.model_copy(
+            update={
+                "effective": moved(info.effective),
+                "onset": moved(info.onset),
+                "expires": moved(info.expires),
+            }
+        )
+        for info in alert.infos
+    ]
+    return alert.model_copy(
+        update={
+            "sent": alert.sent + by,
+            "infos": infos,
+            "references": [reference(r) for r in alert.references],
+        }
+    )
+
+
 def _active_only(table: Any, active_only: bool) -> Any:
+    # SQL leaves out Cancels only; expiry is in the info blocks, decided on ``active``.
     return table.msg_type != CapMsgType.CANCEL.value if active_only else None
 
 
@@ -143,8 +222,9 @@ RECORD = RecordType(
     public=AlertPublic,
     read_scopes=(Scope.ALERTS_READ,),
     staff_create=False,
-    derived=lambda row: {"active": getattr(row, "msg_type", None) != CapMsgType.CANCEL},
+    derived=lambda row: {"active": alert_active(row, utcnow())},
     search_fields=("identifier", "sender", "note"),
+    areas=alert_areas,
     filters=(
         Filter("statuses", list[CapStatus] | None, column="status"),
         Filter(
@@ -153,6 +233,8 @@ RECORD = RecordType(
             condition=_active_only,
             test=lambda shown, active_only: not active_only or shown.get("active") is True,
             default=False,
+            description="Only alerts in force: not a Cancel, not expired (an info block without "
+            "expires, or with one still ahead), not ended by a later Update or Cancel",
         ),
     ),
     facts=(

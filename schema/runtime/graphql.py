@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import re
+from datetime import date, datetime
 from typing import Any
 
 import strawberry
@@ -24,7 +25,8 @@ from strawberry.extensions import (
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult, has_object_definition
+from strawberry.types.enum import has_enum_definition
 
 from schema.errors import InvalidInput, LinliError
 from schema.runtime.db import storage_failure
@@ -36,6 +38,7 @@ __all__ = [
     "build_schema",
     "decode_request_json",
     "error_code",
+    "graphql_json",
     "root_type",
 ]
 
@@ -133,8 +136,48 @@ def build_schema(
         subscription=subscription,
         extensions=extra,
         types=types or [],
-        config=StrawberryConfig(disable_field_suggestions=settings.production),
+        config=_config(settings),
     )
+
+
+def _config(settings: ServiceSettings | None = None) -> StrawberryConfig:
+    production = settings is not None and settings.production
+    return StrawberryConfig(disable_field_suggestions=production)
+
+
+# Every schema names fields and enum values alike; ``graphql_json`` names them the same way.
+_NAMES = _config().name_converter
+
+
+def graphql_json(value: Any) -> Any:
+    """``value`` (a strawberry object, enum, list or scalar) as a GraphQL answer carries it.
+
+    Field names and enum values are the schema's (``flagId``, ``VERIFIED``), taken from
+    the same definitions the schema is built from. Only plain fields are read: a field
+    with a resolver is left out (it needs a request to run).
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if has_enum_definition(type(value)):
+        enum_type = type(value).__strawberry_definition__
+        return next(
+            _NAMES.from_enum_value(enum_type, member)
+            for member in enum_type.values
+            if member.value == value.value
+        )
+    if has_object_definition(value):
+        return {
+            _NAMES.from_field(field): graphql_json(getattr(value, field.python_name))
+            for field in value.__strawberry_definition__.fields
+            if field.base_resolver is None
+        }
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [graphql_json(item) for item in value]
+    if isinstance(value, int | float | str):
+        return value
+    raise TypeError(f"no GraphQL form for a {type(value).__name__}")
 
 
 def _finite(text: str) -> float:

@@ -18,7 +18,7 @@ from schema.api.pagination import (
     RecordOrder,
     page_size,
 )
-from schema.errors import InvalidInput, NotFound
+from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.runtime.db import Database
 from schema.scopes import Scope
@@ -39,6 +39,7 @@ __all__ = [
     "node_field",
     "public_values",
     "query_fields",
+    "require_read_scope",
     "to_graphql",
 ]
 
@@ -53,6 +54,10 @@ class RecordContext(Protocol):
     @property
     def source_id(self) -> str:
         """The id of this source, the owner part of every global id it issues."""
+        ...
+
+    def require_read(self, spec: RecordSpec) -> None:
+        """Pass if the caller's token grants one of ``spec``'s read scopes; else raise."""
         ...
 
     def require_staff(self, also: Collection[str] = ()) -> str:
@@ -86,6 +91,19 @@ class RecordHooks(Protocol):
     def committed(self, spec: RecordSpec, row: RowMixin) -> None:
         """After that transaction committed."""
         ...
+
+
+def require_read_scope(granted: Collection[str], spec: RecordSpec) -> None:
+    """Raise ``Forbidden`` unless ``granted`` holds one of the scopes that read ``spec``'s type.
+
+    Scopes are necessary, not sufficient: policy decides on each record after this.
+    """
+    if not any(scope in granted for scope in spec.read_scopes):
+        wanted = sorted(spec.read_scopes)
+        raise Forbidden(
+            f"reading {spec.type_name} records needs the scope {' or '.join(wanted)}",
+            scope=wanted[0] if len(wanted) == 1 else wanted,
+        )
 
 
 def _hooks(context: RecordContext, spec: RecordSpec) -> RecordHooks | None:
@@ -171,6 +189,7 @@ def _list_field(spec: RecordSpec) -> Any:
         order_by: RecordOrder = RecordOrder.CREATED_DESC,
     ) -> Any:
         context = info.context
+        context.require_read(spec)
         size = page_size(first)
         page = await caller_view_page(context, spec, where, order_by, size, after)
         edges = [Edge(cursor=cursor, node=node) for cursor, node in page.edges]
@@ -242,7 +261,9 @@ def list_field(
     """A connection field of ``spec``'s type with the read API's arguments, over ``resolve``.
 
     ``resolve(info, where, first, after, order_by)``; the annotations strawberry reads
-    are set here, from the spec, the same for every source and the hub.
+    are set here, from the spec, the same for every source and the hub. The field is
+    nullable: a field that fails (a missing scope, a bad filter) is ``null`` with its
+    error, and the other fields of the request still answer.
     """
     resolve.__annotations__ = {
         "info": Info[context, None],  # type: ignore[valid-type]
@@ -250,7 +271,7 @@ def list_field(
         "first": int | None,
         "after": str | None,
         "order_by": RecordOrder,
-        "return": Connection[spec.gql_type],  # type: ignore[name-defined]
+        "return": Connection[spec.gql_type] | None,  # type: ignore[name-defined]
     }
     resolve.__name__ = spec.field_name
     return strawberry.field(resolver=resolve, name=spec.field_name, description=description)

@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor
 from schema.errors import InvalidInput, NotFound, StaleVersion
-from schema.geo import SHOWN_LOCATION_MARGIN_KM, GeoPoint, distance_km
+from schema.geo import (
+    SHOWN_LOCATION_MARGIN_KM,
+    BBox,
+    GeoPoint,
+    GeoPolygon,
+    distance_km,
+    polygon_distance_km,
+    polygon_meets_bbox,
+)
 from schema.ids import new_local_id
 from schema.records import code
 from schema.storage import contains, utcnow
@@ -189,9 +197,12 @@ def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
         conditions.append(contains(table.search_text, where.text, field="text"))
     # Areas are widened by the most a shown (approximate) location can be off, so
     # SQL never drops a record whose shown location ``shown_match`` would pass.
+    # A type placed by areas has no point columns: only ``shown_match`` decides.
+    placed_by_areas = spec.record.areas is not None
     if where.bbox is not None:
         box = where.bbox
         _check_box(box.west, box.south, box.east, box.north)
+    if where.bbox is not None and not placed_by_areas:
         dlat = SHOWN_LOCATION_MARGIN_KM / KM_PER_DEGREE
         dlon = dlat / max(math.cos(math.radians(max(abs(box.south), abs(box.north)))), 1e-6)
         conditions += [
@@ -199,8 +210,9 @@ def _conditions(spec: RecordSpec, where: Any) -> list[ColumnElement[bool]]:
             table.lon.between(box.west - dlon, box.east + dlon),
         ]
     if where.near is not None:
+        _check_near(where.near.lat, where.near.lon, where.near.radius_km)
+    if where.near is not None and not placed_by_areas:
         near = where.near
-        _check_near(near.lat, near.lon, near.radius_km)
         # (1.02: the SQL distance is equirectangular, within 1 % of the true one here.)
         reach = near.radius_km * 1.02 + SHOWN_LOCATION_MARGIN_KM
         conditions += _near(table, near.lat, near.lon, reach)
@@ -260,7 +272,39 @@ def shown_match(spec: RecordSpec, where: Any, shown: Mapping[str, Any]) -> bool:
         shown_texts = (t for name in spec.search_fields for t in _shown_text(shown.get(name)))
         if not any(text in t for t in shown_texts):
             return False
-    point = _shown_point(shown.get("location"))
+    if spec.record.areas is not None:
+        if not _areas_match(spec.record.areas(shown), where):
+            return False
+    elif not _point_matches(_shown_point(shown.get("location")), where):
+        return False
+    if where.updated_since is not None and shown["updated_at"] < where.updated_since:
+        return False
+    for f in spec.filters:
+        value = getattr(where, f.name, None)
+        if value is not None and not f.passes(shown, value):
+            return False
+    return True
+
+
+def _areas_match(areas: list[GeoPolygon], where: Any) -> bool:
+    """Whether one of the shown areas meets ``where``'s box and one meets its circle."""
+    if where.bbox is not None:
+        box = BBox(
+            west=where.bbox.west, south=where.bbox.south,
+            east=where.bbox.east, north=where.bbox.north,
+        )  # fmt: skip
+        if not any(polygon_meets_bbox(area, box) for area in areas):
+            return False
+    if where.near is not None:
+        near = where.near
+        reach = [polygon_distance_km(area, near.lon, near.lat) for area in areas]
+        if not any(distance <= near.radius_km for distance in reach):
+            return False
+    return True
+
+
+def _point_matches(point: tuple[float, float] | None, where: Any) -> bool:
+    """Whether the shown location lies in ``where``'s box and circle."""
     if where.bbox is not None:
         box = where.bbox
         if point is None or not (
@@ -270,12 +314,6 @@ def shown_match(spec: RecordSpec, where: Any, shown: Mapping[str, Any]) -> bool:
     if where.near is not None:
         near = where.near
         if point is None or distance_km(point, (near.lon, near.lat)) > near.radius_km:
-            return False
-    if where.updated_since is not None and shown["updated_at"] < where.updated_since:
-        return False
-    for f in spec.filters:
-        value = getattr(where, f.name, None)
-        if value is not None and not f.passes(shown, value):
             return False
     return True
 

@@ -115,7 +115,7 @@ async def test_stored_secrets_are_ciphertext_and_work_after_a_restart(
     flag_id = await again.raise_flag(await again.community_token())
     await eventually(lambda: _delivered(receiver, flag_id))
     payload = Webhook(secret).verify(receiver.received[-1].body, receiver.received[-1].headers)
-    assert (payload["data"]["flag_id"], payload["data"]["assigned_to"]) == (flag_id, DEPT_GAS)
+    assert (payload["data"]["flagId"], payload["data"]["assignedTo"]) == (flag_id, DEPT_GAS)
     logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert any(r.name == "linli.service" for r in caplog.records)  # the hubs' lines are here
     for value in (key, secret, secret.removeprefix("whsec_"), private["d"]):
@@ -123,7 +123,7 @@ async def test_stored_secrets_are_ciphertext_and_work_after_a_restart(
 
 
 async def _delivered(receiver: Receiver, flag_id: str) -> bool:
-    return any(json.loads(r.body)["data"]["flag_id"] == flag_id for r in receiver.received)
+    return any(json.loads(r.body)["data"]["flagId"] == flag_id for r in receiver.received)
 
 
 async def _sealed_database(url: str, key: str | None) -> str:

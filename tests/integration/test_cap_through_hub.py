@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,9 +23,9 @@ from schema.enums import (
     CapUrgency,
     OrgKind,
 )
-from schema.records import AlertCreate
+from schema.records import AlertCreate, shifted
 from tests.adapters.conftest import DocumentServerState
-from tests.conftest import CAP_FIXTURES, CAP_SAMPLES
+from tests.conftest import CAP_FIXTURES, CAP_SAMPLES, current_cap
 from tests.integration.conftest import (
     ALERT_OWNER,
     COMMUNITY,
@@ -54,9 +54,9 @@ ALERTS = (
 
 
 def cap_messages() -> dict[str, bytes]:
-    """Every CAP message of the samples (not the NWS index feed), by file name."""
+    """Every CAP message of the samples (not the NWS index feed), made current, by file name."""
     return {
-        path.name: path.read_bytes()
+        path.name: current_cap(path.read_bytes())
         for path in sorted([*CAP_SAMPLES.glob("*.xml"), *CAP_FIXTURES.glob("*.xml")])
         if re.search(rb"<alert\b", path.read_bytes())
     }
@@ -201,7 +201,7 @@ async def test_update_and_cancel_change_what_the_hub_reports_active(
     upstream: tuple[DocumentServerState, str], federated: Any
 ) -> None:
     state, base = upstream
-    original = parse_alert((CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes())
+    original = parse_alert(current_cap((CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes()))
     update = original.model_copy(
         update={
             "identifier": "KSTO1055887203-U1",
@@ -258,5 +258,50 @@ async def test_update_and_cancel_change_what_the_hub_reports_active(
         }
         assert await feed_identifiers(public, district.hub.url) == set()
         assert (await public.get("/alerts/KSTO1055887203-U1.xml")).status_code == 404
+    finally:
+        await public.aclose()
+
+
+async def test_the_hub_finds_alerts_by_area_and_leaves_expired_ones_out_of_its_feed(
+    upstream: tuple[DocumentServerState, str], federated: Any
+) -> None:
+    state, base = upstream
+    raw = (CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes()
+    storm = parse_alert(current_cap(raw))
+    old = parse_alert(raw)
+    expired = shifted(old, datetime.now(UTC) - timedelta(hours=3) - old.sent).model_copy(
+        update={"identifier": "EXPIRED-1"}
+    )
+    state.put("/storm.xml", write_alert(storm))
+    state.put("/expired.xml", write_alert(expired))
+    district: Federated = await federated(CAP_SOURCE)
+    sources = [f"{base}/storm.xml", f"{base}/expired.xml"]
+    await district.start_adapter(
+        CAP_SOURCE, cap_adapter(sources, httpx.AsyncClient()), org_code=ALERT_OWNER
+    )
+    department = await district.reader(
+        org=DEPARTMENT, kind=OrgKind.DEPARTMENT, scopes="alerts:read"
+    )
+    await wait_sources_ok(department, CAP_SOURCE)
+    await polls_after_change(state, "/expired.xml", polls=2)
+
+    everything = await by_identifier(department, active_only=False)
+    assert {i: n["active"] for i, n in everything.items()} == {
+        "KSTO1055887203": True,
+        "EXPIRED-1": False,
+    }
+    assert set(await by_identifier(department, active_only=True)) == {"KSTO1055887203"}
+    # A point at one corner of the storm's polygon finds both; one 20 km away, neither.
+    for near, expected in (
+        ({"lat": 38.47, "lon": -120.14, "radiusKm": 0.05}, {"KSTO1055887203", "EXPIRED-1"}),
+        ({"lat": 38.47 + 20 / 111.2, "lon": -120.14, "radiusKm": 5}, set()),
+    ):
+        body = await department.post(ALERTS, {"where": {"near": near}})
+        assert "errors" not in body, body["errors"]
+        assert {e["node"]["identifier"] for e in body["data"]["alerts"]["edges"]} == expected
+    public = await district.public()
+    try:
+        assert await feed_identifiers(public, district.hub.url) == {"KSTO1055887203"}
+        assert (await public.get("/alerts/EXPIRED-1.xml")).status_code == 404
     finally:
         await public.aclose()

@@ -78,7 +78,8 @@ async def test_warehouse_export_reaches_the_hub_under_the_owners_policy(
     body = await department.post(RESOURCES)
     assert "errors" not in body, body["errors"]
     assert body["extensions"]["sources"][0] | {"ms": 0} == {
-        "source": INVENTORY_SOURCE, "status": "ok", "ms": 0, "count": 3, "asOf": None,
+        "path": ["resources"], "source": INVENTORY_SOURCE, "status": "ok", "ms": 0, "count": 3,
+        "exhausted": True, "asOf": None,
     }  # fmt: skip
     items = {
         e["node"]["name"]: (

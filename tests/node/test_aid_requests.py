@@ -44,9 +44,17 @@ async def test_staff_with_aid_request_create_and_the_parties_read_it(
         assert [e["node"]["id"] for e in seen] == [created["id"]]
         assert seen[0]["node"]["quantity"] == 40
 
-        # Not a party: the request does not exist for it; no scope: nothing either.
+        # Not a party: the request does not exist for it.
         assert (await stranger.data(LIST))["aidRequests"]["edges"] == []
-        assert (await unscoped.data(LIST))["aidRequests"]["edges"] == []
+        # No scope: that field is null with its error; the fields it may read still answer.
+        body = await unscoped.post(
+            "{ aidRequests { edges { node { id } } } resources { edges { node { id } } } }"
+        )
+        assert body["data"] == {"aidRequests": None, "resources": {"edges": []}}
+        [error] = body["errors"]
+        assert (error["path"], error["extensions"]) == (
+            ["aidRequests"], {"code": "FORBIDDEN", "scope": ["aid:request", "aid:respond"]}
+        )  # fmt: skip
         other_kind = {"resourceKinds": ["portable_generator"]}
         assert (await provider.data(LIST, {"where": other_kind}))["aidRequests"]["edges"] == []
     finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+from hub.app import HUB_SDL, hub_sdl
 from policies.engine import SCHEMA_PATH, PolicyEngine
 from policies.records import cedar_schema
 from schema.export import ROOT, artifacts, stale_artifacts
@@ -11,8 +13,31 @@ from schema.records import REGISTRY
 
 
 def test_committed_artifacts_match_the_models() -> None:
-    cedar = {SCHEMA_PATH: cedar_schema()}
-    assert stale_artifacts(cedar) == [], "run `linli schema export` and commit the result"
+    parts = {SCHEMA_PATH: cedar_schema(), HUB_SDL: hub_sdl()}
+    assert stale_artifacts(parts) == [], "run `linli schema export` and commit the result"
+
+
+def _blocks(sdl: str) -> dict[str, str]:
+    """Each definition of an SDL document, by its kind and name (``type Resource``)."""
+    found = re.finditer(r"^(\w+ \w+)[^\n{]*\{\n(.*?)^\}", sdl, re.MULTILINE | re.DOTALL)
+    return {m[1]: m[0] for m in found}
+
+
+def test_the_hub_sdl_is_its_whole_api_around_the_common_types() -> None:
+    hub = hub_sdl()
+    assert HUB_SDL.read_text("utf-8") == hub
+    for field in ("flags(", "flag(", "sources:", "webhooks:", "resources(", "alerts("):
+        assert f"\n  {field}" in hub.split("type Query {")[1].split("}")[0], field
+    for field in ("transitionFlag(", "declareEmergency(", "registerWebhook(", "addSource("):
+        assert f"\n  {field}" in hub.split("type Mutation {")[1].split("}")[0], field
+    assert "flagEvents(after: Int = null): FlagEvent!" in hub
+    # The record types of the hub's API are the common schema's, definition for definition.
+    hub_blocks = _blocks(hub)
+    common = _blocks(artifacts()[ROOT / "sdl" / "common.graphql"])
+    shared = [head for head in common if head in hub_blocks]
+    assert {"type Resource", "type Alert", "input AlertFilter", "enum RecordOrder"} <= set(shared)
+    for head in shared:
+        assert hub_blocks[head] == common[head], head
 
 
 def test_the_cedar_schema_declares_every_record_type_with_its_facts() -> None:

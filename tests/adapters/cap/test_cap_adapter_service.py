@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,13 +14,13 @@ from adapters.cap import parse_alert, parse_feed, validate_alert, write_alert
 from adapters.cap.client import CapSettings
 from adapters.cap.service import CapAdapter
 from schema.enums import CapMsgType, CapScope
-from schema.records import AlertCreate
+from schema.records import AlertCreate, shifted
 from tests.adapters.conftest import (
     DocumentServerState,
     RunningAdapter,
     start_adapter,
 )
-from tests.conftest import CAP_SAMPLES, DatabaseUnderTest
+from tests.conftest import CAP_SAMPLES, DatabaseUnderTest, current_cap
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -35,7 +35,8 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 
 def sample(name: str) -> bytes:
-    return (CAP_SAMPLES / f"cap12-spec-appendix-{name}.xml").read_bytes()
+    """A CAP 1.2 specification sample, made current."""
+    return current_cap((CAP_SAMPLES / f"cap12-spec-appendix-{name}.xml").read_bytes())
 
 
 def derived(base: bytes, **changes: object) -> AlertCreate:
@@ -247,6 +248,69 @@ async def test_directory_source_and_out_of_order_cancel(
         everything = await identifiers(service, active=False)
         assert everything["DIR-ALERT-1"] is False
         assert "DIR-ALERT-1" not in await identifiers(service, active=True)
+    finally:
+        await service.close()
+
+
+AREAS = """query($where: AlertFilter) {
+  alerts(where: $where, first: 100) { edges { node { identifier active } } }
+}"""
+
+
+async def test_alerts_are_found_by_their_areas_and_expire(
+    adapter_db: DatabaseUnderTest, tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    # The module's tests share one database: these alerts have identifiers of their own.
+    storm = derived(sample("a2"), identifier="AREA-STORM")  # a polygon; expires after 63 min
+    raw = parse_alert((CAP_SAMPLES / "cap12-spec-appendix-a2.xml").read_bytes())
+    expired = shifted(raw, datetime.now(UTC) - timedelta(hours=3) - raw.sent).model_copy(
+        update={"identifier": "AREA-EXPIRED"}
+    )
+    quake = derived(sample("a3"), identifier="AREA-QUAKE", references=[])  # radius 0
+    advisory = derived(sample("a1"), identifier="AREA-ADVISORY")  # areaDesc only
+    for alert in (storm, expired, quake, advisory):
+        (tmp_path / f"{alert.identifier}.xml").write_bytes(write_alert(alert))
+    adapter = CapAdapter(
+        CapSettings(sources=[str(tmp_path)]), HttpFetcher(http, timeout_s=5, max_bytes=1 << 20)
+    )
+    service = await start_adapter(adapter_db.url, adapter, public_url="http://alerts.test")
+
+    async def found(**where: object) -> dict[str, bool]:
+        data = await service.department.data(AREAS, {"where": where})
+        edges = data["alerts"]["edges"]
+        return {
+            e["node"]["identifier"]: e["node"]["active"]
+            for e in edges
+            if e["node"]["identifier"].startswith("AREA-")
+        }
+
+    try:
+        assert (await adapter.poll(service.db)).created == 4
+        everything = await found()
+        assert everything == {
+            "AREA-STORM": True, "AREA-EXPIRED": False, "AREA-QUAKE": True,
+            "AREA-ADVISORY": True,
+        }  # fmt: skip
+        assert "AREA-EXPIRED" not in await found(activeOnly=True)
+        # A box around one corner of the storm's polygon, and a circle at that corner.
+        corner = {"west": -120.141, "south": 38.469, "east": -120.139, "north": 38.471}
+        assert await found(bbox=corner) == {"AREA-STORM": True, "AREA-EXPIRED": False}
+        assert await found(bbox=corner, activeOnly=True) == {"AREA-STORM": True}
+        near_corner = {"lat": 38.47, "lon": -120.14, "radiusKm": 0.1}
+        assert set(await found(near=near_corner)) == {"AREA-STORM", "AREA-EXPIRED"}
+        # Inside the polygon's bounding box but outside the polygon: nothing.
+        outside = {"west": -120.14, "south": 38.58, "east": -120.05, "north": 38.62}
+        assert await found(bbox=outside) == {}
+        # 2 km north of the epicentre: within 3 km, not within 1 km.
+        north = {"lat": 32.9525 + 2 / 111.2, "lon": -115.5527}
+        assert await found(near={**north, "radiusKm": 3}) == {"AREA-QUAKE": True}
+        assert await found(near={**north, "radiusKm": 1}) == {}
+        # The public feed lists active alerts only: the expired one is left out.
+        async with httpx.AsyncClient(base_url=service.url) as public:
+            entries = parse_feed((await public.get("/alerts.atom")).content)
+        links = {e.link for e in entries}
+        assert "http://alerts.test/alerts/AREA-STORM" in links
+        assert "http://alerts.test/alerts/AREA-EXPIRED" not in links
     finally:
         await service.close()
 

@@ -141,6 +141,26 @@ async def test_each_caller_sees_what_each_owner_allows(district: District) -> No
         assert seen[neighbour]["location"]["coordinates"] != [116.44123, 39.90871]  # ~500 m grid
 
 
+async def test_two_root_fields_report_each_node_once_under_their_own_path(
+    district: District,
+) -> None:
+    await seed(district)
+    department = await district.hub.graphql(org="110105400001", kind=OrgKind.DEPARTMENT)
+    await wait_sources_ok(department, 4)
+    body = await department.post(
+        "{ resources { edges { node { owner } } } stock: resources(first: 2) "
+        "{ edges { node { owner } } } shelters { edges { node { owner } } } }"
+    )
+    assert "errors" not in body, body["errors"]
+    entries = body["extensions"]["sources"]
+    for path in ("resources", "stock", "shelters"):
+        counts = {e["source"]: e["count"] for e in entries if e["path"] == [path]}
+        owners = [edge["node"]["owner"] for edge in body["data"][path]["edges"]]
+        assert counts == {code: owners.count(code) for code in (A, B, C, D)}, path
+    assert len(entries) == 12
+    assert sum(e["count"] for e in entries if e["path"] == ["stock"]) == 2
+
+
 async def test_a_node_that_dies_is_served_stale_and_named(district: District) -> None:
     await seed(district)
     department = await district.hub.graphql(org="110105400001", kind=OrgKind.DEPARTMENT)

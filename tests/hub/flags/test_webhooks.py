@@ -15,6 +15,7 @@ from tests.hub.flags.conftest import (
     FlagsHub,
     GraphQLClient,
     Receiver,
+    Subscriber,
     eventually,
     free_port,
 )
@@ -55,13 +56,22 @@ async def test_events_arrive_signed_and_only_for_the_department(
     listed = (await department.data("{ webhooks { id url department active } }"))["webhooks"]
     assert [(w["id"], w["department"], w["active"]) for w in listed] == [(hook_id, DEPT_GAS, True)]
 
-    flag_id = await hub.raise_flag(await hub.community_token())
-    await eventually(lambda: _some(mine.received))
-    entry = mine.received[0]
-    payload = verify(secret, entry)
+    subscriber = await Subscriber.open(hub.ws_url, await hub.department_token())
+    try:
+        assert (await subscriber.ack())["type"] == "connection_ack"
+        await subscriber.subscribe()
+        flag_id = await hub.raise_flag(await hub.community_token())
+        await eventually(lambda: _some(mine.received))
+        entry = mine.received[0]
+        payload = verify(secret, entry)
+        # The body carries the event exactly as the GraphQL FlagEvent gives it.
+        assert payload["data"] == await subscriber.event()
+    finally:
+        await subscriber.close()
     assert payload["type"] == "flag.routed"
-    assert payload["data"]["flag_id"] == flag_id
-    assert payload["data"]["assigned_to"] == DEPT_GAS
+    assert payload["data"]["flagId"] == flag_id
+    assert payload["data"]["assignedTo"] == DEPT_GAS
+    assert payload["data"]["status"] == "ROUTED"
     assert entry.headers["webhook-id"].startswith("msg_")
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(entry.body.replace(b"routed", b"raised"), entry.headers)
