@@ -89,7 +89,7 @@ def hub_settings(
     return HubSettings(
         database_url=db_url,
         port=port,
-        issuer=f"http://127.0.0.1:{port}",
+        issuer=overrides.pop("issuer", f"http://127.0.0.1:{port}"),
         sources_file=sources_file,
         source_timeout_s=overrides.pop("source_timeout_s", 5.0),
         deadline_s=overrides.pop("deadline_s", 10.0),
@@ -113,6 +113,16 @@ async def hub_over(
     settings = hub_settings(db_url, port, sources_file, **overrides)
     server = ServerThread(create_app(settings), port).start()
     return RunningHub(server.url, settings, server, db_url)
+
+
+async def wait_sources_ok(client: GraphQLClient, count: int) -> None:
+    """Wait until ``count`` of the hub's sources answer its health check."""
+    for _ in range(100):
+        listed = (await client.data("{ sources { id status } }"))["sources"]
+        if sum(s["status"] == "ok" for s in listed) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"sources not ok: {listed}")
 
 
 @pytest.fixture
