@@ -1,8 +1,8 @@
 """Risk flags as one part of the hub app: built once in ``create_app``.
 
-This is the flag part's composition root: it owns the one pooled HTTP client of
-its workers (node outbox, webhooks, external sinks) and wires the event log's
-listeners (webhook deliveries, node updates, external pushes).
+This is the flag part's composition root: it owns the pooled HTTP client of the
+node outbox and external sinks (webhooks check each endpoint with their own) and
+wires the event log's listeners (webhook deliveries, node updates, external pushes).
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def create_flags(
         staffed=staffed,
         webhooks=WebhookDispatcher(
             db,
-            http,
+            settings.outbound_policy(),
             timeout_s=settings.webhook_timeout_s,
             max_attempts=settings.webhook_max_attempts,
             retry_base_s=settings.delivery_retry_base_s,

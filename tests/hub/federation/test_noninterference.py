@@ -18,7 +18,6 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -31,8 +30,14 @@ from node.settings import NodeSettings
 from schema.enums import OrgKind
 from schema.geo import BBox
 from schema.runtime.db import Database
-from tests.conftest import BACKENDS, GraphQLClient, ServerThread, _empty_database, migrate
-from tests.conftest import free_port
+from tests.conftest import (
+    BACKENDS,
+    GraphQLClient,
+    ServerThread,
+    _empty_database,
+    free_port,
+    migrate,
+)
 from tests.hub.federation.conftest import DISTRICT, RunningHub, hub_over, wait_sources_ok
 from tests.node.conftest import NEIGHBOUR, ORG
 from tests.noninterference import CURSOR_SECRET, Query, document, fill, pages, queries
