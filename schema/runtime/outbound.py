@@ -186,9 +186,9 @@ class CheckedResolver(AbstractResolver):
     certificate) and the ``Host`` header still use the name.
     """
 
-    def __init__(self, policy: OutboundPolicy) -> None:
+    def __init__(self, policy: OutboundPolicy, dns: AbstractResolver | None = None) -> None:
         self.policy = policy
-        self._resolver: AbstractResolver | None = None  # built in the event loop, when first used
+        self._resolver = dns  # aiohttp's default, built in the event loop when first used
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -208,17 +208,24 @@ class OutboundTransport(AiohttpTransport):
     """httpx over aiohttp that calls only what ``policy`` allows, checked at each call.
 
     Before each request the URL is checked (form, list, literal address); a name is
-    checked when the connection resolves it (``CheckedResolver``). A refusal raises
+    checked when the connection resolves it (``CheckedResolver``, over ``dns`` or
+    aiohttp's default resolver). A refusal raises
     ``UrlNotAllowed`` out of ``httpx.AsyncClient.send``, never an ``httpx`` error.
     """
 
-    def __init__(self, policy: OutboundPolicy, *, max_connections: int = 100) -> None:
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        max_connections: int = 100,
+        dns: AbstractResolver | None = None,
+    ) -> None:
         ssl_context = httpx.create_ssl_context()
         keepalive_s = httpx.Limits(max_connections=max_connections).keepalive_expiry
 
         def session() -> aiohttp.ClientSession:
             connector = aiohttp.TCPConnector(
-                resolver=CheckedResolver(policy),
+                resolver=CheckedResolver(policy, dns),
                 limit=max_connections,
                 keepalive_timeout=keepalive_s,
                 ssl=ssl_context,

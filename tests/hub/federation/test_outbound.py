@@ -51,10 +51,10 @@ async def test_a_name_that_resolves_to_loopback_is_refused_at_each_call_in_produ
         )
     listed = {s["id"]: s for s in (await admin.data(SOURCES))["sources"]}
     assert listed[A]["status"] == "down"  # its health check was refused the same way
-    assert listed[A]["lastError"] == (
-        "URL_NOT_ALLOWED: the host localhost is a loopback, link-local or private address"
-        " (127.0.0.1); list it in allowed_outbound_hosts to allow it"
+    assert listed[A]["lastError"].startswith(
+        "URL_NOT_ALLOWED: the host localhost is a loopback, link-local or private address ("
     )
+    assert "127.0.0.1" in listed[A]["lastError"]
     assert listed[A]["circuit"] == "closed"
     assert listed[B]["status"] == "not_allowed"
     assert (a.calls, b.calls) == (0, 0)  # no request reached either, not even the well-known
