@@ -53,10 +53,17 @@ def _point(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _records(rng: random.Random) -> list[tuple[str, dict[str, Any], dict[str, Any], bool]]:
+COUNTS = (24, 16, 10)
+"""How many resources, volunteers and shelters a community holds (before copy 1's extras)."""
+
+
+def _records(
+    rng: random.Random, counts: tuple[int, int, int]
+) -> list[tuple[str, dict[str, Any], dict[str, Any], bool]]:
     """(type, shared values, hidden values per copy, visible to the neighbour at all)."""
+    resources, volunteers, shelters = counts
     records: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = []
-    for i in range(24):
+    for i in range(resources):
         shared = rng.random() < 0.7
         records.append(
             (
@@ -75,7 +82,7 @@ def _records(rng: random.Random) -> list[tuple[str, dict[str, Any], dict[str, An
                 shared,
             )
         )
-    for i in range(16):
+    for i in range(volunteers):
         records.append(
             (
                 "Volunteer",
@@ -88,7 +95,7 @@ def _records(rng: random.Random) -> list[tuple[str, dict[str, Any], dict[str, An
                 True,
             )
         )
-    for i in range(10):
+    for i in range(shelters):
         records.append(
             (
                 "Shelter",
@@ -108,14 +115,14 @@ def _records(rng: random.Random) -> list[tuple[str, dict[str, Any], dict[str, An
     return records  # fmt: skip
 
 
-async def fill(url: str, copy: int, seed: int) -> None:
+async def fill(url: str, copy: int, seed: int, counts: tuple[int, int, int] = COUNTS) -> None:
     """The community's records; ``copy`` picks the hidden values (and copy 1 has extras)."""
     rng = random.Random(seed)
     pick = random.Random(seed * 7 + copy)
     db = Database(url)
     try:
         async with db.transaction() as session:
-            for n, (type_name, shared, hidden, visible) in enumerate(_records(rng)):
+            for n, (type_name, shared, hidden, visible) in enumerate(_records(rng, counts)):
                 if not visible and copy == 0 and n % 2:
                     continue  # records the caller may not see exist only in copy 1
                 spec = SPECS[type_name]

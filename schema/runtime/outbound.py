@@ -209,8 +209,8 @@ class OutboundTransport(AiohttpTransport):
 
     Before each request the URL is checked (form, list, literal address); a name is
     checked when the connection resolves it (``CheckedResolver``, over ``dns`` or
-    aiohttp's default resolver). A refusal raises
-    ``UrlNotAllowed`` out of ``httpx.AsyncClient.send``, never an ``httpx`` error.
+    aiohttp's default resolver). A refusal raises ``UrlNotAllowed`` out of
+    ``httpx.AsyncClient.send``, never an ``httpx`` error.
     """
 
     def __init__(
