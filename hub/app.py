@@ -82,6 +82,7 @@ def create_app(settings: HubSettings) -> Any:
         authenticate=auth.authenticator.authenticate,
         mint=mint,
         node_url=node_url,
+        node_http=federation.client.http,
         staffed=staffed,
     )
     app = service_app(

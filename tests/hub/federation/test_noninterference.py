@@ -159,6 +159,13 @@ async def test_the_twins_differ_and_the_hub_merges_both_nodes_and_names_the_miss
         assert set(stored[0, code]) < set(stored[1, code])  # copy 1 has unshared extras
         common = set(stored[0, code])
         assert any(stored[0, code][i] != stored[1, code][i] for i in common)
+    # ... each hub fronts its own copy: a department, shown addresses, tells them apart, ...
+    department = await twin_hubs.hubs[0].client_token(
+        org="110105400001", kind=OrgKind.DEPARTMENT, scopes=SCOPES
+    )  # the replicas share their clients
+    query: Query = ("resources", {}, 7, "CREATED_ASC", "department")
+    one, other = [await pages(hub.url, department, query) for hub in twin_hubs.hubs]
+    assert one != other
     # ... and each answer merges records of both nodes and an error for the missing source.
     client = GraphQLClient(twin_hubs.hubs[0].url, twin_hubs.tokens["neighbour"])
     try:
