@@ -139,6 +139,8 @@ class Registry:
         self.check_interval_s = check_interval_s
         self.timeout_s = timeout_s
         self.sources: dict[str, Source] = {}
+        # A new source is saved by its registration and, racing it, by a health check round.
+        self._saving = asyncio.Lock()
 
     async def load(self) -> None:
         """Sources from the database, then the config file (which wins for its own ids).
@@ -250,7 +252,7 @@ class Registry:
                 await session.delete(row)
 
     async def _save(self, source: Source) -> None:
-        async with self.db.transaction() as session:
+        async with self._saving, self.db.transaction() as session:
             row = await session.get(SourceRow, source.id)
             if row is None:
                 row = SourceRow(id=source.id, url=source.url, added_at=utcnow())
