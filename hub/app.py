@@ -14,6 +14,7 @@ from hub.auth.service import orgs_with_scope
 from hub.db import metadata
 from hub.federation.component import create_federation
 from hub.federation.context import HubContext
+from hub.federation.registry import SourceHealth
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
 from hub.governance.anchors import anchors_router, checkpoint_signer
@@ -78,7 +79,9 @@ def _hub_app(settings: HubSettings) -> Any:
 
     def node_url(source_id: str) -> str | None:
         source = federation.registry.sources.get(source_id)
-        return source.url if source is not None else None
+        if source is None or source.health is SourceHealth.NOT_ALLOWED:
+            return None
+        return source.url
 
     async def staffed() -> set[str]:
         async with db.sessions() as session:
@@ -94,6 +97,7 @@ def _hub_app(settings: HubSettings) -> Any:
         authenticate=auth.authenticator.authenticate,
         mint=mint,
         node_url=node_url,
+        node_http=federation.client.http,
         staffed=staffed,
     )
     app = service_app(

@@ -48,7 +48,8 @@ def create_federation(
 
     ``relay_audit`` logs what it passes on, ``source_audit`` changes of a source's URL.
     """
-    client = SourceClient()
+    outbound = settings.outbound_policy()
+    client = SourceClient(outbound=outbound)
     registry = Registry(
         db,
         client,
@@ -56,7 +57,7 @@ def create_federation(
         check_interval_s=settings.health_interval_s,
         timeout_s=settings.source_timeout_s,
         breaker=lambda: Breaker(settings.breaker_threshold, settings.breaker_cooldown_s),
-        outbound=settings.outbound_policy(),
+        outbound=outbound,
         audit=source_audit,
     )
     stale = StaleStore(db)

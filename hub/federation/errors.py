@@ -10,6 +10,7 @@ stable ``code`` of the GraphQL error that names the source::
      │    ├── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
      │    └── SourceBusy      busy         SOURCE_BUSY         (its database is busy or gone)
      ├── SourceDenied         denied       SOURCE_DENIED
+     ├── SourceUrlNotAllowed  refused      URL_NOT_ALLOWED     (the hub would not call it)
      └── SourceNotFound       not_found    NOT_FOUND           (the source holds no such record)
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "SourceNotFound",
     "SourceTimeout",
     "SourceUnavailable",
+    "SourceUrlNotAllowed",
 ]
 
 
@@ -39,8 +41,13 @@ class SourceError(Exception):
 
     @property
     def message(self) -> str:
-        """What went wrong, for people."""
+        """What went wrong, for people: every caller of the answer reads it."""
         return str(self)
+
+    @property
+    def detail(self) -> str:
+        """What went wrong, for the hub's operators (a source's ``lastError``)."""
+        return self.message
 
 
 class SourceTimeout(SourceError):
@@ -77,6 +84,25 @@ class SourceDenied(SourceError):
 
     status = SourceStatus.DENIED
     code = "SOURCE_DENIED"
+
+
+class SourceUrlNotAllowed(SourceError):
+    """The hub did not call the source: its URL, or what its name resolves to now, is refused.
+
+    Callers read only that; which host and address were refused maps the hub's network,
+    so it is the ``detail``, for operators.
+    """
+
+    status = SourceStatus.REFUSED
+    code = "URL_NOT_ALLOWED"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{self.code}: the hub's outbound rules refuse the source's address")
+        self._detail = f"{self.code}: {detail}"
+
+    @property
+    def detail(self) -> str:
+        return self._detail
 
 
 class SourceNotFound(SourceError):

@@ -24,6 +24,7 @@ from hub.federation.errors import (
     SourceNotFound,
     SourceTimeout,
     SourceUnavailable,
+    SourceUrlNotAllowed,
 )
 from hub.federation.registry import Registry, Source
 from hub.federation.reports import SourceReport, SourceStatus
@@ -324,6 +325,9 @@ class Federation:
                 source.url, document, variables, token=token, timeout_s=budget, purpose=purpose
             )
             payload = _field(body, field_name)
+        except SourceUrlNotAllowed:
+            source.breaker.abandoned()  # the hub refused to call: no verdict on the source
+            raise
         except SourceTimeout:
             if budget < self.timeout_s:  # cut short by the caller's deadline: no verdict
                 source.breaker.abandoned()

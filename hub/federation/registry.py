@@ -53,6 +53,7 @@ class SourceHealth(enum.StrEnum):
     OK = "ok"
     DOWN = "down"
     INCOMPATIBLE = "incompatible"  # another major schema version, or a mismatched id
+    NOT_ALLOWED = "not_allowed"  # its stored URL fails the outbound check now: never called
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Source:
 
     @property
     def usable(self) -> bool:
-        return self.health is not SourceHealth.INCOMPATIBLE
+        return self.health not in (SourceHealth.INCOMPATIBLE, SourceHealth.NOT_ALLOWED)
 
     @property
     def described(self) -> bool:
@@ -138,9 +139,17 @@ class Registry:
         self.check_interval_s = check_interval_s
         self.timeout_s = timeout_s
         self.sources: dict[str, Source] = {}
+        # A new source is saved by its registration and, racing it, by a health check round.
+        self._saving = asyncio.Lock()
 
     async def load(self) -> None:
-        """Sources from the database, then the config file (which wins for its own ids)."""
+        """Sources from the database, then the config file (which wins for its own ids).
+
+        A stored URL that fails the outbound check now (the allow-list or the environment
+        changed since) is kept out: logged, listed as ``not_allowed``, never called, until
+        its URL is replaced or the source removed. A name's addresses are checked at
+        every call, where they count.
+        """
         async with self.db.sessions() as session:
             for row in (await session.execute(select(SourceRow))).scalars():
                 self.sources[row.id] = Source(
@@ -151,15 +160,35 @@ class Registry:
                     capabilities=list(row.capabilities), schema_version=row.schema_version,
                     origin=row.origin, breaker=self.new_breaker(),
                 )  # fmt: skip
-        for source in list(self.sources.values()):
-            try:
-                await self.outbound.check(source.url)
-            except UrlNotAllowed as exc:
-                # Stored before URLs were checked: not called, and kept out until replaced.
-                log.error("source %s not federated: %s", source.id, exc.message)
-                del self.sources[source.id]
+        for source in self.sources.values():
+            refusal = self._refusal(source.url)
+            if refusal is not None:
+                log.error("source %s from the database is not federated: %s", source.id, refusal)
+                source.health, source.last_error = SourceHealth.NOT_ALLOWED, refusal
         for entry in await self._config_entries():
-            await self._put(entry["id"], entry["url"], origin="config", check=False)
+            source_id, url = entry["id"], entry["url"]
+            refusal = self._refusal(url)
+            if refusal is not None:  # listed, never called, and not written over the stored one
+                log.error(
+                    "source %s from %s is not federated: %s", source_id, self.config_file, refusal
+                )
+                self.sources[source_id] = Source(
+                    id=source_id, url=url, origin="config", health=SourceHealth.NOT_ALLOWED,
+                    last_error=refusal, breaker=self.new_breaker(),
+                )  # fmt: skip
+                continue
+            stored = self.sources.get(source_id)
+            if stored is not None and stored.health is SourceHealth.NOT_ALLOWED:
+                stored.health, stored.last_error = SourceHealth.UNKNOWN, None
+            await self._put(source_id, url, origin="config", check=False)
+
+    def _refusal(self, url: str) -> str | None:
+        """Why ``url`` may not be called now (no name resolution), or ``None``."""
+        try:
+            self.outbound.admits(url)
+        except UrlNotAllowed as exc:
+            return f"{URL_NOT_ALLOWED}: {exc.message}"
+        return None
 
     async def _config_entries(self) -> list[dict[str, str]]:
         if self.config_file is None:
@@ -169,13 +198,7 @@ class Registry:
         for item in document.get("sources", []):
             if not isinstance(item, dict) or "id" not in item or "url" not in item:
                 raise ValueError(f"{self.config_file}: every [[sources]] needs id and url")
-            try:
-                url = await self.outbound.check(str(item["url"]))
-            except UrlNotAllowed as exc:
-                raise ValueError(
-                    f"{self.config_file}: source {item['id']}: {URL_NOT_ALLOWED}: {exc.message}"
-                ) from None
-            entries.append({"id": str(item["id"]), "url": url})
+            entries.append({"id": str(item["id"]), "url": str(item["url"]).rstrip("/")})
         return entries
 
     async def add(
@@ -229,7 +252,7 @@ class Registry:
                 await session.delete(row)
 
     async def _save(self, source: Source) -> None:
-        async with self.db.transaction() as session:
+        async with self._saving, self.db.transaction() as session:
             row = await session.get(SourceRow, source.id)
             if row is None:
                 row = SourceRow(id=source.id, url=source.url, added_at=utcnow())
@@ -248,7 +271,7 @@ class Registry:
                 f"{source.url}/.well-known/linli-node", timeout_s=self.timeout_s
             )
         except SourceError as exc:
-            source.health, source.last_error = SourceHealth.DOWN, exc.message
+            source.health, source.last_error = SourceHealth.DOWN, exc.detail
             return
         source.latency_ms = round((time.perf_counter() - started) * 1000, 1)
         try:
@@ -271,8 +294,8 @@ class Registry:
         source.health, source.last_error = SourceHealth.OK, None
 
     async def check_all(self) -> None:
-        """Check every source; persist what changed in their descriptions."""
-        sources = list(self.sources.values())
+        """Check every source that may be called; persist what changed in their descriptions."""
+        sources = [s for s in self.sources.values() if s.health is not SourceHealth.NOT_ALLOWED]
         before = [_description(s) for s in sources]
         await asyncio.gather(*(self.check(s) for s in sources))
         for source, old in zip(sources, before, strict=True):

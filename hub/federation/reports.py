@@ -21,6 +21,7 @@ class SourceStatus(enum.StrEnum):
     DENIED = "denied"
     STALE = "stale"  # down, and its last good answer was served
     NOT_FOUND = "not_found"  # answered that it holds no such record (node(id), mutations)
+    REFUSED = "refused"  # not called: its URL does not pass allowed_outbound_hosts (now)
 
     @property
     def error_code(self) -> str | None:
@@ -35,6 +36,7 @@ _ERROR_CODES = {
     SourceStatus.BUSY: "SOURCE_BUSY",
     SourceStatus.DENIED: "SOURCE_DENIED",
     SourceStatus.STALE: "SOURCE_STALE",
+    SourceStatus.REFUSED: "URL_NOT_ALLOWED",
 }
 
 

@@ -105,7 +105,7 @@ class SourceInfo:
     url: str | None = strawberry.field(description="Departments and admins only; else null")
     name: str
     kind: str
-    status: str = strawberry.field(description="unknown, ok, down or incompatible")
+    status: str = strawberry.field(description="unknown, ok, down, incompatible or not_allowed")
     last_seen: datetime | None
     latency_ms: float | None
     schema_version: str | None

@@ -1,8 +1,10 @@
 """Risk flags as one part of the hub app: built once in ``create_app``.
 
-This is the flag part's composition root: it owns the one pooled HTTP client of
-its workers (node outbox, webhooks, external sinks) and wires the event log's
-listeners (webhook deliveries, node updates, external pushes).
+This is the flag part's composition root: it owns the pooled HTTP client of the
+external sinks (configured by the operator) and wires the event log's listeners
+(webhook deliveries, node updates, external pushes). URLs registered by someone
+are checked at every call: the node outbox posts through the federation's client
+to the sources, webhooks through their own.
 """
 
 from __future__ import annotations
@@ -191,9 +193,14 @@ def create_flags(
     authenticate: Authenticate,
     mint: TokenMinter,
     node_url: NodeUrl,
+    node_http: httpx.AsyncClient,
     staffed: Callable[[], Awaitable[set[str]]] | None = None,
 ) -> HubFlags:
-    """The flag part of one hub process; a bad routing file stops the hub here."""
+    """The flag part of one hub process; a bad routing file stops the hub here.
+
+    ``node_http`` is the federation's client to the sources (it checks each call's URL and
+    outlives the flag workers).
+    """
     routing = load_routing(
         settings.routing_file,
         duty_desk=settings.duty_desk,
@@ -203,7 +210,7 @@ def create_flags(
     events = FlagEvents([enqueue_deliveries, enqueue_node_update, push_owed(routing)])
     outbox = NodeOutbox(
         db,
-        http,
+        node_http,
         node_url=node_url,
         mint=mint,
         caller=hub_caller(hub_id=settings.hub_id, district=settings.district),
@@ -225,7 +232,7 @@ def create_flags(
         channel=EventChannel(db, notifier, catch_up_s=settings.event_poll_s),
         webhooks=WebhookDispatcher(
             db,
-            http,
+            settings.outbound_policy(),
             timeout_s=settings.webhook_timeout_s,
             max_attempts=settings.webhook_max_attempts,
             retry_base_s=settings.delivery_retry_base_s,

@@ -29,6 +29,7 @@ from policies.caller import Caller
 from schema.enums import OrgKind
 from schema.records import FlagTransition
 from schema.runtime.db import Database
+from schema.runtime.outbound import URL_NOT_ALLOWED, UrlNotAllowed
 from schema.runtime.retry import backoff_s
 from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
@@ -158,6 +159,8 @@ class NodeOutbox:
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self.timeout_s,
             )
+        except UrlNotAllowed as exc:  # the source's name resolves elsewhere now
+            return f"{URL_NOT_ALLOWED}: {exc.message}"
         except httpx.TimeoutException:
             return f"timed out after {self.timeout_s} s"
         except (httpx.HTTPError, ValueError) as exc:

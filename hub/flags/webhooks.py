@@ -12,8 +12,10 @@ keyed by the base64-decoded secret, and body ``{"type", "timestamp", "data"}`` w
 ``data`` is the event as the GraphQL ``FlagEvent`` gives it (``event_json``).
 An endpoint that is down, slower than ``webhook_timeout_s`` or answers non-2xx
 is retried with exponential backoff and jitter up to ``webhook_max_attempts``;
-every attempt is logged (``webhookDeliveries``) and any delivery can be sent
-again (``replayWebhookDelivery``).
+an endpoint the outbound check refuses at the time of the attempt (its name now
+resolves to a private address, or the allow-list changed) fails at once with
+``URL_NOT_ALLOWED`` and is never connected to. Every attempt is logged
+(``webhookDeliveries``) and any delivery can be sent again (``replayWebhookDelivery``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, pag
 from schema.enums import OrgKind
 from schema.errors import Forbidden, NotFound
 from schema.runtime.db import Database
-from schema.runtime.outbound import OutboundPolicy
+from schema.runtime.outbound import (
+    URL_NOT_ALLOWED,
+    OutboundPolicy,
+    OutboundTransport,
+    UrlNotAllowed,
+)
 from schema.runtime.retry import backoff_s
 from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
@@ -221,12 +228,16 @@ async def replay_delivery(
 
 
 class WebhookDispatcher:
-    """Sends due deliveries, logs each attempt, retries with backoff."""
+    """Sends due deliveries, logs each attempt, retries with backoff.
+
+    It owns its HTTP client, which checks every endpoint against ``outbound`` when it
+    calls it; ``running`` (or ``aclose``) closes it.
+    """
 
     def __init__(
         self,
         db: Database,
-        http: httpx.AsyncClient,
+        outbound: OutboundPolicy,
         *,
         timeout_s: float,
         max_attempts: int,
@@ -242,7 +253,13 @@ class WebhookDispatcher:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.delivered = delivered
-        self.http = http
+        self.http = httpx.AsyncClient(
+            transport=OutboundTransport(outbound), follow_redirects=False, timeout=timeout_s
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.http.aclose()
 
     async def _claim_due(self, now: datetime, limit: int = 50) -> list[WebhookDeliveryRow]:
         async with self.db.sessions() as session:
@@ -290,6 +307,7 @@ class WebhookDispatcher:
             hook = await session.get(WebhookRow, row.webhook_id)
         status_code: int | None = None
         error: str | None = None
+        refused = False  # by the outbound check: not retried, the same check would refuse it
         started = time.perf_counter()
         secret: str | None = None
         if hook is None or not hook.active:
@@ -314,6 +332,8 @@ class WebhookDispatcher:
                 status_code = response.status_code
                 if not 200 <= status_code < 300:
                     error = f"HTTP {status_code}"
+            except UrlNotAllowed as exc:
+                error, refused = f"{URL_NOT_ALLOWED}: {exc.message}"[:500], True
             except httpx.TimeoutException:
                 error = f"timed out after {self.timeout_s} s"
             except httpx.HTTPError as exc:
@@ -331,7 +351,9 @@ class WebhookDispatcher:
             if error is None:
                 current.status = "delivered"
                 current.delivered_at = now
-            elif hook is None or not hook.active or current.attempts >= self.max_attempts:
+            elif (
+                refused or hook is None or not hook.active or current.attempts >= self.max_attempts
+            ):
                 current.status = "failed"
             else:
                 delay = backoff_s(
@@ -362,7 +384,9 @@ class WebhookDispatcher:
         self, wake: Callable[[], asyncio.Event], poll_s: float
     ) -> AsyncIterator[WebhookDispatcher]:
         """Deliver in the background: after each commit (``wake``) and every ``poll_s``."""
-        async with BackgroundTasks("webhook") as tasks:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.aclose)  # after every attempt has stopped
+            tasks = await stack.enter_async_context(BackgroundTasks("webhook"))
 
             async def dispatch() -> None:
                 # Each attempt runs on its own: a slow endpoint holds up no other.

@@ -14,6 +14,7 @@ import pytest
 
 from hub.app import MIGRATIONS, create_app
 from hub.auth.service import create_client
+from hub.sealed import new_key
 from hub.settings import HubSettings
 from schema.enums import OrgKind
 from schema.runtime.db import Database
@@ -89,13 +90,17 @@ def hub_settings(
     return HubSettings(
         database_url=db_url,
         port=port,
-        issuer=f"http://127.0.0.1:{port}",
+        issuer=overrides.pop("issuer", f"http://127.0.0.1:{port}"),
         sources_file=sources_file,
         source_timeout_s=overrides.pop("source_timeout_s", 5.0),
         deadline_s=overrides.pop("deadline_s", 10.0),
         # Property tests page as fast as the hub answers; throttling has its own tests.
         graphql_rate_per_client=overrides.pop("graphql_rate_per_client", 10_000),
         health_interval_s=overrides.pop("health_interval_s", 0.5),
+        # production keeps signing keys and webhook secrets encrypted, so it needs a key
+        secrets_key=overrides.pop(
+            "secrets_key", new_key() if overrides.get("environment") == "production" else None
+        ),
         **overrides,
     )
 
@@ -113,6 +118,16 @@ async def hub_over(
     settings = hub_settings(db_url, port, sources_file, **overrides)
     server = ServerThread(create_app(settings), port).start()
     return RunningHub(server.url, settings, server, db_url)
+
+
+async def wait_sources_ok(client: GraphQLClient, count: int) -> None:
+    """Wait until ``count`` of the hub's sources answer its health check."""
+    for _ in range(100):
+        listed = (await client.data("{ sources { id status } }"))["sources"]
+        if sum(s["status"] == "ok" for s in listed) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"sources not ok: {listed}")
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from hub.federation.errors import (
     SourceNotFound,
     SourceTimeout,
     SourceUnavailable,
+    SourceUrlNotAllowed,
 )
 from hub.federation.reports import SourceStatus
 
@@ -38,9 +39,19 @@ def test_each_source_error_has_its_status_and_stable_code(
         assert status.error_code == code  # the GraphQL error names the source with this code
 
 
+def test_a_refused_url_tells_callers_less_than_operators() -> None:
+    raised = SourceUrlNotAllowed("the host h is a loopback address (127.0.0.1)")
+    assert (raised.status, raised.code) == (SourceStatus.REFUSED, "URL_NOT_ALLOWED")
+    assert SourceStatus.REFUSED.error_code == "URL_NOT_ALLOWED"
+    assert raised.message == "URL_NOT_ALLOWED: the hub's outbound rules refuse the source's address"
+    assert raised.detail == "URL_NOT_ALLOWED: the host h is a loopback address (127.0.0.1)"
+    assert SourceError("why").detail == "why"
+
+
 def test_the_wire_values_of_source_status() -> None:
     assert [s.value for s in SourceStatus] == [
         "ok", "timeout", "error", "unavailable", "busy", "denied", "stale", "not_found",
+        "refused",
     ]  # fmt: skip
     assert SourceStatus.OK.error_code is None
     assert SourceStatus.NOT_FOUND.error_code is None

@@ -19,7 +19,7 @@ from node.settings import NodeSettings
 from policies.audit import verify_chain
 from schema.enums import OrgKind
 from tests.conftest import GraphQLClient, ServerThread, _empty_database, free_port, migrate
-from tests.hub.federation.conftest import DISTRICT, RunningHub, hub_over
+from tests.hub.federation.conftest import DISTRICT, RunningHub, hub_over, wait_sources_ok
 
 A, B, C, D = "110105001001", "110105001002", "110105001003", "110105001004"
 NEIGHBOURS = {A: [B, C], B: [A], C: [A], D: []}
@@ -108,15 +108,6 @@ async def seed(district: District) -> None:
 
 def by_owner(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {edge["node"]["owner"]: edge["node"] for edge in data["resources"]["edges"]}
-
-
-async def wait_sources_ok(client: GraphQLClient, count: int) -> None:
-    for _ in range(100):
-        listed = (await client.data("{ sources { id status } }"))["sources"]
-        if sum(s["status"] == "ok" for s in listed) >= count:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"sources not ok: {listed}")
 
 
 async def test_each_caller_sees_what_each_owner_allows(district: District) -> None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from hub.app import MIGRATIONS
 from hub.federation.client import SourceClient
-from hub.federation.registry import Registry
+from hub.federation.registry import Registry, SourceHealth
 from schema.enums import OrgKind
 from schema.runtime.db import Database
 from schema.runtime.outbound import OutboundPolicy
@@ -138,7 +138,7 @@ async def test_source_details_only_for_departments_and_admins(
         ]
 
 
-async def test_a_refused_url_in_the_sources_file_stops_loading_and_writes_nothing(
+async def test_a_refused_url_in_the_sources_file_is_left_out_shown_and_not_written(
     fresh_database: DatabaseUnderTest, tmp_path: Path
 ) -> None:
     await migrate(MIGRATIONS, fresh_database.url)
@@ -149,17 +149,18 @@ async def test_a_refused_url_in_the_sources_file_stops_loading_and_writes_nothin
         "utf-8",
     )
     db = Database(fresh_database.url)
-    client = SourceClient()
+    policy = OutboundPolicy(allow_internal=True)
+    client = SourceClient(outbound=policy)
     try:
-        registry = Registry(
-            db, client, config_file=config, outbound=OutboundPolicy(allow_internal=True)
-        )
-        with pytest.raises(ValueError, match=f"source {B}: URL_NOT_ALLOWED: .*user name"):
-            await registry.load()
+        registry = Registry(db, client, config_file=config, outbound=policy)
+        await registry.load()
         async with db.sessions() as session:
-            stored = (await session.execute(sa.text("SELECT count(*) FROM sources"))).scalar_one()
-        assert stored == 0
-        assert registry.sources == {}
+            stored = (await session.execute(sa.text("SELECT id FROM sources"))).scalars().all()
+        assert stored == [A]
+        refused = registry.sources[B]
+        assert (refused.health, refused.usable) == (SourceHealth.NOT_ALLOWED, False)
+        assert refused.last_error == "URL_NOT_ALLOWED: a URL must not carry a user name or password"
+        assert registry.sources[A].usable
     finally:
         await client.aclose()
         await db.dispose()

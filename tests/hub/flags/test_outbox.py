@@ -6,9 +6,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from policies.tokens import JwksCache, TokenVerifier
 from schema.enums import OrgKind
+from schema.runtime.db import Database
+from schema.runtime.settings import Environment
 from tests.hub.flags.conftest import COMMUNITY, DEPT_GAS, FlagsHub, Receiver, eventually
 
 StartHub = Callable[..., Awaitable[FlagsHub]]
@@ -86,3 +89,30 @@ async def _none_pending(hub: FlagsHub) -> bool:
             return int(pending.scalar_one()) == 0
     finally:
         await db.dispose()
+
+
+async def test_a_node_whose_name_resolves_to_loopback_in_production_gets_nothing(
+    start_flags_hub: StartHub, receivers: Any
+) -> None:
+    node = Receiver()
+    by_name = receivers(node).replace("127.0.0.1", "localhost")
+    hub = await start_flags_hub({COMMUNITY: by_name}, environment=Environment.PRODUCTION)
+    await hub.raise_flag(await hub.community_token())
+
+    async def refused() -> list[Any]:
+        db = Database(hub.hub.db_url)
+        try:
+            async with db.sessions() as session:
+                rows = await session.execute(
+                    sa.text("SELECT attempts, last_error FROM flag_outbox WHERE attempts > 0")
+                )
+                return list(rows)
+        finally:
+            await db.dispose()
+
+    [(attempts, error), *_] = await eventually(refused)
+    assert attempts >= 1
+    assert error.startswith(
+        "URL_NOT_ALLOWED: the host localhost is a loopback, link-local or private address ("
+    )
+    assert node.calls == 0  # the update never reached it

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from schema.runtime.settings import Environment
 from tests.hub.flags.conftest import (
     DEPT_GAS,
     DEPT_OTHER,
@@ -207,3 +208,42 @@ async def test_replay_sends_the_same_message_again(
     assert await other.data(DELIVERIES) == {
         "webhookDeliveries": {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
     }
+
+
+@pytest.mark.parametrize(
+    ("host", "now", "refusal"),
+    [
+        (
+            "localhost",
+            {"environment": Environment.PRODUCTION},
+            "URL_NOT_ALLOWED: the host localhost is a loopback, link-local or private address (",
+        ),
+        (
+            "127.0.0.1",
+            {"allowed_outbound_hosts": ["hooks.example.org"]},
+            "URL_NOT_ALLOWED: the host 127.0.0.1 is not in allowed_outbound_hosts",
+        ),
+    ],
+    ids=["resolves-to-loopback-in-production", "allow-list-changed"],
+)
+async def test_an_endpoint_refused_at_delivery_time_fails_at_once_and_is_never_called(
+    start_flags_hub: StartHub, receivers: Any, host: str, now: dict[str, Any], refusal: str
+) -> None:
+    receiver = Receiver()
+    url = receivers(receiver).replace("127.0.0.1", host) + "/hook"
+    before = await start_flags_hub()  # development: the endpoint passed when registered
+    hook_id, _secret = await register(await before.graphql(await before.department_token()), url)
+    await before.close()
+    hub = await start_flags_hub(**now)
+    department = await hub.graphql(await hub.department_token())
+    await hub.raise_flag(await hub.community_token())
+
+    async def failed() -> dict[str, Any] | None:
+        log = await deliveries(department)
+        return next((d for d in log if d["webhookId"] == hook_id and d["status"] == "failed"), None)
+
+    delivery = await eventually(failed)
+    assert delivery["error"].startswith(refusal)
+    assert [(a["attempt"], a["statusCode"]) for a in delivery["attempts"]] == [(1, None)]
+    assert delivery["attempts"][0]["error"] == delivery["error"]
+    assert receiver.calls == 0
