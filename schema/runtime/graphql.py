@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, StringValueNode
 from pydantic import ValidationError
 from strawberry.extensions import (
     AddValidationRules,
@@ -30,6 +30,7 @@ from schema.errors import InvalidInput, LinliError
 from schema.runtime.settings import ServiceSettings
 
 __all__ = [
+    "NUL_CHARACTER",
     "VALIDATION_CACHE_SIZE",
     "LinliGraphQLRouter",
     "build_schema",
@@ -91,6 +92,20 @@ class _Schema(strawberry.Schema):
                 log.error("resolver failed", exc_info=original)
 
 
+class NoNulInStrings(ASTValidationRule):
+    """String literals of a document hold no U+0000 (variables are checked as JSON)."""
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if "\x00" in node.value:
+            self.report_error(
+                GraphQLError(
+                    "a string holds a NUL character (\\u0000)",
+                    node,
+                    extensions={"code": NUL_CHARACTER},
+                )
+            )
+
+
 def root_type(name: str, fields: dict[str, Any]) -> type:
     """A root type (Query, Mutation) assembled from fields built elsewhere."""
     return strawberry.type(type(name, (), fields))
@@ -111,6 +126,7 @@ def build_schema(
     limits = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        NoNulInStrings,
     ]
     extra: list[Any] = [
         lambda: ParserCache(maxsize=VALIDATION_CACHE_SIZE),
@@ -146,6 +162,11 @@ def _no_constant(name: str) -> Any:
 
 # A ``\uD800``-``\uDFFF`` escape: only then can a decoded string hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A ``\u0000`` escape not itself escaped (an even run of backslashes before it): the only
+# way a JSON text holds U+0000, which PostgreSQL's text cannot store.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+NUL_CHARACTER = "NUL_CHARACTER"
+"""The code of a request whose strings hold U+0000 (in a variable or a string literal)."""
 
 
 def decode_request_json(data: str | bytes) -> object:
@@ -168,6 +189,10 @@ def decode_request_json(data: str | bytes) -> object:
         raise InvalidInput(
             "the request body's JSON is nested too deeply", code="JSON_TOO_DEEP", field="body"
         ) from None
+    if _NUL_ESCAPE.search(text):
+        raise InvalidInput(
+            "the request body holds a NUL character (\\u0000)", code=NUL_CHARACTER, field="body"
+        )
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
