@@ -9,7 +9,13 @@ import re
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, StringValueNode
+from graphql import (
+    ASTValidationRule,
+    FloatValueNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    StringValueNode,
+)
 from pydantic import ValidationError
 from strawberry.extensions import (
     AddValidationRules,
@@ -30,6 +36,7 @@ from schema.errors import InvalidInput, LinliError
 from schema.runtime.settings import ServiceSettings
 
 __all__ = [
+    "NON_FINITE_NUMBER",
     "NUL_CHARACTER",
     "VALIDATION_CACHE_SIZE",
     "LinliGraphQLRouter",
@@ -43,6 +50,11 @@ log = logging.getLogger("linli.graphql")
 
 VALIDATION_CACHE_SIZE = 256
 """Parsed and validated documents kept per process (shared by every schema of that size)."""
+
+NUL_CHARACTER = "NUL_CHARACTER"
+"""The code of a request whose strings hold U+0000 (in a variable or a string literal)."""
+NON_FINITE_NUMBER = "NON_FINITE_NUMBER"
+"""The code of a number that is no finite float (``1e400``, ``NaN``), as variable or literal."""
 
 # Messages of graphql-core's and strawberry's limit rules -> our codes.
 _LIMIT_CODES = (
@@ -92,8 +104,9 @@ class _Schema(strawberry.Schema):
                 log.error("resolver failed", exc_info=original)
 
 
-class NoNulInStrings(ASTValidationRule):
-    """String literals of a document hold no U+0000 (variables are checked as JSON)."""
+class StorableLiterals(ASTValidationRule):
+    """Literals of a document obey what the JSON body is held to (``decode_request_json``):
+    no string holds U+0000, no float is beyond the float range (``1e400``)."""
 
     def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
         if "\x00" in node.value:
@@ -102,6 +115,16 @@ class NoNulInStrings(ASTValidationRule):
                     "a string holds a NUL character (\\u0000)",
                     node,
                     extensions={"code": NUL_CHARACTER},
+                )
+            )
+
+    def enter_float_value(self, node: FloatValueNode, *_: Any) -> None:
+        if not math.isfinite(float(node.value)):
+            self.report_error(
+                GraphQLError(
+                    f"{node.value[:40]} is not a finite number",
+                    node,
+                    extensions={"code": NON_FINITE_NUMBER},
                 )
             )
 
@@ -126,7 +149,7 @@ def build_schema(
     limits = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-        NoNulInStrings,
+        StorableLiterals,
     ]
     extra: list[Any] = [
         lambda: ParserCache(maxsize=VALIDATION_CACHE_SIZE),
@@ -151,13 +174,13 @@ def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise InvalidInput(
-            f"{text[:40]} is not a finite number", code="NON_FINITE_NUMBER", field="body"
+            f"{text[:40]} is not a finite number", code=NON_FINITE_NUMBER, field="body"
         )
     return value
 
 
 def _no_constant(name: str) -> Any:
-    raise InvalidInput(f"{name} is not a JSON number", code="NON_FINITE_NUMBER", field="body")
+    raise InvalidInput(f"{name} is not a JSON number", code=NON_FINITE_NUMBER, field="body")
 
 
 # A ``\uD800``-``\uDFFF`` escape: only then can a decoded string hold a lone surrogate.
@@ -165,8 +188,6 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # A ``\u0000`` escape not itself escaped (an even run of backslashes before it): the only
 # way a JSON text holds U+0000, which PostgreSQL's text cannot store.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-NUL_CHARACTER = "NUL_CHARACTER"
-"""The code of a request whose strings hold U+0000 (in a variable or a string literal)."""
 
 
 def decode_request_json(data: str | bytes) -> object:

@@ -131,6 +131,12 @@ GRAPHQL_LEVEL: list[tuple[str, str, dict[str, Any], str]] = [
         "NUL_CHARACTER",
     ),
     (
+        "1e400 in a literal",
+        "{ resources(where: {near: {lat: 39.9, lon: 1e400, radiusKm: 1}}) { edges { cursor } } }",
+        {},
+        "NON_FINITE_NUMBER",
+    ),
+    (
         "too deep",
         "{ alerts { edges { node { infos { areas { geometry { coordinates } } } } } } }",
         {},

@@ -1,0 +1,43 @@
+"""Input the hub cannot pass on is refused at the hub with a stable code, before any source call.
+
+Each case was found by the GraphQL fuzz test (tests/e2e/test_graphql_fuzz.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.hub.federation.fake_source import FakeSource
+
+BAD_LITERALS = [
+    # The filter reached the source call, whose JSON encoding refused it: INTERNAL.
+    (
+        "1e400 in a bbox",
+        "{ resources(where: {bbox: {west: 1e400, south: 39, east: 117, north: 40}})"
+        " { edges { cursor } } }",
+        "NON_FINITE_NUMBER",
+    ),
+    (
+        "NUL in a text filter",
+        '{ resources(where: {text: "a\\u0000b"}) { edges { cursor } } }',
+        "NUL_CHARACTER",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "query", "code"), BAD_LITERALS, ids=[c[0] for c in BAD_LITERALS])
+async def test_a_literal_no_source_could_take_is_refused_at_the_hub(
+    start_hub: Callable[..., Any], sources: Any, case: str, query: str, code: str
+) -> None:
+    fake = FakeSource("110105001001")
+    hub = await start_hub(sources(fake))
+    client = await hub.graphql()
+    assert await client.error_code(query) == code
+    assert fake.calls == 0
+    # The hub still answers the same field with a good filter.
+    body = await client.post('{ resources(where: {text: "饮用水"}) { edges { cursor } } }')
+    assert "errors" not in body, body
+    assert fake.calls == 1
