@@ -137,6 +137,13 @@ GRAPHQL_LEVEL: list[tuple[str, str, dict[str, Any], str]] = [
         "NON_FINITE_NUMBER",
     ),
     (
+        "a time without zone",  # it reached the UTC column and answered INTERNAL
+        'mutation { createIncident(input: {category: NATURAL_DISASTER, title: "积水",'
+        ' reportedAt: "2026-05-08T16:09:16"}) { id } }',
+        {},
+        "INVALID_DATETIME",
+    ),
+    (
         "too deep",
         "{ alerts { edges { node { infos { areas { geometry { coordinates } } } } } } }",
         {},
