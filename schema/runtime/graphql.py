@@ -14,6 +14,7 @@ from graphql import (
     FloatValueNode,
     GraphQLError,
     GraphQLSyntaxError,
+    IntValueNode,
     StringValueNode,
 )
 from pydantic import ValidationError
@@ -106,7 +107,7 @@ class _Schema(strawberry.Schema):
 
 class StorableLiterals(ASTValidationRule):
     """Literals of a document obey what the JSON body is held to (``decode_request_json``):
-    no string holds U+0000, no float is beyond the float range (``1e400``)."""
+    no string holds U+0000, no number is beyond the float range (``1e400``)."""
 
     def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
         if "\x00" in node.value:
@@ -118,7 +119,8 @@ class StorableLiterals(ASTValidationRule):
                 )
             )
 
-    def enter_float_value(self, node: FloatValueNode, *_: Any) -> None:
+    def enter_float_value(self, node: FloatValueNode | IntValueNode, *_: Any) -> None:
+        # An integer literal is a valid Float too: 1 followed by 400 zeros is 1e400.
         if not math.isfinite(float(node.value)):
             self.report_error(
                 GraphQLError(
@@ -127,6 +129,8 @@ class StorableLiterals(ASTValidationRule):
                     extensions={"code": NON_FINITE_NUMBER},
                 )
             )
+
+    enter_int_value = enter_float_value
 
 
 def root_type(name: str, fields: dict[str, Any]) -> type:

@@ -21,6 +21,12 @@ BAD_LITERALS = [
         "NON_FINITE_NUMBER",
     ),
     (
+        "an integer beyond the float range",
+        "{ resources(where: {near: {lat: 39.9, lon: 1" + "0" * 400 + ", radiusKm: 1}})"
+        " { edges { cursor } } }",
+        "NON_FINITE_NUMBER",
+    ),
+    (
         "NUL in a text filter",
         '{ resources(where: {text: "a\\u0000b"}) { edges { cursor } } }',
         "NUL_CHARACTER",
