@@ -6,9 +6,11 @@ import json
 import logging
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import strawberry
+from cross_web import HTTPException
 from graphql import (
     ASTValidationRule,
     FloatValueNode,
@@ -31,7 +33,10 @@ from strawberry.extensions import (
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET
 
 from schema.errors import InvalidInput, LinliError
 from schema.runtime.settings import ServiceSettings
@@ -95,6 +100,29 @@ def error_code(error: GraphQLError) -> str:
 
 
 class _Schema(strawberry.Schema):
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        # A subscription runs over a WebSocket (``subscribe``); executed as a query, its
+        # resolver's stream answered null for a non-null field (INTERNAL). Refused instead.
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -240,6 +268,15 @@ class LinliGraphQLRouter(GraphQLRouter[Any, None]):
                 "a GraphQL request is a JSON object", code="INVALID_REQUEST", field="body"
             )
         return value
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Serve the request; strawberry's own refusals of a request get a stable code too."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as refused:
+            if refused.status_code != 400:
+                raise
+            raise InvalidInput(refused.reason, code="INVALID_REQUEST", field="body") from None
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         for error in result.errors or []:

@@ -273,6 +273,10 @@ MALFORMED_BODIES: list[tuple[str, bytes, int, str]] = [
     ("NaN", CREATE_BODY.replace('"quantity": 5', '"quantity": NaN').encode(), 400, "NON_FINITE_NUMBER"),
     ("not JSON", CREATE_BODY.encode()[:-1], 400, "INVALID_JSON"),
     ("a JSON number", b"42", 400, "INVALID_REQUEST"),
+    # Strawberry's own refusals answered plain text without a code.
+    ("query not a string", b'{"query": 5}', 400, "INVALID_REQUEST"),
+    ("variables not an object", b'{"query": "{ resourceKinds { code } }", "variables": "x"}', 400, "INVALID_REQUEST"),
+    ("no query", b"{}", 400, "INVALID_REQUEST"),
 ]  # fmt: skip
 
 

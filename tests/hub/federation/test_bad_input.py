@@ -1,6 +1,6 @@
-"""Input the hub cannot pass on is refused at the hub with a stable code, before any source call.
+"""Input the hub cannot serve is refused at the hub with a stable code, before any source call.
 
-Each case was found by the GraphQL fuzz test (tests/e2e/test_graphql_fuzz.py).
+Each case was found by fuzzing the hub's GraphQL (tests/e2e/test_graphql_fuzz.py and by hand).
 """
 
 from __future__ import annotations
@@ -47,3 +47,17 @@ async def test_a_literal_no_source_could_take_is_refused_at_the_hub(
     body = await client.post('{ resources(where: {text: "饮用水"}) { edges { cursor } } }')
     assert "errors" not in body, body
     assert fake.calls == 1
+
+
+async def test_a_subscription_over_http_is_a_bad_request(
+    start_hub: Callable[..., Any], sources: Any
+) -> None:
+    hub = await start_hub(sources(FakeSource("110105001001")))
+    client = await hub.graphql()
+    # Executed as a query, its resolver's stream answered INTERNAL; it runs over WebSockets.
+    response = await client.http.post(
+        "/graphql", json={"query": "subscription { flagEvents { type flagId } }"}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_REQUEST"
+    assert (await client.data("{ sources { id } }"))["sources"] == [{"id": "110105001001"}]
