@@ -8,6 +8,7 @@ stable ``code`` of the GraphQL error that names the source::
  │    └── CallerTimeout   timeout      SOURCE_TIMEOUT      (the caller's deadline, not the source)
      ├── SourceUnavailable    unavailable  SOURCE_UNAVAILABLE
      │    └── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
+     ├── SourceRefused        error        SOURCE_ERROR        (the source refused the input)
      ├── SourceDenied         denied       SOURCE_DENIED
      └── SourceNotFound       not_found    NOT_FOUND           (the source holds no such record)
 """
@@ -24,6 +25,7 @@ __all__ = [
     "SourceDenied",
     "SourceError",
     "SourceNotFound",
+    "SourceRefused",
     "SourceTimeout",
     "SourceUnavailable",
 ]
@@ -61,6 +63,11 @@ class SourceUnavailable(SourceError):
 
 class CircuitOpen(SourceUnavailable):
     """The source's breaker refused the call: it failed repeatedly and is cooling down."""
+
+
+class SourceRefused(SourceError):
+    """The source answered and refused the request with a stable code (a bad filter): it is
+    healthy, and one caller's bad input must not open the circuit every caller shares."""
 
 
 class SourceDenied(SourceError):

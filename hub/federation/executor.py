@@ -20,6 +20,7 @@ from hub.federation.errors import (
     SourceDenied,
     SourceError,
     SourceNotFound,
+    SourceRefused,
     SourceTimeout,
 )
 from hub.federation.registry import Registry, Source
@@ -316,7 +317,7 @@ class Federation:
             source.breaker.failed()
             raise
         except SourceError as exc:
-            if exc.status in _ANSWERED:
+            if exc.status in _ANSWERED or isinstance(exc, SourceRefused):
                 source.breaker.succeeded()  # the source answered; it is healthy
             else:
                 source.breaker.failed()
@@ -444,6 +445,8 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
             raise SourceNotFound(message)
         if code in ("UNAUTHENTICATED", "FORBIDDEN"):
             raise SourceDenied(message)
+        if code not in (None, "INTERNAL"):
+            raise SourceRefused(message)
         raise SourceError(message)
     payload: dict[str, Any] = data[field_name]
     return payload

@@ -61,3 +61,21 @@ async def test_a_subscription_over_http_is_a_bad_request(
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_REQUEST"
     assert (await client.data("{ sources { id } }"))["sources"] == [{"id": "110105001001"}]
+
+
+async def test_a_source_refusing_bad_input_keeps_its_circuit_closed(
+    start_hub: Callable[..., Any], sources: Any
+) -> None:
+    fake = FakeSource("110105001001", behaviour="refuse")
+    hub = await start_hub(sources(fake), breaker_threshold=3)
+    client = await hub.graphql()
+    query = "{ resources { edges { cursor } } }"
+    # Found fuzzing: three bad filters from one caller opened the circuit, and every
+    # caller got SOURCE_UNAVAILABLE for the cool-down.
+    for _ in range(5):
+        body = await client.post(query)
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["SOURCE_ERROR"], body
+        assert "(OUT_OF_RANGE)" in body["errors"][0]["message"]
+    assert fake.calls == 5
+    circuits = (await client.data("{ sources { id circuit } }"))["sources"]
+    assert circuits == [{"id": "110105001001", "circuit": "closed"}]
