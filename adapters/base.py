@@ -304,7 +304,8 @@ class PollLoop:
                 log.exception("adapter %s poll failed", self.name)
             self.status.failed(error)
             return None
-        self.status.succeeded(report.problems)
+        # An unchanged upstream still holds the inputs the last import refused.
+        self.status.succeeded(self.status.problems if report.not_modified else report.problems)
         self.last_report = report
         return report
 

@@ -28,6 +28,7 @@ __all__ = [
     "BIN",
     "basic_auth",
     "children",
+    "cpu_s",
     "free_port",
     "kill",
     "load_line",
@@ -109,6 +110,13 @@ def run_bench(main: Coroutine[Any, Any, None]) -> None:
         sys.exit(130)
     finally:
         stop_all()
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from ``/proc`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime are the 14th and 15th fields of the line, in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:

@@ -2,10 +2,11 @@
 
 Run: ``python bench/_sources.py COUNT LATENCY_MS``. Each source is its own
 aiohttp app on its own free port, answering ``GET /.well-known/linli-node``
-and ``POST /graphql`` (a fixed page of ``resources`` after sleeping the
-latency). It does not check tokens. When every source listens it prints one
-JSON line ``{"sources": {id: url, ...}}``; it serves until stdin closes or it
-is terminated.
+and ``POST /graphql`` (the first ``first`` of its ``RECORDS_PER_SOURCE``
+``resources``, newest first, after sleeping the latency). It does not check
+tokens. When every source listens it prints one JSON line
+``{"sources": {id: url, ...}}``; it serves until stdin closes or it is
+terminated.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from schema import SCHEMA_VERSION
 __all__ = ["RECORDS_PER_SOURCE", "source_id", "source_page"]
 
 FIRST_ID = 110105001001
-RECORDS_PER_SOURCE = 5
+RECORDS_PER_SOURCE = 500  # enough for the largest page
 EPOCH = datetime(2026, 7, 1, tzinfo=UTC)
 
 
@@ -56,21 +57,24 @@ def _record(owner: str, index: int, i: int) -> dict[str, Any]:
     }
 
 
-def source_page(index: int) -> dict[str, Any]:
-    """The ``resources`` connection the ``index``-th source answers, newest first."""
+def source_page(index: int, first: int) -> dict[str, Any]:
+    """The first page of ``first`` records the ``index``-th source answers, newest first."""
     owner = source_id(index)
     records = sorted(
         (_record(owner, index, i) for i in range(RECORDS_PER_SOURCE)),
         key=lambda r: (r["createdAt"], r["id"]),
         reverse=True,
-    )
+    )[:first]
     edges = [
         {"cursor": base64.b64encode(json.dumps(r["id"]).encode()).decode(), "node": r}
         for r in records
     ]
     return {
         "edges": edges,
-        "pageInfo": {"hasNextPage": False, "endCursor": edges[-1]["cursor"]},
+        "pageInfo": {
+            "hasNextPage": first < RECORDS_PER_SOURCE,
+            "endCursor": edges[-1]["cursor"] if edges else None,
+        },
     }
 
 
@@ -87,16 +91,24 @@ def _source_app(index: int, latency_s: float) -> web.Application:
             "capabilities": ["resources"],
         }
     ).encode()
-    # The answer never changes: encode it once, so the source costs only its latency.
-    answer = json.dumps({"data": {"resources": source_page(index)}}).encode()
+    # The answer to each page size never changes: encode it once, so that the source
+    # costs little more than its latency.
+    answers: dict[int, bytes] = {}
+
+    def answer(first: int) -> bytes:
+        if first not in answers:
+            page = source_page(index, first)
+            answers[first] = json.dumps({"data": {"resources": page}}).encode()
+        return answers[first]
 
     async def well_known(request: web.Request) -> web.Response:
         return web.Response(body=described, content_type="application/json")
 
     async def graphql(request: web.Request) -> web.Response:
-        await request.read()
+        variables = json.loads(await request.read()).get("variables") or {}
+        first = min(max(int(variables.get("first") or 50), 0), RECORDS_PER_SOURCE)
         await asyncio.sleep(latency_s)
-        return web.Response(body=answer, content_type="application/json")
+        return web.Response(body=answer(first), content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/.well-known/linli-node", well_known)

@@ -10,20 +10,25 @@ from starlette.requests import HTTPConnection
 
 from hub.alerts import alerts_router
 from hub.auth import create_auth
+from hub.auth.service import orgs_with_scope
 from hub.db import metadata
 from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
+from hub.governance.anchors import anchors_router, checkpoint_signer
 from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
+from hub.secrets_at_rest import secrets_lifecycle
 from hub.settings import HubSettings
 from policies.audit import AuditEntry
 from policies.caller import Caller
+from policies.purposes import PURPOSE_HEADER, purpose_from_header
 from schema import SCHEMA_VERSION
 from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
+from schema.scopes import Scope
 from schema.store.specs import SPECS
 
 __all__ = ["MIGRATIONS", "create_app", "hub_well_known", "metadata"]
@@ -67,8 +72,21 @@ def create_app(settings: HubSettings) -> Any:
         source = federation.registry.sources.get(source_id)
         return source.url if source is not None else None
 
+    async def staffed() -> set[str]:
+        async with db.sessions() as session:
+            return await orgs_with_scope(session, Scope.RISK_VERIFY)
+
+    def source_owner(source_id: str) -> str | None:
+        source = federation.registry.sources.get(source_id)
+        return (source.division_code or None) if source is not None else None
+
     flags = create_flags(
-        settings, db, authenticate=auth.authenticator.authenticate, mint=mint, node_url=node_url
+        settings,
+        db,
+        authenticate=auth.authenticator.authenticate,
+        mint=mint,
+        node_url=node_url,
+        staffed=staffed,
     )
     app = service_app(
         name="hub",
@@ -77,7 +95,13 @@ def create_app(settings: HubSettings) -> Any:
         db=db,
         migrations=MIGRATIONS,
         describe=lambda: described,
-        lifecycles=[auth.lifecycle, federation.lifecycle, flags.lifecycle],
+        # The stored secrets first: a key that cannot open them stops the hub here.
+        lifecycles=[
+            secrets_lifecycle(settings, db),
+            auth.lifecycle,
+            federation.lifecycle,
+            flags.lifecycle,
+        ],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
     app.state.auth = auth
@@ -89,17 +113,23 @@ def create_app(settings: HubSettings) -> Any:
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
     app.include_router(alerts_router(federation.executor, settings))
+    sign_checkpoint = checkpoint_signer(auth.keys, settings.issuer)
+    app.include_router(
+        anchors_router(db, auth.authenticator.authenticate, source_owner, sign_checkpoint)
+    )
 
     async def context(
         connection: HTTPConnection,
         authorization: Annotated[str | None, Header()] = None,
-        x_linli_purpose: Annotated[str | None, Header(max_length=200)] = None,
+        purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER)] = None,
     ) -> HubContext:
         if connection.scope["type"] == "websocket":
-            caller = ANONYMOUS  # authenticated at connection_init (HubGraphQLRouter)
-        else:
-            caller = await auth.authenticator.authenticate(authorization)
-        return HubContext(caller=caller, federation=federation.executor, purpose=x_linli_purpose)
+            # Authenticated at connection_init (HubGraphQLRouter); subscriptions read no records.
+            return HubContext(caller=ANONYMOUS, federation=federation.executor)
+        caller = await auth.authenticator.authenticate(authorization)
+        # Checked against the hub's list before any fan-out; only a listed code is forwarded.
+        stated = purpose_from_header(purpose, settings.purposes) or None
+        return HubContext(caller=caller, federation=federation.executor, purpose=stated)
 
     graphql = HubGraphQLRouter(
         hub_schema(settings, flags),

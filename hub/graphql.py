@@ -86,7 +86,6 @@ class HubGraphQLRouter(LinliGraphQLRouter):
         super().__init__(
             schema,
             context_getter=context_getter,
-            graphql_ide=None if settings.production else "graphiql",
             allow_queries_via_get=not settings.production,
         )
         self.authenticate = authenticate

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
+from hub.sealed import NEW_KEY_COMMAND, SECRETS_KEY_VARIABLE, Sealer, parse_keys
 from schema.runtime.outbound import OutboundPolicy
-from schema.runtime.settings import ServiceSettings
+from schema.runtime.settings import Environment, ServiceSettings
 
 __all__ = ["HubSettings"]
 
@@ -27,6 +28,13 @@ class HubSettings(ServiceSettings):
         description="Public base URL of the hub; the `iss` of every token it signs",
     )
     access_token_ttl_s: int = Field(300, ge=30, le=3600, description="Lifetime of access tokens")
+    secrets_key: SecretStr | None = Field(
+        None,
+        validate_default=True,
+        description="Fernet key(s) that encrypt the hub's signing keys and webhook secrets at"
+        " rest, comma-separated, newest first (older ones only decrypt, while rotating);"
+        f" required in production. Make one with `{NEW_KEY_COMMAND}`",
+    )
     key_refresh_s: float = Field(
         30.0, gt=0, le=600, description="How often each hub replica reloads its signing keys"
     )
@@ -88,7 +96,10 @@ class HubSettings(ServiceSettings):
         1.0, gt=0, description="Seconds between checks for flags past their deadline"
     )
     event_poll_s: float = Field(
-        1.0, gt=0, description="Subscribers re-read the event log this often (other replicas)"
+        1.0,
+        gt=0,
+        description="While the PostgreSQL event listener reconnects, subscribers re-read the "
+        "event log this often (catch-up); a listening replica waits for notifications",
     )
     event_retention_s: float = Field(
         7 * 24 * 3600.0, gt=0, description="Flag events older than this are pruned"
@@ -113,6 +124,23 @@ class HubSettings(ServiceSettings):
     external_poll_s: float = Field(
         60.0, gt=0, description="Seconds between reads of a filed flag's Open311 status"
     )
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if key is not None:
+            parse_keys(key.get_secret_value())
+        elif info.data.get("environment") is Environment.PRODUCTION:
+            raise ValueError(
+                f"production keeps secrets encrypted: set {SECRETS_KEY_VARIABLE}"
+                f" (make a key with `{NEW_KEY_COMMAND}`)"
+            )
+        return key
+
+    def sealer(self) -> Sealer:
+        """Seals and opens the secrets the hub keeps at rest (plain text without a key)."""
+        key = self.secrets_key
+        return Sealer(None if key is None else key.get_secret_value())
 
     def outbound_policy(self) -> OutboundPolicy:
         """The check every URL the hub is asked to call (sources, webhooks) must pass."""

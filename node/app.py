@@ -96,7 +96,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
             NodeContext, settings=settings, record_hooks=flags.record_hooks
         ),
         queries=node_queries(specs, flags.query_fields()),
-        mutations=mutation_fields(specs),
+        mutations={**mutation_fields(specs), **flags.mutation_fields()},
         # Workers stop before the client closes.
         lifecycles=[http_client, lambda: poll_revocations(poller), flags.lifecycle],
     )

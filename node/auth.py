@@ -69,12 +69,18 @@ def node_authenticator(
 ) -> Authenticator:
     """The authenticator the settings call for; ``poller``'s list refuses revoked tokens."""
     static = StaticTokenAuthenticator(settings.trusted_callers, district=settings.district)
-    if settings.trusted_callers or not settings.verifies_tokens:
+    if settings.trusted_callers:
         log.warning(
             "node %s accepts %d statically trusted caller(s) by bearer token: development and"
             " tests only, never production",
             settings.source_id,
             len(static),
+        )
+    elif not settings.verifies_tokens:
+        log.warning(
+            "node %s neither verifies tokens (set LINLI_TOKEN_ISSUER and LINLI_JWKS_URL) nor"
+            " trusts static callers (LINLI_TRUSTED_CALLERS): it will refuse every caller",
+            settings.source_id,
         )
     if settings.token_issuer is None or settings.jwks_url is None:
         return static

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
 from policies.source.settings import SourceSettings
 from policies.static import TrustedCaller, is_placeholder
@@ -19,21 +19,7 @@ class NodeSettings(SourceSettings):
     org_code: str = Field("110105001001", description="Division code of the owning community")
     org_name: str = Field("示例社区 Example Community", description="Community name")
     neighbours: list[str] = Field(default_factory=list, description="Division codes of neighbours")
-    # Risk flags to the district hub (node/flags)
-    hub_url: str | None = Field(
-        None,
-        description="Base URL of the district hub; with hub_client_id and hub_client_secret,"
-        " raised flags are delivered to its /flags/inbox",
-    )
-    hub_client_id: str | None = Field(
-        None, description="This community's OAuth client at the hub (scope risk:flag)"
-    )
-    hub_client_secret: SecretStr | None = Field(
-        None, description="The secret of hub_client_id (never logged)"
-    )
-    hub_audience: str | None = Field(
-        None, description="Audience (resource) to ask the hub's tokens for; none: the hub's own"
-    )
+    # Risk flags to the district hub (node/flags); hub_url and its client: SourceSettings
     flag_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one call to the hub (token or flag delivery)"
     )
@@ -54,11 +40,7 @@ class NodeSettings(SourceSettings):
     @property
     def delivers_flags(self) -> bool:
         """Whether the node delivers its flags to a hub."""
-        return (
-            self.hub_url is not None
-            and self.hub_client_id is not None
-            and self.hub_client_secret is not None
-        )
+        return self.reports_to_hub
 
     @property
     def verifies_tokens(self) -> bool:

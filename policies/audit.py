@@ -7,6 +7,13 @@ consecutive ``seq`` and ``hash = sha256(canonical JSON of the row + prev_hash)``
 so changing, removing or reordering any stored row breaks the chain at that
 row, which ``verify`` names.
 
+The chain alone cannot show that its last rows were cut off, or that a row
+was changed and every later hash recomputed. So each source reports the
+``(seq, hash)`` of its new rows to the hub (``policies.source.anchors``), which
+keeps them as a witness and records each report in its own chain
+(``hub.governance.anchors``). ``verify_chain(url, witness=...)`` then names the
+first row that is missing or differs from what the hub witnessed.
+
 Appends never fork the chain: the tip is read under a lock held until the
 transaction ends (``pg_advisory_xact_lock`` on PostgreSQL, the database write
 lock on SQLite) and ``seq`` is the primary key, so a second row with the same
@@ -22,10 +29,12 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from policies.caller import Caller
 from schema.runtime.db import Database
@@ -34,12 +43,16 @@ from schema.storage import UTCDateTime, utcnow
 __all__ = [
     "GENESIS_HASH",
     "AuditEntry",
+    "AuditLogUnreadable",
     "AuditRecord",
     "AuditWriter",
+    "ChainHead",
     "ChainReport",
     "append",
     "append_many",
+    "chain_head",
     "define_audit_table",
+    "hashes_after",
     "row_hash",
     "verify",
     "verify_chain",
@@ -180,12 +193,8 @@ async def append_many(
     if not entries:
         return []
     await _lock_tip(session, table)
-    tip = (
-        await session.execute(
-            sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)
-        )
-    ).first()
-    seq, prev_hash = (tip.seq, tip.hash) if tip else (0, GENESIS_HASH)
+    head = await chain_head(session, table)
+    seq, prev_hash = head.seq, head.hash
     rows: list[dict[str, Any]] = []
     for entry in entries:
         caller = entry.caller
@@ -265,16 +274,53 @@ class AuditWriter:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last row of a chain: its ``seq`` (0 when empty) and ``hash``."""
+
+    seq: int
+    hash: str
+
+
+async def chain_head(session: AsyncSession, table: sa.Table) -> ChainHead:
+    """The chain's current head."""
+    tip = (
+        await session.execute(
+            sa.select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)
+        )
+    ).first()
+    return ChainHead(tip.seq, tip.hash) if tip else ChainHead(0, GENESIS_HASH)
+
+
+async def hashes_after(
+    session: AsyncSession, table: sa.Table, after: int, limit: int
+) -> list[tuple[int, str]]:
+    """``(seq, hash)`` of up to ``limit`` rows after ``after``, in order."""
+    result = await session.execute(
+        sa.select(table.c.seq, table.c.hash)
+        .where(table.c.seq > after)
+        .order_by(table.c.seq)
+        .limit(limit)
+    )
+    return [(row.seq, row.hash) for row in result]
+
+
+@dataclass(frozen=True, slots=True)
 class ChainReport:
     """What ``verify_chain`` found: how many rows, and the first bad one."""
 
     rows: int
     first_bad: int | None = None
     problem: str | None = None
+    witnessed: int = 0
+    """The last ``seq`` the witness (the hub's anchors) holds; 0: none given."""
 
     @property
     def intact(self) -> bool:
         return self.first_bad is None
+
+
+class AuditLogUnreadable(Exception):
+    """The database at the URL cannot be read as an audit log (the message is one line)."""
 
 
 def _check(record: AuditRecord, expected_seq: int, prev_hash: str) -> str | None:
@@ -287,18 +333,57 @@ def _check(record: AuditRecord, expected_seq: int, prev_hash: str) -> str | None
     return None
 
 
+def _against_witness(record: AuditRecord, witness: Mapping[int, str]) -> str | None:
+    anchored = witness.get(record.seq)
+    if anchored is None or anchored == record.hash:
+        return None
+    return (
+        f"the row differs from what the hub anchored (hash {record.hash[:12]}…,"
+        f" anchored {anchored[:12]}…): it was changed or replaced after it was anchored"
+    )
+
+
 def _fields(record: AuditRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _HASHED}
 
 
-async def verify_chain(url: str, *, batch: int = 1000) -> ChainReport:
-    """Re-read every row of ``audit_log`` at ``url`` in order and check the chain."""
+def _engine(url: str) -> AsyncEngine:
+    """An engine for an existing database at ``url`` (never creates a SQLite file)."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise AuditLogUnreadable(f"{url!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if path and path != ":memory:" and not Path(path).is_file():
+            raise AuditLogUnreadable(f"no database file at {path}")
+    try:
+        return create_async_engine(parsed)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise AuditLogUnreadable(f"cannot use {parsed.drivername!r}: {exc}") from None
+
+
+async def verify_chain(
+    url: str, *, witness: Mapping[int, str] | None = None, batch: int = 1000
+) -> ChainReport:
+    """Re-read every row of ``audit_log`` at ``url`` in order and check the chain.
+
+    ``witness``: ``seq -> hash`` as the hub anchored them; a row that differs, or an
+    anchored row the chain no longer has, is reported as the first bad one.
+    """
+    witness = witness or {}
+    witnessed = max(witness, default=0)
     table = define_audit_table(sa.MetaData())
-    engine = create_async_engine(url)
+    engine = _engine(url)
     rows = 0
     prev_hash = GENESIS_HASH
     try:
         async with engine.connect() as connection:
+            if not await connection.run_sync(lambda sync: sa.inspect(sync).has_table(TABLE_NAME)):
+                raise AuditLogUnreadable(
+                    f"no {TABLE_NAME} table at {make_url(url).render_as_string()}"
+                    " (not a Linli hub, node or adapter database, or not migrated)"
+                )
             after = 0
             while True:
                 result = await connection.execute(
@@ -306,17 +391,32 @@ async def verify_chain(url: str, *, batch: int = 1000) -> ChainReport:
                 )
                 chunk = result.mappings().all()
                 if not chunk:
-                    return ChainReport(rows)
+                    break
                 for row in chunk:
                     record = AuditRecord.from_row(row)
-                    problem = _check(record, rows + 1, prev_hash)
+                    problem = _check(record, rows + 1, prev_hash) or _against_witness(
+                        record, witness
+                    )
                     if problem is not None:
-                        return ChainReport(rows, record.seq, problem)
+                        return ChainReport(rows, record.seq, problem, witnessed)
                     rows += 1
                     prev_hash = record.hash
                     after = record.seq
+    except (sa.exc.DBAPIError, OSError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = first[0] if first else type(exc).__name__
+        raise AuditLogUnreadable(f"cannot read the database: {reason}") from None
     finally:
         await engine.dispose()
+    if rows < witnessed:
+        return ChainReport(
+            rows,
+            rows + 1,
+            f"missing: the chain ends at seq {rows}, but the hub anchored rows up to seq"
+            f" {witnessed} (the last {witnessed - rows} rows were removed)",
+            witnessed,
+        )
+    return ChainReport(rows, witnessed=witnessed)
 
 
 async def verify(url: str) -> int | None:

@@ -5,7 +5,9 @@ for its owner and, per request, a ``DisclosureLedger``. Its GraphQL context
 implements ``PolicyContext``; its schema adds ``PolicyExtension``, which puts
 the reasons per record type and field into ``extensions.policy`` and writes
 one audit row per (request, record type) disclosed to another organisation,
-and one per by-id request that policy answered with NOT_FOUND.
+one per record type of which policy withheld everything the request touched,
+one per by-id request that policy answered with NOT_FOUND, and one per request
+whose fields were refused (FORBIDDEN, UNAUTHENTICATED).
 
     context.disclose(spec, records)          # the RecordContext hook
       -> enforcer.disclose(caller, type, records, mode=..., purpose=...)
@@ -32,37 +34,23 @@ from policies.caller import Caller
 from policies.engine import Mode, Owner, PolicyEngine
 from policies.mask import disclose_page
 from schema.enums import SeverityLevel
-from schema.errors import InvalidInput, LinliError
+from schema.errors import Forbidden, LinliError, Unauthenticated
+from schema.runtime.db import storage_failure
 from schema.store.resolvers import HiddenByPolicy
 
 __all__ = [
-    "MAX_PURPOSE",
-    "PURPOSE_HEADER",
     "AuditUnavailable",
     "DisclosureLedger",
     "PageDisclosure",
     "PolicyContext",
     "PolicyEnforcer",
     "PolicyExtension",
-    "purpose_from_header",
 ]
 
 log = logging.getLogger("linli.policies.enforce")
 
-PURPOSE_HEADER: Final = "X-Linli-Purpose"
-MAX_PURPOSE: Final = 200
-
-
-def purpose_from_header(value: str | None) -> str:
-    """The purpose a caller stated in ``X-Linli-Purpose`` ("" when none)."""
-    purpose = (value or "").strip()
-    if len(purpose) > MAX_PURPOSE:
-        raise InvalidInput(
-            f"{PURPOSE_HEADER} is over {MAX_PURPOSE} characters",
-            code="STRING_TOO_LONG",
-            field=PURPOSE_HEADER,
-        )
-    return purpose
+WITHHELD_CODE: Final = "WITHHELD_BY_POLICY"
+"""The code of an audit row for records policy kept from a caller."""
 
 
 class AuditUnavailable(LinliError):
@@ -154,6 +142,7 @@ class DisclosureLedger:
     purpose: str = ""
     _types: dict[str, _Tally] = field(default_factory=dict)
     _denied: list[tuple[str, str]] = field(default_factory=list)
+    _refused: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, page: PageDisclosure) -> None:
         """Count one disclosure of the request."""
@@ -175,29 +164,70 @@ class DisclosureLedger:
         """Per record type, each field the caller got hidden or approximated, and why."""
         return {name: _merge(tally.reasons) for name, tally in self._types.items()}
 
+    def refuse(self, code: str, path: str) -> None:
+        """Note a field of the request refused to the caller (an error with ``code``)."""
+        self._refused.append((code, path))
+
     def audit_entries(self) -> list[AuditEntry]:
-        """The audit rows the request calls for."""
+        """The audit rows the request calls for (``disclosure_entries`` and ``refusal_entries``)."""
+        return [*self.disclosure_entries(), *self.refusal_entries()]
+
+    def disclosure_entries(self) -> list[AuditEntry]:
+        """One ``disclose`` row per record type shown to another organisation.
+
+        Whether there are any depends only on what the caller was shown, so a request
+        whose rows cannot be written may fail without telling anything hidden.
+        """
+        entries: list[AuditEntry] = []
+        if self.caller.org == self.owner:
+            return entries
+        for record_type, tally in self._types.items():
+            if not tally.shown:
+                continue  # nothing of this type left the owner
+            fields = _merge(tally.reasons)
+            approximated = [f for f, r in fields.items() if r.startswith("approximated")]
+            hidden = [f for f in fields if f not in approximated]
+            entries.append(
+                AuditEntry(
+                    action="disclose",
+                    owner=self.owner,
+                    caller=self.caller,
+                    record_type=record_type,
+                    count=tally.shown,
+                    decision={
+                        "shown": tally.shown,
+                        "withheld": tally.withheld,
+                        "approximated": approximated,
+                        "hidden": hidden,
+                    },
+                    purpose=self.purpose,
+                )
+            )
+        return entries
+
+    def refusal_entries(self) -> list[AuditEntry]:
+        """Rows for what policy kept from the caller: withheld records, hidden ids, refusals.
+
+        ``withhold``: one row per record type of which the request was shown nothing
+        but policy withheld records (the count, code ``WITHHELD_BY_POLICY``);
+        ``deny_by_id``: by-id requests answered NOT_FOUND because policy hides the
+        record; ``refuse``: one row per request whose fields were refused (the codes
+        and paths). Whether there are any depends on hidden data, so writing them must
+        never change the answer (``PolicyExtension`` logs a failure and answers).
+        """
         entries: list[AuditEntry] = []
         if self.caller.org != self.owner:
             for record_type, tally in self._types.items():
-                if not tally.shown:
-                    continue  # nothing of this type left the owner
-                fields = _merge(tally.reasons)
-                approximated = [f for f, r in fields.items() if r.startswith("approximated")]
-                hidden = [f for f in fields if f not in approximated]
+                if tally.shown or not tally.withheld:
+                    continue
                 entries.append(
                     AuditEntry(
-                        action="disclose",
+                        action="withhold",
                         owner=self.owner,
                         caller=self.caller,
                         record_type=record_type,
-                        count=tally.shown,
-                        decision={
-                            "shown": tally.shown,
-                            "withheld": tally.withheld,
-                            "approximated": approximated,
-                            "hidden": hidden,
-                        },
+                        count=tally.withheld,
+                        decision={"withheld": tally.withheld, "code": WITHHELD_CODE},
                         purpose=self.purpose,
                     )
                 )
@@ -213,6 +243,18 @@ class DisclosureLedger:
                     record_type=record_type,
                     count=len(ids),
                     decision={"ids": sorted(set(ids))},
+                    purpose=self.purpose,
+                )
+            )
+        if self._refused:
+            codes = sorted({code for code, _ in self._refused})
+            entries.append(
+                AuditEntry(
+                    action="refuse",
+                    owner=self.owner,
+                    caller=self.caller,
+                    count=len(self._refused),
+                    decision={"codes": codes, "paths": sorted({p for _, p in self._refused})},
                     purpose=self.purpose,
                 )
             )
@@ -248,13 +290,24 @@ class PolicyExtension(SchemaExtension):
             original = error.original_error
             if isinstance(original, HiddenByPolicy):
                 ledger.deny_by_id(original.type_name, original.global_id)
-        entries = ledger.audit_entries()
+            elif isinstance(original, Forbidden | Unauthenticated):
+                ledger.refuse(original.code, ".".join(str(p) for p in error.path or ()))
+        disclosed = ledger.disclosure_entries()
+        entries = [*disclosed, *ledger.refusal_entries()]
         if not entries:
             return
         try:
             await context.record_audit(entries)
         except Exception as exc:
+            if not disclosed:
+                # Only what policy kept back: failing now would tell that something was.
+                log.exception("audit log write failed for withheld or refused reads")
+                return
             self._audit_failed = True
+            failure = storage_failure(exc)
+            if failure is not None:  # a busy or lost database: say so, and when to retry
+                log.warning("audit log write failed (%s); withholding the answer", failure.code)
+                raise failure from exc
             log.exception("audit log write failed; withholding the answer")
             raise AuditUnavailable("the audit log is unavailable; nothing was disclosed") from exc
 

@@ -230,15 +230,18 @@ class RevocationPoller:
             self.failures += 1
             self.metrics.failures.inc()
             if self.failures == 1 or self.failures % 30 == 0:
+                kept = (
+                    "no list fetched yet"
+                    if self.fetched_at is None
+                    else f"keeping the last one ({len(self.revocations)} revoked ids,"
+                    f" {len(self.revocations.disabled)} disabled clients, age {self.age_s():.0f} s)"
+                )
                 log.warning(
-                    "revocation list not refreshed from %s (%s failure(s) in a row: %s);"
-                    " keeping the last one (%d revoked ids, %d disabled clients, age %.0f s)",
+                    "revocation list not refreshed from %s (%s failure(s) in a row: %s); %s",
                     self.url,
                     self.failures,
                     error,
-                    len(self.revocations),
-                    len(self.revocations.disabled),
-                    self.age_s(),
+                    kept,
                 )
             return
         if self.failures:

@@ -316,7 +316,12 @@ class TokenVerifier:
         if missing:
             raise TokenClaimsInvalid(f"token lacks required claims: {', '.join(missing)}")
         if claims["iss"] != self.issuer:
-            raise TokenIssuerInvalid("token was not issued by the expected issuer")
+            # The expected issuer is public (it is in the hub's metadata) and naming it tells
+            # an operator which hub settings to mint tokens with.
+            raise TokenIssuerInvalid(
+                f"token was issued by {str(claims['iss'])[:200]!r}, not by the expected"
+                f" issuer {self.issuer!r}"
+            )
         audience = claims["aud"]
         audiences = [audience] if isinstance(audience, str) else audience
         if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):

@@ -109,3 +109,34 @@ _RISKS = [
 
 RISK_CATEGORIES: dict[str, RiskCategory] = {risk.code: risk for risk in _RISKS}
 __all__ += ["RISK_CATEGORIES", "RiskCategory"]
+
+
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    """One entry of the default code list of purposes a caller may state (``X-Linli-Purpose``)."""
+
+    code: str
+    name_zh: str
+    name_en: str
+
+    @property
+    def label(self) -> str:
+        """How people read it: the Chinese name, then the English one."""
+        return f"{self.name_zh} {self.name_en}"
+
+
+_PURPOSES = [
+    Purpose("rescue", "搜救", "Search and rescue"),
+    Purpose("medical", "医疗救护", "Medical care"),
+    Purpose("evacuation", "转移安置", "Evacuation and resettlement"),
+    Purpose("welfare-check", "入户探访", "Welfare check"),
+    Purpose("relief-distribution", "物资发放", "Relief distribution"),
+    Purpose("volunteer-dispatch", "志愿者调度", "Volunteer dispatch"),
+]
+
+PURPOSE_CODE_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+"""A purpose code: lower-case letters, digits and hyphens, up to 40 characters."""
+
+DEFAULT_PURPOSES: dict[str, str] = {purpose.code: purpose.label for purpose in _PURPOSES}
+"""The purposes every service accepts unless its ``purposes`` setting says otherwise."""
+__all__ += ["DEFAULT_PURPOSES", "PURPOSE_CODE_PATTERN", "Purpose"]

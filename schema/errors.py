@@ -7,7 +7,9 @@
     ├── InvalidCursor               INVALID_CURSOR
     ├── PageSizeTooLarge            PAGE_SIZE_TOO_LARGE
     ├── Unauthenticated             UNAUTHENTICATED
-    └── Forbidden                   FORBIDDEN
+    ├── Forbidden                   FORBIDDEN
+    ├── DatabaseBusy                DATABASE_BUSY         (retryAfter: seconds)
+    └── DatabaseUnavailable         DATABASE_UNAVAILABLE  (retryAfter: seconds)
 
 GraphQL shows ``code`` (and any details) in ``errors[].extensions``; plain
 HTTP endpoints answer ``{"error": {"code": ..., "message": ...}}``.
@@ -20,6 +22,8 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 __all__ = [
+    "DatabaseBusy",
+    "DatabaseUnavailable",
     "Forbidden",
     "InvalidCursor",
     "InvalidInput",
@@ -140,3 +144,18 @@ class InvalidInput(LinliError):
             field=field,
             problems=problems,
         )
+
+
+class DatabaseBusy(LinliError):
+    """The service's database stayed locked by another writer for longer than it waits.
+
+    Nothing was written; the same request may be sent again after ``retryAfter`` seconds.
+    """
+
+    code = "DATABASE_BUSY"
+
+
+class DatabaseUnavailable(LinliError):
+    """The service's database cannot be reached; nothing was written. Retry later."""
+
+    code = "DATABASE_UNAVAILABLE"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +20,7 @@ from node.settings import NodeSettings
 from schema.runtime.db import Database
 from schema.runtime.logs import redact
 from schema.runtime.settings import ConfigError, load_settings
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +146,54 @@ def test_a_bad_setting_is_one_line_naming_the_file_and_the_setting(
     assert done.returncode == 2
     assert done.stderr.strip() == message.format(file=config), done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("part", ["hub", "node", "adapter"])
+def test_an_unreachable_database_at_start_is_one_line_naming_step_and_setting(part: str) -> None:
+    port = free_port()  # nothing listens there
+    command = {
+        "hub": ["hub", "serve"],
+        "node": ["node", "serve"],
+        "adapter": ["adapter", "serve", "cap"],
+    }
+    done = subprocess.run(
+        [str(LINLI), *command[part],
+         "--database-url", f"postgresql+asyncpg://postgres:s3cret@127.0.0.1:{port}/linli"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "COLUMNS": "2000"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        f"linli: migrating the database: cannot use the database at"
+        f" postgresql+asyncpg://postgres:***@127.0.0.1:{port}/linli: "
+    ), done.stderr
+    assert "LINLI_DATABASE_URL" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+
+
+def test_a_graceful_stop_exits_0(tmp_path: Path) -> None:
+    port = free_port()
+    service = subprocess.Popen(
+        [str(LINLI), "node", "serve", "--port", str(port),
+         "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        service.send_signal(signal.SIGTERM)
+        _, stderr = service.communicate(timeout=30)
+    finally:
+        service.kill()
+    assert service.returncode == 0, stderr
+    assert "stopped by SIGTERM" in stderr
 
 
 def test_production_refuses_placeholder_tokens() -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
     )  # fmt: skip
     output = _Output(demo)
     try:
-        output.wait_for(r"Press Ctrl-C to stop\.", timeout=180)
+        output.wait_for(r"Press Ctrl-C to stop\.", timeout=300)
         text = output.text
         state = json.loads((tmp_path / "demo.json").read_text("utf-8"))
         assert oct((tmp_path / "demo.json").stat().st_mode & 0o777) == "0o600"
@@ -91,6 +92,17 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
         token = re.search(r"Bearer ([\w\-.]+)", text)
         assert token, text
         office = token.group(1)
+
+        # The printed GraphiQL link opens the page in a browser without a token of its own
+        # (the token rides in the fragment, which never reaches the server).
+        link = re.search(
+            r"GraphiQL, as the district emergency office: (\S+)#token=([\w\-.]+)", text
+        )
+        assert link, text
+        assert link.group(2) == office
+        page = httpx.get(link.group(1), headers={"Accept": "text/html"}, timeout=10)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
 
         # The example queries answer, from every source (the demo waited for all of them).
         queries = re.findall(r"^  (\{ .*\})$", text, re.M)
@@ -115,6 +127,22 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
         # demo.json holds a ready token per role; the printed header of the staff is one of them.
         department = state["roles"]["department"]
         assert (department["org"], department["token"]) == (OFFICE, office)
+        # The printed `linli token -c <hub.toml>` mints a token this hub accepts (its issuer),
+        # from any folder, without touching a database of its own.
+        token_command = re.search(r"(linli token -c \S+ --client-id \S+)", text)
+        assert token_command, text
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        minted = subprocess.run(
+            [sys.executable, "-m", "hub.cli", *token_command.group(1).split()[1:],
+             "--client-secret", department["secret"]],
+            cwd=elsewhere, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert list(elsewhere.iterdir()) == []
+        body = _graphql(
+            hub_graphql, minted.stdout.strip(), "{ flags(first: 1) { edges { node { id } } } }"
+        )
+        assert "errors" not in body, body
         staff_header = re.search(
             r"community staff of .* at its node (\S+) .*\n.*Bearer ([\w\-.]+)", text
         )
@@ -216,3 +244,29 @@ def _taken(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_demo_alerts_are_current_and_keep_their_spans(tmp_path: Path) -> None:
+    from hub.demo.command import CAP_SAMPLES, current_cap_samples
+
+    now = datetime.now(UTC)
+    folder = current_cap_samples(tmp_path, now)
+
+    def times(text: str, element: str) -> list[datetime]:
+        return [datetime.fromisoformat(t) for t in re.findall(rf"<{element}>([^<]+)</", text)]
+
+    originals = {p.name: p.read_text("utf-8") for p in CAP_SAMPLES.glob("*.xml")}
+    moved = {p.name: p.read_text("utf-8") for p in folder.glob("*.xml")}
+    assert moved.keys() == originals.keys()
+    sent = [t for text in moved.values() for t in times(text, "sent")]
+    assert max(sent) == now.replace(microsecond=0) - timedelta(minutes=5)
+    offset = max(sent) - max(t for text in originals.values() for t in times(text, "sent"))
+    for name, text in moved.items():
+        # one offset for every time: spans (sent -> expires, references) are kept
+        before = re.findall(r"\d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d", originals[name])
+        after = re.findall(r"\d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d", text)
+        assert [datetime.fromisoformat(a) for a in after] == [
+            datetime.fromisoformat(b) + offset for b in before
+        ]
+        for expires in times(text, "expires"):
+            assert expires > now  # the alert with an expiry is active when the demo starts

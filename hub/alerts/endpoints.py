@@ -72,7 +72,7 @@ async def public_alerts(federation: Federation, settings: HubSettings) -> list[A
         after=None,
         order=RecordOrder.UPDATED_DESC,
         selection=SELECTION,
-        purpose="public alert feed",
+        purpose=None,  # a public caller: a purpose would unlock nothing
         audited=False,  # the public feed has never been written to the relay audit
     )
     page = await federation.list_page(spec, request)

@@ -6,6 +6,8 @@ They work directly on the hub database (``--database-url``), no server needed.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -22,8 +24,8 @@ from hub.auth.tokens import TokenIssuer
 from hub.settings import HubSettings
 from schema.enums import OrgKind
 from schema.errors import LinliError
-from schema.runtime.db import Database
-from schema.runtime.settings import load_settings
+from schema.runtime.db import Database, open_existing
+from schema.runtime.settings import ConfigError, load_settings
 
 __all__ = ["clients_app", "keys_app", "token"]
 
@@ -55,7 +57,7 @@ def _run(settings: HubSettings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work`` against the hub database; errors become a message and exit code 1."""
 
     async def main() -> T:
-        db = Database(settings.database_url)
+        db = await open_existing(settings.database_url, part="hub", table="oauth_clients")
         try:
             return await work(db)
         finally:
@@ -65,6 +67,9 @@ def _run(settings: HubSettings, work: Callable[[Database], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except LinliError as error:
         err.print(f"[red]error:[/] {error.message}")
+        raise typer.Exit(1) from error
+    except ConfigError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from error
     except (OSError, SQLAlchemyError) as error:
         err.print(f"[red]hub database error:[/] {error}")
@@ -91,11 +96,20 @@ def clients_add(
     client_id: Annotated[
         str | None, typer.Option(help="The client id (default: derived from --org)")
     ] = None,
+    node_credentials: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the id and secret to this new file (TOML, owner-only) instead of"
+            " printing the secret: a node's --config for delivering its flags to the hub",
+        ),
+    ] = None,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Register a client; prints its id and its secret, which is shown this once."""
     settings = _settings(config, database_url)
+    # Claimed before the client exists, so neither is made when the other cannot be.
+    credentials = _claim_credentials_file(node_credentials) if node_credentials else None
 
     async def add(db: Database) -> tuple[str, str]:
         async with db.transaction() as session:
@@ -109,10 +123,38 @@ def clients_add(
             )
             return client.client_id, secret
 
-    new_id, secret = _run(settings, add)
+    try:
+        new_id, secret = _run(settings, add)
+    except BaseException:
+        if node_credentials is not None and credentials is not None:
+            os.close(credentials)
+            node_credentials.unlink()
+        raise
+    if node_credentials is not None and credentials is not None:
+        with os.fdopen(credentials, "w", encoding="utf-8") as file:
+            file.write(
+                "# A node's OAuth client at the hub (`linli clients add --node-credentials`).\n"
+                f"hub_client_id = {json.dumps(new_id)}\n"
+                f"hub_client_secret = {json.dumps(secret)}\n"
+            )
+        typer.echo(f"client_id:     {new_id}")
+        typer.echo(f"credentials:   {node_credentials}")
+        return
     typer.echo(f"client_id:     {new_id}")
     typer.echo(f"client_secret: {secret}")
     err.print("[yellow]store the secret now: it is not shown again[/]")
+
+
+def _claim_credentials_file(path: Path) -> int:
+    """Create ``path`` empty and owner-only; an existing file is never overwritten (exit 1)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        err.print(f"[red]error:[/] {path} exists; it may hold a client's only copy of its secret")
+        raise typer.Exit(1) from None
+    except OSError as error:
+        err.print(f"[red]error:[/] cannot create {path}: {error.strerror}")
+        raise typer.Exit(1) from None
 
 
 @clients_app.command("list")

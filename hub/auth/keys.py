@@ -48,9 +48,9 @@ class _Loaded:
     at: float
 
 
-def _public_jwk(row: SigningKey) -> dict[str, Any]:
+def _public_jwk(private_jwk: dict[str, Any]) -> dict[str, Any]:
     # Built from an allow-list of members, so no private member can ever leak.
-    return {name: row.private_jwk[name] for name in _PUBLIC_MEMBERS if name in row.private_jwk}
+    return {name: private_jwk[name] for name in _PUBLIC_MEMBERS if name in private_jwk}
 
 
 class KeyRing:
@@ -65,6 +65,7 @@ class KeyRing:
     ) -> None:
         self.db = db
         self.settings = settings
+        self.sealer = settings.sealer()
         self._clock = clock
         self._loaded: _Loaded | None = None
         self._lock = asyncio.Lock()
@@ -95,7 +96,7 @@ class KeyRing:
     async def load(self) -> None:
         """Read the keys from the database, creating the first signing key if there is none."""
         async with self.db.transaction() as session:
-            signing = await service.ensure_signing_key(session)
+            signing = await service.ensure_signing_key(session, sealer=self.sealer)
             rows = await service.published_keys(session, grace_s=key_grace_s(self.settings))
         self._install(signing, rows)
 
@@ -119,16 +120,24 @@ class KeyRing:
     async def rotate(self) -> str:
         """Sign with a new key from now on (see ``service.rotate_keys``); returns its ``kid``."""
         async with self.db.transaction() as session:
-            row = await service.rotate_keys(session, grace_s=key_grace_s(self.settings))
+            row = await service.rotate_keys(
+                session, grace_s=key_grace_s(self.settings), sealer=self.sealer
+            )
             kid = row.kid
         await self.load()
         return kid
 
+    def private_jwk(self, row: SigningKey) -> dict[str, Any]:
+        """The private JWK of a stored key, unsealed (``SealedSecretError`` if it cannot be)."""
+        return self.sealer.unseal_json(row.private_jwk, what=f"signing key {row.kid}")
+
     def _install(self, signing: SigningKey, rows: list[SigningKey]) -> None:
-        public = {row.kid: ECKey.import_key(_public_jwk(row)) for row in rows}
-        private = ECKey.import_key(signing.private_jwk)
-        public.setdefault(signing.kid, ECKey.import_key(_public_jwk(signing)))
-        jwks = {"keys": [_public_jwk(row) for row in rows]}
+        published = {row.kid: _public_jwk(self.private_jwk(row)) for row in rows}
+        signing_jwk = self.private_jwk(signing)
+        public = {kid: ECKey.import_key(jwk) for kid, jwk in published.items()}
+        private = ECKey.import_key(signing_jwk)
+        public.setdefault(signing.kid, ECKey.import_key(_public_jwk(signing_jwk)))
+        jwks = {"keys": list(published.values())}
         if signing.kid not in {row.kid for row in rows}:
-            jwks["keys"].insert(0, _public_jwk(signing))
+            jwks["keys"].insert(0, _public_jwk(signing_jwk))
         self._loaded = _Loaded(private, public, jwks, self._clock())

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from hub.auth.errors import ClientExists, ClientNotFound, InvalidClientField
 from hub.auth.scopes import format_scopes, parse_scopes
 from hub.auth.tables import OAuthClient, RevokedToken, SigningKey
+from hub.sealed import Sealer
 from schema.enums import OrgKind
 from schema.storage import utcnow
 
@@ -32,6 +33,7 @@ __all__ = [
     "is_token_revoked",
     "list_clients",
     "live_revocations",
+    "orgs_with_scope",
     "published_keys",
     "record_revocation",
     "rotate_keys",
@@ -140,6 +142,12 @@ async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | Non
     return await session.get(OAuthClient, client_id)
 
 
+async def orgs_with_scope(session: AsyncSession, scope: str) -> set[str]:
+    """The organisations with an active client that may be granted ``scope``."""
+    rows = await session.execute(select(OAuthClient).where(col(OAuthClient.disabled).is_(False)))
+    return {client.org for client in rows.scalars() if scope in client.scopes}
+
+
 async def list_clients(session: AsyncSession) -> list[OAuthClient]:
     """Every client, by organisation then id."""
     rows = await session.execute(
@@ -160,12 +168,16 @@ async def disable_client(session: AsyncSession, client_id: str) -> OAuthClient:
     return client
 
 
-async def create_signing_key(session: AsyncSession, *, now: datetime | None = None) -> SigningKey:
-    """A new ES256 (P-256) signing key, named by its RFC 7638 thumbprint."""
+async def create_signing_key(
+    session: AsyncSession, *, sealer: Sealer, now: datetime | None = None
+) -> SigningKey:
+    """A new ES256 (P-256) signing key, named by its RFC 7638 thumbprint, stored sealed."""
     key = ECKey.generate_key("P-256", private=True)
     kid = key.thumbprint()
     jwk = {**key.as_dict(private=True), "kid": kid, "use": "sig", "alg": "ES256"}
-    row = SigningKey(kid=kid, alg="ES256", private_jwk=jwk, created_at=now or utcnow())
+    row = SigningKey(
+        kid=kid, alg="ES256", private_jwk=sealer.seal_json(jwk), created_at=now or utcnow()
+    )
     session.add(row)
     await session.flush()
     return row
@@ -180,13 +192,13 @@ async def _active_keys(session: AsyncSession) -> list[SigningKey]:
     return list(rows.scalars())
 
 
-async def ensure_signing_key(session: AsyncSession) -> SigningKey:
+async def ensure_signing_key(session: AsyncSession, *, sealer: Sealer) -> SigningKey:
     """The key that signs now (the newest active one), created if there is none."""
     active = await _active_keys(session)
-    return active[0] if active else await create_signing_key(session)
+    return active[0] if active else await create_signing_key(session, sealer=sealer)
 
 
-async def rotate_keys(session: AsyncSession, *, grace_s: float) -> SigningKey:
+async def rotate_keys(session: AsyncSession, *, grace_s: float, sealer: Sealer) -> SigningKey:
     """Start signing with a new key; retire the others; drop retired keys older than ``grace_s``."""
     now = utcnow()
     for row in await _active_keys(session):
@@ -197,7 +209,7 @@ async def rotate_keys(session: AsyncSession, *, grace_s: float) -> SigningKey:
             col(SigningKey.retired_at) <= now - timedelta(seconds=grace_s),
         )
     )
-    return await create_signing_key(session, now=now)
+    return await create_signing_key(session, sealer=sealer, now=now)
 
 
 async def published_keys(session: AsyncSession, *, grace_s: float) -> list[SigningKey]:

@@ -50,15 +50,16 @@ class OAuthClient(HubTable, table=True):
 class SigningKey(HubTable, table=True):
     """An ES256 key pair of the hub; the newest key without ``retired_at`` signs.
 
-    The private JWK is stored as is: in production it should be encrypted with a
-    KMS (or the keys kept in an HSM) rather than stored in the clear.
+    ``private_jwk`` holds the private JWK sealed with ``LINLI_SECRETS_KEY``
+    (``enc:v1:...``, see ``hub.sealed``), or the JWK object itself when it was
+    stored without a key (development, or a row from before sealing).
     """
 
     __tablename__ = "signing_keys"
 
     kid: str = Field(primary_key=True, max_length=64)
     alg: str = Field(default="ES256", max_length=16)
-    private_jwk: dict[str, Any] = Field(sa_type=sa.JSON)
+    private_jwk: dict[str, Any] | str = Field(sa_type=sa.JSON)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 

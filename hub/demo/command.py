@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.markup import escape
 
@@ -195,7 +197,7 @@ def _base_env() -> dict[str, str]:
     return {**os.environ, "LINLI_LOG_JSON": "false", "LINLI_LOG_LEVEL": "WARNING"}
 
 
-def _wait_ready(service: _Service, timeout: float = 60.0) -> None:
+def _wait_ready(service: _Service, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
@@ -420,22 +422,33 @@ def demo(
         )
         env = _base_env()
         step(f"starting the hub on {hub_url} …")
-        hub_env = {
-            **env,
-            "LINLI_PORT": str(port),
-            "LINLI_DATABASE_URL": hub_db,
-            "LINLI_ISSUER": hub_url,
-            "LINLI_HUB_ID": HUB_ID,
-            "LINLI_DISTRICT": DISTRICT,
-            "LINLI_SOURCES_FILE": str(sources_file),
-            "LINLI_CURSOR_SECRET": state.get("cursor_secret") or os.urandom(24).hex(),
+        # The hub's settings go to a file, so `linli token -c <data>/hub.toml` mints tokens
+        # with this hub's database, keys and issuer.
+        hub_settings: dict[str, str | int] = {
+            "port": port,
+            "database_url": hub_db,
+            "issuer": hub_url,
+            "hub_id": HUB_ID,
+            "district": DISTRICT,
+            "sources_file": str(sources_file),
+            "cursor_secret": state.get("cursor_secret") or os.urandom(24).hex(),
+            # signing keys and webhook secrets are stored encrypted, as in production
+            "secrets_key": state.get("secrets_key") or Fernet.generate_key().decode("ascii"),
             # Every flag goes to the emergency office, which keeps the district's duty desk
             # (no routing file: the duty desk is the default route and the last escalation).
-            "LINLI_DUTY_DESK": EMERGENCY_OFFICE,
-            "LINLI_ACCESS_TOKEN_TTL_S": str(TOKEN_TTL_S),
-            "LINLI_HEALTH_INTERVAL_S": "2",  # a restarted node is back in the hub's view soon
+            "duty_desk": EMERGENCY_OFFICE,
+            "access_token_ttl_s": TOKEN_TTL_S,
+            "health_interval_s": 2,  # a restarted node is back in the hub's view soon
         }
-        services.append(_Service.start("hub", hub_url, ["hub", "serve"], hub_env))
+        hub_config = data / "hub.toml"
+        hub_config.write_text(_toml(hub_settings), "utf-8")
+        hub_config.chmod(0o600)  # it holds the cursor secret and the secrets key
+        # (the environment would override the file: leave out what the file sets)
+        hub_env = {
+            k: v for k, v in env.items() if k.removeprefix("LINLI_").lower() not in hub_settings
+        }
+        hub_command = ["hub", "serve", "--config", str(hub_config)]
+        services.append(_Service.start("hub", hub_url, hub_command, hub_env))
         for community, node_port in nodes:
             url = f"http://127.0.0.1:{node_port}"
             delivery_client = f"node-{community.code}"
@@ -469,7 +482,9 @@ def demo(
             "LINLI_DISTRICT": DISTRICT,
             "LINLI_TOKEN_ISSUER": hub_url,
             "LINLI_JWKS_URL": f"{hub_url}/.well-known/jwks.json",
-            "LINLI_ADAPTER_CAP_SOURCES": json.dumps([str(CAP_SAMPLES)]),
+            "LINLI_ADAPTER_CAP_SOURCES": json.dumps(
+                [str(current_cap_samples(data / "cap-samples", datetime.now(UTC)))]
+            ),
         }
         services.append(
             _Service.start(CAP_ADAPTER_ID, adapter_url, ["adapter", "serve", "cap"], adapter_env)
@@ -543,7 +558,9 @@ def demo(
                 for spec in DEMO_CLIENTS
             ],
             "secrets": secrets_by_id,
-            "cursor_secret": hub_env["LINLI_CURSOR_SECRET"],
+            "cursor_secret": hub_settings["cursor_secret"],
+            "secrets_key": hub_settings["secrets_key"],
+            "hub_config": str(hub_config),
         }
         state_path.write_text(json.dumps(state, ensure_ascii=False, indent=2), "utf-8")
         state_path.chmod(0o600)  # it holds client secrets
@@ -559,6 +576,38 @@ def demo(
         stop()
 
 
+_CAP_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
+
+
+def current_cap_samples(folder: Path, now: datetime) -> Path:
+    """The CAP samples with every time moved by one offset, so the newest was sent just now.
+
+    The samples are the CAP 1.2 specification's examples of 2003; moved as a whole (``sent``,
+    ``effective``, ``onset``, ``expires`` and the times inside ``references``), each keeps its
+    own span, so an alert with an ``expires`` is active for the demo's first hour or so.
+    """
+    samples = sorted(CAP_SAMPLES.glob("*.xml"))
+    texts = {path.name: path.read_text("utf-8") for path in samples}
+    sent = re.compile(rf"<sent>({_CAP_TIME.pattern})</sent>")
+    newest = max(datetime.fromisoformat(m) for text in texts.values() for m in sent.findall(text))
+    offset = now - timedelta(minutes=5) - newest
+
+    def moved(match: re.Match[str]) -> str:
+        return (datetime.fromisoformat(match.group(0)) + offset).isoformat(timespec="seconds")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(_CAP_TIME.sub(moved, text), "utf-8")
+    return folder
+
+
+def _toml(values: dict[str, str | int]) -> str:
+    """A flat TOML table (JSON's string escapes are valid TOML basic strings)."""
+    return "".join(
+        f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in values.items()
+    )
+
+
 def _print_ready(
     state: dict[str, Any], state_path: Path, nodes: list[tuple[DemoCommunity, int]]
 ) -> None:
@@ -568,9 +617,17 @@ def _print_ready(
     console.print(
         f"\n[green]Linli demo is ready.[/] Clients, secrets, tokens and URLs: {state_path}"
     )
-    console.print(f"GraphiQL: {hub_url}/graphql")
+    # The token rides in the URL fragment, which the browser keeps to itself: the page
+    # puts it in GraphiQL's headers editor.
     console.print(
-        "Header for the district emergency office (valid 1 hour; `linli token` for more):"
+        f"GraphiQL, as the district emergency office: {hub_url}/graphql#token={office['token']}",
+        soft_wrap=True,
+    )
+    console.print(
+        "Header for the district emergency office (valid 1 hour; for a new one:"
+        f" linli token -c {state['hub_config']} --client-id {office['client_id']}"
+        " --client-secret <its secret in demo.json>):",
+        soft_wrap=True,
     )
     console.print(f'  {{"Authorization": "Bearer {office["token"]}"}}', soft_wrap=True)
     for title, query in EXAMPLE_QUERIES:

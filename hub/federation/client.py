@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 from httpx_aiohttp import AiohttpTransport
 
 from hub.federation.errors import SourceDenied, SourceError, SourceTimeout, SourceUnavailable
@@ -15,6 +15,7 @@ from hub.federation.errors import SourceDenied, SourceError, SourceTimeout, Sour
 __all__ = ["SourceClient"]
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+_JSON = {"Content-Type": "application/json"}
 
 
 class SourceClient:
@@ -80,7 +81,11 @@ class SourceClient:
         try:
             async with asyncio.timeout(timeout_s):
                 request = self.http.build_request(
-                    method, url, json=json_body, headers=headers, timeout=timeout_s
+                    method,
+                    url,
+                    content=None if json_body is None else orjson.dumps(json_body),
+                    headers=headers if json_body is None else {**(headers or {}), **_JSON},
+                    timeout=timeout_s,
                 )
                 response = await self.http.send(request, stream=True)
                 try:
@@ -116,6 +121,6 @@ class SourceClient:
         if response.status_code in (401, 403):
             raise SourceDenied(f"the source refused the hub's token ({response.status_code})")
         try:
-            return json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as exc:
+            return orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError as exc:
             raise SourceError("the source's answer is not valid JSON") from exc

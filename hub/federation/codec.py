@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -33,41 +34,113 @@ def _fields(tp: Any) -> tuple[tuple[str, str, Any], ...]:
     )
 
 
+Decoder = Callable[[Any], Any]
+
+
 def decode(tp: Any, value: Any) -> Any:
     """Build the strawberry value of type ``tp`` from a source's JSON."""
-    if isinstance(tp, StrawberryOptional):
-        return None if value is None else decode(tp.of_type, value)
-    if value is None:
-        raise DecodeError("null for a non-null field")
-    if isinstance(tp, StrawberryList):
-        if not isinstance(value, list):
-            raise DecodeError("expected a list")
-        return [decode(tp.of_type, item) for item in value]
-    if isinstance(tp, StrawberryEnumDefinition):
-        return _enum_member(tp.wrapped_cls, value)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _enum_member(tp, value)
-    definition = getattr(tp, "__strawberry_definition__", None)
-    if definition is not None:
+    return _decoder(tp)(value)
+
+
+def _decoder(tp: Any) -> Decoder:
+    """The decoder of ``tp``: built once per object type, since it runs per record returned."""
+    if getattr(tp, "__strawberry_definition__", None) is not None:
+        return _object_decoder(tp)
+    return _build(tp)
+
+
+@functools.cache
+def _object_decoder(tp: Any) -> Decoder:
+    definition = tp.__strawberry_definition__
+    expected = f"expected an object for {definition.name}"
+    # Built at the first record, not here: a type may (through others) contain itself.
+    fields: tuple[tuple[str, str, Decoder], ...] | None = None
+
+    def decode_object(value: Any) -> Any:
+        nonlocal fields
+        if value is None:
+            raise DecodeError("null for a non-null field")
         if not isinstance(value, dict):
-            raise DecodeError(f"expected an object for {definition.name}")
+            raise DecodeError(expected)
+        if fields is None:
+            fields = tuple((python, name, _decoder(kind)) for python, name, kind in _fields(tp))
         return tp(
             **{
-                python: decode(field_type, value[name]) if name in value else None
-                for python, name, field_type in _fields(tp)
+                python: field_decoder(value[name]) if name in value else None
+                for python, name, field_decoder in fields
             }
         )
+
+    return decode_object
+
+
+def _build(tp: Any) -> Decoder:
+    if isinstance(tp, StrawberryOptional):
+        inner = _decoder(tp.of_type)
+        return lambda value: None if value is None else inner(value)
+    if isinstance(tp, StrawberryList):
+        item = _decoder(tp.of_type)
+
+        def decode_list(value: Any) -> Any:
+            if value is None:
+                raise DecodeError("null for a non-null field")
+            if not isinstance(value, list):
+                raise DecodeError("expected a list")
+            return [item(v) for v in value]
+
+        return decode_list
+    if isinstance(tp, StrawberryEnumDefinition) or (
+        isinstance(tp, type) and issubclass(tp, enum.Enum)
+    ):
+        cls = tp.wrapped_cls if isinstance(tp, StrawberryEnumDefinition) else tp
+
+        def decode_enum(value: Any) -> Any:
+            if value is None:
+                raise DecodeError("null for a non-null field")
+            return _enum_member(cls, value)
+
+        return decode_enum
     if tp is datetime:
-        if not isinstance(value, str):
-            raise DecodeError("expected a date-time string")
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise DecodeError(f"bad date-time {value[:40]!r}") from exc
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return _decode_datetime
+    if tp is float:
+        return _decode_float
+    if tp in (int, bool, str):
+        expected = f"expected {tp.__name__}"
+
+        def decode_scalar(value: Any) -> Any:
+            if value is None:
+                raise DecodeError("null for a non-null field")
+            if not isinstance(value, tp):
+                raise DecodeError(expected)
+            return value
+
+        return decode_scalar
+    return _decode_other
+
+
+def _decode_datetime(value: Any) -> datetime:
+    if value is None:
+        raise DecodeError("null for a non-null field")
+    if not isinstance(value, str):
+        raise DecodeError("expected a date-time string")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise DecodeError(f"bad date-time {value[:40]!r}") from exc
+
+
+def _decode_float(value: Any) -> Any:
+    if value is None:
+        raise DecodeError("null for a non-null field")
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if tp in (int, bool, str) and not isinstance(value, tp):
-        raise DecodeError(f"expected {tp.__name__}")
+    return value
+
+
+def _decode_other(value: Any) -> Any:
+    """Scalars the hub passes on as they came (IDs, JSON, custom scalars)."""
+    if value is None:
+        raise DecodeError("null for a non-null field")
     return value
 
 

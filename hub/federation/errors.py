@@ -7,7 +7,8 @@ stable ``code`` of the GraphQL error that names the source::
      ├── SourceTimeout        timeout      SOURCE_TIMEOUT
  │    └── CallerTimeout   timeout      SOURCE_TIMEOUT      (the caller's deadline, not the source)
      ├── SourceUnavailable    unavailable  SOURCE_UNAVAILABLE
-     │    └── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
+     │    ├── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
+     │    └── SourceBusy      busy         SOURCE_BUSY         (its database is busy or gone)
      ├── SourceRefused        error        SOURCE_ERROR        (the source refused the input)
      ├── SourceDenied         denied       SOURCE_DENIED
      └── SourceNotFound       not_found    NOT_FOUND           (the source holds no such record)
@@ -22,6 +23,7 @@ from hub.federation.reports import SourceStatus
 __all__ = [
     "CallerTimeout",
     "CircuitOpen",
+    "SourceBusy",
     "SourceDenied",
     "SourceError",
     "SourceNotFound",
@@ -65,13 +67,20 @@ class CircuitOpen(SourceUnavailable):
     """The source's breaker refused the call: it failed repeatedly and is cooling down."""
 
 
+class SourceBusy(SourceUnavailable):
+    """The source answered, but its database was locked or unreachable (it said when to retry)."""
+
+    status = SourceStatus.BUSY
+    code = "SOURCE_BUSY"
+
+
 class SourceRefused(SourceError):
     """The source answered and refused the request with a stable code (a bad filter): it is
     healthy, and one caller's bad input must not open the circuit every caller shares."""
 
 
 class SourceDenied(SourceError):
-    """The source refused the hub's token."""
+    """The source refused the hub's token, or the caller's purpose (not in its list)."""
 
     status = SourceStatus.DENIED
     code = "SOURCE_DENIED"

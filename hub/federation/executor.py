@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,16 +18,19 @@ from hub.federation.cursor import CursorCodec, FederatedPosition
 from hub.federation.errors import (
     CallerTimeout,
     CircuitOpen,
+    SourceBusy,
     SourceDenied,
     SourceError,
     SourceNotFound,
     SourceRefused,
     SourceTimeout,
+    SourceUnavailable,
 )
 from hub.federation.registry import Registry, Source
 from hub.federation.reports import SourceReport, SourceStatus
 from hub.federation.stale import StaleStore
 from policies.caller import Caller
+from policies.purposes import PURPOSE_UNKNOWN
 from schema.api.pagination import RecordOrder
 from schema.errors import LinliError, NotFound
 from schema.geo import BBox, distance_km
@@ -116,8 +120,16 @@ class FederatedRecord:
 class _Answer:
     source: Source
     report: SourceReport
-    edges: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # cursor, record JSON
-    has_next: bool = False
+    edges: list[Any]  # the source's edges as received: ``{cursor, node}`` objects, in order
+    has_next: bool
+    type_name: str
+    failed: bool = False  # a record did not fit: the source's later records are not used
+
+    def fail(self, why: str) -> None:
+        """Mark the source's answer as not fitting the schema, from this record on."""
+        self.failed = True
+        self.report.status = SourceStatus.ERROR
+        self.report.message = f"answer does not fit the schema: {why}"
 
 
 class Federation:
@@ -269,6 +281,10 @@ class Federation:
         field_name: str,
     ) -> dict[str, Any]:
         """``data[field_name]`` of one call, through the source's slots and breaker."""
+        if not source.described:
+            raise SourceUnavailable(
+                "not described yet: the hub has not read its /.well-known/linli-node"
+            )
         slots = self._slots.get(source.id)
         if slots is None:
             slots = self._slots[source.id] = asyncio.Semaphore(self.max_inflight_per_source)
@@ -336,23 +352,25 @@ class Federation:
         order: RecordOrder,
         gql_type: Any,
     ) -> _Page:
+        # Each source's page is already in the requested order: a k-way merge pulls only
+        # the records it returns, and one more per source to compare. Only those are
+        # parsed for their sort key and checked; only the returned ones are decoded.
         key_field = "createdAt" if order.column == "created_at" else "updatedAt"
-        candidates = [
-            (datetime.fromisoformat(raw[key_field]), raw["id"], answer.source.id, cursor, raw)
-            for answer in answers
-            for cursor, raw in answer.edges
-        ]
-        candidates.sort(key=lambda c: (c[0], c[1]), reverse=order.descending)
         state = position.copy()
         taken_from: dict[str, int] = {}
         seen: set[str] = set()
         edges: list[tuple[str, Any]] = []
-        failed: set[str] = set()
-        for _, record_id, source_id, cursor, raw in candidates:
+        merged = heapq.merge(
+            *(_ordered(answer, key_field, order.descending) for answer in answers),
+            key=_sort_key,
+            reverse=order.descending,
+        )
+        for (_, record_id), answer, cursor, raw in merged:
             if len(edges) == first:
                 break
-            if source_id in failed:
+            if answer.failed:
                 continue
+            source_id = answer.source.id
             state.after[source_id] = cursor
             taken_from[source_id] = taken_from.get(source_id, 0) + 1
             if record_id in seen:  # the same record through two sources
@@ -362,15 +380,12 @@ class Federation:
             try:
                 obj = decode(gql_type, raw)
             except DecodeError as exc:
-                failed.add(source_id)
-                report = next(a.report for a in answers if a.source.id == source_id)
-                report.status = SourceStatus.ERROR
-                report.message = f"answer does not fit the schema: {exc}"
+                answer.fail(str(exc))
                 continue
             edges.append((self.cursors.encode(state), obj))
         for answer in answers:
             exhausted = taken_from.get(answer.source.id, 0) == len(answer.edges)
-            if not answer.has_next and exhausted and answer.source.id not in failed:
+            if not answer.has_next and exhausted and not answer.failed:
                 state.done.add(answer.source.id)
         pending = [a for a in answers if a.source.id not in state.done]
         has_next = bool(pending)
@@ -443,8 +458,12 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
         message = f"{errors[0].get('message', 'no data')} ({code})"
         if code == "NOT_FOUND":
             raise SourceNotFound(message)
-        if code in ("UNAUTHENTICATED", "FORBIDDEN"):
+        # A source whose purpose list lacks the caller's purpose refuses it: an answer about
+        # this caller, not a failure of the source (see policies.purposes).
+        if code in ("UNAUTHENTICATED", "FORBIDDEN", PURPOSE_UNKNOWN):
             raise SourceDenied(message)
+        if code in ("DATABASE_BUSY", "DATABASE_UNAVAILABLE"):
+            raise SourceBusy(message)
         if code not in (None, "INTERNAL"):
             raise SourceRefused(message)
         raise SourceError(message)
@@ -455,23 +474,60 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
 def _answer(
     source: Source, payload: dict[str, Any], type_name: str, report: SourceReport
 ) -> _Answer | SourceReport:
-    """The edges of one source's page, or its report marked as an error if they do not fit."""
+    """One source's page as received, or its report marked as an error if it is no page.
+
+    The edges are checked one by one only as the merge reaches them (``_ordered``).
+    """
     try:
-        answer = _Answer(source, report, has_next=bool(payload["pageInfo"]["hasNextPage"]))
-        for edge in payload["edges"]:
-            node = edge["node"]
-            if GlobalId.parse(node["id"]).type != type_name:
-                raise DecodeError(f"a {type_name} list held {node['id'][:60]}")
-            datetime.fromisoformat(node["createdAt"])
-            datetime.fromisoformat(node["updatedAt"])
-            answer.edges.append((str(edge["cursor"]), node))
-    except (DecodeError, InvalidGlobalId, KeyError, TypeError, ValueError) as exc:
+        edges, has_next = payload["edges"], payload["pageInfo"]["hasNextPage"]
+        if not isinstance(edges, list):
+            raise TypeError("edges is not a list")
+    except (KeyError, TypeError) as exc:
         source.breaker.failed()
         report.status = SourceStatus.ERROR
-        report.message = f"answer does not fit the schema: {exc}"
+        report.message = f"answer does not fit the schema: {exc!r}"
         return report
-    report.count = len(answer.edges)
-    return answer
+    report.count = len(edges)
+    return _Answer(source, report, edges, bool(has_next), type_name)
+
+
+_SortKey = tuple[datetime, str]  # (the order's time, the record's id), as sources order
+
+
+def _sort_key(item: tuple[_SortKey, _Answer, str, dict[str, Any]]) -> _SortKey:
+    return item[0]
+
+
+def _ordered(
+    answer: _Answer, key_field: str, descending: bool
+) -> Iterator[tuple[_SortKey, _Answer, str, dict[str, Any]]]:
+    """A source's edges as (sort key, answer, cursor, record JSON), checked as they are pulled.
+
+    An edge that is not a record of the type, or out of the requested order, fails the
+    source and ends its edges there: the records before it stand.
+    """
+    last: _SortKey | None = None
+    for edge in answer.edges:
+        if answer.failed:  # failed while the merge decoded one of its records
+            return
+        try:
+            node = edge["node"]
+            record_id = node["id"]
+            if GlobalId.parse(record_id).type != answer.type_name:
+                raise DecodeError(f"a {answer.type_name} list held {record_id[:60]}")
+            at = datetime.fromisoformat(node[key_field])
+            if at.tzinfo is None:
+                raise DecodeError(f"{key_field} {node[key_field][:40]!r} has no time zone")
+            key = (at, record_id)
+            if last is not None and (key > last if descending else key < last):
+                raise DecodeError(f"{record_id[:60]} is out of the requested order")
+            cursor = str(edge["cursor"])
+        except (DecodeError, InvalidGlobalId, KeyError, TypeError, ValueError) as exc:
+            answer.source.breaker.failed()
+            answer.fail(str(exc) if isinstance(exc, DecodeError) else repr(exc))
+            return
+        last = key
+        yield key, answer, cursor, node
 
 
 def _digest(value: Any) -> str:

@@ -80,9 +80,15 @@ class Source:
     def usable(self) -> bool:
         return self.health is not SourceHealth.INCOMPATIBLE
 
+    @property
+    def described(self) -> bool:
+        """Whether the hub has read the source's well-known document (now or before)."""
+        return self.schema_version is not None
+
     def serves(self, capability: str) -> bool:
-        # A source not yet described is asked: its answer (or failure) tells.
-        return not self.capabilities or capability in self.capabilities
+        # A source not yet described is planned, so that the answer names it, but it is
+        # asked nothing until a health check has read what it serves (``Executor._ask``).
+        return not self.described or capability in self.capabilities
 
     def apply(self, described: WellKnown) -> None:
         """Take in what ``/.well-known/linli-node`` said."""

@@ -17,6 +17,7 @@ class SourceStatus(enum.StrEnum):
     TIMEOUT = "timeout"
     ERROR = "error"
     UNAVAILABLE = "unavailable"
+    BUSY = "busy"  # answered that its database is locked or gone, and when to retry
     DENIED = "denied"
     STALE = "stale"  # down, and its last good answer was served
     NOT_FOUND = "not_found"  # answered that it holds no such record (node(id), mutations)
@@ -31,6 +32,7 @@ _ERROR_CODES = {
     SourceStatus.TIMEOUT: "SOURCE_TIMEOUT",
     SourceStatus.ERROR: "SOURCE_ERROR",
     SourceStatus.UNAVAILABLE: "SOURCE_UNAVAILABLE",
+    SourceStatus.BUSY: "SOURCE_BUSY",
     SourceStatus.DENIED: "SOURCE_DENIED",
     SourceStatus.STALE: "SOURCE_STALE",
 }

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from hub.federation.tables import StaleAnswerRow
 from schema.runtime.db import Database
@@ -19,7 +20,7 @@ __all__ = ["StaleStore", "hash_of"]
 
 def hash_of(payload: dict[str, Any]) -> int:
     """A cheap fingerprint of an answer, to skip rewriting unchanged ones."""
-    return hash(json.dumps(payload, sort_keys=True, default=str))
+    return hash(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
 
 
 log = logging.getLogger("linli.hub.stale")

@@ -8,6 +8,7 @@ listeners (webhook deliveries, node updates, external pushes).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.flags import resolvers, service
 from hub.flags.endpoints import inbox_router
-from hub.flags.events import FlagEvents, Notifier, prune_events
+from hub.flags.events import EventChannel, FlagEvents, Notifier, prune_events
 from hub.flags.external import ExternalPushes, flag_sinks, push_owed
 from hub.flags.metrics import FlagMetrics
 from hub.flags.outbox import NodeOutbox, NodeUrl, TokenMinter, enqueue_node_update, hub_caller
@@ -33,6 +34,8 @@ from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.storage import utcnow
 
 __all__ = ["HubFlags", "create_flags"]
+
+log = logging.getLogger("linli.hub.flags")
 
 Authenticate = Callable[[str | None], Awaitable[Caller]]
 
@@ -52,9 +55,12 @@ class HubFlags:
     events: FlagEvents
     outbox: NodeOutbox
     webhooks: WebhookDispatcher
-    notifier: Notifier = field(default_factory=Notifier)
+    notifier: Notifier
+    channel: EventChannel  # other replicas' events ring ``notifier`` (PostgreSQL)
     metrics: FlagMetrics = field(default_factory=FlagMetrics)
     external: ExternalPushes | None = None  # set by create_flags
+    # The departments with an active client that may verify flags (routing warnings at start).
+    staffed: Callable[[], Awaitable[set[str]]] | None = None
 
     @property
     def router(self) -> APIRouter:
@@ -158,11 +164,16 @@ class HubFlags:
 
     @contextlib.asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
-        """The escalation and pruning loop, the node outbox, webhooks and Open311 pushes."""
+        """The event listener, the escalation and pruning loop, node outbox, webhooks, Open311."""
+        if self.staffed is not None:
+            staffed = await self.staffed()
+            for warning in self.routing.warnings(district=self.settings.district, staffed=staffed):
+                log.warning(warning)
         poll_s = self.settings.delivery_poll_s
         wake = self.notifier.waiter
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.http.aclose)  # after every worker has stopped
+            await stack.enter_async_context(self.channel.running())
             await stack.enter_async_context(self.outbox.running(wake, poll_s))
             await stack.enter_async_context(self.webhooks.running(wake, poll_s))
             if self.external is not None:
@@ -180,6 +191,7 @@ def create_flags(
     authenticate: Authenticate,
     mint: TokenMinter,
     node_url: NodeUrl,
+    staffed: Callable[[], Awaitable[set[str]]] | None = None,
 ) -> HubFlags:
     """The flag part of one hub process; a bad routing file stops the hub here."""
     routing = load_routing(
@@ -199,6 +211,7 @@ def create_flags(
         retry_base_s=settings.delivery_retry_base_s,
         retry_max_s=settings.delivery_retry_max_s,
     )
+    notifier = Notifier()
     flags = HubFlags(
         settings=settings,
         db=db,
@@ -207,6 +220,9 @@ def create_flags(
         http=http,
         events=events,
         outbox=outbox,
+        staffed=staffed,
+        notifier=notifier,
+        channel=EventChannel(db, notifier, catch_up_s=settings.event_poll_s),
         webhooks=WebhookDispatcher(
             db,
             http,
@@ -214,6 +230,7 @@ def create_flags(
             max_attempts=settings.webhook_max_attempts,
             retry_base_s=settings.delivery_retry_base_s,
             retry_max_s=settings.delivery_retry_max_s,
+            sealer=settings.sealer(),
         ),
     )
     flags.webhooks.delivered = flags._webhook_delivered

@@ -9,11 +9,21 @@ locks it until commit, so events commit in sequence order and a reader that has 
 ``seq = n`` committed has seen every event before it.
 
 Subscribers read the table, never an in-memory queue: a resume (``after``) and
-live delivery are the same loop (read after the cursor, then wait), so there is
-no gap and no duplicate between replay and live. ``Notifier`` wakes the loops
-of this process after a commit; they also re-read every ``event_poll_s``, which
-is how several hub replicas converge. PostgreSQL ``LISTEN/NOTIFY`` (or Redis)
-in place of that poll is the next step.
+live delivery are the same loop (read after the cursor, then wait for a wake-up),
+so there is no gap and no duplicate between replay and live. ``Notifier`` is the
+wake-up of one process; it is rung
+
+- after a commit of this process (``HubFlags._changed``);
+- on PostgreSQL, when another replica commits an event: ``append`` sends
+  ``NOTIFY linli_flag_events`` in the event's transaction (delivered at commit,
+  never for a rollback), and each replica's ``EventChannel`` listens on its own
+  connection and rings its notifier;
+- by the ``EventChannel`` right after it (re)connects, and every ``event_poll_s``
+  while it cannot: notifications sent while nobody listened are lost, so the
+  subscribers re-read the table after their cursor, which is the catch-up. This
+  is the only polling left; a connected replica never re-reads on a timer.
+
+SQLite serves one hub process, so its in-process wake-up is all there is.
 """
 
 from __future__ import annotations
@@ -21,10 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -34,13 +46,19 @@ from hub.flags.tables import EVENT_SEQUENCE, EventSequenceRow, FlagEventRow, Fla
 from policies.caller import Caller
 from schema.enums import OrgKind
 from schema.runtime.db import Database
+from schema.runtime.retry import backoff_s
+from schema.runtime.tasks import BackgroundTasks
 from schema.scopes import Scope
 
 __all__ = [
+    "CHANNEL",
+    "LISTENER_NAME",
+    "EventChannel",
     "EventListener",
     "FlagEventType",
     "FlagEvents",
     "Notifier",
+    "announce",
     "event_json",
     "follow_events",
     "prune_events",
@@ -49,7 +67,13 @@ __all__ = [
     "visible_events",
 ]
 
+log = logging.getLogger("linli.hub.flags")
+
 ADMIN_SCOPE = Scope.ADMIN
+CHANNEL = "linli_flag_events"
+"""The PostgreSQL notification channel every event's transaction notifies."""
+LISTENER_NAME = "linli-hub-events"
+"""The ``application_name`` of each replica's listening connection (``pg_stat_activity``)."""
 
 
 class FlagEventType(enum.StrEnum):
@@ -75,8 +99,8 @@ class Notifier:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, waiter: asyncio.Event, timeout_s: float) -> None:
-        """Until ``waiter`` is set or ``timeout_s`` passes."""
+    async def wait(self, waiter: asyncio.Event, timeout_s: float | None) -> None:
+        """Until ``waiter`` is set or ``timeout_s`` (None: no limit) passes."""
         with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow a cancel on 3.11
             async with asyncio.timeout(timeout_s):
                 await waiter.wait()
@@ -131,9 +155,123 @@ class FlagEvents:
         )
         session.add(event)
         await session.flush()
+        await announce(session)
         for listener in self.listeners:
             await listener(session, event, flag)
         return event
+
+
+async def announce(session: AsyncSession) -> None:
+    """Tell the other replicas at commit that events were written (PostgreSQL; else nothing).
+
+    The payload is empty, so PostgreSQL folds the notifications of one transaction into one.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+
+
+class EventChannel:
+    """One replica's ear for the others: ``LISTEN`` on its own connection, rings the notifier.
+
+    The connection is not from the pool (a pooled one is reset and shared); it
+    reconnects by itself when PostgreSQL restarts or the connection is cut, and
+    rings the notifier after every (re)connection, so subscribers catch up from
+    the table on what was committed meanwhile. A connection that died without a
+    word (a network gone quiet) is found by a ``SELECT 1`` every ``check_s``.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        notifier: Notifier,
+        *,
+        catch_up_s: float,
+        check_s: float = 10.0,
+        retry_base_s: float = 0.1,
+    ) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.catch_up_s = catch_up_s
+        self.check_s = check_s
+        self.retry_base_s = retry_base_s
+        self.connections = 0  # how many times it has connected and listened
+
+    @property
+    def enabled(self) -> bool:
+        """Only PostgreSQL has ``LISTEN/NOTIFY``; SQLite serves one hub process."""
+        return self.db.engine.dialect.name == "postgresql"
+
+    async def _connect(self) -> asyncpg.Connection:
+        engine = self.db.engine
+        _, options = engine.dialect.create_connect_args(engine.url)
+        for sqlalchemy_only in (
+            "prepared_statement_cache_size",
+            "prepared_statement_name_func",
+            "async_creator_fn",
+        ):
+            options.pop(sqlalchemy_only, None)
+        settings = {**options.pop("server_settings", {}), "application_name": LISTENER_NAME}
+        connection: asyncpg.Connection = await asyncpg.connect(
+            **options, server_settings=settings, timeout=self.check_s
+        )
+        return connection
+
+    def _notified(self, *_: object) -> None:
+        self.notifier.notify()
+
+    async def _listen_once(self) -> None:
+        """Connect, listen, catch up, then keep listening until the connection is lost."""
+        connection = await self._connect()
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: lost.set())
+        try:
+            await connection.add_listener(CHANNEL, self._notified)
+            self.connections += 1
+            if self.connections > 1:
+                log.info("listening for flag events again")
+            self.notifier.notify()  # catch up: what was committed while nobody listened
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.check_s):
+                        await lost.wait()
+                if not lost.is_set():
+                    async with asyncio.timeout(self.check_s):
+                        await connection.fetchval("SELECT 1")
+        finally:
+            connection.terminate()
+
+    async def listen(self) -> None:
+        """Listen for as long as the replica runs, reconnecting with backoff."""
+        failures = 0
+        while True:
+            try:
+                await self._listen_once()
+                failures = 0
+                log.warning("the flag event listener lost its connection; reconnecting")
+            except Exception as exc:  # the listener must outlive any one failure
+                failures += 1
+                if failures & (failures - 1) == 0:  # 1st, 2nd, 4th ... failure: not a flood
+                    log.warning(
+                        "the flag event listener failed (attempt %d), reconnecting: %s: %s",
+                        failures,
+                        type(exc).__name__,
+                        exc,
+                    )
+            # Not listening: subscribers re-read the table until the channel is back.
+            self.notifier.notify()
+            await asyncio.sleep(
+                backoff_s(failures, base_s=self.retry_base_s, max_s=self.catch_up_s)
+            )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Listen in the background while the block runs (nothing to do on SQLite)."""
+        if not self.enabled:
+            yield
+            return
+        async with BackgroundTasks("flag event listener") as tasks:
+            tasks.start(self.listen())
+            yield
 
 
 def event_json(event: FlagEventRow) -> dict[str, Any]:
@@ -198,11 +336,14 @@ async def follow_events(
     caller: Caller,
     cursor: int,
     *,
-    poll_s: float,
     batch: int = 200,
     delivered: Callable[[FlagEventRow], Awaitable[None]] | None = None,
 ) -> AsyncIterator[FlagEventRow]:
-    """The caller's events after ``cursor``, replayed from the table, then live, forever."""
+    """The caller's events after ``cursor``, replayed from the table, then live, forever.
+
+    Between reads it waits for ``notifier`` alone: this process's commits, other
+    replicas' notifications and the channel's catch-up all ring it.
+    """
     visible = visible_events(caller)
     while True:
         waiter = notifier.waiter()
@@ -235,7 +376,7 @@ async def follow_events(
             cursor = rows[-1].seq
             continue
         cursor = max(cursor, last)
-        await notifier.wait(waiter, poll_s)
+        await notifier.wait(waiter, None)
 
 
 async def prune_events(session: AsyncSession, *, now: datetime, retention_s: float) -> int:

@@ -402,6 +402,7 @@ def mutation_fields(flags: FlagWorkflow) -> dict[str, Any]:
                 url,
                 now=utcnow(),
                 outbound=flags.settings.outbound_policy(),
+                sealer=flags.settings.sealer(),
             )
         return WebhookRegistration(webhook=Webhook.of(row), secret=secret)
 
@@ -448,7 +449,6 @@ def subscription_fields(flags: FlagWorkflow) -> dict[str, Any]:
                 flags.notifier,
                 caller,
                 cursor,
-                poll_s=flags.settings.event_poll_s,
                 delivered=lambda event: flags.delivered(caller, event),
             ):
                 yield FlagEvent.of(row)

@@ -135,6 +135,35 @@ class RoutingRules:
             return self.default
         return max(matches, key=lambda r: len(r.area)).route
 
+    def departments(self) -> dict[str, str]:
+        """Every department a flag can be sent to, and the first rule that names it."""
+        named: dict[str, str] = {}
+        for route in [*(r.route for r in self.rules), self.default]:
+            named.setdefault(route.department, route.rule)
+            named.setdefault(route.escalate_to, f"{route.rule}, escalate_to")
+        return named
+
+    def warnings(self, *, district: str, staffed: set[str]) -> list[str]:
+        """What is wrong with the rules in this district, for the log at start-up.
+
+        ``staffed``: the departments with an active client that may verify flags. A flag
+        routed to a department with none waits unseen until it escalates; one in another
+        district's code space is most likely a typing error.
+        """
+        found = []
+        for department, rule in sorted(self.departments().items()):
+            if not department.startswith(district):
+                found.append(
+                    f"routing: {rule} names department {department}, outside district {district}"
+                )
+            if department not in staffed:
+                found.append(
+                    f"routing: {rule} names department {department}, which has no active client"
+                    " with risk:verify: its flags wait unseen until they escalate (add one with"
+                    " `linli clients add`)"
+                )
+        return found
+
     def open311_target(self, category: str, community: str, department: str | None) -> str | None:
         """The Open311 system of a flag's route, if ``department`` is still the route's own."""
         route = self.route(category, community)

@@ -152,7 +152,9 @@ class WebhookRow(HubTable, table=True):
     id: str = Field(primary_key=True, max_length=40)
     department: str = Field(index=True, max_length=64)
     url: str = Field(max_length=2000)
-    secret: str = Field(max_length=100)  # the sender must sign, so it keeps the secret itself
+    # The sender must sign, so it keeps the secret itself: sealed with LINLI_SECRETS_KEY
+    # (enc:v1:..., see hub.sealed), or plain text in development and from before sealing.
+    secret: str = Field(max_length=500)
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     active: bool = True

@@ -43,6 +43,7 @@ from hub.flags.tables import (
     WebhookDeliveryRow,
     WebhookRow,
 )
+from hub.sealed import SealedSecretError, Sealer
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
 from schema.enums import OrgKind
@@ -89,9 +90,18 @@ def _department(caller: Caller) -> str:
 
 
 async def register_webhook(
-    session: AsyncSession, caller: Caller, url: str, *, now: datetime, outbound: OutboundPolicy
+    session: AsyncSession,
+    caller: Caller,
+    url: str,
+    *,
+    now: datetime,
+    outbound: OutboundPolicy,
+    sealer: Sealer,
 ) -> tuple[WebhookRow, str]:
-    """Register the department's endpoint; returns it and its secret (shown once). Flushes."""
+    """Register the department's endpoint; returns it and its secret (shown once). Flushes.
+
+    The secret is stored sealed with ``sealer`` (see ``hub.sealed``).
+    """
     department = _department(caller)
     # Before any statement: a name's resolution holds no database lock.
     await outbound.check(url)
@@ -100,7 +110,7 @@ async def register_webhook(
         id=f"wh_{uuid.uuid4().hex}",
         department=department,
         url=url,
-        secret=secret,
+        secret=sealer.seal(secret),
         created_by=caller.client_id[:64],
         created_at=now,
     )
@@ -221,9 +231,11 @@ class WebhookDispatcher:
         max_attempts: int,
         retry_base_s: float,
         retry_max_s: float,
+        sealer: Sealer,
         delivered: Callable[[WebhookDeliveryRow], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
+        self.sealer = sealer
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_s
@@ -278,15 +290,21 @@ class WebhookDispatcher:
         status_code: int | None = None
         error: str | None = None
         started = time.perf_counter()
+        secret: str | None = None
         if hook is None or not hook.active:
             error = "the webhook was removed"
         else:
+            try:
+                secret = self.sealer.unseal(hook.secret, what=f"the secret of webhook {hook.id}")
+            except SealedSecretError as exc:  # checked at start-up; the key changed since
+                error = str(exc)[:500]
+        if hook is not None and secret is not None:
             timestamp = int(time.time())
             headers = {
                 "content-type": "application/json",
                 "webhook-id": row.id,
                 "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(hook.secret, row.id, timestamp, row.body),
+                "webhook-signature": sign(secret, row.id, timestamp, row.body),
             }
             try:
                 response = await self.http.post(

@@ -1,4 +1,5 @@
-"""Risk flags in the node app: outbox hooks, delivery worker, updates, ``flagOutbox``."""
+"""Risk flags in the node app: outbox hooks, delivery worker, updates, ``flagOutbox``,
+``resendFlagOutboxEntry``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from node.settings import NodeSettings
 from policies.caller import Caller
 from schema.runtime.db import Database
 from schema.scopes import Scope
+from schema.storage import utcnow
 from schema.store.resolvers import RecordHooks
 from schema.store.specs import RecordSpec
 
@@ -130,6 +132,25 @@ class NodeFlags:
             "flag_outbox": strawberry.field(
                 resolver=flag_outbox,
                 description="Flags owed to the hub: pending, delivered and failed, newest first",
+            )
+        }
+
+    def mutation_fields(self) -> dict[str, Any]:
+        """``resendFlagOutboxEntry``: own staff put a failed entry back in line."""
+
+        async def resend_flag_outbox_entry(info: Info[Any, None], id: int) -> FlagOutboxEntry:
+            info.context.require_staff(also=(FLAG_SCOPE,))
+            async with self.db.transaction() as session:
+                entry = await outbox.resend_failed(session, self.tables, id, now=utcnow())
+            self.wake.set()
+            return FlagOutboxEntry.of(entry)
+
+        return {
+            "resend_flag_outbox_entry": strawberry.mutation(
+                resolver=resend_flag_outbox_entry,
+                description="Send a FAILED flagOutbox entry to the hub again, before the entries "
+                "raised after it (own staff, records:write or risk:flag); NOT_FOUND for an "
+                "unknown id, OUTBOX_ENTRY_NOT_FAILED for one that is pending or delivered",
             )
         }
 

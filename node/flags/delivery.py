@@ -12,7 +12,12 @@ they were raised:
   misconfigured client): the row is retried after an exponential backoff with
   jitter, and the rows behind it wait.
 
-It runs when a flag is raised (``wake``) and every ``flag_poll_s``.
+It runs when a flag is raised (``wake``) and every ``flag_poll_s``. Each
+attempt runs in one transaction that holds the row's lock from the claim to the
+recorded outcome (``outbox.claim_head``), which is what lets several node
+processes share one PostgreSQL outbox; a process that finds the head locked
+looks again after ``flag_poll_s``. A failed row goes back in line only by hand
+(``resendFlagOutboxEntry``).
 """
 
 from __future__ import annotations
@@ -20,20 +25,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.flags import outbox
 from node.flags.outbox import OutboxEntry
 from node.flags.tables import FlagTables, OutboxStatus
 from node.settings import NodeSettings
+from policies.hubclient import HubTokens, TokenUnavailable
 from schema.runtime.db import Database
 from schema.runtime.retry import backoff_s
 from schema.runtime.tasks import BackgroundTasks, repeat
@@ -54,86 +59,6 @@ log = logging.getLogger("linli.node.flags")
 FLAG_SCOPE = Scope.RISK_FLAG
 PERMANENT_STATUS = frozenset({400, 413, 422})
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-
-
-class TokenUnavailable(Exception):
-    """No access token from the hub (unreachable, or it refused the client)."""
-
-
-class HubTokens:
-    """Client-credentials access tokens for the hub, cached until shortly before they expire."""
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        token_url: str,
-        client_id: str,
-        client_secret: SecretStr,
-        audience: str | None,
-        timeout_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._http = http
-        self._token_url = token_url
-        self._client_id = client_id
-        self._secret = client_secret
-        self._audience = audience
-        self._timeout_s = timeout_s
-        self._clock = clock
-        self._token: str | None = None
-        self._renew_at = 0.0
-        self._lock = asyncio.Lock()
-
-    def forget(self) -> None:
-        """Drop the cached token (the hub said 401): the next call gets a new one."""
-        self._token = None
-
-    async def get(self) -> str:
-        """A token that is still good for a while."""
-        async with self._lock:
-            if self._token is None or self._clock() >= self._renew_at:
-                self._token = None
-                self._token, lifetime = await self._fetch()
-                # Renew with a tenth of its lifetime (at least 5 s, at most 60 s) left.
-                self._renew_at = self._clock() + lifetime - min(60.0, max(5.0, lifetime / 10))
-            return self._token
-
-    async def _fetch(self) -> tuple[str, float]:
-        form = {"grant_type": "client_credentials", "scope": FLAG_SCOPE}
-        if self._audience:
-            form["resource"] = self._audience
-        try:
-            response = await self._http.post(
-                self._token_url,
-                data=form,
-                auth=(self._client_id, self._secret.get_secret_value()),
-                timeout=self._timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            raise TokenUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            # The OAuth error code only: the body says nothing secret, but keep logs small.
-            raise TokenUnavailable(
-                f"token endpoint answered {response.status_code} {_oauth_error(response)}"
-            )
-        try:
-            body = response.json()
-            token = body["access_token"]
-            lifetime = float(body.get("expires_in", 60))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TokenUnavailable("token endpoint answered without an access token") from exc
-        if not isinstance(token, str) or not token:
-            raise TokenUnavailable("token endpoint answered without an access token")
-        return token, max(lifetime, 1.0)
-
-
-def _oauth_error(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error", "")
-    except (ValueError, AttributeError):
-        return ""
-    return str(error)[:60]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +168,7 @@ class FlagDelivery:
             client_secret=settings.hub_client_secret,
             audience=settings.hub_audience,
             timeout_s=settings.flag_timeout_s,
+            scope=FLAG_SCOPE,
         )
 
     async def _send(self, payload: dict[str, Any]) -> Outcome:
@@ -281,28 +207,31 @@ class FlagDelivery:
             return Refused(_hub_error(response))
         return Retry(_hub_error(response))
 
-    async def _attempt(self, entry: OutboxEntry) -> Outcome:
+    async def _attempt(self, session: AsyncSession, entry: OutboxEntry) -> Outcome:
+        """Send ``entry`` (locked by ``session``'s transaction) and record how it went there."""
         self.metrics.attempts.inc()
         outcome = await self._send(entry.payload)
         now = utcnow()
-        async with self.db.transaction() as session:
-            if isinstance(outcome, Delivered):
-                await outbox.mark_delivered(session, self.tables, entry, now=now)
-            elif isinstance(outcome, Refused):
-                await outbox.mark_failed(session, self.tables, entry, outcome.error, now=now)
-            else:
-                delay = backoff_s(
-                    entry.attempts + 1, base_s=self.retry_base_s, max_s=self.retry_max_s
-                )
-                await outbox.mark_retry(
-                    session,
-                    self.tables,
-                    entry,
-                    outcome.error,
-                    now=now,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                )
         if isinstance(outcome, Delivered):
+            await outbox.mark_delivered(session, self.tables, entry, now=now)
+        elif isinstance(outcome, Refused):
+            await outbox.mark_failed(session, self.tables, entry, outcome.error, now=now)
+        else:
+            delay = backoff_s(entry.attempts + 1, base_s=self.retry_base_s, max_s=self.retry_max_s)
+            await outbox.mark_retry(
+                session,
+                self.tables,
+                entry,
+                outcome.error,
+                now=now,
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+        return outcome
+
+    def _observe(self, entry: OutboxEntry, outcome: Outcome) -> None:
+        """Metrics and logs of one attempt, once its outcome is committed."""
+        if isinstance(outcome, Delivered):
+            now = utcnow()
             self.metrics.latency.observe(max(0.0, (now - entry.created_at).total_seconds()))
         elif isinstance(outcome, Refused):
             self.metrics.failures.labels("refused").inc()
@@ -322,21 +251,24 @@ class FlagDelivery:
                     attempts,
                     outcome.error,
                 )
-        return outcome
 
     async def run_once(self) -> float | None:
         """Send due rows in order until one must wait; seconds until it is due (None: empty)."""
         try:
             while True:
-                async with self.db.sessions() as session:
-                    head = await outbox.due_head(session, self.tables)
-                if head is None:
-                    return None
-                wait_s = (head.next_attempt_at - utcnow()).total_seconds()
-                if wait_s > 0:
-                    return wait_s
-                # After a retry the head is not due any more: the next pass says how long.
-                await self._attempt(head)
+                async with self.db.transaction() as session:
+                    claim = await outbox.claim_head(session, self.tables)
+                    if claim is None:
+                        return None
+                    head = claim.entry
+                    if head is None:  # another process is sending it
+                        return self.poll_s
+                    wait_s = (head.next_attempt_at - utcnow()).total_seconds()
+                    if wait_s > 0:
+                        return wait_s
+                    # After a retry the head is not due any more: the next pass says how long.
+                    outcome = await self._attempt(session, head)
+                self._observe(head, outcome)
         finally:
             await self._count()
 

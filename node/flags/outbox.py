@@ -6,6 +6,15 @@ inserts the flag, so a flag is never stored without the message that tells the
 hub about it, and ``committed`` afterwards, which wakes the delivery worker.
 The rest are the queries the worker and the ``flagOutbox`` field use; they
 flush, the caller commits.
+
+Several node processes may share one PostgreSQL database: ``claim_head``
+locks the oldest pending row with ``SELECT ... FOR UPDATE SKIP LOCKED`` in the
+transaction that sends it and records the outcome, so one process sends it
+and the others, finding it locked, wait their turn: each row is sent once (the
+hub's answer lost in a timeout aside, which the hub drops by message id), and
+still in ``id`` order. A process that dies mid-send takes its lock with its
+connection, and another one sends the row again. SQLite has no row locks: one
+node process per SQLite database (its own delivery is serial anyway).
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.flags.errors import OutboxEntryNotFailed
 from node.flags.tables import MAX_ERROR, FlagTables, OutboxStatus
+from schema.errors import NotFound
 from schema.storage import utcnow
 from schema.store.resolvers import public_values
 from schema.store.specs import RecordSpec
@@ -28,9 +39,10 @@ from schema.store.tables import RowMixin
 
 __all__ = [
     "KIND_RAISED",
+    "Claim",
     "OutboxEntry",
     "OutboxHooks",
-    "due_head",
+    "claim_head",
     "enqueue_raised",
     "mark_delivered",
     "mark_failed",
@@ -39,6 +51,7 @@ __all__ = [
     "outbox_counts",
     "outbox_entries",
     "raised_message",
+    "resend_failed",
 ]
 
 KIND_RAISED = "flag.raised"
@@ -135,18 +148,33 @@ class OutboxEntry:
         )
 
 
-async def due_head(session: AsyncSession, tables: FlagTables) -> OutboxEntry | None:
-    """The oldest pending row (due or not): nothing after it is sent before it."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The oldest pending row, locked until the transaction ends; or another process has it."""
+
+    entry: OutboxEntry | None  # None: another process holds the head (it is being sent)
+
+
+async def claim_head(session: AsyncSession, tables: FlagTables) -> Claim | None:
+    """Lock the oldest pending row (due or not) for this transaction; None: nothing pending.
+
+    Only the head is ever sent, so the hub gets this node's flags in order.
+    """
     outbox = tables.outbox
+    pending = outbox.c.status == OutboxStatus.PENDING.value
+    head = (
+        await session.execute(sa.select(outbox.c.id).where(pending).order_by(outbox.c.id).limit(1))
+    ).scalar_one_or_none()
+    if head is None:
+        return None
     row = (
         await session.execute(
             sa.select(outbox)
-            .where(outbox.c.status == OutboxStatus.PENDING.value)
-            .order_by(outbox.c.id)
-            .limit(1)
+            .where(outbox.c.id == head, pending)  # delivered meanwhile: not pending any more
+            .with_for_update(skip_locked=True)
         )
     ).first()
-    return OutboxEntry.of(row) if row is not None else None
+    return Claim(OutboxEntry.of(row) if row is not None else None)
 
 
 async def _set(
@@ -235,3 +263,29 @@ async def outbox_entries(
     if status is not None:
         query = query.where(outbox.c.status == status.value)
     return [OutboxEntry.of(row) for row in (await session.execute(query)).all()]
+
+
+async def resend_failed(
+    session: AsyncSession, tables: FlagTables, entry_id: int, *, now: datetime
+) -> OutboxEntry:
+    """Put a failed row back in line, due now (it goes before the rows raised after it)."""
+    outbox = tables.outbox
+    row = (
+        await session.execute(sa.select(outbox).where(outbox.c.id == entry_id).with_for_update())
+    ).first()
+    if row is None:
+        raise NotFound(f"no flag outbox entry {entry_id}", id=entry_id)
+    status = OutboxStatus(row.status)
+    if status is not OutboxStatus.FAILED:
+        raise OutboxEntryNotFailed(
+            f"flag outbox entry {entry_id} is {status.name}: only a FAILED entry is sent again",
+            id=entry_id,
+            status=status.name,
+        )
+    await session.execute(
+        sa.update(outbox)
+        .where(outbox.c.id == entry_id)
+        .values(status=OutboxStatus.PENDING.value, next_attempt_at=now)
+    )
+    updated = (await session.execute(sa.select(outbox).where(outbox.c.id == entry_id))).one()
+    return OutboxEntry.of(updated)

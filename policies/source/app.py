@@ -20,18 +20,15 @@ from fastapi import FastAPI, Header
 
 from policies.audit import AuditWriter
 from policies.caller import Authenticator
-from policies.enforce import (
-    PURPOSE_HEADER,
-    PolicyEnforcer,
-    PolicyExtension,
-    purpose_from_header,
-)
+from policies.enforce import PolicyEnforcer, PolicyExtension
+from policies.purposes import PURPOSE_HEADER, purpose_from_header
 from policies.source import disclosures, emergency
+from policies.source.anchors import AnchorReporter
 from policies.source.context import PolicyTables, SourceContext
+from policies.source.settings import SourceSettings
 from schema.runtime.db import Database
 from schema.runtime.graphql import build_schema, root_type
 from schema.runtime.service import Lifecycle, graphql_router, service_app
-from schema.runtime.settings import ServiceSettings
 from schema.runtime.wellknown import WellKnown
 
 __all__ = ["ContextFactory", "create_source"]
@@ -44,7 +41,7 @@ def create_source(
     *,
     name: str,
     title: str,
-    settings: ServiceSettings,
+    settings: SourceSettings,
     db: Database,
     migrations: Path,
     describe: Callable[[], WellKnown],
@@ -58,6 +55,8 @@ def create_source(
     extra_ready: Callable[[], Awaitable[dict[str, bool]]] | None = None,
 ) -> FastAPI:
     """A source's app: well-known, health, and ``/graphql`` enforcing and auditing its policy."""
+    # The audit chain's head goes to the hub (when the source has one).
+    anchors = AnchorReporter(db, tables.audit_log, settings, describe().id)
     app = service_app(
         name=name,
         title=title,
@@ -65,7 +64,7 @@ def create_source(
         db=db,
         migrations=migrations,
         describe=describe,
-        lifecycles=lifecycles,
+        lifecycles=[*lifecycles, anchors.lifecycle],
         extra_ready=extra_ready,
     )
 
@@ -83,7 +82,7 @@ def create_source(
             tables=tables,
             audit=audit,
             cursor_secret=cursor_secret,
-            purpose=purpose_from_header(purpose),
+            purpose=purpose_from_header(purpose, settings.purposes),
         )
 
     query = root_type(
@@ -94,5 +93,7 @@ def create_source(
         query=query, mutation=mutation, settings=settings, extensions=[PolicyExtension]
     )
     app.include_router(graphql_router(schema, context, settings), prefix="/graphql")
+    app.include_router(anchors.router(authenticator, enforcer.owner.org))
     app.state.authenticator = authenticator
+    app.state.anchors = anchors
     return app

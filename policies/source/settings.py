@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from policies.static import TrustedCaller
 from schema.geo import BBox
@@ -34,6 +36,33 @@ class SourceSettings(ServiceSettings):
         description="Seconds between polls of the revocation list (with the hub's refresh,"
         " a revocation is refused here within 5 s)",
     )
+    # The district hub this source reports to: risk flags (nodes), audit anchors (every source)
+    hub_url: str | None = Field(
+        None,
+        description="Base URL of the district hub; with hub_client_id and hub_client_secret,"
+        " a node delivers raised flags to its /flags/inbox and every source reports its"
+        " audit chain head to /audit/anchors",
+    )
+    hub_client_id: str | None = Field(
+        None, description="This source's OAuth client at the hub (a node's needs scope risk:flag)"
+    )
+    hub_client_secret: SecretStr | None = Field(
+        None, description="The secret of hub_client_id (never logged)"
+    )
+    hub_audience: str | None = Field(
+        None, description="Audience (resource) to ask the hub's tokens for; none: the hub's own"
+    )
+    audit_anchor_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between reports of the audit chain's new rows to the hub"
+        " (with hub_url)",
+    )
+    audit_anchor_secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
+        description="Signs (HMAC) this source's audit anchors; never sent. Set it to keep"
+        " anchors verifiable after a restart",
+    )
     policy_file: Path | None = Field(
         None, description="The owner's Cedar policy file, added to the district baseline"
     )
@@ -42,3 +71,19 @@ class SourceSettings(ServiceSettings):
         description="Static bearer tokens and the callers they stand for (development only;"
         " ignored when token_issuer is set)",
     )
+
+    @model_validator(mode="after")
+    def _hub_client_complete(self) -> Self:
+        hub = (self.hub_url, self.hub_client_id, self.hub_client_secret)
+        if any(value is not None for value in hub) and not self.reports_to_hub:
+            raise ValueError("hub_url, hub_client_id and hub_client_secret must be set together")
+        return self
+
+    @property
+    def reports_to_hub(self) -> bool:
+        """Whether this source has a hub and a client there (flags, audit anchors)."""
+        return (
+            self.hub_url is not None
+            and self.hub_client_id is not None
+            and self.hub_client_secret is not None
+        )

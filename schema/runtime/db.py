@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,8 +13,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,18 +30,89 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from schema.errors import DatabaseBusy, DatabaseUnavailable, LinliError
+from schema.runtime.settings import ConfigError
+
 __all__ = [
     "Database",
     "alembic_config",
+    "describe",
+    "open_existing",
+    "storage_failure",
     "upgrade",
 ]
+
+_SETTING = "LINLI_DATABASE_URL (or --database-url, or database_url in --config)"
+
+
+RETRY_AFTER_S = 2
+"""What a caller is told to wait when the database is busy or gone (``retryAfter``)."""
+
+BUSY_TIMEOUT_MS = 5000
+"""How long an SQLite statement waits for another writer's lock before it gives up."""
+
+
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "3D000", "53300")
+"""PostgreSQL: connection exceptions, operator intervention (shutdown, starting up), the
+database does not exist, too many connections."""
+
+
+def storage_failure(error: BaseException) -> LinliError | None:
+    """The caller-facing error for a database failure (None when ``error`` is not one).
+
+    A lock held past the busy timeout is ``DATABASE_BUSY``; a server that cannot be reached
+    or a connection that broke is ``DATABASE_UNAVAILABLE``. Either way the transaction was
+    rolled back, so the request may be retried as it is.
+    """
+    if isinstance(error, OperationalError):
+        text = str(error.orig).lower()
+        if "database is locked" in text or "database table is locked" in text:
+            return DatabaseBusy(
+                "the database is busy with another writer; nothing was written, retry shortly",
+                retryAfter=RETRY_AFTER_S,
+            )
+    sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+    if (
+        isinstance(error, OSError | DisconnectionError | InterfaceError | OperationalError)
+        or (isinstance(error, DBAPIError) and error.connection_invalidated)
+        or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    ):
+        return DatabaseUnavailable(
+            "the database cannot be reached; nothing was written, retry shortly",
+            retryAfter=RETRY_AFTER_S,
+        )
+    return None
+
+
+def describe(url: str) -> str:
+    """The URL without its password, fit for a message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unreadable URL)"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file an SQLite URL names (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _unreachable(step: str, url: str, error: BaseException) -> ConfigError:
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return ConfigError(
+        f"{step}: cannot use the database at {describe(url)}: {reason}; is the server running"
+        f" and the URL right? (setting {_SETTING})"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run while a writer commits; busy_timeout waits for the lock.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -46,8 +126,47 @@ def alembic_config(script_location: Path, url: str) -> Config:
 
 
 async def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
-    """Run the migrations up to ``revision`` (in a thread: Alembic's env runs its own loop)."""
-    await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)
+    """Run the migrations up to ``revision`` (in a thread: Alembic's env runs its own loop).
+
+    A database that cannot be reached is a ``ConfigError`` naming the step, the URL (without
+    its password) and the setting, not a traceback.
+    """
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(script_location, url), revision)
+    except (OSError, SQLAlchemyError) as error:
+        raise _unreachable("migrating the database", url, error) from error
+
+
+async def open_existing(url: str, *, part: str, table: str) -> Database:
+    """The ``part``'s database for a command that works on one: it must exist and be migrated.
+
+    Never creates anything: a missing SQLite file, an empty database or another part's
+    database (one without ``table``) is a ``ConfigError`` that says which URL was used and how
+    to make the database.
+    """
+    try:
+        path = _sqlite_path(url)
+    except ArgumentError as error:
+        raise ConfigError(f"{_SETTING}: not a database URL: {error}") from None
+    fix = f"point {_SETTING} at the {part}'s database, or create it with `linli db upgrade {part}`"
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no {part} database at {path}: {fix}")
+    db = Database(url)
+    try:
+        revision = await db.current_revision()
+    except (OSError, SQLAlchemyError) as error:
+        await db.dispose()
+        raise _unreachable(f"opening the {part} database", url, error) from error
+    if revision is None:
+        await db.dispose()
+        raise ConfigError(f"the database at {describe(url)} was never migrated: {fix}")
+    if not await db.has_table(table):
+        await db.dispose()
+        raise ConfigError(
+            f"the database at {describe(url)} is not a {part} database (it has no {table}"
+            f" table): {fix}"
+        )
+    return db
 
 
 class Database:
@@ -77,6 +196,34 @@ class Database:
 
         async with self.engine.connect() as connection:
             return await connection.run_sync(read)
+
+    async def writable(self, timeout_s: float = 0.5) -> bool:
+        """Whether a write could start now: for SQLite, whether another process holds the
+        write lock (probed on a connection of its own, outside the pool); elsewhere, whether
+        the server answers."""
+        path = _sqlite_path(self.url)
+        if path is None:
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+            return True
+
+        def probe() -> bool:
+            connection = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute("ROLLBACK")
+                return True
+            except sqlite3.OperationalError:
+                return False
+            finally:
+                connection.close()
+
+        return await asyncio.to_thread(probe)
+
+    async def has_table(self, name: str) -> bool:
+        """Whether the database holds a table of that name."""
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(lambda sync: inspect(sync).has_table(name))
 
     async def at_head(self, script_location: Path) -> bool:
         """Whether the database is reachable and at the newest migration."""

@@ -39,6 +39,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from schema.errors import InvalidInput, LinliError
+from schema.runtime.db import storage_failure
 from schema.runtime.settings import ServiceSettings
 
 __all__ = [
@@ -91,6 +92,9 @@ def error_code(error: GraphQLError) -> str:
                 code = limit_code
                 break
         extensions["code"] = code
+    elif original is not None and (failure := storage_failure(original)) is not None:
+        extensions.update(failure.extensions)
+        error.message = failure.message
     elif original is not None and "code" not in extensions:
         # An unexpected failure: say so, but never leak its text to callers.
         extensions["code"] = "INTERNAL"
@@ -129,7 +133,9 @@ class _Schema(strawberry.Schema):
         for error in errors:
             original = error.original_error
             unexpected = not isinstance(original, LinliError | ValidationError | None)
-            if unexpected and error.path is not None:
+            if unexpected and original is not None and storage_failure(original) is not None:
+                log.warning("database failure: %s", str(original).splitlines()[0])
+            elif unexpected and error.path is not None:
                 log.error("resolver failed", exc_info=original)
 
 
@@ -259,7 +265,14 @@ def decode_request_json(data: str | bytes) -> object:
 
 
 class LinliGraphQLRouter(GraphQLRouter[Any, None]):
-    """Strawberry's FastAPI router with stable error codes on every error."""
+    """Strawberry's FastAPI router with stable error codes on every error.
+
+    Strawberry's own IDE page is off: it needs the context (a token) and a CDN;
+    ``schema.runtime.graphiql`` serves a self-contained one in front of the router.
+    """
+
+    def __init__(self, schema: strawberry.Schema, **options: Any) -> None:
+        super().__init__(schema, graphql_ide=None, **options)
 
     def decode_json(self, data: str | bytes) -> object:
         value = decode_request_json(data)
@@ -282,3 +295,21 @@ class LinliGraphQLRouter(GraphQLRouter[Any, None]):
         for error in result.errors or []:
             error_code(error)
         return process_result(result)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Any
+    ) -> Any:
+        """The answer, with ``Retry-After`` when an error says when to try again."""
+        response = super().create_response(response_data, sub_response)
+        answers = response_data if isinstance(response_data, list) else [response_data]
+        waits = [_retry_after(error) for answer in answers for error in answer.get("errors") or []]
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is not None and "retry-after" not in response.headers:
+            response.headers["Retry-After"] = str(wait)
+        return response
+
+
+def _retry_after(error: object) -> int | None:
+    extensions = error.get("extensions") if isinstance(error, dict) else None
+    wait = extensions.get("retryAfter") if isinstance(extensions, dict) else None
+    return wait if isinstance(wait, int) else None

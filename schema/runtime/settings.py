@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from schema.codes import DEFAULT_PURPOSES, PURPOSE_CODE_PATTERN
 
 __all__ = ["ConfigError", "Environment", "ServiceSettings", "load_settings", "settings_rows"]
 
@@ -54,6 +57,25 @@ class ServiceSettings(BaseSettings):
         default_factory=lambda: secrets.token_urlsafe(32),
         description="Signs paging cursors; set the same value on every replica of a service",
     )
+    purposes: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PURPOSES),
+        description="Purposes a caller may state in X-Linli-Purpose (code: label; JSON object,"
+        " or a [purposes] table); any other is refused (PURPOSE_UNKNOWN). Set the same list on"
+        " the hub and its sources",
+    )
+
+    @field_validator("purposes")
+    @classmethod
+    def _purpose_codes(cls, purposes: dict[str, str]) -> dict[str, str]:
+        for code, label in purposes.items():
+            if not re.fullmatch(PURPOSE_CODE_PATTERN, code):
+                raise ValueError(
+                    f"purpose code {code[:60]!r} must be lower-case letters, digits and hyphens"
+                    " (up to 40, starting with a letter)"
+                )
+            if not label.strip():
+                raise ValueError(f"purpose {code!r} needs a label")
+        return purposes
 
     @property
     def production(self) -> bool:
@@ -118,8 +140,11 @@ def settings_rows(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
     prefix = str(cls.model_config.get("env_prefix", ""))
     rows = []
     for name, field in cls.model_fields.items():
-        if field.default_factory is not None:
-            default = "(generated)" if "secret" in name else "(empty)"
+        if field.default_factory is not None and "secret" in name:
+            default = "(generated)"
+        elif field.default_factory is not None:
+            made = field.default_factory()  # type: ignore[call-arg]
+            default = ", ".join(map(str, made)) or "(empty)"
         elif field.default is None:
             default = "(none)"
         else:

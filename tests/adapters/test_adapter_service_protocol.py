@@ -16,7 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.base import AdapterHealth, AdapterStatus, HttpFetcher, Problem
+from adapters.base import (
+    AdapterHealth,
+    AdapterStatus,
+    HttpFetcher,
+    PollLoop,
+    PollReport,
+    Problem,
+)
 from adapters.cap.client import CapSettings
 from adapters.cap.service import CapAdapter
 from adapters.errors import UpstreamUnavailable
@@ -108,7 +115,9 @@ async def test_token_checks_well_known_and_readiness(
         assert known["adapter"]["since"]
         ready = await client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": True, "migrations": True, "upstream": False}
+        assert ready.json()["checks"] == {
+            "database": True, "migrations": True, "database_writable": True, "upstream": False
+        }  # fmt: skip
         metrics = await client.get("/metrics")
         assert "linli_http_requests_total" in metrics.text
 
@@ -151,6 +160,20 @@ def test_status_moves_between_ok_degraded_and_down() -> None:
     assert status.health is AdapterHealth.DOWN
     assert status.last_error is not None
     assert status.last_error["code"] == "UPSTREAM_UNAVAILABLE"
+
+
+async def test_an_unchanged_upstream_keeps_the_problems_of_its_last_import() -> None:
+    bad = Problem("库存导出.csv:4", "INVENTORY_BAD_NUMBER", "quantity '两台' is not a number")
+    reports = iter([PollReport(created=3, problems=(bad,)), PollReport(not_modified=True)])
+
+    async def poll() -> PollReport:
+        return next(reports)
+
+    loop = PollLoop("inventory", poll, interval_s=1.0, timeout_s=1.0)
+    for _ in range(2):
+        assert await loop.poll_once() is not None
+        assert loop.status.health is AdapterHealth.DEGRADED
+        assert loop.status.problems == [bad]
 
 
 async def test_start_adapter_helper_serves_only_its_capabilities(

@@ -222,7 +222,7 @@ class HubProcess:
             except httpx.HTTPError:
                 return False
 
-        await eventually(healthy, timeout_s=30)
+        await eventually(healthy, timeout_s=120)  # a loaded machine starts a hub slowly
 
     def kill(self) -> None:
         assert self.process is not None

@@ -170,7 +170,7 @@ async def test_another_organisations_record_by_id_is_not_found_and_audited(
     created = await secure.staff.data(CREATE_RESOURCE, {"input": resource(shareable=False)})
     hidden_id = created["createResource"]["id"]
     unknown_id = f"Resource:{ORG}:{'0' * 32}"
-    secure.neighbour.http.headers["X-Linli-Purpose"] = "looking for pumps"
+    secure.neighbour.http.headers["X-Linli-Purpose"] = "relief-distribution"
     try:
         hidden = await secure.neighbour.post(NODE_QUERY, {"id": hidden_id})
         unknown = await secure.neighbour.post(NODE_QUERY, {"id": unknown_id})
@@ -194,7 +194,7 @@ async def test_another_organisations_record_by_id_is_not_found_and_audited(
         "org": NEIGHBOUR_ORG,
         "orgKind": "community",
         "clientId": f"app-{NEIGHBOUR_ORG}",
-        "purpose": "looking for pumps",
+        "purpose": "relief-distribution",
         "decision": {"ids": [hidden_id]},
         "owner": ORG,
         "prevHash": "",
@@ -217,7 +217,7 @@ async def test_disclosures_are_audited_and_readable_only_by_own_auditors(
     await secure.staff.data(CREATE_RESOURCE, {"input": resource(name="共享发电机")})
     first = [e["node"] for e in (await secure.staff.data(DISCLOSURES))["disclosures"]["edges"]]
     await secure.staff.data(RESOURCE_QUERY)  # own staff: not a disclosure
-    secure.neighbour.http.headers["X-Linli-Purpose"] = "mutual aid"
+    secure.neighbour.http.headers["X-Linli-Purpose"] = "relief-distribution"
     try:
         body = await secure.neighbour.post(
             "{ resources(first: 500) { edges { node { id quantity availableBand { label } } } } }"
@@ -238,7 +238,7 @@ async def test_disclosures_are_audited_and_readable_only_by_own_auditors(
         shown,
         NEIGHBOUR_ORG,
     )
-    assert newest["purpose"] == "mutual aid"
+    assert newest["purpose"] == "relief-distribution"
     assert newest["decision"]["shown"] == shown
     assert newest["decision"]["withheld"] >= 1  # the private pump of the test above
     assert {"quantity", "available", "location"} <= set(newest["decision"]["approximated"])

@@ -112,11 +112,14 @@ async def test_declaring_and_ending_are_audited(
     assert again["endedAt"] == ended["endedAt"]
     after = (await node.staff.data(AUDIT))["disclosures"]["edges"]
     new = [edge["node"] for edge in after[: len(after) - len(before)]]
+    # The refused attempt of another district's department is audited too.
     assert [(e["action"], e["org"]) for e in new] == [
         ("end_emergency", DEPARTMENT),
+        ("refuse", "110106000100"),
         ("declare_emergency", DEPARTMENT),
     ]
-    assert new[1]["decision"]["level"] == "II"
-    assert new[1]["decision"]["emergency"] == declared["id"]
+    assert new[1]["decision"] == {"codes": ["FORBIDDEN"], "paths": ["endEmergency"]}
+    assert new[2]["decision"]["level"] == "II"
+    assert new[2]["decision"]["emergency"] == declared["id"]
     code = await clients["department"].error_code(END, {"id": "no-such-emergency"})
     assert code == "NOT_FOUND"

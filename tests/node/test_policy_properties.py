@@ -61,7 +61,7 @@ callers = st.builds(
         ]
     ),
     st.sets(st.sampled_from(SCOPES)),
-    st.sampled_from(["", "flood evacuation"]),
+    st.sampled_from(["", "evacuation"]),
 )
 points = st.builds(
     lambda lon, lat: {"coordinates": [lon, lat]},

@@ -39,7 +39,7 @@ ORG = "110105001001"
 NEIGHBOUR_ORG = "110105001002"
 STRANGER_ORG = "110105009001"
 DEPARTMENT_ORG = "110105000100"
-PURPOSE = "flood evacuation"
+PURPOSE = "evacuation"
 GROUPS = "ISDQLCP"
 
 # The GraphQL fields of each group, per record type (bands go with Q).

@@ -33,6 +33,8 @@ async def test_production_mode_hides_the_schema(tmp_path: Path, issuer: TestIssu
         async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
             ide = await http.get("/graphql", headers={"Accept": "text/html"})
             assert "graphiql" not in ide.text.lower()
+            assert not ide.headers["content-type"].startswith("text/html")
+            assert (await http.get("/graphiql/graphiql.min.js")).status_code == 404
             body = (
                 await http.post("/graphql", json={"query": "{ __schema { types { name } } }"})
             ).json()

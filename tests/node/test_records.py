@@ -215,6 +215,10 @@ async def test_protocol_endpoints(node: RunningNode) -> None:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         ready = await http.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": True, "migrations": True}
+        assert ready.json()["checks"] == {
+            "database": True,
+            "migrations": True,
+            "database_writable": True,
+        }
         metrics = (await http.get("/metrics")).text
         assert 'linli_http_requests_total{path="/healthz"' in metrics.replace('service="node",', "")

@@ -249,6 +249,9 @@ async def test_bearer_passes_verification_failures_on(verifier: TokenVerifier) -
         await BearerAuthenticator(verifier).authenticate(f"Bearer {token}")
 
     assert caught.value.extensions["reason"] == "TOKEN_ISSUER_INVALID"
+    # naming both issuers tells the operator which hub settings minted the token
+    assert "'https://evil.test'" in caught.value.message
+    assert f"expected issuer {verifier.issuer!r}" in caught.value.message
 
 
 # malformed, algorithms, typ

@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 from hub import cli
 from hub.app import MIGRATIONS
 from hub.auth import OAuthClient, service
+from node.settings import NodeSettings
 from schema.runtime.db import Database
-from tests.conftest import DatabaseUnderTest, migrate
+from schema.runtime.settings import load_settings
+from tests.conftest import DatabaseUnderTest, free_port, migrate
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +221,81 @@ def test_commands_explain_themselves(runner: CliRunner) -> None:
         result = runner.invoke(cli.app, command)
         assert result.exit_code == 0, (command, result.output)
     assert "--database-url" in runner.invoke(cli.app, ["token", "--help"]).output
+
+
+# what the commands do when the database is not the hub's: one line, nothing created
+
+
+def test_a_missing_database_file_is_named_and_never_created(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LINLI_DATABASE_URL", raising=False)
+    for args in (
+        ["token", "--client-id", "x", "--client-secret", "y"],
+        ["clients", "list"],
+        ["keys", "list"],
+    ):
+        result = runner.invoke(cli.app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "no hub database at linli-hub.db" in result.output
+        assert "linli db upgrade hub" in result.output
+        assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_another_parts_database_is_refused_by_name(runner: CliRunner, tmp_path: Path) -> None:
+    node_db = f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"
+    assert (
+        runner.invoke(cli.app, ["db", "upgrade", "node", "--database-url", node_db]).exit_code == 0
+    )
+    code, output = _invoke(runner, node_db, "token", "--client-id", "x", "--client-secret", "y")
+    assert code == 1
+    assert "is not a hub database (it has no oauth_clients table)" in output
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    down = f"postgresql+asyncpg://postgres:s3cret@127.0.0.1:{free_port()}/hub"
+    code, output = _invoke(runner, down, "clients", "list")
+    assert code == 1
+    assert "opening the hub database: cannot use the database at" in output
+    assert "s3cret" not in output
+    assert "LINLI_DATABASE_URL" in output
+
+
+def test_add_writes_a_nodes_credentials_file_and_never_overwrites_one(
+    runner: CliRunner, url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "node-110105001001.toml"
+    args = ["clients", "add", "--org", "110105001001", "--org-kind", "community"]
+    args += ["--district", "110105", "--scopes", "risk:flag", "--client-id", "node-cli-1"]
+    code, output = _invoke(runner, url, *args, "--node-credentials", str(path))
+    assert code == 0, output
+    assert "client_secret" not in output
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    # The file is a node's settings file: it names the client and its working secret.
+    settings = load_settings(NodeSettings, path, hub_url="http://hub:8000")
+    assert settings.hub_client_id == "node-cli-1"
+    assert settings.hub_client_secret is not None
+    secret = settings.hub_client_secret.get_secret_value()
+    assert secret not in _rows(url)[-1].secret_hash
+    code, output = _invoke(
+        runner, url, "token", "--client-id", "node-cli-1", "--client-secret", secret
+    )
+    assert code == 0, output
+
+    # A second run refuses the existing file, and neither writes it nor makes a client.
+    before = path.read_bytes(), len(_rows(url))
+    code, output = _invoke(runner, url, *args[:-1], "node-cli-2", "--node-credentials", str(path))
+    assert code == 1
+    assert f"{path}exists;" in "".join(output.split())  # rich wraps long lines
+    assert (path.read_bytes(), len(_rows(url))) == before
+
+    # A client that cannot be made leaves no file behind.
+    other = tmp_path / "node-110105001002.toml"
+    code, output = _invoke(runner, url, *args, "--node-credentials", str(other))
+    assert code == 1
+    assert "already exists" in output
+    assert not other.exists()

@@ -6,12 +6,15 @@ import pytest
 
 from hub.app import create_app
 from hub.auth.server import server_metadata
+from hub.sealed import new_key
 from hub.settings import HubSettings
 from schema.runtime.settings import Environment
 
 
 def test_production_metadata_with_an_https_issuer() -> None:
-    settings = HubSettings(environment=Environment.PRODUCTION, issuer="https://hub.example.org")
+    settings = HubSettings(
+        environment=Environment.PRODUCTION, issuer="https://hub.example.org", secrets_key=new_key()
+    )
     metadata = server_metadata(settings)
     assert metadata["issuer"] == "https://hub.example.org"
     assert metadata["token_endpoint"] == "https://hub.example.org/oauth/token"
@@ -19,7 +22,9 @@ def test_production_metadata_with_an_https_issuer() -> None:
 
 
 def test_production_refuses_a_plain_http_issuer() -> None:
-    settings = HubSettings(environment=Environment.PRODUCTION, issuer="http://hub.example.org")
+    settings = HubSettings(
+        environment=Environment.PRODUCTION, issuer="http://hub.example.org", secrets_key=new_key()
+    )
     with pytest.raises(ValueError, match="https"):
         create_app(settings)
 

@@ -28,7 +28,7 @@ EPOCH = datetime(2026, 7, 1, tzinfo=UTC)
 class FakeSource:
     source_id: str
     count: int = 5
-    behaviour: str = "ok"  # ok | hang | slow | queue | invalid_json | graphql_error | huge | wrong_type | redirect | http500
+    behaviour: str = "ok"  # ok | hang | slow | queue | invalid_json | graphql_error | huge | wrong_type | unordered | redirect | http500
     schema_version: str = SCHEMA_VERSION
     bbox: dict[str, float] | None = None
     delay_s: float = 0.3
@@ -39,6 +39,12 @@ class FakeSource:
     described: dict[str, Any] | None = None  # serve this well-known document instead
     most_in_flight: int = 0  # the most GraphQL requests it held at once
     _in_flight: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        """The GraphQL requests it holds now (abandoned ones included, until it finishes them)."""
+        return self._in_flight
+
     _worker: asyncio.Lock = field(default_factory=asyncio.Lock)  # "queue": one at a time
 
     def __post_init__(self) -> None:
@@ -168,6 +174,8 @@ class FakeSource:
                     "node": node,
                 }
             )
+        if self.behaviour == "unordered":  # the page's records, oldest first whatever was asked
+            edges.sort(key=lambda e: (e["node"]["createdAt"], e["node"]["id"]))
         return {
             "edges": edges,
             "pageInfo": {

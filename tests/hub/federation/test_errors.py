@@ -6,6 +6,7 @@ import pytest
 
 from hub.federation.errors import (
     CircuitOpen,
+    SourceBusy,
     SourceDenied,
     SourceError,
     SourceNotFound,
@@ -22,6 +23,7 @@ from hub.federation.reports import SourceStatus
         (SourceTimeout, SourceStatus.TIMEOUT, "SOURCE_TIMEOUT"),
         (SourceUnavailable, SourceStatus.UNAVAILABLE, "SOURCE_UNAVAILABLE"),
         (CircuitOpen, SourceStatus.UNAVAILABLE, "SOURCE_UNAVAILABLE"),
+        (SourceBusy, SourceStatus.BUSY, "SOURCE_BUSY"),
         (SourceDenied, SourceStatus.DENIED, "SOURCE_DENIED"),
         (SourceNotFound, SourceStatus.NOT_FOUND, "NOT_FOUND"),
     ],
@@ -38,7 +40,7 @@ def test_each_source_error_has_its_status_and_stable_code(
 
 def test_the_wire_values_of_source_status() -> None:
     assert [s.value for s in SourceStatus] == [
-        "ok", "timeout", "error", "unavailable", "denied", "stale", "not_found",
+        "ok", "timeout", "error", "unavailable", "busy", "denied", "stale", "not_found",
     ]  # fmt: skip
     assert SourceStatus.OK.error_code is None
     assert SourceStatus.NOT_FOUND.error_code is None

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.app import MIGRATIONS
+from schema.api.pagination import MAX_PAGE_SIZE
 from tests.conftest import ServerThread, migrate
 from tests.hub.federation.conftest import hub_over
 from tests.hub.federation.fake_source import EPOCH, FakeSource
@@ -24,18 +25,29 @@ PAGE = """query($first: Int, $after: String, $order: RecordOrder!) {
     edges { cursor node { id createdAt } } pageInfo { hasNextPage endCursor } } }"""
 
 
+# Small pages over few records, or pages up to the cap (500) over many.
+_SMALL = st.tuples(
+    st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=4),
+    st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=5),
+)
+_LARGE = st.tuples(
+    st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=4),
+    st.lists(st.integers(min_value=40, max_value=MAX_PAGE_SIZE), min_size=1, max_size=5),
+)
+
+
 @settings(
-    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    counts=st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=4),
-    sizes=st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=5),
+    world=st.one_of(_SMALL, _LARGE),
     order=st.sampled_from(["CREATED_DESC", "CREATED_ASC"]),
     collide=st.booleans(),
 )
 async def test_paging_visits_every_record_once_in_order(
-    counts: list[int], sizes: list[int], order: str, collide: bool
+    world: tuple[list[int], list[int]], order: str, collide: bool
 ) -> None:
+    counts, sizes = world
     fakes = []
     for n, count in enumerate(counts):
         fake = FakeSource(f"11010500{n + 1:04d}", count=count)
@@ -63,7 +75,7 @@ async def test_paging_visits_every_record_once_in_order(
             if not page["pageInfo"]["hasNextPage"]:
                 break
             after = page["pageInfo"]["endCursor"]
-            assert turn < 200
+            assert turn <= sum(counts) // min(sizes) + len(counts) + 1
         expected = sorted(
             ((r["createdAt"], r["id"]) for f in fakes for r in f.records),
             reverse=order == "CREATED_DESC",
@@ -74,6 +86,48 @@ async def test_paging_visits_every_record_once_in_order(
         for server in servers:
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_a_source_out_of_order_fails_and_the_page_stays_in_order(
+    start_hub: Callable[..., Any], sources: Any
+) -> None:
+    good = FakeSource("110105001001", count=6)
+    unordered = FakeSource("110105001002", count=6, behaviour="unordered")
+    hub = await start_hub(sources(good, unordered))
+    body = await (await hub.graphql()).post(
+        "{ resources(first: 50) { edges { node { id createdAt } } } }"
+    )
+    assert by_source(body)["110105001002"]["status"] == "error"
+    (error,) = body["errors"]
+    assert error["extensions"] == {
+        "code": "SOURCE_ERROR",
+        "source": "110105001002",
+        "status": "error",
+    }
+    assert "out of the requested order" in error["message"]
+    seen = [(e["node"]["createdAt"], e["node"]["id"]) for e in body["data"]["resources"]["edges"]]
+    assert seen == sorted(seen, reverse=True)
+    assert {r["id"] for r in good.records} <= {record_id for _, record_id in seen}
+
+
+async def test_records_past_the_returned_page_are_not_decoded(
+    start_hub: Callable[..., Any], sources: Any
+) -> None:
+    fake = FakeSource("110105001001", count=5)
+    # The oldest record does not fit (a shelter in a resource list): newest first, a page
+    # of two never reaches it; a page of all does, and the source is an error.
+    fake.records[0]["id"] = "Shelter:110105001001:s00000"
+    hub = await start_hub(sources(fake))
+    client = await hub.graphql()
+    query = "query($first: Int) { resources(first: $first) { edges { node { id } } } }"
+    body = await client.post(query, {"first": 2})
+    assert by_source(body)["110105001001"]["status"] == "ok"
+    assert [e["node"]["id"] for e in body["data"]["resources"]["edges"]] == [
+        r["id"] for r in reversed(fake.records[3:])
+    ]
+    body = await client.post(query, {"first": 50})
+    assert by_source(body)["110105001001"]["status"] == "error"
+    assert len(body["data"]["resources"]["edges"]) == 4  # the records before it stand
 
 
 async def test_an_unreachable_source_is_served_stale_even_after_a_hub_restart(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,8 +119,13 @@ class FlagRig:
             await self.hub.stop()
             self.hub = None
 
-    def start_node(self, *, deliver: bool = True, **overrides: Any) -> ServerThread:
-        """The node, trusting the hub's tokens and (development) two static staff tokens."""
+    def start_node(
+        self, *, deliver: bool = True, callers: Sequence[TrustedCaller] = (), **overrides: Any
+    ) -> ServerThread:
+        """The node, trusting the hub's tokens and (development) static staff tokens.
+
+        ``callers``: more static tokens besides the two staff ones.
+        """
         hub = (
             {
                 "hub_url": self.hub_url,
@@ -146,6 +151,7 @@ class FlagRig:
                     token=READER_TOKEN, org=COMMUNITY, scopes=["incidents:read"],
                     client_id="flag-reader",
                 ),
+                *callers,
             ],
             **{**FAST_NODE, **hub, **overrides},
         )  # fmt: skip

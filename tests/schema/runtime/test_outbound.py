@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hub.sealed import new_key
 from hub.settings import HubSettings
 from schema.runtime.outbound import URL_NOT_ALLOWED, OutboundPolicy, UrlNotAllowed
 from schema.runtime.settings import Environment
@@ -88,7 +89,9 @@ async def test_an_allow_list_limits_hosts_in_development_too() -> None:
 
 def test_the_hub_setting_builds_the_policy() -> None:
     production = HubSettings(
-        environment=Environment.PRODUCTION, allowed_outbound_hosts=["a.example"]
+        environment=Environment.PRODUCTION,
+        allowed_outbound_hosts=["a.example"],
+        secrets_key=new_key(),
     ).outbound_policy()
     assert (production.allow_internal, production.allowed_hosts) == (False, ["a.example"])
     assert HubSettings().outbound_policy().allow_internal is True
