@@ -9,6 +9,7 @@ stable ``code`` of the GraphQL error that names the source::
      ├── SourceUnavailable    unavailable  SOURCE_UNAVAILABLE
      │    ├── CircuitOpen     unavailable  SOURCE_UNAVAILABLE  (refused by the breaker)
      │    └── SourceBusy      busy         SOURCE_BUSY         (its database is busy or gone)
+     ├── SourceRefused        error        SOURCE_ERROR        (the source refused the input)
      ├── SourceDenied         denied       SOURCE_DENIED
      ├── SourceUrlNotAllowed  refused      URL_NOT_ALLOWED     (the hub would not call it)
      └── SourceNotFound       not_found    NOT_FOUND           (the source holds no such record)
@@ -27,6 +28,7 @@ __all__ = [
     "SourceDenied",
     "SourceError",
     "SourceNotFound",
+    "SourceRefused",
     "SourceTimeout",
     "SourceUnavailable",
     "SourceUrlNotAllowed",
@@ -77,6 +79,11 @@ class SourceBusy(SourceUnavailable):
 
     status = SourceStatus.BUSY
     code = "SOURCE_BUSY"
+
+
+class SourceRefused(SourceError):
+    """The source answered and refused the request with a stable code (a bad filter): it is
+    healthy, and one caller's bad input must not open the circuit every caller shares."""
 
 
 class SourceDenied(SourceError):

@@ -22,6 +22,7 @@ from hub.federation.errors import (
     SourceDenied,
     SourceError,
     SourceNotFound,
+    SourceRefused,
     SourceTimeout,
     SourceUnavailable,
     SourceUrlNotAllowed,
@@ -337,7 +338,7 @@ class Federation:
             source.breaker.failed()
             raise
         except SourceError as exc:
-            if exc.status in _ANSWERED:
+            if exc.status in _ANSWERED or isinstance(exc, SourceRefused):
                 source.breaker.succeeded()  # the source answered; it is healthy
             else:
                 source.breaker.failed()
@@ -496,6 +497,8 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
             raise SourceDenied(message)
         if code in ("DATABASE_BUSY", "DATABASE_UNAVAILABLE"):
             raise SourceBusy(message)
+        if code not in (None, "INTERNAL"):
+            raise SourceRefused(message)
         raise SourceError(message)
     payload: dict[str, Any] = data[field_name]
     return payload

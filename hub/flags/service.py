@@ -446,6 +446,8 @@ async def flag_lag(
         department = caller.org
     query = select(FlagRow)
     if since is not None:
+        if since.tzinfo is None:
+            raise InvalidInput("since needs a time zone", code="INVALID_DATETIME", field="since")
         query = query.where(col(FlagRow.received_at) >= since)
     if department is not None:
         query = query.where(col(FlagRow.assigned_to) == department)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
@@ -13,6 +14,7 @@ from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES
 __all__ = [
     "DivisionCode",
     "LongText",
+    "Moment",
     "Name",
     "Phone",
     "ResourceKindCode",
@@ -58,6 +60,16 @@ def _risk_category(value: str) -> str:
     return value
 
 
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise PydanticCustomError(
+            "invalid_datetime", "'{value}' needs a time zone", {"value": value.isoformat()}
+        )
+    return value
+
+
 DivisionCode = Annotated[str, AfterValidator(_division_code)]
+Moment = Annotated[datetime, AfterValidator(_aware)]
+"""A point in time with its time zone: a naive one means nothing across sources."""
 ResourceKindCode = Annotated[str, AfterValidator(_resource_kind)]
 RiskCategoryCode = Annotated[str, AfterValidator(_risk_category)]

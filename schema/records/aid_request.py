@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import SQLModel
@@ -12,7 +11,7 @@ from schema.enums import AidRequestStatus
 from schema.fields import FieldGroup, grouped
 from schema.records._family import public_model, update_model
 from schema.records._registry import Fact, Filter, RecordType
-from schema.records._types import DivisionCode, LongText, Name, ResourceKindCode
+from schema.records._types import DivisionCode, LongText, Moment, Name, ResourceKindCode
 from schema.scopes import Scope
 from schema.storage import UTCDateTime
 
@@ -35,7 +34,7 @@ class AidRequestBase(SQLModel):
     resource_id: str | None = grouped(FieldGroup.IDENTITY, default=None, max_length=200)
     quantity: int = grouped(FieldGroup.QUANTITY_EXACT, gt=0, le=1_000_000_000)
     unit: Name = grouped(FieldGroup.IDENTITY, max_length=20)
-    needed_by: datetime | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
+    needed_by: Moment | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
     purpose: LongText = grouped(FieldGroup.DESCRIPTION, default="")
 
 

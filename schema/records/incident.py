@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlmodel import SQLModel
 
 from schema.enums import (
@@ -19,7 +17,7 @@ from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
 from schema.records._registry import Filter, RecordType
-from schema.records._types import LongText, Name, ShortText
+from schema.records._types import LongText, Moment, Name, ShortText
 from schema.scopes import Scope
 from schema.storage import PydanticJSON, UTCDateTime
 
@@ -43,7 +41,7 @@ class IncidentBase(SQLModel):
     )
     address: ShortText = grouped(FieldGroup.LOCATION_EXACT, default="")
     affected_people: int = grouped(FieldGroup.QUANTITY_EXACT, default=0, ge=0, le=100_000_000)
-    reported_at: datetime | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
+    reported_at: Moment | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
 
 
 class IncidentCreate(IncidentBase):

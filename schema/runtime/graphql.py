@@ -6,11 +6,20 @@ import json
 import logging
 import math
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLSyntaxError
+from cross_web import HTTPException
+from graphql import (
+    ASTValidationRule,
+    FloatValueNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    IntValueNode,
+    StringValueNode,
+)
 from pydantic import ValidationError
 from strawberry.extensions import (
     AddValidationRules,
@@ -25,14 +34,19 @@ from strawberry.extensions import (
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult, has_object_definition
 from strawberry.types.enum import has_enum_definition
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET
 
 from schema.errors import InvalidInput, LinliError
 from schema.runtime.db import storage_failure
 from schema.runtime.settings import ServiceSettings
 
 __all__ = [
+    "NON_FINITE_NUMBER",
+    "NUL_CHARACTER",
     "VALIDATION_CACHE_SIZE",
     "LinliGraphQLRouter",
     "build_schema",
@@ -46,6 +60,11 @@ log = logging.getLogger("linli.graphql")
 
 VALIDATION_CACHE_SIZE = 256
 """Parsed and validated documents kept per process (shared by every schema of that size)."""
+
+NUL_CHARACTER = "NUL_CHARACTER"
+"""The code of a request whose strings hold U+0000 (in a variable or a string literal)."""
+NON_FINITE_NUMBER = "NON_FINITE_NUMBER"
+"""The code of a number that is no finite float (``1e400``, ``NaN``), as variable or literal."""
 
 # Messages of graphql-core's and strawberry's limit rules -> our codes.
 _LIMIT_CODES = (
@@ -88,6 +107,29 @@ def error_code(error: GraphQLError) -> str:
 
 
 class _Schema(strawberry.Schema):
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        # A subscription runs over a WebSocket (``subscribe``); executed as a query, its
+        # resolver's stream answered null for a non-null field (INTERNAL). Refused instead.
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -98,6 +140,34 @@ class _Schema(strawberry.Schema):
                 log.warning("database failure: %s", str(original).splitlines()[0])
             elif unexpected and error.path is not None:
                 log.error("resolver failed", exc_info=original)
+
+
+class StorableLiterals(ASTValidationRule):
+    """Literals of a document obey what the JSON body is held to (``decode_request_json``):
+    no string holds U+0000, no number is beyond the float range (``1e400``)."""
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if "\x00" in node.value:
+            self.report_error(
+                GraphQLError(
+                    "a string holds a NUL character (\\u0000)",
+                    node,
+                    extensions={"code": NUL_CHARACTER},
+                )
+            )
+
+    def enter_float_value(self, node: FloatValueNode | IntValueNode, *_: Any) -> None:
+        # An integer literal is a valid Float too: 1 followed by 400 zeros is 1e400.
+        if not math.isfinite(float(node.value)):
+            self.report_error(
+                GraphQLError(
+                    f"{node.value[:40]} is not a finite number",
+                    node,
+                    extensions={"code": NON_FINITE_NUMBER},
+                )
+            )
+
+    enter_int_value = enter_float_value
 
 
 def root_type(name: str, fields: dict[str, Any]) -> type:
@@ -120,6 +190,7 @@ def build_schema(
     limits = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        StorableLiterals,
     ]
     extra: list[Any] = [
         lambda: ParserCache(maxsize=VALIDATION_CACHE_SIZE),
@@ -184,17 +255,20 @@ def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise InvalidInput(
-            f"{text[:40]} is not a finite number", code="NON_FINITE_NUMBER", field="body"
+            f"{text[:40]} is not a finite number", code=NON_FINITE_NUMBER, field="body"
         )
     return value
 
 
 def _no_constant(name: str) -> Any:
-    raise InvalidInput(f"{name} is not a JSON number", code="NON_FINITE_NUMBER", field="body")
+    raise InvalidInput(f"{name} is not a JSON number", code=NON_FINITE_NUMBER, field="body")
 
 
 # A ``\uD800``-``\uDFFF`` escape: only then can a decoded string hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# A ``\u0000`` escape not itself escaped (an even run of backslashes before it): the only
+# way a JSON text holds U+0000, which PostgreSQL's text cannot store.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def decode_request_json(data: str | bytes) -> object:
@@ -217,6 +291,10 @@ def decode_request_json(data: str | bytes) -> object:
         raise InvalidInput(
             "the request body's JSON is nested too deeply", code="JSON_TOO_DEEP", field="body"
         ) from None
+    if _NUL_ESCAPE.search(text):
+        raise InvalidInput(
+            "the request body holds a NUL character (\\u0000)", code=NUL_CHARACTER, field="body"
+        )
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -246,6 +324,15 @@ class LinliGraphQLRouter(GraphQLRouter[Any, None]):
                 "a GraphQL request is a JSON object", code="INVALID_REQUEST", field="body"
             )
         return value
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Serve the request; strawberry's own refusals of a request get a stable code too."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as refused:
+            if refused.status_code != 400:
+                raise
+            raise InvalidInput(refused.reason, code="INVALID_REQUEST", field="body") from None
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         for error in result.errors or []:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.node.conftest import ORG, RunningNode
-from tests.node.test_records import CREATE_RESOURCE, RESOURCES, create, resource
+from tests.node.test_records import CREATE_RESOURCE, RESOURCES, create, names, resource
 
 
 async def count_resources(node: RunningNode) -> int:
@@ -116,6 +116,32 @@ GRAPHQL_LEVEL: list[tuple[str, str, dict[str, Any], str]] = [
         "{ resources(where: {bbox: {west: 117, south: 39, east: 116, north: 40}}) { edges { cursor } } }",
         {},
         "INVALID_GEOMETRY",
+    ),
+    (
+        "NUL in a string literal",  # PostgreSQL's text cannot store it: this answered INTERNAL
+        'mutation { createResource(input: {kind: "portable_generator", name: "a\\u0000b",'
+        ' quantity: 1, available: 1, unit: "台"}) { id } }',
+        {},
+        "NUL_CHARACTER",
+    ),
+    (
+        "NUL in a filter",
+        '{ resources(where: {text: "\\u0000"}) { edges { cursor } } }',
+        {},
+        "NUL_CHARACTER",
+    ),
+    (
+        "1e400 in a literal",
+        "{ resources(where: {near: {lat: 39.9, lon: 1e400, radiusKm: 1}}) { edges { cursor } } }",
+        {},
+        "NON_FINITE_NUMBER",
+    ),
+    (
+        "a time without zone",  # it reached the UTC column and answered INTERNAL
+        'mutation { createIncident(input: {category: NATURAL_DISASTER, title: "积水",'
+        ' reportedAt: "2026-05-08T16:09:16"}) { id } }',
+        {},
+        "INVALID_DATETIME",
     ),
     (
         "too deep",
@@ -242,10 +268,15 @@ MALFORMED_BODIES: list[tuple[str, bytes, int, str]] = [
     ("nested 20,000 deep", b'{"query": "{ resourceKinds { code } }", "variables": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", 400, "JSON_TOO_DEEP"),
     ("invalid UTF-8", CREATE_BODY.encode()[:-40] + b"\xff\xfe" + CREATE_BODY.encode()[-40:], 400, "INVALID_UTF8"),
     ("lone surrogate", CREATE_BODY.replace("未写入", "\\ud800").encode(), 400, "INVALID_UNICODE"),
+    ("NUL in a variable", CREATE_BODY.replace("未写入", "a\\u0000b").encode(), 400, "NUL_CHARACTER"),
     ("1e400", CREATE_BODY.replace('"quantity": 5', '"quantity": 1e400').encode(), 400, "NON_FINITE_NUMBER"),
     ("NaN", CREATE_BODY.replace('"quantity": 5', '"quantity": NaN').encode(), 400, "NON_FINITE_NUMBER"),
     ("not JSON", CREATE_BODY.encode()[:-1], 400, "INVALID_JSON"),
     ("a JSON number", b"42", 400, "INVALID_REQUEST"),
+    # Strawberry's own refusals answered plain text without a code.
+    ("query not a string", b'{"query": 5}', 400, "INVALID_REQUEST"),
+    ("variables not an object", b'{"query": "{ resourceKinds { code } }", "variables": "x"}', 400, "INVALID_REQUEST"),
+    ("no query", b"{}", 400, "INVALID_REQUEST"),
 ]  # fmt: skip
 
 
@@ -264,6 +295,12 @@ async def test_malformed_bodies_get_a_4xx_code_and_write_nothing(
         # The node is unharmed: the next request is answered.
         assert (await http.get("/healthz")).status_code == 200
     assert await count_resources(node) == before
+
+
+async def test_an_escaped_backslash_before_u0000_is_text_not_nul(node: RunningNode) -> None:
+    name = "C:\\u0000 备用"  # a backslash, then "u0000": no NUL character
+    assert (await create(node, name=name))["name"] == name
+    assert name in await names(node, {"text": "u0000"})
 
 
 async def test_an_oversized_chunked_body_is_413_not_500(node: RunningNode) -> None:

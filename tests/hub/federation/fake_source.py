@@ -125,6 +125,16 @@ class FakeSource:
                     ],
                 }
             )
+        if behaviour == "refuse":  # a healthy source refusing the caller's input
+            return JSONResponse(
+                {
+                    "data": None,
+                    "errors": [
+                        {"message": "near.radiusKm must be in (0, 1000]",
+                         "extensions": {"code": "OUT_OF_RANGE", "field": "near"}}
+                    ],
+                }
+            )  # fmt: skip
         if behaviour == "redirect":
             return RedirectResponse("http://127.0.0.2:9/graphql", status_code=307)
         if behaviour == "huge":

@@ -90,6 +90,19 @@ async def test_the_assigned_department_walks_the_whole_workflow(start_flags_hub:
     assert 'linli_flag_hop_seconds_count{hop="routed"} 1.0' in metrics
 
 
+async def test_flag_lag_since_a_time_without_zone_is_refused(start_flags_hub: StartHub) -> None:
+    hub = await start_flags_hub()
+    await hub.raise_flag(await hub.community_token())
+    department = await hub.graphql(await hub.department_token())
+    query = "query ($since: DateTime) { flagLag(since: $since) { hop count } }"
+    # Found by the GraphQL fuzz test: a naive time reached the UTC column and answered INTERNAL.
+    assert (
+        await department.error_code(query, {"since": "2020-01-01T00:00:00"}) == "INVALID_DATETIME"
+    )
+    lag = (await department.data(query, {"since": "2020-01-01T00:00:00+08:00"}))["flagLag"]
+    assert {row["hop"]: row["count"] for row in lag}["received_at_hub"] == 1
+
+
 async def test_dismissed_then_resolved(start_flags_hub: StartHub) -> None:
     hub = await start_flags_hub()
     flag_id = await hub.raise_flag(await hub.community_token())
