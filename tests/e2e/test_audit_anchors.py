@@ -28,7 +28,6 @@ from adapters.service import create_adapter_app
 from adapters.store import MIGRATIONS as ADAPTER_MIGRATIONS
 from hub.app import MIGRATIONS as HUB_MIGRATIONS
 from hub.auth.service import create_client
-from node.app import MIGRATIONS as NODE_MIGRATIONS
 from node.settings import TrustedCaller
 from node.tables import AUDIT_LOG
 from policies import Caller
@@ -47,7 +46,7 @@ from tests.conftest import (
     migrate,
 )
 from tests.hub.federation.conftest import hub_over
-from tests.node.flags.conftest import COMMUNITY, FlagRig, eventually
+from tests.node.flags.conftest import COMMUNITY, FlagRig, eventually, flag_rig
 
 AUDITOR_TOKEN = "audit-staff-token-0123456789abcdef"
 OUTSIDER_TOKEN = "audit-outsider-token-0123456789abcdef"
@@ -65,16 +64,7 @@ READER = Caller(
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FlagRig]:
     """A real hub and a real node that reports its audit chain to it; an auditor's token."""
 
-    (tmp_path / "hub").mkdir()
-    (tmp_path / "node").mkdir()
-    async with (
-        _empty_database(request.param, tmp_path / "hub") as hub_db,
-        _empty_database(request.param, tmp_path / "node") as node_db,
-    ):
-        await migrate(HUB_MIGRATIONS, hub_db.url)
-        await migrate(NODE_MIGRATIONS, node_db.url)
-        built = FlagRig(request.param, tmp_path, hub_db.url, node_db.url)
-        await built.register_node_client()
+    async with flag_rig(request.param, tmp_path) as built:
         await built.start_hub()
         built.start_node(
             callers=[
@@ -83,15 +73,12 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[F
                     client_id="auditor",
                 ),
                 TrustedCaller(
-                    token=OUTSIDER_TOKEN, org=OUTSIDER, scopes=["alerts:read"],
+                    token=OUTSIDER_TOKEN, org=OUTSIDER, scopes=["incidents:read"],
                     client_id="outsider",
                 ),
             ],
         )  # fmt: skip
-        try:
-            yield built
-        finally:
-            await built.close()
+        yield built
 
 
 def _entries(count: int) -> list[AuditEntry]:

@@ -24,7 +24,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from schema.enums import OrgKind
-from tests.conftest import BACKENDS, GraphQLClient, _empty_database, migrate
+from tests.conftest import BACKENDS, GraphQLClient
 from tests.hub.flags.conftest import ROUTING, Subscriber
 from tests.node.flags.conftest import (
     COMMUNITY,
@@ -33,6 +33,7 @@ from tests.node.flags.conftest import (
     FlagRig,
     eventually,
     flag_input,
+    flag_rig,
 )
 
 MOVE = """mutation ($id: ID!, $to: RiskFlagStatus!, $v: Int!) {
@@ -45,23 +46,8 @@ STAFF_SCOPES = "risk:flag incidents:read"
 @pytest.fixture(params=BACKENDS)
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FlagRig]:
     """Migrated hub and node databases on one backend, and the node's client at the hub."""
-    from hub.app import MIGRATIONS as HUB_MIGRATIONS
-    from node.app import MIGRATIONS as NODE_MIGRATIONS
-
-    (tmp_path / "hub").mkdir()
-    (tmp_path / "node").mkdir()
-    async with (
-        _empty_database(request.param, tmp_path / "hub") as hub_db,
-        _empty_database(request.param, tmp_path / "node") as node_db,
-    ):
-        await migrate(HUB_MIGRATIONS, hub_db.url)
-        await migrate(NODE_MIGRATIONS, node_db.url)
-        built = FlagRig(request.param, tmp_path, hub_db.url, node_db.url)
-        await built.register_node_client()
-        try:
-            yield built
-        finally:
-            await built.close()
+    async with flag_rig(request.param, tmp_path) as built:
+        yield built
 
 
 async def oauth_token(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,23 +233,30 @@ def metric(text: str, name: str) -> float:
     return 0.0
 
 
-@pytest.fixture(params=BACKENDS)
-async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FlagRig]:
+@asynccontextmanager
+async def flag_rig(backend: str, folder: Path) -> AsyncIterator[FlagRig]:
     """Migrated hub and node databases on one backend, and the node's client at the hub."""
-    (tmp_path / "hub").mkdir()
-    (tmp_path / "node").mkdir()
+    (folder / "hub").mkdir()
+    (folder / "node").mkdir()
     async with (
-        _empty_database(request.param, tmp_path / "hub") as hub_db,
-        _empty_database(request.param, tmp_path / "node") as node_db,
+        _empty_database(backend, folder / "hub") as hub_db,
+        _empty_database(backend, folder / "node") as node_db,
     ):
         await migrate(HUB_MIGRATIONS, hub_db.url)
         await migrate(NODE_MIGRATIONS, node_db.url)
-        built = FlagRig(request.param, tmp_path, hub_db.url, node_db.url)
+        built = FlagRig(backend, folder, hub_db.url, node_db.url)
         await built.register_node_client()
         try:
             yield built
         finally:
             await built.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FlagRig]:
+    """A ``flag_rig`` on each backend."""
+    async with flag_rig(request.param, tmp_path) as built:
+        yield built
 
 
 __all__ = [
@@ -261,5 +269,6 @@ __all__ = [
     "FlagRig",
     "eventually",
     "flag_input",
+    "flag_rig",
     "metric",
 ]
