@@ -104,6 +104,11 @@ async def federated(
             tmp_path,
             {adapter_id: f"http://127.0.0.1:{port}" for adapter_id, port in ports.items()},
             health_interval_s=0.2,
+            # The hub, the adapters and the test share one interpreter here, and a source's
+            # first answer fetches the hub's keys and revocations: on a loaded machine that
+            # can take seconds. Timeouts have their own tests (tests/hub/federation).
+            source_timeout_s=15.0,
+            deadline_s=20.0,
         )
         district = Federated(hub, tmp_path, ports)
         started.append(district)
