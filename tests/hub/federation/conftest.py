@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -121,13 +122,15 @@ async def hub_over(
 
 
 async def wait_sources_ok(client: GraphQLClient, count: int) -> None:
-    """Wait until ``count`` of the hub's sources answer its health check."""
-    for _ in range(100):
+    """Wait (up to 30 s) until ``count`` of the hub's sources answer its health check."""
+    deadline = time.monotonic() + 30.0
+    while True:
         listed = (await client.data("{ sources { id status } }"))["sources"]
         if sum(s["status"] == "ok" for s in listed) >= count:
             return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sources not ok: {listed}")
         await asyncio.sleep(0.1)
-    raise AssertionError(f"sources not ok: {listed}")
 
 
 @pytest.fixture

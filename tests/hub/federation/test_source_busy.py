@@ -12,7 +12,7 @@ from node.app import create_app as create_node
 from node.settings import NodeSettings
 from schema.enums import OrgKind
 from tests.conftest import GraphQLClient, ServerThread, free_port, migrate
-from tests.hub.federation.conftest import DISTRICT
+from tests.hub.federation.conftest import DISTRICT, wait_sources_ok
 from tests.node.test_storage_faults import sqlite_write_lock
 
 NODE = "110105001001"
@@ -52,6 +52,7 @@ async def test_a_locked_source_is_source_busy_then_ok_again(
                category: NATURAL_DISASTER, severityLevel: IV}) { id } }"""
         )
         department = await hub.graphql(org="110105400001", kind=OrgKind.DEPARTMENT)
+        await wait_sources_ok(department, 1)  # the node started after the hub
         assert (await department.data(INCIDENTS))["incidents"]["edges"]
         with sqlite_write_lock(str(path)):
             body = await department.post(INCIDENTS)

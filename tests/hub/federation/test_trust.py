@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from tests.hub.federation.conftest import wait_sources_ok
 from tests.hub.federation.fake_source import FakeSource
 
 SOURCES = ("110105001001", "110105001002", "110105001003")
@@ -88,20 +89,23 @@ async def test_a_client_over_its_rate_gets_429_and_another_client_does_not(
 async def test_a_burst_against_a_slow_source_does_not_open_its_circuit_for_others(
     start_hub: Callable[..., Any], sources: Any
 ) -> None:
-    # A source with one worker: each call takes 0.3 s, queued behind the calls before it.
-    slow = FakeSource(SOURCES[0], behaviour="queue", delay_s=0.3)
+    # A source with one worker: each call takes 0.5 s, queued behind the calls before it.
+    # 16 calls through 2 slots need 4 s, past every caller's 2.5 s deadline; the first
+    # round fits a deadline even on a machine five times slower than it should be.
+    slow = FakeSource(SOURCES[0], behaviour="queue", delay_s=0.5)
     hub = await start_hub(
         sources(slow),
-        source_timeout_s=1.0,
-        deadline_s=1.5,
+        source_timeout_s=3.0,
+        deadline_s=2.5,
         max_inflight_per_source=2,
         breaker_threshold=3,
         breaker_cooldown_s=30.0,
     )
     greedy = await hub.graphql(org="110105900001")
     other = await hub.graphql(org="110105900002")
+    await wait_sources_ok(other, 1)
     query = "{ resources(first: 5) " + PAGE + " }"
-    burst = await asyncio.gather(*(greedy.post(query) for _ in range(12)))
+    burst = await asyncio.gather(*(greedy.post(query) for _ in range(16)))
     reports = [b["extensions"]["sources"][0] for b in burst]
     statuses = [r["status"] for r in reports]
     # Over capacity: some waited out their deadline (served stale: resources are slow-changing).
@@ -111,8 +115,8 @@ async def test_a_burst_against_a_slow_source_does_not_open_its_circuit_for_other
     assert late, statuses
     assert all("deadline" in m for m in late), late  # the callers' timeouts
     # 2 slots; a call cut short by its deadline frees its slot while the source still works
-    # on it, so the source may hold a few more; never the whole burst of 12 at once.
-    assert slow.most_in_flight < 12
+    # on it, so the source may hold a few more; never the whole burst of 16 at once.
+    assert slow.most_in_flight < 16
     circuit = await other.data("{ sources { id circuit } }")
     assert circuit["sources"] == [{"id": SOURCES[0], "circuit": "closed"}]
     # Once the source has worked off the calls the burst abandoned, another caller is served.
