@@ -63,6 +63,7 @@ class AnchorReporter:
         self.source_id = source_id
         self._http: httpx.AsyncClient | None = None
         self._tokens: HubTokens | None = None
+        self.failures = 0  # rounds in a row that could not report
 
     @property
     def configured(self) -> bool:
@@ -146,8 +147,21 @@ class AnchorReporter:
         try:
             anchored = await self.report()
         except AnchorFailed as exc:
-            log.warning("audit anchor not reported: %s", exc.message)
+            self.failures += 1
+            # The first round often runs while the hub is still starting: say so quietly,
+            # and warn once it has failed twice in a row (then every 30th time).
+            level = logging.WARNING if self.failures % 30 == 2 else logging.INFO
+            log.log(
+                level,
+                "audit anchor not reported (%d time(s) in a row; retried every %g s): %s",
+                self.failures,
+                self.settings.audit_anchor_s,
+                exc.message,
+            )
         else:
+            if self.failures:
+                log.info("audit anchor reported again after %d failed round(s)", self.failures)
+            self.failures = 0
             log.debug("audit chain anchored at the hub up to seq %d", anchored.seq)
 
     @contextlib.asynccontextmanager
