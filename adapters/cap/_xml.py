@@ -1,15 +1,9 @@
-"""Reading untrusted XML: the size limit first, then a parser that refuses DTDs and entities."""
+"""CAP's use of the shared XML reader and writer: its size limits and its text check."""
 
 from __future__ import annotations
 
-import re
-from xml.etree.ElementTree import Element, ParseError
-from xml.sax.saxutils import escape
-
-import defusedxml  # type: ignore[import-untyped]
-import defusedxml.ElementTree  # type: ignore[import-untyped]
-
-from adapters.cap.errors import CapInvalid, XmlForbidden, XmlMalformed, XmlTooLarge
+from adapters.cap.errors import CapInvalid
+from adapters.xmlio import XML_DECLARATION, parse_untrusted, serialize, split_tag, unrepresentable
 
 __all__ = [
     "DEFAULT_MAX_ALERT_BYTES",
@@ -27,84 +21,10 @@ DEFAULT_MAX_ALERT_BYTES = 1024 * 1024
 DEFAULT_MAX_FEED_BYTES = 8 * 1024 * 1024
 """Largest feed accepted by default: national index feeds run to a few MiB."""
 
-XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
-
-# Kept as character references so that a parser gives back exactly these characters.
-_TEXT_ESCAPES = {"\r": "&#13;"}
-_ATTRIBUTE_ESCAPES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
-
-# Characters XML 1.0 cannot carry at all (§2.2); ElementTree would write them
-# out unescaped and produce a document no parser accepts.
-_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def parse_untrusted(data: bytes, *, max_bytes: int) -> Element:
-    """Parse untrusted bytes, refusing oversized input, DTDs, entities and external references."""
-    # Measured before the parser sees a byte, so a huge document costs nothing.
-    if len(data) > max_bytes:
-        raise XmlTooLarge(size=len(data), limit=max_bytes)
-    try:
-        root: Element = defusedxml.ElementTree.fromstring(
-            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except defusedxml.DefusedXmlException as exc:
-        raise XmlForbidden(
-            f"DTDs, entities and external references are not accepted ({type(exc).__name__})",
-            refused=type(exc).__name__,
-        ) from exc
-    except ParseError as exc:
-        raise XmlMalformed(f"not well-formed XML: {exc}") from exc
-    except LookupError as exc:  # an XML declaration naming an encoding Python does not know
-        raise XmlMalformed(f"not well-formed XML: {exc}") from exc
-    return root
-
-
-def split_tag(tag: str) -> tuple[str, str]:
-    """``{namespace}local`` as ``(namespace, local)``; no namespace gives ``""``."""
-    if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return "", tag
-
 
 def check_xml_text(value: str, *, path: str) -> str:
     """``value`` unchanged, or CAP_INVALID if XML cannot represent one of its characters."""
-    bad = _NOT_XML_CHAR.search(value)
+    bad = unrepresentable(value)
     if bad is not None:
-        raise CapInvalid(
-            f"character U+{ord(bad.group()):04X} cannot appear in an XML document", path=path
-        )
+        raise CapInvalid(f"character U+{ord(bad):04X} cannot appear in an XML document", path=path)
     return value
-
-
-def serialize(root: Element) -> bytes:
-    """``root`` as a UTF-8 document, each namespace declared as the default where it begins.
-
-    ElementTree can only make one namespace the default (others get ``ns0:``
-    prefixes) and refuses unprefixed attributes when it does; CAP consumers
-    expect ``<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">`` even inside
-    an ATOM entry.
-    """
-    parts: list[str] = []
-    _serialize(root, None, parts)
-    return XML_DECLARATION + "".join(parts).encode("utf-8") + b"\n"
-
-
-def _serialize(element: Element, default_namespace: str | None, parts: list[str]) -> None:
-    namespace, name = split_tag(element.tag)
-    if any(key.startswith("{") for key in element.attrib):
-        raise ValueError(f"<{name}> has a namespaced attribute, which serialize() cannot write")
-    attributes = "".join(
-        f' {key}="{escape(value, _ATTRIBUTE_ESCAPES)}"' for key, value in element.attrib.items()
-    )
-    if namespace != default_namespace:
-        attributes = f' xmlns="{escape(namespace, _ATTRIBUTE_ESCAPES)}"' + attributes
-    if element.text is None and len(element) == 0:
-        parts.append(f"<{name}{attributes}/>")
-    else:
-        parts.append(f"<{name}{attributes}>")
-        parts.append(escape(element.text or "", _TEXT_ESCAPES))
-        for child in element:
-            _serialize(child, namespace, parts)
-        parts.append(f"</{name}>")
-    parts.append(escape(element.tail or "", _TEXT_ESCAPES))

@@ -29,7 +29,7 @@ from adapters.cap._xml import (
     split_tag,
 )
 from adapters.cap.codec import alert_from_element
-from adapters.cap.errors import CapError, XmlTooLarge
+from adapters.cap.errors import CapError, XmlError, XmlTooLarge
 from adapters.cap.feed import ATOM_NAMESPACE, FeedEntry, parse_feed
 from schema.records import AlertCreate
 
@@ -223,7 +223,7 @@ class CapClient:
                     max_bytes=self.settings.max_feed_bytes,
                     max_alert_bytes=self.settings.max_alert_bytes,
                 )
-            except CapError as error:
+            except XmlError as error:
                 problems.append(problem_of(entry_where, error))
                 entries.append((index, entry_where, None))
                 continue

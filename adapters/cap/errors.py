@@ -1,57 +1,38 @@
 """Errors of the CAP codec, each with a stable ``code``.
 
 LinliError                      (schema.errors)
-└── CapError                    CAP_ERROR
+└── XmlError                    XML_ERROR                (adapters.xmlio, shared by XML codecs)
     ├── XmlTooLarge             XML_TOO_LARGE            over the size limit; not parsed at all
     ├── XmlForbidden            XML_FORBIDDEN            DTD, entity declaration, external reference
     ├── XmlMalformed            XML_MALFORMED            not well-formed XML
-    ├── CapUnsupportedVersion   CAP_UNSUPPORTED_VERSION  CAP 1.0 or an unknown namespace
-    ├── CapInvalid              CAP_INVALID              fails the CAP 1.2 XSD or CAP's own rules
-    └── FeedInvalid             FEED_INVALID             not a usable ATOM or RSS feed
+    └── CapError                CAP_ERROR
+        ├── CapUnsupportedVersion   CAP_UNSUPPORTED_VERSION  CAP 1.0 or an unknown namespace
+        ├── CapInvalid          CAP_INVALID              fails the CAP 1.2 XSD or CAP's own rules
+        └── FeedInvalid         FEED_INVALID             not a usable ATOM or RSS feed
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from schema.errors import LinliError
+from adapters.xmlio import XmlError, XmlForbidden, XmlMalformed, XmlTooLarge
 
 __all__ = [
     "CapError",
     "CapInvalid",
     "CapUnsupportedVersion",
     "FeedInvalid",
+    "XmlError",
     "XmlForbidden",
     "XmlMalformed",
     "XmlTooLarge",
 ]
 
 
-class CapError(LinliError):
+class CapError(XmlError):
     """Base of every error the CAP codec raises."""
 
     code = "CAP_ERROR"
-
-
-class XmlTooLarge(CapError):
-    """The document is larger than the limit; it was refused before parsing."""
-
-    code = "XML_TOO_LARGE"
-
-    def __init__(self, *, size: int, limit: int) -> None:
-        super().__init__(f"document is {size} bytes, the limit is {limit}", size=size, limit=limit)
-
-
-class XmlForbidden(CapError):
-    """The document uses a DTD, entities or external references, which are never accepted."""
-
-    code = "XML_FORBIDDEN"
-
-
-class XmlMalformed(CapError):
-    """The bytes are not well-formed XML."""
-
-    code = "XML_MALFORMED"
 
 
 class CapUnsupportedVersion(CapError):

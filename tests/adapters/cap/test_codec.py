@@ -22,6 +22,7 @@ from adapters.cap import (
     CapInvalid,
     CapUnsupportedVersion,
     FeedInvalid,
+    XmlError,
     XmlForbidden,
     XmlMalformed,
     XmlTooLarge,
@@ -63,9 +64,9 @@ def sample(name: str) -> bytes:
     return (CAP_SAMPLES / name).read_bytes()
 
 
-def expect_error(code: str, call: Callable[..., object], *args: Any, **kwargs: Any) -> CapError:
-    """Run ``call`` and return the CapError it raised, which must carry ``code``."""
-    with pytest.raises(CapError) as caught:
+def expect_error(code: str, call: Callable[..., object], *args: Any, **kwargs: Any) -> XmlError:
+    """Run ``call`` and return the XmlError (CapError or XML-level) it raised, carrying ``code``."""
+    with pytest.raises(XmlError) as caught:
         call(*args, **kwargs)
     assert caught.value.code == code, f"{caught.value.code}: {caught.value}"
     assert caught.value.extensions["code"] == code
@@ -782,6 +783,8 @@ def test_errors_cross_http_as_linli_errors() -> None:
         (CapUnsupportedVersion, "CAP_UNSUPPORTED_VERSION"),
         (FeedInvalid, "FEED_INVALID"),
     ]:
-        assert issubclass(error_type, CapError)
+        assert issubclass(error_type, XmlError)
         assert issubclass(error_type, LinliError)
         assert error_type.code == code
+    for error_type in (CapInvalid, CapUnsupportedVersion, FeedInvalid):
+        assert issubclass(error_type, CapError)
