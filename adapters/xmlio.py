@@ -18,6 +18,7 @@ Errors, each with a stable ``code``::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
 
@@ -111,34 +112,54 @@ def unrepresentable(value: str) -> str | None:
     return None if bad is None else bad.group()
 
 
-def serialize(root: Element) -> bytes:
+def serialize(root: Element, *, prefixes: Mapping[str, str] | None = None) -> bytes:
     """``root`` as a UTF-8 document, each namespace declared as the default where it begins.
 
     ElementTree can only make one namespace the default (others get ``ns0:``
     prefixes) and refuses unprefixed attributes when it does; CAP consumers
     expect ``<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">`` even inside
-    an ATOM entry.
+    an ATOM entry. Namespaces given in ``prefixes`` (namespace -> prefix) are
+    instead declared once on the root and written with their prefix.
     """
     parts: list[str] = []
-    _serialize(root, None, parts)
+    _serialize(root, None, dict(prefixes or {}), parts, top=True)
     return XML_DECLARATION + "".join(parts).encode("utf-8") + b"\n"
 
 
-def _serialize(element: Element, default_namespace: str | None, parts: list[str]) -> None:
-    namespace, name = split_tag(element.tag)
+def _serialize(
+    element: Element,
+    default_namespace: str | None,
+    prefixes: dict[str, str],
+    parts: list[str],
+    *,
+    top: bool = False,
+) -> None:
+    namespace, local = split_tag(element.tag)
     if any(key.startswith("{") for key in element.attrib):
-        raise ValueError(f"<{name}> has a namespaced attribute, which serialize() cannot write")
+        raise ValueError(f"<{local}> has a namespaced attribute, which serialize() cannot write")
     attributes = "".join(
         f' {key}="{escape(value, _ATTRIBUTE_ESCAPES)}"' for key, value in element.attrib.items()
     )
-    if namespace != default_namespace:
+    if top:
+        attributes = (
+            "".join(
+                f' xmlns:{prefix}="{escape(uri, _ATTRIBUTE_ESCAPES)}"'
+                for uri, prefix in prefixes.items()
+            )
+            + attributes
+        )
+    prefix = prefixes.get(namespace)
+    name = local if prefix is None else f"{prefix}:{local}"
+    if prefix is None and namespace != default_namespace:
         attributes = f' xmlns="{escape(namespace, _ATTRIBUTE_ESCAPES)}"' + attributes
+    # A prefixed element leaves the default namespace as it was for its children.
+    inherited = namespace if prefix is None else default_namespace
     if element.text is None and len(element) == 0:
         parts.append(f"<{name}{attributes}/>")
     else:
         parts.append(f"<{name}{attributes}>")
         parts.append(escape(element.text or "", _TEXT_ESCAPES))
         for child in element:
-            _serialize(child, namespace, parts)
+            _serialize(child, inherited, prefixes, parts)
         parts.append(f"</{name}>")
     parts.append(escape(element.tail or "", _TEXT_ESCAPES))
