@@ -37,6 +37,10 @@ Where the fields go::
                   AssignmentInstructions/ReportingInstructions (contact),
                   Keyword urn:linli:edxl-rm:disclosed-resource-id
 
+Free text (note, ids, unit, reason, address, contact) is kept exactly as
+written; codes (division codes, kinds, types, times, numbers) are read without
+surrounding whitespace.
+
 A message from another system needs no Linli keyword: the kind is then read
 from the message, its ResponseType, MessageRecall and ScheduleType as above.
 """
@@ -391,7 +395,7 @@ def step_from_element(root: Element) -> AidStep:
     origin = _child(root, MSG_NAMESPACE, "OriginatingMessageID")
     if origin is None:
         raise read.not_a_step("<OriginatingMessageID> must name the aid request")
-    read.set("request_id", _text(origin).strip(), f"{path}/OriginatingMessageID")
+    read.set("request_id", _text(origin), f"{path}/OriginatingMessageID")
     _read_contacts(read, root, path)
     infos = list(_children(root, MSG_NAMESPACE, "ResourceInformation"))
     if len(infos) != 1:
@@ -461,7 +465,7 @@ def _read_resource_information(
     resource_id = _child(resource, MSG_NAMESPACE, "ResourceID")
     read.set(
         "resource_id",
-        None if resource_id is None else _text(resource_id).strip(),
+        None if resource_id is None else _text(resource_id),
         f"{where}/ResourceID",
     )
 
@@ -476,20 +480,20 @@ def _read_resource_information(
             )
         reason = _child(response, CT_NAMESPACE, "ReasonCode")
         if reason is not None:
-            read.set("reason", _text(reason).strip(), f"{path}/ResponseInformation/ReasonCode")
+            read.set("reason", _text(reason), f"{path}/ResponseInformation/ReasonCode")
     if REASON_LIST_URN in keywords and "reason" not in read.fields:
         value, at = keywords[REASON_LIST_URN]
-        read.set("reason", value.strip(), at)
+        read.set("reason", value, at)
 
     unit_of_measure, contact = _read_assignment(read, info, f"{path}/AssignmentInformation")
     if UNIT_LIST_URN in keywords:
         value, at = keywords[UNIT_LIST_URN]
-        if unit_of_measure is not None and unit_of_measure[0] != value.strip():
+        if unit_of_measure is not None and unit_of_measure[0] != value:
             raise read.not_a_step(
-                f"the unit {value.strip()!r} and the UnitOfMeasure {unit_of_measure[0]!r} differ",
+                f"the unit {value!r} and the UnitOfMeasure {unit_of_measure[0]!r} differ",
                 at,
             )
-        read.set("unit", value.strip(), at)
+        read.set("unit", value, at)
     elif unit_of_measure is not None:
         read.set("unit", *unit_of_measure)
     else:
@@ -570,7 +574,7 @@ def _read_quantity(read: _Read, quantity: Element, path: str) -> _Found | None:
     if unit is None:
         return None
     urn = _text(_child(unit, CT_NAMESPACE, "ValueListURN")).strip()
-    values = [_text(v).strip() for v in _children(unit, CT_NAMESPACE, "Value")]
+    values = [_text(v) for v in _children(unit, CT_NAMESPACE, "Value")]
     if urn != UNIT_LIST_URN or len(values) != 1:
         raise read.not_a_step(
             f"<UnitOfMeasure> must give one value of the list {UNIT_LIST_URN}",
@@ -636,9 +640,7 @@ def _read_disclosure(
     else:
         raise read.not_a_step("a disclosure names its resource: no ResourceID", where)
     try:
-        disclosure = AidDisclosure(
-            resource_id=resource_id.strip(), address=address, contact=contact[0]
-        )
+        disclosure = AidDisclosure(resource_id=resource_id, address=address, contact=contact[0])
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         raise read.not_a_step(f"disclosure: {first['msg']}", where) from exc
