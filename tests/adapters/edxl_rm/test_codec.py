@@ -644,3 +644,118 @@ def test_errors_are_linli_errors_with_stable_codes() -> None:
         assert issubclass(error_type, LinliError)
         assert error_type.code == code
     assert re.fullmatch(r"[A-Z_]+", EdxlRmNotAStep.code)
+
+
+# ---------------------------------------------------------------- another producer
+
+FOREIGN_COMMIT = """<?xml version="1.0" encoding="UTF-8"?>
+<rmsg:CommitResource xmlns:rmsg="urn:oasis:names:tc:emergency:EDXL:RM:1.0:msg"
+    xmlns:rm="urn:oasis:names:tc:emergency:EDXL:RM:1.0"
+    xmlns:xpil="urn:oasis:names:tc:ciq:xpil:3"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xsi:schemaLocation="urn:oasis:names:tc:emergency:EDXL:RM:1.0:msg EDXL-RMCommitResource.xsd">
+  <!-- written by another system: prefixes, comments, extra contacts, CIQ party data -->
+  <rmsg:MessageID>CommitResource.1</rmsg:MessageID>
+  <rmsg:SentDateTime>2026-11-30T21:05:00Z</rmsg:SentDateTime>
+  <rmsg:MessageContentType>CommitResource</rmsg:MessageContentType>
+  <rmsg:OriginatingMessageID>AidRequest:110105001001:42</rmsg:OriginatingMessageID>
+  <rmsg:PrecedingMessageID>RequisitionResource.1</rmsg:PrecedingMessageID>
+  <rmsg:IncidentInformation>
+    <rm:IncidentDescription>和平里街道停电</rm:IncidentDescription>
+  </rmsg:IncidentInformation>
+  <rmsg:ContactInformation>
+    <rm:ContactDescription>110105001002</rm:ContactDescription>
+    <rm:ContactRole>Sender</rm:ContactRole>
+    <rm:AdditionalContactInformation>
+      <xpil:PartyName><xpil:OrganisationName>和平里社区</xpil:OrganisationName></xpil:PartyName>
+    </rm:AdditionalContactInformation>
+  </rmsg:ContactInformation>
+  <rmsg:ContactInformation>
+    <rm:ContactDescription>duty officer</rm:ContactDescription>
+    <rm:ContactRole>Approver</rm:ContactRole>
+  </rmsg:ContactInformation>
+  <rmsg:ContactInformation>
+    <rm:ContactDescription> 110105001001 </rm:ContactDescription>
+    <rm:ContactRole>Requester</rm:ContactRole>
+  </rmsg:ContactInformation>
+  <rmsg:ContactInformation>
+    <rm:ContactRole>Owner</rm:ContactRole>
+    <rm:ContactDescription>110105001002</rm:ContactDescription>
+  </rmsg:ContactInformation>
+  <rmsg:ResourceInformation>
+    <rmsg:ResourceInfoElementID>ResourceInfoElementID.1</rmsg:ResourceInfoElementID>
+    <rmsg:ResponseInformation>
+      <rm:PrecedingResourceInfoElementID>ResourceInfoElementID.1</rm:PrecedingResourceInfoElementID>
+      <rm:ResponseType>Accept</rm:ResponseType>
+    </rmsg:ResponseInformation>
+    <rmsg:Resource>
+      <rmsg:ResourceID>Resource:110105001002:7</rmsg:ResourceID>
+      <rmsg:Name>5 kW 汽油发电机</rmsg:Name>
+      <rmsg:TypeStructure>
+        <rm:ValueListURN>urn:linli:resource-kind</rm:ValueListURN>
+        <rm:Value>portable_generator</rm:Value>
+      </rmsg:TypeStructure>
+      <rmsg:TypeInfo><Kind>Equipment</Kind></rmsg:TypeInfo>
+      <rmsg:Keyword>
+        <rm:ValueListURN>urn:example:county</rm:ValueListURN>
+        <rm:Value>Dongcheng</rm:Value>
+      </rmsg:Keyword>
+    </rmsg:Resource>
+    <rmsg:AssignmentInformation>
+      <rmsg:Quantity>
+        <rm:MeasuredQuantity>
+          <rm:Amount>2.0</rm:Amount>
+          <rm:UnitOfMeasure>
+            <rm:ValueListURN>urn:linli:unit</rm:ValueListURN>
+            <rm:Value>台</rm:Value>
+          </rm:UnitOfMeasure>
+        </rm:MeasuredQuantity>
+      </rmsg:Quantity>
+    </rmsg:AssignmentInformation>
+    <rmsg:ScheduleInformation>
+      <rmsg:ScheduleType>EstimatedArrival</rmsg:ScheduleType>
+      <rmsg:DateTime>2026-11-30T23:00:00+08:00</rmsg:DateTime>
+    </rmsg:ScheduleInformation>
+  </rmsg:ResourceInformation>
+</rmsg:CommitResource>
+"""
+
+
+def test_another_producers_commit_is_read_from_the_standard_elements() -> None:
+    data = FOREIGN_COMMIT.encode()
+    assert validate_message(data) is RmMessage.COMMIT_RESOURCE
+    read = parse_step(data)
+    assert read.kind is K.COMMIT  # no Linli keyword: CommitResource with ResponseType Accept
+    assert read.message_id == parse_step(data).message_id
+    assert read.request_id == "AidRequest:110105001001:42"
+    assert (read.sender, read.requester, read.provider) == (PROVIDER, REQUESTER, PROVIDER)
+    assert read.resource_id == "Resource:110105001002:7"
+    assert (read.resource_kind, read.quantity, read.unit) == ("portable_generator", 2, "台")
+    assert read.at == datetime(2026, 11, 30, 21, 5, tzinfo=UTC)
+    assert read.needed_by is None
+    assert read.disclosure is None
+    assert read.note == ""
+    # Written out again it is Linli's own message for the same step, and reads back the same.
+    assert parse_step(write_step(read)) == read
+
+
+def test_a_foreign_decline_and_a_recall_are_read_as_such() -> None:
+    decline = FOREIGN_COMMIT.replace(
+        "<rm:ResponseType>Accept</rm:ResponseType>",
+        "<rm:ResponseType>Decline</rm:ResponseType><rm:ReasonCode>IN_USE</rm:ReasonCode>",
+    )
+    refused = parse_step(decline.encode())
+    assert (refused.kind, refused.reason) == (K.REFUSE, "IN_USE")
+
+    request = write_step(step(K.REQUEST))
+
+    def recall(root: ElementTree.Element) -> None:
+        resource = find(root, "m:ResourceInformation/m:Resource")
+        resource.remove(find(resource, "m:Keyword[1]"))  # no Linli step-kind keyword
+        element = ElementTree.Element(msg("MessageRecall"))
+        ElementTree.SubElement(element, ct("MessageID")).text = "AidRequest:110105001001:42"
+        ElementTree.SubElement(element, ct("RecallType")).text = "Cancel"
+        position = list(root).index(find(root, "m:ContactInformation"))
+        root.insert(position, element)
+
+    assert parse_step(edit(request, recall)).kind is K.CANCEL
