@@ -7,6 +7,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -759,3 +760,46 @@ def test_a_foreign_decline_and_a_recall_are_read_as_such() -> None:
         root.insert(position, element)
 
     assert parse_step(edit(request, recall)).kind is K.CANCEL
+
+
+# ---------------------------------------------------------------- samples
+
+SAMPLES = Path(__file__).parents[3] / "adapters" / "edxl_rm" / "samples"
+
+
+def sample_steps() -> dict[str, AidStep]:
+    """One fixed step per message of the flow, as the samples show them."""
+    at = datetime(2026, 11, 30, 20, 0, tzinfo=CST)
+    samples: dict[str, AidStep] = {}
+    for number, (kind, message) in enumerate(ALL_CARRIERS, 1):
+        name = f"{number:02d}-{kind.value}-{message.value}"
+        samples[name] = step(
+            kind,
+            message_id=uuid.UUID(int=number),
+            at=at + timedelta(minutes=10 * number),
+            note="社区互助：移动发电机 Mutual aid: a portable generator",
+        )
+    return samples
+
+
+def sample_message(name: str, original: AidStep) -> bytes:
+    message = RmMessage(name.rsplit("-", 1)[1])
+    return write_step(original, message=message)
+
+
+def test_the_samples_are_what_the_codec_writes_and_reads() -> None:
+    samples = sample_steps()
+    assert sorted(p.stem for p in SAMPLES.glob("*.xml")) == sorted(samples), (
+        "regenerate with: python -m tests.adapters.edxl_rm.test_codec"
+    )
+    for name, original in samples.items():
+        data = (SAMPLES / f"{name}.xml").read_bytes()
+        assert data == sample_message(name, original), name
+        assert parse_step(data) == original
+
+
+if __name__ == "__main__":
+    for stale in SAMPLES.glob("*.xml"):
+        stale.unlink()
+    for sample_name, sample_step in sample_steps().items():
+        (SAMPLES / f"{sample_name}.xml").write_bytes(sample_message(sample_name, sample_step))
