@@ -29,6 +29,7 @@ Where the fields go::
     resource_id   ResourceInformation/Resource/ResourceID
     resource_kind Resource/TypeStructure, value list urn:linli:resource-kind
     kind          Resource/Keyword, value list urn:linli:edxl-rm:step-kind
+                  (and the kind's GB/T 38565 first-level class: urn:linli:gb-t-38565:class)
     unit          Resource/Keyword urn:linli:unit (and UnitOfMeasure beside a quantity)
     quantity      AssignmentInformation/Quantity/MeasuredQuantity/Amount
     reason        ResponseInformation/ReasonCode in answers, else Keyword urn:linli:edxl-rm:reason
@@ -74,6 +75,7 @@ from adapters.edxl_rm.errors import (
     EdxlRmWrongNamespace,
 )
 from adapters.xmlio import parse_untrusted, serialize, split_tag, unrepresentable
+from schema.codes import RESOURCE_KINDS
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -81,6 +83,7 @@ __all__ = [
     "KIND_LIST_URN",
     "MESSAGES_FOR_KIND",
     "STEP_LIST_URN",
+    "SUPPLY_CLASS_LIST_URN",
     "UNIT_LIST_URN",
     "parse_step",
     "step_from_element",
@@ -100,7 +103,15 @@ KIND_LIST_URN = "urn:linli:resource-kind"
 UNIT_LIST_URN = "urn:linli:unit"
 REASON_LIST_URN = "urn:linli:edxl-rm:reason"
 DISCLOSED_LIST_URN = "urn:linli:edxl-rm:disclosed-resource-id"
-_LINLI_LISTS = (STEP_LIST_URN, UNIT_LIST_URN, REASON_LIST_URN, DISCLOSED_LIST_URN)
+SUPPLY_CLASS_LIST_URN = "urn:linli:gb-t-38565:class"
+"""The first-level GB/T 38565-2020 class of the kind (1, 2 or 3), for systems that type by it."""
+_LINLI_LISTS = (
+    STEP_LIST_URN,
+    UNIT_LIST_URN,
+    REASON_LIST_URN,
+    DISCLOSED_LIST_URN,
+    SUPPLY_CLASS_LIST_URN,
+)
 
 _ELEMENT_ID = "1"
 _FUNDING = "mutual aid between communities: no charge"
@@ -241,6 +252,8 @@ def _write_resource_information(
         w.add(resource, MSG_NAMESPACE, "ResourceID", step.resource_id, where)
     w.value_list(resource, "TypeStructure", KIND_LIST_URN, step.resource_kind, where)
     w.value_list(resource, "Keyword", STEP_LIST_URN, step.kind.value, where)
+    supply_class = RESOURCE_KINDS[step.resource_kind].supply_class
+    w.value_list(resource, "Keyword", SUPPLY_CLASS_LIST_URN, supply_class.value, where)
     w.value_list(resource, "Keyword", UNIT_LIST_URN, step.unit, where)
     if step.reason is not None and not answers:
         w.value_list(resource, "Keyword", REASON_LIST_URN, step.reason, where)
@@ -461,7 +474,16 @@ def _read_resource_information(
         raise read.not_a_step(
             f"<TypeStructure> must give one value of the list {KIND_LIST_URN}", where
         )
-    read.set("resource_kind", type_structure[1][0].strip(), f"{where}/TypeStructure/Value")
+    resource_kind = type_structure[1][0].strip()
+    read.set("resource_kind", resource_kind, f"{where}/TypeStructure/Value")
+    if SUPPLY_CLASS_LIST_URN in keywords and resource_kind in RESOURCE_KINDS:
+        value, at = keywords[SUPPLY_CLASS_LIST_URN]
+        supply_class = RESOURCE_KINDS[resource_kind].supply_class
+        if value.strip() != supply_class.value:
+            raise read.not_a_step(
+                f"{resource_kind} is of GB/T 38565 class {supply_class.value}, not {value.strip()}",
+                at,
+            )
     resource_id = _child(resource, MSG_NAMESPACE, "ResourceID")
     read.set(
         "resource_id",

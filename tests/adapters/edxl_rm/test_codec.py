@@ -197,6 +197,9 @@ def test_where_the_fields_go() -> None:
     assert find(root, f"{info}/m:ResponseInformation/r:ResponseType").text == "Accept"
     assert find(root, f"{info}/m:Resource/m:ResourceID").text == original.resource_id
     assert find(root, f"{info}/m:Resource/m:TypeStructure/r:Value").text == "portable_generator"
+    supply_class = find(root, f"{info}/m:Resource/m:Keyword[2]")
+    assert find(supply_class, "r:ValueListURN").text == "urn:linli:gb-t-38565:class"
+    assert find(supply_class, "r:Value").text == "2"  # emergency equipment
     amount = f"{info}/m:AssignmentInformation/m:Quantity/r:MeasuredQuantity/r:Amount"
     assert find(root, amount).text == "2"
     schedule = find(root, f"{info}/m:ScheduleInformation")
@@ -581,6 +584,12 @@ def test_validate_message_checks_without_mapping() -> None:
             set_text(f"{INFO}/m:Resource/m:Keyword[1]/r:Value", "commit"),
             "/RequestResource/ResourceInformation[1]/Resource/Keyword[1]/Value",
             "the step kind 'commit' contradicts the message, which reads as 'request'",
+        ),
+        (
+            K.REQUEST,
+            set_text(f"{INFO}/m:Resource/m:Keyword[2]/r:Value", "1"),
+            "/RequestResource/ResourceInformation[1]/Resource/Keyword[2]/Value",
+            "portable_generator is of GB/T 38565 class 2, not 1",
         ),
         (
             K.REQUEST,
