@@ -34,6 +34,8 @@ __all__ = [
     "CONTACT",
     "DISTRICT",
     "NO_AID_TOKEN",
+    "REQUEST_ONLY_TOKEN",
+    "RESPOND_ONLY_TOKEN",
     "STAFF_TOKEN",
     "A",
     "AidRig",
@@ -45,7 +47,9 @@ DISTRICT = "110105"
 A = "110105001001"  # the requester
 B = "110105002001"  # the provider
 STAFF_TOKEN = "aid-staff-token-0123456789abcdef"
-NO_AID_TOKEN = "aid-no-scope-token-0123456789abcdef"
+NO_AID_TOKEN = "aid-no-scope-token-0123456789abcdef"  # reads only
+REQUEST_ONLY_TOKEN = "aid-request-only-0123456789abcdef"
+RESPOND_ONLY_TOKEN = "aid-respond-only-0123456789abcdef"
 CONTACT = "王站长 138-0000-0000"
 NODE_SCOPES = "risk:flag aid:request aid:respond"
 FAST_NODE = {
@@ -141,8 +145,20 @@ class AidRig:
                 TrustedCaller(
                     token=NO_AID_TOKEN,
                     org=node.org,
-                    scopes=["records:write", "resources:read"],
+                    scopes=["resources:read"],
                     client_id=f"no-aid-{org}",
+                ),
+                TrustedCaller(
+                    token=REQUEST_ONLY_TOKEN,
+                    org=node.org,
+                    scopes=["aid:request"],
+                    client_id=f"request-only-{org}",
+                ),
+                TrustedCaller(
+                    token=RESPOND_ONLY_TOKEN,
+                    org=node.org,
+                    scopes=["aid:respond"],
+                    client_id=f"respond-only-{org}",
                 ),
             ],
             hub_url=self.hub_url,
