@@ -102,9 +102,17 @@ async def receive_step(
     """Apply one step from a party's node, once; pass it on to the other party. Flushes."""
     role = check_sender(step, caller)
     message_id = str(step.message_id)
+    # A write that changes nothing locks the case first (the row on PostgreSQL, the database
+    # on SQLite, whose plain reads hold no snapshot), so two steps never act on one status.
+    await session.execute(
+        sa.update(AidCaseRow)
+        .where(col(AidCaseRow.request_id) == step.request_id)
+        .values(updated_at=col(AidCaseRow.updated_at))
+        .execution_options(synchronize_session=False)
+    )
     if await _seen(session, message_id):
         return Received("duplicate", step.request_id)
-    case = await session.get(AidCaseRow, step.request_id, with_for_update=True)
+    case = await session.get(AidCaseRow, step.request_id, populate_existing=True)
     if case is None and step.kind is not AidStepKind.REQUEST:
         raise NotFound(f"no aid request {step.request_id} at the hub", type="AidRequest")
     current = AidRequestStatus(case.status) if case is not None else None

@@ -173,10 +173,18 @@ def _resource_local(party: AidParty, resource_id: str) -> str:
 async def load_case(
     session: AsyncSession, party: AidParty, request_id: str, *, lock: bool = False
 ) -> AidCase | None:
-    """The case of ``request_id`` at this node (locked for the transaction if ``lock``)."""
-    query = sa.select(party.aid.cases).where(party.aid.cases.c.request_id == request_id)
+    """The case of ``request_id`` at this node (locked for the transaction if ``lock``).
+
+    The lock is a write that changes nothing: on PostgreSQL it locks the row, on SQLite it
+    takes the database's write lock before the read (a plain SQLite read holds no snapshot,
+    so without it two steps could both act on the same old status).
+    """
+    cases = party.aid.cases
+    query = sa.select(cases).where(cases.c.request_id == request_id)
     if lock:
-        query = query.with_for_update()
+        await session.execute(
+            sa.update(cases).where(cases.c.request_id == request_id).values(version=cases.c.version)
+        )
     row = (await session.execute(query)).mappings().first()
     return AidCase.of(row) if row is not None else None
 
@@ -595,16 +603,16 @@ async def _commit(
 
 async def receive_step(session: AsyncSession, party: AidParty, step: AidStep) -> Received:
     """A step of the other party, brought by the hub: applied once, never backwards."""
+    if party.org not in (step.requester, step.provider) or step.sender == party.org:
+        raise Forbidden(f"step {step.message_id} is not for {party.org}", reason="NOT_A_PARTY")
+    case = await load_case(session, party, step.request_id, lock=True)  # before the check
     seen = await session.execute(
         sa.select(party.aid.messages.c.message_id).where(
             party.aid.messages.c.message_id == str(step.message_id)
         )
     )
     if seen.first() is not None:
-        return Received("duplicate", await load_case(session, party, step.request_id))
-    if party.org not in (step.requester, step.provider) or step.sender == party.org:
-        raise Forbidden(f"step {step.message_id} is not for {party.org}", reason="NOT_A_PARTY")
-    case = await load_case(session, party, step.request_id, lock=True)
+        return Received("duplicate", case)
     if case is None:
         if step.kind is not AidStepKind.REQUEST:
             raise NotFound(f"no aid request {step.request_id} at this node", type="AidRequest")
