@@ -19,6 +19,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from hub.aid import service
+from hub.aid.events import AidEvent
 from hub.aid.tables import AID_SEQUENCE, AidCaseRow, AidEventRow
 from hub.federation.context import HubContext
 from hub.flags.events import Notifier, follow_log, start_cursor
@@ -110,33 +111,6 @@ class AidCaseAtHubPage:
     items: list[AidCaseAtHub]
     end_cursor: str | None
     has_next_page: bool
-
-
-@strawberry.type(description="A change of an aid request, numbered; resume with after: seq")
-class AidEvent:
-    seq: int
-    type: str = strawberry.field(description="aid.<step kind>: aid.request, aid.offer, ...")
-    request_id: strawberry.ID
-    status: AidRequestStatus
-    requester: str
-    provider: str
-    resource_kind: str
-    quantity: int | None
-    at: datetime
-
-    @classmethod
-    def of(cls, row: AidEventRow) -> AidEvent:
-        return cls(
-            seq=row.seq,
-            type=row.type,
-            request_id=strawberry.ID(row.request_id),
-            status=AidRequestStatus(row.status),
-            requester=row.requester,
-            provider=row.provider,
-            resource_kind=row.resource_kind,
-            quantity=row.quantity,
-            at=row.at,
-        )
 
 
 @strawberry.type(description="Open aid requests of one area (requester) and kind")

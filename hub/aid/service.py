@@ -23,9 +23,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from hub.aid.events import aid_event_json
 from hub.aid.tables import AID_SEQUENCE, AidCaseRow, AidEventRow, AidInboxMessageRow
 from hub.flags.events import announce, next_sequence
 from hub.flags.outbox import enqueue_node_message
+from hub.flags.webhooks import enqueue_event
 from policies.caller import Caller
 from schema.aid import OPEN, AidError, AidNotYourStep, AidRole, AidStep, AidStepKind, advance
 from schema.enums import AidRequestStatus, OrgKind
@@ -157,18 +159,27 @@ async def receive_step(
     session.add(AidInboxMessageRow(message_id=message_id, request_id=step.request_id,
                                    outcome="applied", received_at=now))  # fmt: skip
     seq = await next_sequence(session, AID_SEQUENCE)
-    session.add(
-        AidEventRow(
-            seq=seq,
-            type=f"aid.{step.kind.value}",
-            request_id=step.request_id,
-            status=after.value,
-            requester=step.requester,
-            provider=step.provider,
-            resource_kind=step.resource_kind,
-            quantity=step.quantity,
-            at=now,
-        )
+    event = AidEventRow(
+        seq=seq,
+        type=f"aid.{step.kind.value}",
+        request_id=step.request_id,
+        status=after.value,
+        requester=step.requester,
+        provider=step.provider,
+        resource_kind=step.resource_kind,
+        quantity=step.quantity,
+        at=now,
+    )
+    session.add(event)
+    await session.flush()
+    await enqueue_event(  # the parties' signed webhooks, but the sender's own
+        session,
+        orgs={step.requester, step.provider} - {step.sender},
+        seq=seq,
+        type=event.type,
+        subject_id=step.request_id,
+        data=aid_event_json(event),
+        at=now,
     )
     other = step.provider if role is AidRole.REQUESTER else step.requester
     await enqueue_node_message(

@@ -117,7 +117,10 @@ class AidRig:
         routing = self.folder / "routing.toml"
         routing.write_text(ROUTING, "utf-8")
         settings = hub_settings(
-            self.hub_db_url, self.hub_port, sources, **{**FAST, "routing_file": routing}
+            self.hub_db_url,
+            self.hub_port,
+            sources,
+            **{**FAST, "routing_file": routing, "allowed_outbound_hosts": ["127.0.0.1"]},
         )
         server = await asyncio.to_thread(ServerThread(create_hub(settings), self.hub_port).start)
         self.hub = RunningHub(server.url, settings, server, self.hub_db_url)

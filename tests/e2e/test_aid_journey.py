@@ -20,10 +20,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from hub.flags.webhooks import sign
 from schema.enums import OrgKind
 from tests.conftest import BACKENDS, GraphQLClient
 from tests.e2e.aid_rig import CONTACT, A, AidRig, B, aid_rig
-from tests.hub.flags.conftest import eventually
+from tests.hub.flags.conftest import Receiver, eventually, receivers
 
 ADDRESS = "建外街道某社区3号楼地下车库"
 CREATE_RESOURCE = """mutation ($i: ResourceCreateInput!) { createResource(input: $i) { id } }"""
@@ -37,8 +38,13 @@ CASE = """query ($r: ID!) { aidCase(requestId: $r) {
 RESOURCE = """query ($id: ID!) { node(id: $id) { ... on Resource { quantity available } } }"""
 HUB_CASE = """query ($r: ID!) { aidCase(requestId: $r) {
   status committed received steps requestedAt firstOfferAt committedAt receivedAt } }"""
+REGISTER_WEBHOOK = """mutation ($url: String!) { registerWebhook(url: $url) {
+  secret webhook { id department } } }"""
 EVENTS = """subscription ($after: Int) { aidEvents(after: $after) {
   seq type requestId status requester provider resourceKind quantity } }"""
+
+
+__all__ = ["receivers"]  # the fixture, imported for the webhook receiver
 
 
 @pytest.fixture(params=BACKENDS)
@@ -171,10 +177,16 @@ async def same_history(rig: AidRig, a: GraphQLClient, b: GraphQLClient, request_
     return history
 
 
-async def test_a_generator_travels_from_b_to_a_and_back(rig: AidRig) -> None:
+async def test_a_generator_travels_from_b_to_a_and_back(rig: AidRig, receivers: Any) -> None:
     a_at_hub = await start(rig)
     assert rig.hub is not None
     b_token = await rig.hub.client_token(org=B, kind=OrgKind.COMMUNITY, scopes="aid:respond")
+    receiver = Receiver()
+    hook_url = receivers(receiver) + "/hook"
+    b_at_hub = GraphQLClient(rig.hub.url, b_token)
+    rig.clients.append(b_at_hub)
+    registered = (await b_at_hub.data(REGISTER_WEBHOOK, {"url": hook_url}))["registerWebhook"]
+    assert registered["webhook"]["department"] == B
     subscriber = await AidSubscriber.open(rig.hub.url, b_token)
     a, b = rig.staff(A), rig.staff(B)
     try:
@@ -187,6 +199,20 @@ async def test_a_generator_travels_from_b_to_a_and_back(rig: AidRig) -> None:
             B,
         )
         assert (notified["resourceKind"], notified["quantity"]) == ("portable_generator", 1)
+
+        async def hooked() -> list[Any]:
+            return [r for r in receiver.received if r.json()["type"] == "aid.request"]
+
+        [delivery] = await eventually(hooked, timeout_s=30)  # B's signed webhook too
+        assert delivery.json()["data"]["requestId"] == request_id
+        assert delivery.json()["data"]["seq"] == notified["seq"]
+        signature = sign(
+            registered["secret"],
+            delivery.headers["webhook-id"],
+            int(delivery.headers["webhook-timestamp"]),
+            delivery.body.decode(),
+        )
+        assert delivery.headers["webhook-signature"] == signature
         await status_at(b, request_id, "REQUESTED")  # B's node has it from the hub
         offered = await b.data(STEP, {"r": request_id, "k": "OFFER", "q": 1, "res": resource_id})
         assert offered["aidStep"]["status"] == "OFFERED"
