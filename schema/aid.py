@@ -54,6 +54,7 @@ from schema.records._types import DivisionCode, ResourceKindCode
 
 __all__ = [
     "HOLDING",
+    "MAX_QUANTITY",
     "OPEN",
     "TERMINAL",
     "AidAboveAvailable",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,13 +23,20 @@ from hub.aid import service
 from hub.aid.events import AidEvent
 from hub.aid.tables import AID_SEQUENCE, AidCaseRow, AidEventRow
 from hub.federation.context import HubContext
+from hub.federation.executor import PageRequest
 from hub.flags.events import Notifier, follow_log, start_cursor
 from policies.caller import Caller
+from schema.aid import MAX_QUANTITY, AidQuantityInvalid
+from schema.api.filters import NearInput
+from schema.api.pagination import RecordOrder
+from schema.codes import RESOURCE_KINDS
 from schema.enums import AidRequestStatus
 from schema.errors import Forbidden, InvalidInput, PageSizeTooLarge
+from schema.geo import distance_km
 from schema.runtime.db import Database
 from schema.scopes import Scope
 from schema.storage import utcnow
+from schema.store.specs import SPECS
 
 __all__ = ["AID_SCOPES", "HubAid", "create_aid"]
 
@@ -36,6 +44,12 @@ Authenticate = Callable[[str | None], Awaitable[Caller]]
 AID_SCOPES = frozenset({Scope.AID_REQUEST, Scope.AID_RESPOND})
 VIEW_SCOPES = AID_SCOPES | {Scope.RISK_VERIFY, Scope.ADMIN}
 MAX_PAGE = 100
+MATCH_CANDIDATES = 100
+MATCH_SELECTION = (
+    "{ id owner version createdAt updatedAt name kind unit available "
+    "availableBand { low high label } "
+    "location { type coordinates } }"
+)
 DISTRICT_WINDOW = 10_000
 _BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400)
 
@@ -121,6 +135,20 @@ class AidNeed:
     quantity: int
 
 
+@strawberry.type(description="A resource that could answer a request, as the caller may see it")
+class AidMatch:
+    resource_id: strawberry.ID
+    owner: str
+    name: str
+    unit: str
+    available: int | None = strawberry.field(description="Exact, if the owner shows it")
+    available_band: str | None = strawberry.field(description="The band's label otherwise")
+    enough: bool | None = strawberry.field(
+        description="Whether what is shown covers the quantity (null: the band leaves it open)"
+    )
+    distance_km: float | None = strawberry.field(description="From near, as the location shows")
+
+
 @strawberry.type(description="p50 and p90 in seconds (null: no request got there yet)")
 class AidTimes:
     p50: float | None
@@ -135,6 +163,50 @@ class AidDistrict:
     to_commit: AidTimes
     to_receipt: AidTimes
     requests: int = strawberry.field(description="Requests counted (the newest 10,000)")
+
+
+def _match(
+    resource: Any, quantity: int, origin: tuple[float, float] | None, own: str
+) -> AidMatch | None:
+    """A candidate as the caller may see it (None: the caller's own)."""
+    if resource.owner == own:
+        return None
+    band = resource.available_band
+    enough: bool | None
+    if resource.available is not None:
+        enough = resource.available >= quantity
+    elif band is not None:  # a band: surely (low covers it), surely not, or maybe
+        high = band.high
+        enough = (
+            True
+            if band.low >= quantity
+            else (False if high is not None and high < quantity else None)
+        )
+    else:
+        enough = False
+    location = resource.location
+    distance = (
+        distance_km(origin, (location.lon, location.lat))
+        if origin is not None and location is not None
+        else None
+    )
+    return AidMatch(
+        resource_id=strawberry.ID(resource.id),
+        owner=resource.owner,
+        name=resource.name,
+        unit=resource.unit,
+        available=resource.available,
+        available_band=band.label if band is not None else None,
+        enough=enough,
+        distance_km=round(distance, 3) if distance is not None else None,
+    )
+
+
+def _dispatch_order(match: AidMatch) -> tuple[int, float, int]:
+    covers = {True: 0, None: 1, False: 2}[match.enough]
+    distance = match.distance_km if match.distance_km is not None else math.inf
+    shown = match.available if match.available is not None else 0
+    return (covers, distance, -shown)
 
 
 def _times(p50_p90: tuple[float | None, float | None]) -> AidTimes:
@@ -246,6 +318,59 @@ class HubAid:
                 has_next_page=len(rows) > first,
             )
 
+        async def aid_matches(
+            info: Info[HubContext, None],
+            resource_kind: str,
+            quantity: int,
+            near: NearInput | None = None,
+            first: int = 10,
+        ) -> list[AidMatch]:
+            context = info.context
+            caller = context.caller
+            if not caller.has_scope(Scope.RESOURCES_READ) or not (
+                caller.has_scope(Scope.AID_REQUEST) or caller.has_scope(Scope.RISK_VERIFY)
+            ):
+                raise Forbidden(
+                    "matching needs resources:read and aid:request (or risk:verify)",
+                    scope=[Scope.RESOURCES_READ, Scope.AID_REQUEST],
+                )
+            if resource_kind not in RESOURCE_KINDS:
+                raise InvalidInput(
+                    f"{resource_kind[:40]!r} is not in the resource-kind code list",
+                    code="UNKNOWN_RESOURCE_KIND",
+                    field="resourceKind",
+                )
+            if quantity <= 0 or quantity > MAX_QUANTITY:
+                raise AidQuantityInvalid(
+                    f"quantity must be 1..{MAX_QUANTITY}", quantity=quantity, limit=MAX_QUANTITY
+                )
+            if first > MAX_PAGE or first < 0:
+                raise PageSizeTooLarge(f"first must be 0..{MAX_PAGE}", max=MAX_PAGE)
+            where: dict[str, Any] = {"kinds": [resource_kind], "shareable": True}
+            if near is not None:
+                where["near"] = {"lat": near.lat, "lon": near.lon, "radiusKm": near.radius_km}
+            page = await context.federation.list_page(
+                SPECS["Resource"],
+                PageRequest(
+                    caller=caller,
+                    where=where,
+                    first=MATCH_CANDIDATES,
+                    after=None,
+                    order=RecordOrder.UPDATED_DESC,
+                    selection=MATCH_SELECTION,
+                    purpose=context.purpose,
+                ),
+            )
+            context.add_reports(page.reports, info.path.as_list())
+            origin = (near.lon, near.lat) if near is not None else None
+            matches = [
+                match
+                for _, node in page.edges
+                if (match := _match(node.to_pydantic(), quantity, origin, caller.org)) is not None
+            ]
+            matches.sort(key=_dispatch_order)
+            return matches[:first]
+
         async def aid_district(info: Info[HubContext, None]) -> AidDistrict:
             caller = info.context.caller
             if not (caller.has_scope(Scope.RISK_VERIFY) or caller.has_scope(Scope.ADMIN)):
@@ -270,6 +395,13 @@ class HubAid:
             ),
             "aid_cases": strawberry.field(
                 resolver=aid_cases, description="Aid requests the caller may see, by request id"
+            ),
+            "aid_matches": strawberry.field(
+                resolver=aid_matches,
+                description="Shareable resources of a kind across the district, in the order a "
+                "dispatcher would ask them: those whose shown availability (exact or band) surely "
+                "covers the quantity, then those that may, then the rest; nearer first within "
+                "each; the caller's own left out",
             ),
             "aid_district": strawberry.field(
                 resolver=aid_district,

@@ -310,3 +310,43 @@ async def test_b_down_between_offer_and_commit_commits_once_after_restart(rig: A
     assert await available(b, resource_id) == 2  # exactly one commitment
     accepts = await rig.node_sql(B, "SELECT count(*) FROM aid_messages WHERE kind = 'accept'")
     assert accepts[0][0] == 1
+
+
+MATCHES = """query ($k: String!, $q: Int!, $near: NearInput) {
+  aidMatches(resourceKind: $k, quantity: $q, near: $near) {
+    resourceId owner name available availableBand enough distanceKm } }"""
+
+
+async def test_matches_come_in_dispatch_order(rig: AidRig) -> None:
+    a_at_hub = await start(rig)
+    a, b = rig.staff(A), rig.staff(B)
+
+    async def generator_at(name: str, lon: float, available: int) -> str:
+        made = {**generator(), "name": name, "available": available,
+                "location": {"coordinates": [lon, 39.9090]}}  # fmt: skip
+        return str((await b.data(CREATE_RESOURCE, {"i": made}))["createResource"]["id"])
+
+    near_empty = await generator_at("near, none left", 116.4450, 0)
+    far = await generator_at("far", 116.5200, 3)
+    near = await generator_at("near", 116.4480, 3)
+    await a.data(CREATE_RESOURCE, {"i": generator()})  # A's own: never a match for A
+    here = {"lat": 39.9090, "lon": 116.4440, "radiusKm": 20}
+
+    async def three() -> list[dict[str, Any]] | None:
+        body = await a_at_hub.post(MATCHES, {"k": "portable_generator", "q": 2, "near": here})
+        matches = (body.get("data") or {}).get("aidMatches") or []
+        return matches if len(matches) == 3 else None
+
+    matches = await eventually(three, timeout_s=30)
+    assert [m["resourceId"] for m in matches] == [near, far, near_empty]
+    # A neighbour sees bands ("1-9" may cover 2, "none" cannot) and coarse locations.
+    assert [m["enough"] for m in matches] == [None, None, False]
+    assert [m["availableBand"] for m in matches] == ["1-9", "1-9", "none"]
+    assert {m["owner"] for m in matches} == {B}
+    assert matches[0]["distanceKm"] < matches[1]["distanceKm"]
+    exact = await a_at_hub.post(MATCHES, {"k": "portable_generator", "q": 20, "near": here})
+    assert [m["enough"] for m in exact["data"]["aidMatches"]] == [False, False, False]
+    refused = await a_at_hub.post(MATCHES, {"k": "unicorn", "q": 1})
+    assert refused["errors"][0]["extensions"]["code"] == "UNKNOWN_RESOURCE_KIND"
+    refused = await a_at_hub.post(MATCHES, {"k": "portable_generator", "q": 0})
+    assert refused["errors"][0]["extensions"]["code"] == "AID_QUANTITY_INVALID"
