@@ -31,7 +31,7 @@ from hub.flags.webhooks import enqueue_event
 from policies.caller import Caller
 from schema.aid import OPEN, AidError, AidNotYourStep, AidRole, AidStep, AidStepKind, advance
 from schema.enums import AidRequestStatus, OrgKind
-from schema.errors import Forbidden, InvalidInput, NotFound
+from schema.errors import Forbidden, InvalidInput
 from schema.scopes import Scope
 
 __all__ = [
@@ -116,7 +116,12 @@ async def receive_step(
         return Received("duplicate", step.request_id)
     case = await session.get(AidCaseRow, step.request_id, populate_existing=True)
     if case is None and step.kind is not AidStepKind.REQUEST:
-        raise NotFound(f"no aid request {step.request_id} at the hub", type="AidRequest")
+        # Permanent (HTTP 400): retrying cannot help, and the node's queue must move on.
+        raise InvalidInput(
+            f"no aid request {step.request_id} at the hub",
+            code="AID_UNKNOWN_REQUEST",
+            field="request_id",
+        )
     current = AidRequestStatus(case.status) if case is not None else None
     try:
         after = advance(current, step.kind, role)

@@ -615,7 +615,10 @@ async def receive_step(session: AsyncSession, party: AidParty, step: AidStep) ->
         return Received("duplicate", case)
     if case is None:
         if step.kind is not AidStepKind.REQUEST:
-            raise NotFound(f"no aid request {step.request_id} at this node", type="AidRequest")
+            # Nothing to apply it to (a database restored from before the request): ignored,
+            # so the hub's queue to this node moves on.
+            await _record_message(session, party, step, "ignored")
+            return Received("ignored", None)
         await _insert_case(session, party, step, AidRole.PROVIDER)
         await _record_message(session, party, step, "applied")
         return Received("applied", await load_case(session, party, step.request_id))

@@ -9,6 +9,7 @@ cancelling while the commit is in flight.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,14 @@ async def test_duplicate_deliveries_take_effect_once(rig: AidRig) -> None:
         bad = await http.post("/aid/inbox", json={**step, "quantity": -1},
                               headers={"Authorization": f"Bearer {a_token}"})  # fmt: skip
         assert bad.status_code in (400, 422)
+        unknown = await http.post(
+            "/aid/inbox",
+            json={**step, "kind": "cancel", "message_id": str(uuid.uuid4()),
+                  "request_id": f"AidRequest:{A}:nosuchrequest"},
+            headers={"Authorization": f"Bearer {a_token}"},
+        )  # fmt: skip
+        assert unknown.status_code == 400  # permanent: the node's outbox marks it FAILED
+        assert unknown.json()["errors"][0]["extensions"]["code"] == "AID_UNKNOWN_REQUEST"
     assert await rig.hub_sql("SELECT count(*) FROM aid_events") == events
     assert await rig.hub_sql("SELECT count(*) FROM flag_outbox WHERE node = :b", b=B) == to_b
 
@@ -212,6 +221,12 @@ async def test_duplicate_deliveries_take_effect_once(rig: AidRig) -> None:
                 "/aid/steps", json=step, headers={"Authorization": f"Bearer {hub_token}"}
             )
             assert (answer.status_code, answer.json()["status"]) == (200, "duplicate")
+        stray = {**step, "kind": "cancel", "message_id": str(uuid.uuid4()),
+                 "request_id": f"AidRequest:{A}:nosuchrequest"}  # fmt: skip
+        answer = await http.post(
+            "/aid/steps", json=stray, headers={"Authorization": f"Bearer {hub_token}"}
+        )
+        assert (answer.status_code, answer.json()["status"]) == (200, "ignored")
         forged = await http.post(
             "/aid/steps", json=step, headers={"Authorization": f"Bearer {a_token}"}
         )
