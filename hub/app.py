@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Header
 from starlette.requests import HTTPConnection
 
+from hub.aid.component import AID_SCOPES, create_aid
 from hub.alerts import alerts_router
 from hub.auth import create_auth
 from hub.auth.service import orgs_with_scope
@@ -100,6 +101,7 @@ def _hub_app(settings: HubSettings) -> Any:
         node_http=federation.client.http,
         staffed=staffed,
     )
+    aid = create_aid(db, authenticate=auth.authenticator.authenticate, notifier=flags.notifier)
     app = service_app(
         name="hub",
         title=f"Linli hub {settings.hub_id} {settings.hub_name}",
@@ -125,6 +127,9 @@ def _hub_app(settings: HubSettings) -> Any:
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
     app.include_router(alerts_router(federation.executor, settings))
+    app.state.aid = aid
+    aid.metrics.register(app.state.metrics.registry)
+    app.include_router(aid.router)
     sign_checkpoint = checkpoint_signer(auth.keys, settings.issuer)
     app.include_router(
         anchors_router(db, auth.authenticator.authenticate, source_owner, sign_checkpoint)
@@ -143,13 +148,13 @@ def _hub_app(settings: HubSettings) -> Any:
         stated = purpose_from_header(purpose, settings.purposes) or None
         return HubContext(caller=caller, federation=federation.executor, purpose=stated)
 
-    app.state.schema = schema = hub_schema(settings, flags)
+    app.state.schema = schema = hub_schema(settings, flags, aid)
     graphql = HubGraphQLRouter(
         schema,
         context,
         settings,
         authenticate=auth.authenticator.authenticate,
-        ws_scopes=SUBSCRIBE_SCOPES,
+        ws_scopes=SUBSCRIBE_SCOPES | AID_SCOPES,
         still_valid=auth.authenticator.still_valid,
         changed=auth.revocations.list.changed,
     )

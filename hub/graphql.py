@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from hub.aid.component import HubAid
 from hub.federation.cost import CostBudget
 from hub.federation.resolvers import SourcesExtension, mutation_fields, query_fields
 from hub.governance import audit, emergency
@@ -42,17 +43,25 @@ ANONYMOUS = Caller(org="", org_kind=OrgKind.PUBLIC, scopes=frozenset(), client_i
 """The caller of a WebSocket connection until its ``connection_init`` authenticates it."""
 
 
-def hub_schema(settings: HubSettings, flags: HubFlags) -> strawberry.Schema:
+def hub_schema(settings: HubSettings, flags: HubFlags, aid: HubAid) -> strawberry.Schema:
     """The schema with the settings' limits and hardening."""
     return build_schema(
         query=root_type(
-            "Query", {**query_fields(), **flags.query_fields(), **audit.query_fields()}
+            "Query",
+            {
+                **query_fields(),
+                **flags.query_fields(),
+                **audit.query_fields(),
+                **aid.query_fields(),
+            },
         ),
         mutation=root_type(
             "Mutation",
             {**mutation_fields(), **flags.mutation_fields(), **emergency.mutation_fields()},
         ),
-        subscription=root_type("Subscription", flags.subscription_fields()),
+        subscription=root_type(
+            "Subscription", {**flags.subscription_fields(), **aid.subscription_fields()}
+        ),
         settings=settings,
         extensions=[SourcesExtension, CostBudget.limited_to(settings.max_query_cost)],
     )

@@ -10,12 +10,14 @@ from typing import Any
 
 import httpx
 
+from node.aid.component import create_aid
+from node.aid.service import AidParty
 from node.auth import node_authenticator, node_revocation_poller
 from node.context import NodeContext
 from node.flags import create_flags
 from node.graphql import node_queries
 from node.settings import NodeSettings, check_authentication
-from node.tables import FLAGS, POLICY, TABLES
+from node.tables import AID, AUDIT_LOG, FLAGS, POLICY, TABLES
 from policies.caller import Authenticator
 from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
@@ -81,6 +83,16 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
 
     specs = bind_specs(TABLES)
     flags = create_flags(settings, db, FLAGS, specs["RiskFlag"], http)
+    party = AidParty(
+        org=settings.org_code,
+        contact=settings.aid_contact,
+        aid=AID,
+        outbox=FLAGS,
+        resources=specs["Resource"].table,
+        requests=specs["AidRequest"].table,
+        audit_log=AUDIT_LOG,
+    )
+    aid = create_aid(settings, db, party, flags.wake)
 
     app = create_source(
         name="node",
@@ -93,10 +105,16 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         enforcer=enforcer,
         tables=POLICY,
         new_context=functools.partial(
-            NodeContext, settings=settings, record_hooks=flags.record_hooks
+            NodeContext,
+            settings=settings,
+            record_hooks={**flags.record_hooks, **aid.record_hooks},
         ),
-        queries=node_queries(specs, flags.query_fields()),
-        mutations={**mutation_fields(specs), **flags.mutation_fields()},
+        queries=node_queries(specs, {**flags.query_fields(), **aid.query_fields()}),
+        mutations={
+            **mutation_fields(specs),
+            **flags.mutation_fields(),
+            **aid.mutation_fields(),
+        },
         # Workers stop before the client closes.
         lifecycles=[http_client, lambda: poll_revocations(poller), flags.lifecycle],
     )
@@ -105,4 +123,6 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     flags.metrics.register(app.state.metrics.registry)
     app.state.flags = flags
     app.include_router(flags.router(auth.authenticate))
+    app.state.aid = aid
+    app.include_router(aid.router(auth.authenticate))
     return wrap(app, settings)

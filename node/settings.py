@@ -32,6 +32,12 @@ class NodeSettings(SourceSettings):
     flag_poll_s: float = Field(
         5.0, gt=0, description="Seconds between outbox rounds when no new flag wakes the worker"
     )
+    # Mutual aid (node/aid): what a requester learns once this community commits.
+    aid_contact: str = Field(
+        "",
+        max_length=200,
+        description="Contact for pick-ups, disclosed with the address once a request is committed",
+    )
 
     @property
     def source_id(self) -> str:

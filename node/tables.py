@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from node.aid.tables import AidTables, define_aid_tables
 from node.flags.tables import FlagTables, define_flag_tables
 from policies.source import PolicyTables, define_policy_tables
 from schema.store.tables import RecordTables, define_tables
 
-__all__ = ["AUDIT_LOG", "EMERGENCIES", "FLAGS", "POLICY", "TABLES", "metadata"]
+__all__ = ["AID", "AUDIT_LOG", "EMERGENCIES", "FLAGS", "POLICY", "TABLES", "metadata"]
 
 metadata = sa.MetaData()
 TABLES: RecordTables = define_tables(metadata)
@@ -16,3 +17,4 @@ POLICY: PolicyTables = define_policy_tables(metadata)
 EMERGENCIES: sa.Table = POLICY.emergencies
 AUDIT_LOG: sa.Table = POLICY.audit_log
 FLAGS: FlagTables = define_flag_tables(metadata)
+AID: AidTables = define_aid_tables(metadata)

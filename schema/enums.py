@@ -198,3 +198,6 @@ class AidRequestStatus(enum.StrEnum):
     RETURNED = "returned"  # ReleaseResource / ReturnResource
     DECLINED = "declined"
     CANCELLED = "cancelled"
+    ACCEPTED = "accepted"  # RequisitionResource: the requester takes the offer
+    IN_TRANSIT = "in_transit"  # deployment status: handed to transport
+    RETURN_REQUESTED = "return_requested"  # RequestReturn

@@ -152,6 +152,37 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
         )
         assert staff["token"] == staff_header.group(2)
 
+        # The demo seeded one open aid request; the printed offer answers it at the provider.
+        request_id = state["aid_request"]
+        answer = re.search(
+            r"Answer the open aid request (\S+) as staff of .* at its node (\S+), with the "
+            r"header\n.*Bearer ([\w\-.]+)",
+            text,
+        )
+        assert answer, text
+        assert answer.group(1) == request_id
+        provider_url, provider_token = answer.group(2), answer.group(3)
+        open_cases = re.search(r"^    (query \{ aidCases.*)$", text, re.M)
+        offer = re.search(r"^    (mutation \{ aidStep\(.*)$", text, re.M)
+        assert open_cases, text
+        assert offer, text
+
+        def requested() -> Any:
+            body = _graphql(provider_url, provider_token, open_cases.group(1))
+            items = body["data"]["aidCases"]["items"]
+            return next((i for i in items if i["requestId"] == request_id), None)
+
+        case = _until(requested, 30, "the aid request did not reach the provider's node")
+        offered = _graphql(
+            provider_url,
+            provider_token,
+            offer.group(1)
+            .replace("<requestId>", request_id)
+            .replace("<resourceId>", case["resourceId"]),
+        )
+        assert "errors" not in offered, offered
+        assert offered["data"]["aidStep"]["status"] == "OFFERED"
+
         # Community staff raise the printed flag at their node ...
         raise_flag = re.search(r"^    (mutation \{ raiseRiskFlag\(.*)$", text, re.M)
         assert raise_flag, text

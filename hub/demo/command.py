@@ -23,9 +23,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from hub.demo.seed import (
+    AID_PROVIDER,
+    AID_REQUESTER,
     COMMUNITIES,
     DISTRICT,
     EMERGENCY_OFFICE,
+    EXAMPLE_AID_REQUEST,
     EXAMPLE_FLAG,
     EXAMPLE_FLAG_COMMUNITY,
     DemoCommunity,
@@ -56,6 +59,8 @@ COMMUNITY_SCOPES = _scopes(
     Scope.RISK_FLAG,
     Scope.ALERTS_READ,
     Scope.AUDIT_READ,
+    Scope.AID_REQUEST,
+    Scope.AID_RESPOND,
 )
 DEMO_CLIENTS: list[dict[str, str]] = (
     [
@@ -105,12 +110,12 @@ DEMO_CLIENTS: list[dict[str, str]] = (
     ]
     + [
         {
-            # The node's own client: it delivers the community's flags to the hub's inbox.
+            # The node's own client: it delivers the community's flags and aid steps to the hub.
             "client_id": f"node-{c.code}",
             "org": c.code,
             "org_kind": "community",
             "label": f"{c.name}: flag delivery (node)",
-            "scopes": _scopes(Scope.RISK_FLAG),
+            "scopes": _scopes(Scope.RISK_FLAG, Scope.AID_REQUEST, Scope.AID_RESPOND),
         }
         for c in COMMUNITIES
     ]
@@ -361,6 +366,14 @@ TRANSITION_FLAG = (
     'mutation { transitionFlag(id: "<id>", to: ACKNOWLEDGED, expectedVersion: <version>, '
     'note: "on our way") { status version } }'
 )
+AID_CASES = (
+    "query { aidCases(statuses: [REQUESTED]) { items { requestId requester resourceKind "
+    "requested resourceId status } } }"
+)
+OFFER_AID = (
+    'mutation { aidStep(requestId: "<requestId>", kind: OFFER, quantity: 1, '
+    'resourceId: "<resourceId>") { status offered } }'
+)
 FLAG_AT_NODE = (
     "query { riskFlags { edges { node { id status assignedTo "
     "transitions { status at by note } } } } }"
@@ -496,15 +509,21 @@ def demo(
         _wait_sources_ok(hub_url, office, list(sources))
         staff_tokens: dict[str, str] = {}
         seeded_flags: list[str] = []
+        fresh = False  # records were seeded just now (not a restart over the demo's data)
         for community, node_port in nodes:
             client_id = f"staff-{community.code}"
             token = _token(hub_url, client_id, secrets_by_id[client_id], resource=community.code)
             staff_tokens[community.code] = token
             seeded, flag_ids = _seed(f"http://127.0.0.1:{node_port}", token, community)
             seeded_flags += flag_ids
+            fresh = fresh or seeded > 0
             console.print(
                 f"  {community.name}: ready" + (f", seeded {seeded} records" if seeded else "")
             )
+        aid_request = None
+        if fresh:  # a fresh demo: one open aid request as well
+            aid_request = _seed_aid_request(nodes, staff_tokens)
+            console.print(f"  seeded the open aid request {aid_request}")
         if seeded_flags:
             missing = _wait_flags_at_hub(hub_url, office, seeded_flags)
             arrived = len(seeded_flags) - len(missing)
@@ -522,6 +541,7 @@ def demo(
             ],
             "adapters": [{"id": CAP_ADAPTER_ID, "kind": "cap", "url": adapter_url}],
             "duty_desk": EMERGENCY_OFFICE,
+            "aid_request": aid_request,
             "roles": {
                 # Raise flags at the community's own node, with a token for that node.
                 "community_staff": [
@@ -608,6 +628,25 @@ def _toml(values: dict[str, str | int]) -> str:
     )
 
 
+def _seed_aid_request(nodes: list[tuple[DemoCommunity, int]], tokens: dict[str, str]) -> str:
+    """The requester's request for one of the provider's generators; its id."""
+    urls = {c.code: f"http://127.0.0.1:{port}" for c, port in nodes}
+    found = _graphql(
+        urls[AID_PROVIDER],
+        tokens[AID_PROVIDER],
+        '{ resources(where: {kinds: ["portable_generator"]}) { edges { node { id } } } }',
+    )
+    resource_id = found["resources"]["edges"][0]["node"]["id"]
+    created = _graphql(
+        urls[AID_REQUESTER],
+        tokens[AID_REQUESTER],
+        "mutation($input: AidRequestCreateInput!) { createAidRequest(input: $input) { id } }",
+        {"input": {**EXAMPLE_AID_REQUEST, "resourceId": resource_id}},
+    )
+    request_id: str = created["createAidRequest"]["id"]
+    return request_id
+
+
 def _print_ready(
     state: dict[str, Any], state_path: Path, nodes: list[tuple[DemoCommunity, int]]
 ) -> None:
@@ -651,6 +690,17 @@ def _print_ready(
     console.print(
         f"\n[bold]See every step come back at the node[/] {staff['graphql']} (staff header)"
         f"\n    {FLAG_AT_NODE}",
+        soft_wrap=True,
+    )
+    provider = next(s for s in state["roles"]["community_staff"] if s["org"] == AID_PROVIDER)
+    console.print(
+        f"\n[bold]Answer the open aid request[/] {state.get('aid_request') or ''} as staff of "
+        f"{provider['name']} at its node {provider['graphql']}, with the header"
+        f'\n    {{"Authorization": "Bearer {provider["token"]}"}}'
+        f"\n    {AID_CASES}"
+        f"\n    {escape(OFFER_AID)}"
+        "\n  then the requester accepts at its own node (aidStep kind: ACCEPT), the offer is "
+        "committed, and the requester's aidCase shows the pick-up address",
         soft_wrap=True,
     )
     console.print(

@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AID_PROVIDER",
+    "AID_REQUESTER",
     "COMMUNITIES",
     "DISTRICT",
     "EMERGENCY_OFFICE",
+    "EXAMPLE_AID_REQUEST",
     "EXAMPLE_FLAG",
     "EXAMPLE_FLAG_COMMUNITY",
     "DemoCommunity",
@@ -233,3 +236,15 @@ COMMUNITIES = [
         ],
     ),
 ]
+
+# The open mutual-aid request the demo seeds: 建国里 asks 永安里 for one of its generators.
+AID_REQUESTER = "110105001003"
+AID_PROVIDER = "110105001001"
+EXAMPLE_AID_REQUEST: dict[str, Any] = {
+    "requester": AID_REQUESTER,
+    "provider": AID_PROVIDER,
+    "resourceKind": "portable_generator",
+    "quantity": 1,
+    "unit": "台",
+    "purpose": "3号楼停电，电梯困人救援 Power cut at building 3: people stuck in a lift",
+}

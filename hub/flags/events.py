@@ -34,7 +34,7 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
@@ -65,7 +65,9 @@ __all__ = [
     "announce",
     "event_json",
     "follow_events",
+    "follow_log",
     "hops_of",
+    "next_sequence",
     "prune_events",
     "sequence_bounds",
     "start_cursor",
@@ -73,6 +75,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("linli.hub.flags")
+
+_Row = TypeVar("_Row")
 
 ADMIN_SCOPE = Scope.ADMIN
 CHANNEL = "linli_flag_events"
@@ -136,17 +140,7 @@ class FlagEvents:
         previous_assignee: str | None = None,
     ) -> FlagEventRow:
         """Number and store one event of ``flag``, then run the listeners; flushes."""
-        result = await session.execute(
-            sa.update(EventSequenceRow)
-            .where(col(EventSequenceRow.name) == EVENT_SEQUENCE)
-            .values(last_seq=col(EventSequenceRow.last_seq) + 1)
-            .returning(col(EventSequenceRow.last_seq))
-            .execution_options(synchronize_session=False)
-        )
-        seq = result.scalar_one_or_none()
-        if seq is None:  # a database whose sequence row was removed by hand
-            session.add(EventSequenceRow(name=EVENT_SEQUENCE, last_seq=1, pruned_through=0))
-            seq = 1
+        seq = await next_sequence(session, EVENT_SEQUENCE)
         event = FlagEventRow(
             seq=seq,
             type=type.value,
@@ -164,6 +158,22 @@ class FlagEvents:
         for listener in self.listeners:
             await listener(session, event, flag)
         return event
+
+
+async def next_sequence(session: AsyncSession, name: str) -> int:
+    """The next number of the event log ``name`` (flags, aid, ...), locked until commit."""
+    result = await session.execute(
+        sa.update(EventSequenceRow)
+        .where(col(EventSequenceRow.name) == name)
+        .values(last_seq=col(EventSequenceRow.last_seq) + 1)
+        .returning(col(EventSequenceRow.last_seq))
+        .execution_options(synchronize_session=False)
+    )
+    seq = result.scalar_one_or_none()
+    if seq is None:  # a database whose sequence row was removed by hand
+        session.add(EventSequenceRow(name=name, last_seq=1, pruned_through=0))
+        seq = 1
+    return int(seq)
 
 
 async def announce(session: AsyncSession) -> None:
@@ -345,16 +355,16 @@ def visible_events(caller: Caller) -> sa.ColumnElement[bool]:
     return sa.false()
 
 
-async def sequence_bounds(session: AsyncSession) -> tuple[int, int]:
-    """(last sequence number given out, newest one pruned)."""
-    row = await session.get(EventSequenceRow, EVENT_SEQUENCE, populate_existing=True)
+async def sequence_bounds(session: AsyncSession, name: str = EVENT_SEQUENCE) -> tuple[int, int]:
+    """(last sequence number given out, newest one pruned) of the event log ``name``."""
+    row = await session.get(EventSequenceRow, name, populate_existing=True)
     return (row.last_seq, row.pruned_through) if row is not None else (0, 0)
 
 
-async def start_cursor(db: Database, after: int | None) -> int:
+async def start_cursor(db: Database, after: int | None, name: str = EVENT_SEQUENCE) -> int:
     """Where a subscription starts: ``after``, or now; refuses future and expired positions."""
     async with db.sessions() as session:
-        last, pruned = await sequence_bounds(session)
+        last, pruned = await sequence_bounds(session, name)
     if after is None:
         return last
     if after < 0 or after > last:
@@ -381,29 +391,52 @@ async def follow_events(
     batch: int = 200,
     delivered: Callable[[FlagEventRow], Awaitable[None]] | None = None,
 ) -> AsyncIterator[FlagEventRow]:
-    """The caller's events after ``cursor``, replayed from the table, then live, forever.
+    """The caller's flag events after ``cursor``, replayed from the table, then live, forever."""
+    async for row in follow_log(
+        db,
+        notifier,
+        FlagEventRow,
+        visible_events(caller),
+        cursor,
+        sequence=EVENT_SEQUENCE,
+        batch=batch,
+        delivered=delivered,
+    ):
+        yield row
+
+
+async def follow_log(
+    db: Database,
+    notifier: Notifier,
+    table: type[_Row],
+    visible: sa.ColumnElement[bool],
+    cursor: int,
+    *,
+    sequence: str,
+    batch: int = 200,
+    delivered: Callable[[_Row], Awaitable[None]] | None = None,
+) -> AsyncIterator[_Row]:
+    """Rows of the event log ``table`` (numbered by ``sequence``) after ``cursor``, forever.
 
     Between reads it waits for ``notifier`` alone: this process's commits, other
     replicas' notifications and the channel's catch-up all ring it.
     """
-    visible = visible_events(caller)
+    seq_column: Any = table.seq  # type: ignore[attr-defined]
     while True:
         waiter = notifier.waiter()
         async with db.sessions() as session:
-            last, _ = await sequence_bounds(session)
+            last, _ = await sequence_bounds(session, sequence)
             rows = list(
                 (
                     await session.execute(
-                        select(FlagEventRow)
-                        .where(
-                            col(FlagEventRow.seq) > cursor, col(FlagEventRow.seq) <= last, visible
-                        )
-                        .order_by(col(FlagEventRow.seq))
+                        select(table)
+                        .where(seq_column > cursor, seq_column <= last, visible)
+                        .order_by(seq_column)
                         .limit(batch)
                     )
                 ).scalars()
             )
-            _, pruned = await sequence_bounds(session)
+            _, pruned = await sequence_bounds(session, sequence)
         if pruned > cursor:
             raise EventsExpired(
                 f"events after {cursor} were pruned before they could be sent",
@@ -415,7 +448,7 @@ async def follow_events(
             if delivered is not None:
                 await delivered(row)
         if len(rows) == batch:
-            cursor = rows[-1].seq
+            cursor = getattr(rows[-1], "seq")  # noqa: B009
             continue
         cursor = max(cursor, last)
         await notifier.wait(waiter, None)

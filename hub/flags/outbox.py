@@ -1,4 +1,7 @@
-"""Status updates to the flag's community node: a durable outbox, delivered in order per node.
+"""Messages to community nodes: a durable outbox, delivered in order per node.
+
+It carries flag status updates (``/flags/updates``) and mutual-aid steps
+(``/aid/steps``, see ``hub.aid``) alike: ``enqueue_node_message`` writes any of them.
 
 Every change of a flag writes a ``flag_outbox`` row in the same transaction.
 ``NodeOutbox`` delivers, per node, the oldest undelivered row first and nothing
@@ -16,6 +19,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -35,7 +39,13 @@ from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
 from schema.storage import utcnow
 
-__all__ = ["NodeOutbox", "enqueue_node_update", "hub_caller", "update_payload"]
+__all__ = [
+    "NodeOutbox",
+    "enqueue_node_message",
+    "enqueue_node_update",
+    "hub_caller",
+    "update_payload",
+]
 
 log = logging.getLogger("linli.hub.flags.outbox")
 
@@ -44,11 +54,11 @@ NodeUrl = Callable[[str], str | None]
 
 
 def hub_caller(*, hub_id: str, district: str) -> Caller:
-    """The hub itself as a caller of nodes: the district, with ``risk:verify``."""
+    """The hub itself as a caller of nodes: the district (``risk:verify``, ``aid:respond``)."""
     return Caller(
         org=district,
         org_kind=OrgKind.HUB,
-        scopes=frozenset({Scope.RISK_VERIFY}),
+        scopes=frozenset({Scope.RISK_VERIFY, Scope.AID_RESPOND}),
         client_id=hub_id,
         subject=hub_id,
         district=district,
@@ -74,14 +84,36 @@ async def enqueue_node_update(session: AsyncSession, event: FlagEventRow, row: F
     """Owe the flag's node an update after every change but its raising (an event listener)."""
     if event.type == FlagEventType.RAISED:
         return  # the node raised it; the update of its routing follows in this transaction
-    now = event.at
     message_id = str(uuid.uuid4())
+    await enqueue_node_message(
+        session,
+        node=row.community,
+        message_id=message_id,
+        subject_id=row.id,
+        path="/flags/updates",
+        payload=update_payload(row, message_id),
+        now=event.at,
+    )
+
+
+async def enqueue_node_message(
+    session: AsyncSession,
+    *,
+    node: str,
+    message_id: str,
+    subject_id: str,
+    path: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Owe ``node`` one message at ``path`` (in the caller's transaction); flushes."""
     session.add(
         NodeOutboxRow(
             message_id=message_id,
-            node=row.community,
-            flag_id=row.id,
-            payload=update_payload(row, message_id),
+            node=node,
+            flag_id=subject_id,
+            path=path,
+            payload=payload,
             created_at=now,
             next_attempt_at=now,
         )
@@ -154,7 +186,7 @@ class NodeOutbox:
         try:
             token = await self.mint(self.caller, row.node)
             response = await self.http.post(
-                f"{url.rstrip('/')}/flags/updates",
+                f"{url.rstrip('/')}{row.path}",
                 json=row.payload,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self.timeout_s,

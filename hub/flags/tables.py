@@ -127,14 +127,15 @@ class FlagEventRow(HubTable, table=True):
 
 
 class NodeOutboxRow(HubTable, table=True):
-    """A status update owed to the flag's community node, delivered in ``id`` order per node."""
+    """A message owed to a community node (a flag update, an aid step), in order per node."""
 
     __tablename__ = "flag_outbox"
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True, max_length=64)
     node: str = Field(index=True, max_length=64)
-    flag_id: str = Field(max_length=200)
+    flag_id: str = Field(max_length=200)  # the subject: a flag id or an aid request id
+    path: str = Field(default="/flags/updates", max_length=40)  # where the node takes it
     payload: dict[str, Any] = Field(sa_type=PydanticJSON(dict[str, Any]))
     created_at: datetime = Field(sa_type=UTCDateTime)
     attempts: int = 0

@@ -1,6 +1,8 @@
-"""Signed webhooks of flag events to department systems (Standard Webhooks).
+"""Signed webhooks of flag events to department systems, and of aid events to communities
+(Standard Webhooks).
 
-A department registers a URL (``registerWebhook``) and gets its signing secret
+A department (or a community, for its aid requests) registers a URL (``registerWebhook``)
+and gets its signing secret
 ``whsec_<base64>`` once. Each event the department may see becomes a delivery
 row in the event's transaction; ``WebhookDispatcher`` POSTs it with
 
@@ -29,8 +31,9 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -66,6 +69,7 @@ from schema.storage import utcnow
 __all__ = [
     "WebhookDispatcher",
     "enqueue_deliveries",
+    "enqueue_event",
     "list_deliveries",
     "list_webhooks",
     "new_secret",
@@ -75,6 +79,7 @@ __all__ = [
 ]
 
 VERIFY_SCOPE = Scope.RISK_VERIFY
+AID_SCOPES = frozenset({Scope.AID_RESPOND, Scope.AID_REQUEST})
 _ORDER = RecordOrder.CREATED_DESC
 
 
@@ -92,9 +97,17 @@ def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
 
 
 def _department(caller: Caller) -> str:
-    if caller.org_kind is not OrgKind.DEPARTMENT or not caller.has_scope(VERIFY_SCOPE):
-        raise Forbidden(f"webhooks are for departments with the scope {VERIFY_SCOPE!r}")
-    return caller.org
+    """The organisation whose webhooks the caller manages: a department (flag events, with
+    ``risk:verify``) or a community (its aid requests' events, with ``aid:respond`` or
+    ``aid:request``)."""
+    if caller.org_kind is OrgKind.DEPARTMENT and caller.has_scope(VERIFY_SCOPE):
+        return caller.org
+    if caller.org_kind is OrgKind.COMMUNITY and AID_SCOPES & caller.scopes:
+        return caller.org
+    raise Forbidden(
+        f"webhooks are for departments with the scope {VERIFY_SCOPE!r} and communities "
+        "with aid:respond or aid:request"
+    )
 
 
 async def register_webhook(
@@ -137,19 +150,41 @@ async def list_webhooks(session: AsyncSession, caller: Caller) -> list[WebhookRo
 
 async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: FlagRow, /) -> None:
     """A delivery of ``event`` to every active webhook of a department that may see it."""
-    now = event.at
     departments = {d for d in (event.assigned_to, event.previous_assignee) if d}
-    if not departments:
+    await enqueue_event(
+        session,
+        orgs=departments,
+        seq=event.seq,
+        type=event.type,
+        subject_id=event.flag_id,
+        data=event_json(event),
+        at=event.at,
+    )
+
+
+async def enqueue_event(
+    session: AsyncSession,
+    *,
+    orgs: Collection[str],
+    seq: int,
+    type: str,
+    subject_id: str,
+    data: dict[str, Any],
+    at: datetime,
+) -> None:
+    """A delivery of one event (a flag's, an aid request's) to every active webhook of ``orgs``.
+
+    ``data`` is the event as its GraphQL type gives it. Flushes.
+    """
+    if not orgs:
         return
     hooks = (
         await session.execute(
-            select(WebhookRow).where(
-                col(WebhookRow.department).in_(departments), col(WebhookRow.active)
-            )
+            select(WebhookRow).where(col(WebhookRow.department).in_(orgs), col(WebhookRow.active))
         )
     ).scalars()
     body = json.dumps(
-        {"type": event.type, "timestamp": event.at.isoformat(), "data": event_json(event)},
+        {"type": type, "timestamp": at.isoformat(), "data": data},
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -159,12 +194,12 @@ async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: F
                 id=f"msg_{uuid.uuid4().hex}",
                 webhook_id=hook.id,
                 department=hook.department,
-                event_seq=event.seq,
-                event_type=event.type,
-                flag_id=event.flag_id,
+                event_seq=seq,
+                event_type=type,
+                flag_id=subject_id,
                 body=body,
-                next_attempt_at=now,
-                created_at=now,
+                next_attempt_at=at,
+                created_at=at,
             )
         )
     await session.flush()

@@ -1,4 +1,5 @@
-"""Delivering the flag outbox to the hub's ``POST /flags/inbox``, in order, at least once.
+"""Delivering the node's outbox to the hub (``POST /flags/inbox``, ``/aid/inbox``), in order,
+at least once.
 
 The worker sends the oldest pending row and nothing after it until the hub
 has answered it for good, so the hub receives this node's flags in the order
@@ -161,26 +162,40 @@ class FlagDelivery:
         self.retry_base_s = settings.flag_retry_base_s
         self.retry_max_s = settings.flag_retry_max_s
         self.poll_s = settings.flag_poll_s
-        self.tokens = HubTokens(
-            http,
-            token_url=f"{base}/oauth/token",
-            client_id=settings.hub_client_id,
-            client_secret=settings.hub_client_secret,
-            audience=settings.hub_audience,
-            timeout_s=settings.flag_timeout_s,
-            scope=FLAG_SCOPE,
-        )
+        self.base_url = base
 
-    async def _send(self, payload: dict[str, Any]) -> Outcome:
+        def tokens(scope: str | None) -> HubTokens:
+            assert settings.hub_client_id is not None
+            assert settings.hub_client_secret is not None
+            return HubTokens(
+                http,
+                token_url=f"{base}/oauth/token",
+                client_id=settings.hub_client_id,
+                client_secret=settings.hub_client_secret,
+                audience=settings.hub_audience,
+                timeout_s=settings.flag_timeout_s,
+                scope=scope,
+            )
+
+        # One token cache per scope asked for (the flag scope; all the client's for aid).
+        by_scope = {route.scope: tokens(route.scope) for route in outbox.ROUTES.values()}
+        self.tokens = by_scope[FLAG_SCOPE]
+        self.routes = {
+            kind: (f"{base}{route.path}", by_scope[route.scope])
+            for kind, route in outbox.ROUTES.items()
+        }
+
+    async def _send(self, kind: str, payload: dict[str, Any]) -> Outcome:
+        url, tokens = self.routes[kind]
         body = {**payload, "sent_at": utcnow().isoformat()}
         for fresh in (False, True):
             try:
-                token = await self.tokens.get()
+                token = await tokens.get()
             except TokenUnavailable as exc:
                 return Retry(str(exc))
             try:
                 response = await self.http.post(
-                    self.inbox_url,
+                    url,
                     json=body,
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=self.timeout_s,
@@ -191,7 +206,7 @@ class FlagDelivery:
             except httpx.HTTPError as exc:
                 return Retry(f"{type(exc).__name__}: {exc}"[:300])
             if response.status_code == 401 and not fresh:
-                self.tokens.forget()  # expired or revoked early: one more try with a new one
+                tokens.forget()  # expired or revoked early: one more try with a new one
                 continue
             break
         status = response.status_code
@@ -210,7 +225,7 @@ class FlagDelivery:
     async def _attempt(self, session: AsyncSession, entry: OutboxEntry) -> Outcome:
         """Send ``entry`` (locked by ``session``'s transaction) and record how it went there."""
         self.metrics.attempts.inc()
-        outcome = await self._send(entry.payload)
+        outcome = await self._send(entry.kind, entry.payload)
         now = utcnow()
         if isinstance(outcome, Delivered):
             await outbox.mark_delivered(session, self.tables, entry, now=now)

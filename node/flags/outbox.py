@@ -1,4 +1,8 @@
-"""The flag outbox: a row per raised flag, written in the flag's own transaction.
+"""The node's outbox to the hub: a row per message, written in the transaction of its change.
+
+It carries risk flags (``flag.raised`` to ``/flags/inbox``) and mutual-aid steps
+(``aid.step`` to ``/aid/inbox``) alike, in one queue: ``enqueue`` writes any kind,
+``ROUTES`` says where the delivery worker posts each kind.
 
 ``OutboxHooks`` is the ``RecordHooks`` of ``RiskFlag``: the generic create
 (``schema.store.resolvers``) calls ``created`` inside the transaction that
@@ -32,17 +36,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.flags.errors import OutboxEntryNotFailed
 from node.flags.tables import MAX_ERROR, FlagTables, OutboxStatus
 from schema.errors import NotFound
+from schema.scopes import Scope
 from schema.storage import utcnow
 from schema.store.resolvers import public_values
 from schema.store.specs import RecordSpec
 from schema.store.tables import RowMixin
 
 __all__ = [
+    "KIND_AID_STEP",
     "KIND_RAISED",
+    "ROUTES",
     "Claim",
     "OutboxEntry",
     "OutboxHooks",
+    "Route",
     "claim_head",
+    "enqueue",
     "enqueue_raised",
     "mark_delivered",
     "mark_failed",
@@ -55,6 +64,22 @@ __all__ = [
 ]
 
 KIND_RAISED = "flag.raised"
+KIND_AID_STEP = "aid.step"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where the hub takes one kind of message, and the scope its token asks for."""
+
+    path: str
+    scope: str | None  # None: every scope the node's client has
+
+
+ROUTES: dict[str, Route] = {
+    KIND_RAISED: Route("/flags/inbox", Scope.RISK_FLAG),
+    # A step is the requester's (aid:request) or the provider's (aid:respond): the hub checks.
+    KIND_AID_STEP: Route("/aid/inbox", None),
+}
 
 
 def new_message_id() -> str:
@@ -80,20 +105,42 @@ async def enqueue_raised(
 ) -> str:
     """Owe the hub the message that ``row`` was raised (same transaction); its message id."""
     message_id = new_message_id()
+    await enqueue(
+        session,
+        tables,
+        message_id=message_id,
+        kind=KIND_RAISED,
+        subject_id=f"{spec.type_name}:{owner}:{row.id}",
+        payload=raised_message(spec, row, owner, message_id),
+    )
+    return message_id
+
+
+async def enqueue(
+    session: AsyncSession,
+    tables: FlagTables,
+    *,
+    message_id: str,
+    kind: str,
+    subject_id: str,
+    payload: dict[str, Any],
+) -> None:
+    """Owe the hub one message of ``kind`` about ``subject_id`` (in the caller's transaction)."""
+    if kind not in ROUTES:
+        raise ValueError(f"no route to the hub for outbox messages of kind {kind!r}")
     now = utcnow()
     await session.execute(
         sa.insert(tables.outbox).values(
             message_id=message_id,
-            kind=KIND_RAISED,
-            flag_id=f"{spec.type_name}:{owner}:{row.id}",
-            payload=raised_message(spec, row, owner, message_id),
+            kind=kind,
+            flag_id=subject_id,
+            payload=payload,
             status=OutboxStatus.PENDING.value,
             created_at=now,
             attempts=0,
             next_attempt_at=now,
         )
     )
-    return message_id
 
 
 class OutboxHooks:

@@ -65,19 +65,19 @@ class UpdateResult:
     version: int | None = None
 
 
-def check_hub_caller(caller: Caller, settings: NodeSettings) -> None:
-    """Pass if ``caller`` is this node's district hub with ``risk:verify``; else ``Forbidden``."""
+def check_hub_caller(caller: Caller, settings: NodeSettings, scope: str = VERIFY_SCOPE) -> None:
+    """Pass if ``caller`` is this node's district hub with ``scope``; else ``Forbidden``."""
     if caller.org_kind is not OrgKind.HUB:
         raise Forbidden("only the district hub may send flag updates", reason="NOT_HUB")
     if caller.org != settings.district:
         raise Forbidden(
             "only the hub of this node's district may send flag updates", reason="OTHER_DISTRICT"
         )
-    if not caller.has_scope(VERIFY_SCOPE):
+    if not caller.has_scope(scope):
         raise Forbidden(
-            f"flag updates need the scope {VERIFY_SCOPE!r}",
+            f"messages from the hub need the scope {scope!r}",
             reason="SCOPE_MISSING",
-            scope=VERIFY_SCOPE,
+            scope=scope,
         )
 
 

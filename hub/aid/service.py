@@ -1,0 +1,297 @@
+"""The district's relay of aid steps: check, apply once, record, pass on to the other party.
+
+A node delivers each step it takes to ``POST /aid/inbox`` (through its outbox). The hub
+checks that the sender is that party with its scope, applies the step to its own copy of
+the case with the same state machine as the nodes (``schema.aid.advance``), numbers an
+event for ``aidEvents`` subscribers, and owes the other party's node the step through the
+node outbox (``/aid/steps``), all in one transaction. A message id is processed once; a
+step that no longer follows (a commit that crossed a cancel) is ``ignored`` everywhere.
+The disclosure of a commit is passed on to the requester, never kept in the hub's history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from hub.aid.events import aid_event_json
+from hub.aid.tables import AID_SEQUENCE, AidCaseRow, AidEventRow, AidInboxMessageRow
+from hub.flags.events import announce, next_sequence
+from hub.flags.outbox import enqueue_node_message
+from hub.flags.webhooks import enqueue_event
+from policies.caller import Caller
+from schema.aid import OPEN, AidError, AidNotYourStep, AidRole, AidStep, AidStepKind, advance
+from schema.enums import AidRequestStatus, OrgKind
+from schema.errors import Forbidden, InvalidInput
+from schema.scopes import Scope
+
+__all__ = [
+    "ROLE_SCOPES",
+    "AidDistrictFigures",
+    "Received",
+    "district_figures",
+    "parse_step",
+    "receive_step",
+    "visible_cases",
+    "visible_events",
+]
+
+ROLE_SCOPES = {AidRole.REQUESTER: Scope.AID_REQUEST, AidRole.PROVIDER: Scope.AID_RESPOND}
+NODE_PATH = "/aid/steps"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """``applied`` (the case moved), ``ignored`` (no longer follows) or ``duplicate``."""
+
+    status: Literal["applied", "ignored", "duplicate"]
+    request_id: str
+    case: AidCaseRow | None = None
+    hops: dict[str, datetime] | None = None  # the hop times this step set (metrics)
+
+
+def parse_step(body: Any) -> AidStep:
+    """The step in an inbox body; ``InvalidInput`` naming the first bad field."""
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "sent_at"}
+    try:
+        return AidStep.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from exc
+
+
+def check_sender(step: AidStep, caller: Caller) -> AidRole:
+    """The sender's role, if ``caller`` is that party's community with the role's scope."""
+    if caller.org_kind is not OrgKind.COMMUNITY or caller.org != step.sender:
+        raise Forbidden(f"only {step.sender}'s own node may send its steps", reason="NOT_SENDER")
+    if step.sender not in (step.requester, step.provider):
+        raise AidNotYourStep(f"{step.sender} is not a party of {step.request_id}",
+                             step=step.kind.value, role="none")  # fmt: skip
+    if step.requester == step.provider:
+        raise AidNotYourStep("a community cannot request aid from itself", step=step.kind.value,
+                             role="requester")  # fmt: skip
+    role = step.role()
+    scope = ROLE_SCOPES[role]
+    if not caller.has_scope(scope):
+        raise Forbidden(
+            f"the {role.value}'s steps need the scope {scope!r}",
+            reason="SCOPE_MISSING",
+            scope=scope,
+        )
+    if role is AidRole.REQUESTER and not step.request_id.startswith(
+        f"AidRequest:{step.requester}:"
+    ):
+        raise Forbidden("a request id names its requester", reason="NOT_SENDER")
+    return role
+
+
+async def _seen(session: AsyncSession, message_id: str) -> bool:
+    return await session.get(AidInboxMessageRow, message_id) is not None
+
+
+async def receive_step(
+    session: AsyncSession, step: AidStep, caller: Caller, *, now: datetime
+) -> Received:
+    """Apply one step from a party's node, once; pass it on to the other party. Flushes."""
+    role = check_sender(step, caller)
+    message_id = str(step.message_id)
+    # A write that changes nothing locks the case first (the row on PostgreSQL, the database
+    # on SQLite, whose plain reads hold no snapshot), so two steps never act on one status.
+    await session.execute(
+        sa.update(AidCaseRow)
+        .where(col(AidCaseRow.request_id) == step.request_id)
+        .values(updated_at=col(AidCaseRow.updated_at))
+        .execution_options(synchronize_session=False)
+    )
+    if await _seen(session, message_id):
+        return Received("duplicate", step.request_id)
+    case = await session.get(AidCaseRow, step.request_id, populate_existing=True)
+    if case is None and step.kind is not AidStepKind.REQUEST:
+        # Permanent (HTTP 400): retrying cannot help, and the node's queue must move on.
+        raise InvalidInput(
+            f"no aid request {step.request_id} at the hub",
+            code="AID_UNKNOWN_REQUEST",
+            field="request_id",
+        )
+    current = AidRequestStatus(case.status) if case is not None else None
+    try:
+        after = advance(current, step.kind, role)
+    except AidError:
+        if step.kind is AidStepKind.REQUEST:
+            raise
+        session.add(AidInboxMessageRow(message_id=message_id, request_id=step.request_id,
+                                       outcome="ignored", received_at=now))  # fmt: skip
+        await session.flush()
+        return Received("ignored", step.request_id, case)
+    hops: dict[str, datetime] = {}
+    if case is None:
+        case = AidCaseRow(
+            request_id=step.request_id,
+            requester=step.requester,
+            provider=step.provider,
+            resource_id=step.resource_id,
+            resource_kind=step.resource_kind,
+            unit=step.unit,
+            requested=step.quantity or 0,
+            status=after.value,
+            steps=[],
+            requested_at=step.at,
+            updated_at=now,
+        )
+        session.add(case)
+    case.status = after.value
+    case.steps = [*case.steps, step.history_entry()]
+    case.updated_at = now
+    if step.kind is AidStepKind.OFFER:
+        case.resource_id = step.resource_id or case.resource_id
+        if case.first_offer_at is None:
+            case.first_offer_at = hops["first_offer"] = step.at
+    elif step.kind is AidStepKind.COMMIT:
+        case.committed = step.quantity or 0
+        case.committed_at = hops["committed"] = step.at
+    elif step.kind is AidStepKind.RECEIVE:
+        case.received = step.quantity
+        case.received_at = hops["received"] = step.at
+    session.add(AidInboxMessageRow(message_id=message_id, request_id=step.request_id,
+                                   outcome="applied", received_at=now))  # fmt: skip
+    seq = await next_sequence(session, AID_SEQUENCE)
+    event = AidEventRow(
+        seq=seq,
+        type=f"aid.{step.kind.value}",
+        request_id=step.request_id,
+        status=after.value,
+        requester=step.requester,
+        provider=step.provider,
+        resource_kind=step.resource_kind,
+        quantity=step.quantity,
+        at=now,
+    )
+    session.add(event)
+    await session.flush()
+    await enqueue_event(  # the parties' signed webhooks, but the sender's own
+        session,
+        orgs={step.requester, step.provider} - {step.sender},
+        seq=seq,
+        type=event.type,
+        subject_id=step.request_id,
+        data=aid_event_json(event),
+        at=now,
+    )
+    other = step.provider if role is AidRole.REQUESTER else step.requester
+    await enqueue_node_message(
+        session,
+        node=other,
+        message_id=message_id,  # the node drops repeats by the step's own id
+        subject_id=step.request_id,
+        path=NODE_PATH,
+        payload=step.model_dump(mode="json"),
+        now=now,
+    )
+    await announce(session)
+    await session.flush()
+    return Received("applied", step.request_id, case, hops)
+
+
+def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:
+    """Cases the caller may see: its own as a party; a department or admin, the district's."""
+    if caller.has_scope(Scope.ADMIN) or caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+        return sa.true()
+    if caller.org_kind is OrgKind.COMMUNITY:
+        return sa.or_(
+            col(AidCaseRow.requester) == caller.org, col(AidCaseRow.provider) == caller.org
+        )
+    return sa.false()
+
+
+def visible_events(caller: Caller) -> sa.ColumnElement[bool]:
+    """Events the caller may see, as ``visible_cases``."""
+    if caller.has_scope(Scope.ADMIN) or caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+        return sa.true()
+    if caller.org_kind is OrgKind.COMMUNITY:
+        return sa.or_(
+            col(AidEventRow.requester) == caller.org, col(AidEventRow.provider) == caller.org
+        )
+    return sa.false()
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (nearest rank) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenNeed:
+    area: str
+    resource_kind: str
+    requests: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class AidDistrictFigures:
+    """The district view: what is open where, what is unmet, and how fast requests move."""
+
+    open_needs: list[OpenNeed]  # by requester (area) and kind
+    unmet: list[OpenNeed]  # by kind, area "*": not committed yet
+    to_first_offer_s: tuple[float | None, float | None]  # p50, p90
+    to_commit_s: tuple[float | None, float | None]
+    to_receipt_s: tuple[float | None, float | None]
+    cases: int
+
+
+async def district_figures(session: AsyncSession, *, limit: int) -> AidDistrictFigures:
+    """The district view over the newest ``limit`` requests."""
+    rows = list(
+        (
+            await session.execute(
+                select(AidCaseRow).order_by(col(AidCaseRow.requested_at).desc()).limit(limit)
+            )
+        ).scalars()
+    )
+    by_area: dict[tuple[str, str], list[int]] = defaultdict(list)
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    offer: list[float] = []
+    commit: list[float] = []
+    receipt: list[float] = []
+    for row in rows:
+        if AidRequestStatus(row.status) in OPEN:
+            by_area[(row.requester, row.resource_kind)].append(row.requested)
+            by_kind[row.resource_kind].append(row.requested)
+        for hop, into in (
+            (row.first_offer_at, offer),
+            (row.committed_at, commit),
+            (row.received_at, receipt),
+        ):
+            if hop is not None:
+                into.append((hop - row.requested_at).total_seconds())
+
+    def needs(groups: dict[Any, list[int]], area: Any) -> list[OpenNeed]:
+        return [
+            OpenNeed(area(key), key[1] if isinstance(key, tuple) else key, len(q), sum(q))
+            for key, q in sorted(groups.items())
+        ]
+
+    return AidDistrictFigures(
+        open_needs=needs(by_area, lambda key: key[0]),
+        unmet=needs(by_kind, lambda key: "*"),
+        to_first_offer_s=(percentile(offer, 0.5), percentile(offer, 0.9)),
+        to_commit_s=(percentile(commit, 0.5), percentile(commit, 0.9)),
+        to_receipt_s=(percentile(receipt, 0.5), percentile(receipt, 0.9)),
+        cases=len(rows),
+    )
+
+
+__all__ += ["OpenNeed", "percentile"]

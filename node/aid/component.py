@@ -1,0 +1,259 @@
+"""Mutual aid in the node app: the request hook, ``POST /aid/steps``, ``aidStep``, ``aidCases``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from node.aid import service
+from node.aid.service import AidCase, AidParty
+from node.flags.updates import check_hub_caller
+from node.settings import NodeSettings
+from policies.caller import Caller
+from schema.aid import AidRole, AidStep, AidStepKind
+from schema.enums import AidRequestStatus
+from schema.errors import InvalidInput, PageSizeTooLarge
+from schema.runtime.db import Database
+from schema.scopes import Scope
+from schema.store.specs import RecordSpec
+from schema.store.tables import RowMixin
+
+__all__ = ["NodeAid"]
+
+Authenticate = Callable[[str | None], Awaitable[Caller]]
+MAX_PAGE = 100
+HUB_SCOPE = Scope.AID_RESPOND
+
+strawberry.enum(AidStepKind, name="AidStepKind")
+strawberry.enum(AidRole, name="AidRole")
+
+
+@strawberry.type(description="Where and whom: disclosed to the requester once committed")
+class AidDisclosureType:
+    resource_id: strawberry.ID
+    address: str
+    contact: str
+
+
+@strawberry.type(name="AidCase", description="One aid request this community is a party to")
+class AidCaseType:
+    request_id: strawberry.ID
+    role: AidRole
+    requester: str
+    provider: str
+    resource_id: strawberry.ID | None
+    resource_kind: str
+    unit: str
+    requested: int
+    offered: int | None
+    committed: int = strawberry.field(description="Units reserved at the provider")
+    received: int | None
+    status: AidRequestStatus
+    disclosure: AidDisclosureType | None = strawberry.field(
+        description="The pick-up address and contact: the requester's, after the commit"
+    )
+    steps: JSON = strawberry.field(description="The steps applied here, in order")
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, case: AidCase) -> AidCaseType:
+        shown = case.disclosure if case.role is AidRole.REQUESTER else None
+        return cls(
+            request_id=strawberry.ID(case.request_id),
+            role=case.role,
+            requester=case.requester,
+            provider=case.provider,
+            resource_id=strawberry.ID(case.resource_id) if case.resource_id else None,
+            resource_kind=case.resource_kind,
+            unit=case.unit,
+            requested=case.requested,
+            offered=case.offered,
+            committed=case.committed,
+            received=case.received,
+            status=case.status,
+            disclosure=(
+                AidDisclosureType(
+                    resource_id=strawberry.ID(shown.resource_id),
+                    address=shown.address,
+                    contact=shown.contact,
+                )
+                if shown is not None
+                else None
+            ),
+            steps=JSON(case.steps),
+            updated_at=case.updated_at,
+            version=case.version,
+        )
+
+
+@strawberry.type(description="A page of aid cases; pass endCursor as after for the next")
+class AidCasePage:
+    items: list[AidCaseType]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+class RequestHooks:
+    """``RecordHooks`` of AidRequest: the case and its ``request`` step, with the record."""
+
+    def __init__(self, party: AidParty, wake: Callable[[], None]) -> None:
+        self.party = party
+        self.wake = wake
+
+    async def created(self, session: AsyncSession, spec: RecordSpec, row: RowMixin) -> None:
+        """Open the case and owe the hub the request, in the record's transaction."""
+        await service.open_request(session, self.party, row)
+
+    def committed(self, spec: RecordSpec, row: RowMixin) -> None:
+        """Wake the outbox worker."""
+        self.wake()
+
+
+@dataclass
+class NodeAid:
+    """The aid flow of one node process."""
+
+    settings: NodeSettings
+    db: Database
+    party: AidParty
+    wake: asyncio.Event
+
+    @property
+    def record_hooks(self) -> dict[str, Any]:
+        return {"AidRequest": RequestHooks(self.party, self.wake.set)}
+
+    def router(self, authenticate: Authenticate) -> APIRouter:
+        """``POST /aid/steps``: the hub brings the other party's steps."""
+        router = APIRouter()
+
+        @router.post("/aid/steps")
+        async def aid_steps(
+            request: Request, authorization: Annotated[str | None, Header()] = None
+        ) -> JSONResponse:
+            caller = await authenticate(authorization)
+            check_hub_caller(caller, self.settings, HUB_SCOPE)
+            try:
+                body = json.loads(await request.body())
+                step = AidStep.model_validate(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                if isinstance(exc, ValidationError):
+                    raise InvalidInput.from_validation(exc) from exc
+                raise InvalidInput(
+                    "the body is not JSON", code="INVALID_JSON", field="(body)"
+                ) from exc
+            try:
+                async with self.db.transaction() as session:
+                    received = await service.receive_step(session, self.party, step)
+            except IntegrityError:
+                return JSONResponse({"status": "duplicate", "request_id": step.request_id})
+            if received.status == "applied":
+                self.wake.set()  # a commit or refusal may be owed to the hub
+            status = received.case.status.value if received.case is not None else None
+            return JSONResponse(
+                {"status": received.status, "request_id": step.request_id, "state": status}
+            )
+
+        return router
+
+    def query_fields(self) -> dict[str, Any]:
+        async def aid_case(info: Info[Any, None], request_id: strawberry.ID) -> AidCaseType | None:
+            info.context.require_staff(also=(Scope.AID_REQUEST, Scope.AID_RESPOND))
+            async with self.db.sessions() as session:
+                case = await service.load_case(session, self.party, str(request_id))
+            return AidCaseType.of(case) if case is not None else None
+
+        async def aid_cases(
+            info: Info[Any, None],
+            statuses: list[AidRequestStatus] | None = None,
+            first: int = 20,
+            after: str | None = None,
+        ) -> AidCasePage:
+            info.context.require_staff(also=(Scope.AID_REQUEST, Scope.AID_RESPOND))
+            if first > MAX_PAGE or first < 0:
+                raise PageSizeTooLarge(f"first must be 0..{MAX_PAGE}", max=MAX_PAGE)
+            async with self.db.sessions() as session:
+                cases = await service.list_cases(
+                    session, self.party, statuses=statuses, after=after, limit=first + 1
+                )
+            page = cases[:first]
+            return AidCasePage(
+                items=[AidCaseType.of(c) for c in page],
+                end_cursor=page[-1].request_id if page else after,
+                has_next_page=len(cases) > first,
+            )
+
+        return {
+            "aid_case": strawberry.field(
+                resolver=aid_case, description="One aid request this community is a party to"
+            ),
+            "aid_cases": strawberry.field(
+                resolver=aid_cases,
+                description="The aid requests this community is a party to, by request id",
+            ),
+        }
+
+    def mutation_fields(self) -> dict[str, Any]:
+        async def aid_step(
+            info: Info[Any, None],
+            request_id: strawberry.ID,
+            kind: AidStepKind,
+            quantity: int | None = None,
+            resource_id: strawberry.ID | None = None,
+            note: str = "",
+        ) -> AidCaseType:
+            context = info.context
+            context.require_staff(also=(Scope.AID_REQUEST, Scope.AID_RESPOND))
+            if len(note) > 1000:
+                raise InvalidInput("note is over 1000 characters", code="STRING_TOO_LONG",
+                                   field="note")  # fmt: skip
+            async with self.db.transaction() as session:
+                case = await service.take_step(
+                    session,
+                    self.party,
+                    context.caller,
+                    request_id=str(request_id),
+                    kind=kind,
+                    quantity=quantity,
+                    resource_id=str(resource_id) if resource_id is not None else None,
+                    note=note,
+                )
+            self.wake.set()
+            return AidCaseType.of(case)
+
+        return {
+            "aid_step": strawberry.mutation(
+                resolver=aid_step,
+                description="Take a step of an aid request: offer, decline, dispatch, in_transit, "
+                "request_return (provider, aid:respond); accept, receive, return, cancel "
+                "(requester, aid:request). Refused with AID_STEP_OUT_OF_ORDER, "
+                "AID_NOT_YOUR_STEP, AID_QUANTITY_INVALID, AID_ABOVE_AVAILABLE, AID_NOT_OWNER, "
+                "AID_RECORD_RETIRED or AID_KIND_MISMATCH",
+            )
+        }
+
+
+def create_aid(
+    settings: NodeSettings,
+    db: Database,
+    party: AidParty,
+    wake: asyncio.Event,
+) -> NodeAid:
+    """The aid part of one node process; ``wake`` is the outbox worker's."""
+    return NodeAid(settings, db, party, wake)
+
+
+__all__ += ["create_aid"]
