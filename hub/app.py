@@ -9,6 +9,7 @@ from fastapi import Header
 from starlette.requests import HTTPConnection
 
 from hub.aid.component import AID_SCOPES, create_aid
+from hub.aid.edxl_rm import edxl_rm_router
 from hub.alerts import alerts_router
 from hub.auth import create_auth
 from hub.auth.service import orgs_with_scope
@@ -130,6 +131,7 @@ def _hub_app(settings: HubSettings) -> Any:
     app.state.aid = aid
     aid.metrics.register(app.state.metrics.registry)
     app.include_router(aid.router)
+    app.include_router(edxl_rm_router(aid))
     sign_checkpoint = checkpoint_signer(auth.keys, settings.issuer)
     app.include_router(
         anchors_router(db, auth.authenticator.authenticate, source_owner, sign_checkpoint)

@@ -26,7 +26,7 @@ from hub.federation.context import HubContext
 from hub.federation.executor import PageRequest
 from hub.flags.events import Notifier, follow_log, start_cursor
 from policies.caller import Caller
-from schema.aid import MAX_QUANTITY, AidQuantityInvalid
+from schema.aid import MAX_QUANTITY, AidQuantityInvalid, AidStep
 from schema.api.filters import NearInput
 from schema.api.pagination import RecordOrder
 from schema.codes import RESOURCE_KINDS
@@ -38,7 +38,7 @@ from schema.scopes import Scope
 from schema.storage import utcnow
 from schema.store.specs import SPECS
 
-__all__ = ["AID_SCOPES", "HubAid", "create_aid"]
+__all__ = ["AID_SCOPES", "HubAid", "create_aid", "require_view"]
 
 Authenticate = Callable[[str | None], Awaitable[Caller]]
 AID_SCOPES = frozenset({Scope.AID_REQUEST, Scope.AID_RESPOND})
@@ -222,7 +222,7 @@ def _need(need: service.OpenNeed) -> AidNeed:
     )
 
 
-def _require_view(caller: Caller) -> None:
+def require_view(caller: Caller) -> None:
     if not VIEW_SCOPES & caller.scopes:
         raise Forbidden(
             "aid requests need the scope aid:request, aid:respond, risk:verify or admin",
@@ -239,6 +239,24 @@ class HubAid:
     notifier: Notifier
     metrics: AidMetrics = field(default_factory=AidMetrics)
 
+    async def deliver(self, step: AidStep, caller: Caller) -> dict[str, str]:
+        """Apply one step sent by ``caller``, once, and pass it on: the inbox's answer.
+
+        ``POST /aid/inbox`` (JSON) and ``POST /aid/inbox/edxl-rm`` (EDXL-RM) both end here.
+        """
+        try:
+            async with self.db.transaction() as session:
+                received = await service.receive_step(session, step, caller, now=utcnow())
+        except IntegrityError:
+            return {"status": "duplicate", "request_id": step.request_id}
+        if received.status == "applied":
+            self.notifier.notify()  # subscribers and the node outbox
+            if received.case is not None and received.hops:
+                self.metrics.observe(received.case.requested_at, received.hops)
+        # ``accepted`` is what the node's outbox takes for a delivered message.
+        answer = "duplicate" if received.status == "duplicate" else "accepted"
+        return {"status": answer, "outcome": received.status, "request_id": step.request_id}
+
     @property
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -254,21 +272,7 @@ class HubAid:
                 raise InvalidInput(
                     "the body is not JSON", code="INVALID_JSON", field="(body)"
                 ) from exc
-            step = service.parse_step(body)
-            try:
-                async with self.db.transaction() as session:
-                    received = await service.receive_step(session, step, caller, now=utcnow())
-            except IntegrityError:
-                return JSONResponse({"status": "duplicate", "request_id": step.request_id})
-            if received.status == "applied":
-                self.notifier.notify()  # subscribers and the node outbox
-                if received.case is not None and received.hops:
-                    self.metrics.observe(received.case.requested_at, received.hops)
-            # ``accepted`` is what the node's outbox takes for a delivered message.
-            answer = "duplicate" if received.status == "duplicate" else "accepted"
-            return JSONResponse(
-                {"status": answer, "outcome": received.status, "request_id": step.request_id}
-            )
+            return JSONResponse(await self.deliver(service.parse_step(body), caller))
 
         return router
 
@@ -277,7 +281,7 @@ class HubAid:
             info: Info[HubContext, None], request_id: strawberry.ID
         ) -> AidCaseAtHub | None:
             caller = info.context.caller
-            _require_view(caller)
+            require_view(caller)
             async with self.db.sessions() as session:
                 row = (
                     await session.execute(
@@ -296,7 +300,7 @@ class HubAid:
             after: str | None = None,
         ) -> AidCaseAtHubPage:
             caller = info.context.caller
-            _require_view(caller)
+            require_view(caller)
             if first > MAX_PAGE or first < 0:
                 raise PageSizeTooLarge(f"first must be 0..{MAX_PAGE}", max=MAX_PAGE)
             query = (
@@ -415,7 +419,7 @@ class HubAid:
             info: Info[HubContext, None], after: int | None = None
         ) -> AsyncIterator[AidEvent]:
             caller = info.context.caller
-            _require_view(caller)
+            require_view(caller)
             cursor = await start_cursor(self.db, after, AID_SEQUENCE)
 
             async def stream() -> AsyncIterator[AidEvent]:
