@@ -799,7 +799,7 @@ def sample_message(name: str, original: AidStep) -> bytes:
 def test_the_samples_are_what_the_codec_writes_and_reads() -> None:
     samples = sample_steps()
     assert sorted(p.stem for p in SAMPLES.glob("*.xml")) == sorted(samples), (
-        "regenerate with: python -m tests.adapters.edxl_rm.test_codec"
+        "regenerate with: python -m tests.adapters.edxl_rm.test_edxl_rm_codec"
     )
     for name, original in samples.items():
         data = (SAMPLES / f"{name}.xml").read_bytes()
