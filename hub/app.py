@@ -22,6 +22,7 @@ from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.secrets_at_rest import secrets_lifecycle
 from hub.settings import HubSettings
+from hub.sitreps import create_sitreps
 from policies.audit import AuditEntry
 from policies.caller import Caller
 from policies.purposes import PURPOSE_HEADER, purpose_from_header
@@ -100,6 +101,13 @@ def _hub_app(settings: HubSettings) -> Any:
         node_http=federation.client.http,
         staffed=staffed,
     )
+    sitreps = create_sitreps(
+        settings,
+        db,
+        federation=federation.executor,
+        authenticate=auth.authenticator.authenticate,
+        events_changed=flags.notifier.notify,
+    )
     app = service_app(
         name="hub",
         title=f"Linli hub {settings.hub_id} {settings.hub_name}",
@@ -113,6 +121,7 @@ def _hub_app(settings: HubSettings) -> Any:
             auth.lifecycle,
             federation.lifecycle,
             flags.lifecycle,
+            sitreps.lifecycle,
         ],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
@@ -125,6 +134,8 @@ def _hub_app(settings: HubSettings) -> Any:
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
     app.include_router(alerts_router(federation.executor, settings))
+    app.state.sitreps = sitreps
+    app.include_router(sitreps.router)
     sign_checkpoint = checkpoint_signer(auth.keys, settings.issuer)
     app.include_router(
         anchors_router(db, auth.authenticator.authenticate, source_owner, sign_checkpoint)
@@ -143,7 +154,7 @@ def _hub_app(settings: HubSettings) -> Any:
         stated = purpose_from_header(purpose, settings.purposes) or None
         return HubContext(caller=caller, federation=federation.executor, purpose=stated)
 
-    app.state.schema = schema = hub_schema(settings, flags)
+    app.state.schema = schema = hub_schema(settings, flags, sitreps)
     graphql = HubGraphQLRouter(
         schema,
         context,

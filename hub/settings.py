@@ -124,6 +124,37 @@ class HubSettings(ServiceSettings):
     external_poll_s: float = Field(
         60.0, gt=0, description="Seconds between reads of a filed flag's Open311 status"
     )
+    # Situation reports (hub/sitreps)
+    sitrep_deadlines_s: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {
+            "initial": {"I": 3600, "II": 3600, "III": 7200, "IV": 14400},
+            "follow_up": {"I": 7200, "II": 14400, "III": 43200, "IV": 86400},
+            "final": {"I": 604800, "II": 604800, "III": 1209600, "IV": 1209600},
+        },
+        description="Seconds a report may take, by kind (initial, follow_up, final) and the"
+        " incident's GB/T 35561 level (I-IV), JSON: initial and final from the incident's start,"
+        " follow_up from the previous version submitted",
+    )
+    sitrep_escalate_to: str | None = Field(
+        None,
+        pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$",
+        description="Department told (event and webhooks) when a report is overdue; none: duty_desk",
+    )
+    sitrep_check_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between checks for overdue situation reports"
+    )
+    superior_url: str | None = Field(
+        None, description="Base URL of the hub one level up that submitted reports are sent to"
+    )
+    superior_client_id: str | None = Field(
+        None, description="This hub's OAuth client at the superior hub (scope sitrep:submit)"
+    )
+    superior_client_secret: SecretStr | None = Field(
+        None, description="The secret of that client"
+    )
+    superior_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of one call to the superior hub (token or report)"
+    )
 
     @field_validator("secrets_key")
     @classmethod

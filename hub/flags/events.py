@@ -66,6 +66,7 @@ __all__ = [
     "event_json",
     "follow_events",
     "hops_of",
+    "number_event",
     "prune_events",
     "sequence_bounds",
     "start_cursor",
@@ -77,6 +78,8 @@ log = logging.getLogger("linli.hub.flags")
 ADMIN_SCOPE = Scope.ADMIN
 CHANNEL = "linli_flag_events"
 """The PostgreSQL notification channel every event's transaction notifies."""
+FLAG_EVENT_PREFIX = "flag."
+"""Flags' event types; the log also numbers other parts' events (``report.overdue``)."""
 LISTENER_NAME = "linli-hub-events"
 """The ``application_name`` of each replica's listening connection (``pg_stat_activity``)."""
 
@@ -136,19 +139,8 @@ class FlagEvents:
         previous_assignee: str | None = None,
     ) -> FlagEventRow:
         """Number and store one event of ``flag``, then run the listeners; flushes."""
-        result = await session.execute(
-            sa.update(EventSequenceRow)
-            .where(col(EventSequenceRow.name) == EVENT_SEQUENCE)
-            .values(last_seq=col(EventSequenceRow.last_seq) + 1)
-            .returning(col(EventSequenceRow.last_seq))
-            .execution_options(synchronize_session=False)
-        )
-        seq = result.scalar_one_or_none()
-        if seq is None:  # a database whose sequence row was removed by hand
-            session.add(EventSequenceRow(name=EVENT_SEQUENCE, last_seq=1, pruned_through=0))
-            seq = 1
         event = FlagEventRow(
-            seq=seq,
+            seq=0,
             type=type.value,
             flag_id=flag.id,
             status=flag.status,
@@ -158,12 +150,35 @@ class FlagEvents:
             at=at,
             timeline=dict(timeline),
         )
-        session.add(event)
-        await session.flush()
-        await announce(session)
+        await number_event(session, event)
         for listener in self.listeners:
             await listener(session, event, flag)
         return event
+
+
+async def number_event(session: AsyncSession, event: FlagEventRow) -> FlagEventRow:
+    """Give ``event`` the next sequence number of the hub's event log and store it; flushes.
+
+    Flags' events and other parts' (``report.overdue`` of situation reports: ``flag_id``
+    holds the subject's id) share the one numbered log, its retention and its webhooks;
+    ``flagEvents`` follows only ``flag.*`` events.
+    """
+    result = await session.execute(
+        sa.update(EventSequenceRow)
+        .where(col(EventSequenceRow.name) == EVENT_SEQUENCE)
+        .values(last_seq=col(EventSequenceRow.last_seq) + 1)
+        .returning(col(EventSequenceRow.last_seq))
+        .execution_options(synchronize_session=False)
+    )
+    seq = result.scalar_one_or_none()
+    if seq is None:  # a database whose sequence row was removed by hand
+        session.add(EventSequenceRow(name=EVENT_SEQUENCE, last_seq=1, pruned_through=0))
+        seq = 1
+    event.seq = seq
+    session.add(event)
+    await session.flush()
+    await announce(session)
+    return event
 
 
 async def announce(session: AsyncSession) -> None:
@@ -396,7 +411,10 @@ async def follow_events(
                     await session.execute(
                         select(FlagEventRow)
                         .where(
-                            col(FlagEventRow.seq) > cursor, col(FlagEventRow.seq) <= last, visible
+                            col(FlagEventRow.seq) > cursor,
+                            col(FlagEventRow.seq) <= last,
+                            col(FlagEventRow.type).startswith(FLAG_EVENT_PREFIX),
+                            visible,
                         )
                         .order_by(col(FlagEventRow.seq))
                         .limit(batch)

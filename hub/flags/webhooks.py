@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -66,6 +67,7 @@ from schema.storage import utcnow
 __all__ = [
     "WebhookDispatcher",
     "enqueue_deliveries",
+    "enqueue_event_deliveries",
     "list_deliveries",
     "list_webhooks",
     "new_secret",
@@ -137,6 +139,16 @@ async def list_webhooks(session: AsyncSession, caller: Caller) -> list[WebhookRo
 
 async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: FlagRow, /) -> None:
     """A delivery of ``event`` to every active webhook of a department that may see it."""
+    await enqueue_event_deliveries(session, event, event_json(event))
+
+
+async def enqueue_event_deliveries(
+    session: AsyncSession, event: FlagEventRow, data: dict[str, Any]
+) -> None:
+    """A delivery of any numbered event (``data`` its JSON) to its departments' webhooks.
+
+    The departments are the event's ``assigned_to`` and ``previous_assignee``. Flushes.
+    """
     now = event.at
     departments = {d for d in (event.assigned_to, event.previous_assignee) if d}
     if not departments:
@@ -149,7 +161,7 @@ async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: F
         )
     ).scalars()
     body = json.dumps(
-        {"type": event.type, "timestamp": event.at.isoformat(), "data": event_json(event)},
+        {"type": event.type, "timestamp": event.at.isoformat(), "data": data},
         ensure_ascii=False,
         separators=(",", ":"),
     )
