@@ -138,7 +138,8 @@ class HubSettings(ServiceSettings):
     sitrep_escalate_to: str | None = Field(
         None,
         pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$",
-        description="Department told (event and webhooks) when a report is overdue; none: duty_desk",
+        description="Department told (event and webhooks) when a report is overdue;"
+        " none: duty_desk",
     )
     sitrep_check_interval_s: float = Field(
         5.0, gt=0, description="Seconds between checks for overdue situation reports"
@@ -149,9 +150,7 @@ class HubSettings(ServiceSettings):
     superior_client_id: str | None = Field(
         None, description="This hub's OAuth client at the superior hub (scope sitrep:submit)"
     )
-    superior_client_secret: SecretStr | None = Field(
-        None, description="The secret of that client"
-    )
+    superior_client_secret: SecretStr | None = Field(None, description="The secret of that client")
     superior_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one call to the superior hub (token or report)"
     )

@@ -86,8 +86,10 @@ class HubSitreps:
                 now=utcnow(),
             )
 
-    async def submit(self, context: HubContext, report_id: str, expected_revision: int) -> SitrepRow:
-        """The next version, audited in its transaction, owed to the superior hub if there is one."""
+    async def submit(
+        self, context: HubContext, report_id: str, expected_revision: int
+    ) -> SitrepRow:
+        """The next version, audited in its transaction, owed to the superior hub if any."""
         caller = service.require(context.caller, Scope.SITREP_WRITE)
         async with self.db.transaction() as session:
             row, _ = await service.submit_report(

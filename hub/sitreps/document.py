@@ -61,9 +61,7 @@ def report_docx(report: dict[str, Any]) -> bytes:
         cells[0].text = label
         value = fields.get(name)
         cells[1].text = "" if value is None else str(value)
-    document.add_paragraph(
-        f"报送时间 Submitted: {report['submittedAt'] or '未报送 not submitted'}"
-    )
+    document.add_paragraph(f"报送时间 Submitted: {report['submittedAt'] or '未报送 not submitted'}")
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()

@@ -23,7 +23,7 @@ __all__ = [
 
 
 class ReportOutOfOrder(LinliError):
-    """A follow-up or final report before the incident's initial one (or anything after its final)."""
+    """A follow-up or final report before the initial one, or anything after the final."""
 
     code = "REPORT_OUT_OF_ORDER"
 

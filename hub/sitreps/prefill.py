@@ -30,9 +30,14 @@ _INCIDENT = (
     "{ id owner version createdAt updatedAt title category severityLevel status description"
     " address affectedPeople reportedAt location { type coordinates } }"
 )
-_SHELTER = "{ id owner version createdAt updatedAt name capacity occupancy freeBedsBand { low high label } }"
+_SHELTER = (
+    "{ id owner version createdAt updatedAt name capacity occupancy"
+    " freeBedsBand { low high label } }"
+)
 _FLAG = "{ id owner version createdAt updatedAt category status estimatedSeverity }"
-_AID = "{ id owner version createdAt updatedAt provider requester resourceKind quantity unit status }"
+_AID = (
+    "{ id owner version createdAt updatedAt provider requester resourceKind quantity unit status }"
+)
 _COMMITTED = ("COMMITTED", "DISPATCHED", "RECEIVED")
 
 
@@ -162,4 +167,6 @@ def _aid_lines(aid: list[Any], *, involved: set[str]) -> list[str]:
         if request.quantity is None or not ({request.requester, request.provider} & involved):
             continue
         totals[(request.resource_kind or "?", request.unit or "")] += request.quantity
-    return [f"互助调拨 Mutual aid committed: {kind} {n} {unit}" for (kind, unit), n in totals.items()]
+    return [
+        f"互助调拨 Mutual aid committed: {kind} {n} {unit}" for (kind, unit), n in totals.items()
+    ]

@@ -19,8 +19,8 @@ from schema.storage import utcnow
 __all__ = [
     "ReportFieldsInput",
     "ReportFieldsType",
-    "SituationReport",
     "SitrepWork",
+    "SituationReport",
     "mutation_fields",
     "query_fields",
 ]
@@ -58,7 +58,7 @@ def _fields_class(name: str, *, as_input: bool) -> Any:
     # Derived from ReportFields: one declaration of what a report holds and its limits.
     namespace: dict[str, Any] = {"__annotations__": {}}
     for field_name, info in ReportFields.model_fields.items():
-        annotation = info.annotation
+        annotation: Any = info.annotation
         namespace["__annotations__"][field_name] = annotation | None if as_input else annotation
         if as_input:
             namespace[field_name] = strawberry.field(default=None, description=info.description)

@@ -48,8 +48,8 @@ __all__ = [
     "receive_report",
     "report_json",
     "require",
-    "submit_report",
     "submission_audit",
+    "submit_report",
     "update_draft",
 ]
 
@@ -73,7 +73,7 @@ def due_at(
     started_at: datetime,
     previous_at: datetime | None,
 ) -> datetime | None:
-    """When a report of ``kind`` is due: from the incident's start, a follow-up from the last one."""
+    """When a report of ``kind`` is due: from the incident's start (a follow-up: the last one)."""
     seconds = deadlines.get(kind.value, {}).get(severity.value)
     if seconds is None:
         return None
@@ -93,7 +93,7 @@ async def _reports_of(session: AsyncSession, origin: str, incident_id: str) -> l
 def _check_order(
     kind: ReportKind, others: list[SitrepRow], *, incident_id: str, submitting: bool
 ) -> None:
-    """Refuse a report of ``kind`` that the incident's other reports do not allow yet (or any more)."""
+    """Refuse a report of ``kind`` the incident's other reports do not allow (yet, or any more)."""
     submitted = {ReportKind(r.kind) for r in others if r.version > 0}
 
     def refuse(message: str, needs: str | None = None) -> ReportOutOfOrder:
@@ -101,9 +101,12 @@ def _check_order(
 
     if ReportKind.FINAL in submitted:
         raise refuse(f"the final report on {incident_id} was submitted: nothing follows it")
-    if kind is not ReportKind.FOLLOW_UP and not submitting:
-        if any(ReportKind(r.kind) is kind for r in others):
-            raise refuse(f"{incident_id} has its {kind.value} report: edit it")
+    if (
+        kind is not ReportKind.FOLLOW_UP
+        and not submitting
+        and any(ReportKind(r.kind) is kind for r in others)
+    ):
+        raise refuse(f"{incident_id} has its {kind.value} report: edit it")
     if kind is not ReportKind.INITIAL and ReportKind.INITIAL not in submitted:
         raise refuse(
             f"a {kind.value} report needs the initial report on {incident_id} submitted first",
@@ -311,13 +314,19 @@ def _parse_body(body: Any) -> tuple[dict[str, Any], ReportFields]:
         ("submittedAt", str),
     ):
         if not isinstance(body.get(name), kind):
-            raise InvalidInput(f"{name} is missing or not a {kind.__name__}", code="MISSING_FIELD", field=name)
+            raise InvalidInput(
+                f"{name} is missing or not a {kind.__name__}", code="MISSING_FIELD", field=name
+            )
     if body["kind"] not in ReportKind._value2member_map_:
-        raise InvalidInput(f"kind {body['kind']!r} is not a report kind", code="INVALID_ENUM_VALUE", field="kind")
+        raise InvalidInput(
+            f"kind {body['kind']!r} is not a report kind", code="INVALID_ENUM_VALUE", field="kind"
+        )
     if body["severity"] not in SeverityLevel._value2member_map_:
         raise InvalidInput("severity is not I-IV", code="INVALID_ENUM_VALUE", field="severity")
     if not body["id"].startswith(f"{RECORD_TYPE}:{body['origin']}:") or len(body["id"]) > 200:
-        raise InvalidInput("id is not SituationReport:<origin>:<local>", code="INVALID_ID", field="id")
+        raise InvalidInput(
+            "id is not SituationReport:<origin>:<local>", code="INVALID_ID", field="id"
+        )
     if body["version"] < 1:
         raise InvalidInput("version starts at 1", code="OUT_OF_RANGE", field="version")
     return body, validated_fields(body["fields"])
@@ -327,7 +336,9 @@ def _moment(body: Mapping[str, Any], name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(body[name])
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{name} is not an ISO 8601 time", code="INVALID_DATETIME", field=name) from exc
+        raise InvalidInput(
+            f"{name} is not an ISO 8601 time", code="INVALID_DATETIME", field=name
+        ) from exc
     if moment.tzinfo is None:
         raise InvalidInput(f"{name} has no time zone", code="INVALID_DATETIME", field=name)
     return moment
@@ -341,7 +352,8 @@ async def receive_report(
     report, fields = _parse_body(body)
     if caller.org != report["originDistrict"]:
         raise Forbidden(
-            f"the token's organisation {caller.org} did not write reports of {report['originDistrict']}"
+            f"the token's organisation {caller.org} does not write the reports of"
+            f" {report['originDistrict']}"
         )
     started, submitted = _moment(report, "incidentStartedAt"), _moment(report, "submittedAt")
     version_no: int = report["version"]
@@ -363,7 +375,11 @@ async def receive_report(
             )
         return Received("duplicate", row)
     kind = ReportKind(report["kind"])
-    others = [r for r in await _reports_of(session, report["origin"], report["incidentId"]) if r.id != report["id"]]
+    others = [
+        r
+        for r in await _reports_of(session, report["origin"], report["incidentId"])
+        if r.id != report["id"]
+    ]
     _check_order(kind, others, incident_id=report["incidentId"], submitting=True)
     if row is None:
         row = SitrepRow(

@@ -11,12 +11,11 @@ and is not retried (the row keeps the error).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-
-import asyncio
 
 import httpx
 from sqlmodel import col, select
@@ -122,7 +121,9 @@ class SuperiorHub:
             sent += done and error is None
         return sent
 
-    async def _record(self, row_id: int | None, done: bool, error: str | None, now: datetime) -> None:
+    async def _record(
+        self, row_id: int | None, done: bool, error: str | None, now: datetime
+    ) -> None:
         async with self.db.transaction() as session:
             current = await session.get(SitrepVersionRow, row_id, populate_existing=True)
             if current is None:
