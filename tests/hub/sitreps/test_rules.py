@@ -50,9 +50,13 @@ async def test_a_draft_is_prefilled_from_what_the_caller_sees_then_edited_and_ve
     incident = await district.add_incident()
     draft = await district.create(incident)
     fields = draft["fields"]
-    assert draft["status"] == "DRAFT" and draft["version"] == 0 and draft["revision"] == 1
-    assert draft["kind"] == "INITIAL" and draft["severity"] == "II"
-    assert INCIDENT_TITLE in fields["summary"] and INCIDENT_TEXT in fields["summary"]
+    assert draft["status"] == "DRAFT"
+    assert draft["version"] == 0
+    assert draft["revision"] == 1
+    assert draft["kind"] == "INITIAL"
+    assert draft["severity"] == "II"
+    assert INCIDENT_TITLE in fields["summary"]
+    assert INCIDENT_TEXT in fields["summary"]
     assert fields["place"] == "朝阳区永安里东街1号"
     assert fields["affectedPeople"] == 120
     assert f"{SHELTER_NAME}: 安置 40/300 人" in fields["measures"]  # the shelter nearby, exact
@@ -60,7 +64,8 @@ async def test_a_draft_is_prefilled_from_what_the_caller_sees_then_edited_and_ve
         ("incident", "ok"),
         ("shelters", "ok"),
     }
-    assert draft["dueAt"] is not None and not draft["overdue"]
+    assert draft["dueAt"] is not None
+    assert not draft["overdue"]
 
     edited = await district.office.data(
         EDIT,
