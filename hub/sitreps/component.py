@@ -137,16 +137,18 @@ class HubSitreps:
 
     async def reports(
         self, context: HubContext, incident_id: str | None, first: int | None, after: str | None
-    ) -> tuple[list[tuple[str, SitrepRow]], bool]:
+    ) -> tuple[list[tuple[str, SitrepRow, list[SitrepVersionRow]]], bool]:
         service.require(context.caller, Scope.SITREP_READ)
         async with self.db.sessions() as session:
-            return await service.list_reports(
+            page, has_next = await service.list_reports(
                 session,
                 incident_id=incident_id,
                 first=first,
                 after=after,
                 secret=self.settings.cursor_secret.encode(),
             )
+            versions = await service.versions_of_many(session, [row.id for _, row in page])
+        return [(cursor, row, versions[row.id]) for cursor, row in page], has_next
 
     async def events(
         self, context: HubContext, after: int | None, first: int | None

@@ -47,7 +47,7 @@ class SitrepWork(Protocol):
 
     async def reports(
         self, context: HubContext, incident_id: str | None, first: int | None, after: str | None
-    ) -> tuple[list[tuple[str, SitrepRow]], bool]: ...
+    ) -> tuple[list[tuple[str, SitrepRow, list[SitrepVersionRow]]], bool]: ...
 
     async def events(
         self, context: HubContext, after: int | None, first: int | None
@@ -191,7 +191,7 @@ def query_fields(work: SitrepWork) -> dict[str, Any]:
     ) -> Connection[SituationReport] | None:
         page, has_next = await work.reports(info.context, incident_id, first, after)
         return Connection(
-            edges=[Edge(cursor=c, node=SituationReport.of(r)) for c, r in page],
+            edges=[Edge(cursor=c, node=SituationReport.of(r, v)) for c, r, v in page],
             page_info=PageInfo(has_next_page=has_next, end_cursor=page[-1][0] if page else None),
         )
 

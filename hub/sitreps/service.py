@@ -456,12 +456,23 @@ async def list_reports(
 
 async def versions_of(session: AsyncSession, report_id: str) -> list[SitrepVersionRow]:
     """Every version of a report, oldest first."""
-    rows = await session.execute(
-        select(SitrepVersionRow)
-        .where(col(SitrepVersionRow.report_id) == report_id)
-        .order_by(col(SitrepVersionRow.version))
-    )
-    return list(rows.scalars())
+    return (await versions_of_many(session, [report_id]))[report_id]
+
+
+async def versions_of_many(
+    session: AsyncSession, report_ids: list[str]
+) -> dict[str, list[SitrepVersionRow]]:
+    """Every version of each report (one query), oldest first."""
+    found: dict[str, list[SitrepVersionRow]] = {report_id: [] for report_id in report_ids}
+    if report_ids:
+        rows = await session.execute(
+            select(SitrepVersionRow)
+            .where(col(SitrepVersionRow.report_id).in_(report_ids))
+            .order_by(col(SitrepVersionRow.report_id), col(SitrepVersionRow.version))
+        )
+        for row in rows.scalars():
+            found[row.report_id].append(row)
+    return found
 
 
 async def due_for_escalation(session: AsyncSession, *, hub_id: str, now: datetime) -> list[str]:
