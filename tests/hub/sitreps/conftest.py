@@ -57,6 +57,10 @@ class District:
     folder: Path
     incidents: dict[str, str] = field(default_factory=dict)  # title: global id
 
+    @property
+    def url(self) -> str:
+        return self.hub.url
+
     async def add_incident(
         self, *, title: str = INCIDENT_TITLE, level: str = "II", started: datetime | None = None
     ) -> str:
