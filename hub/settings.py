@@ -133,7 +133,8 @@ class HubSettings(ServiceSettings):
         },
         description="Seconds a report may take, by kind (initial, follow_up, final) and the"
         " incident's GB/T 35561 level (I-IV), JSON: initial and final from the incident's start,"
-        " follow_up from the previous version submitted",
+        " follow_up from the previous version submitted. Default: initial I and II 1 h, III 2 h,"
+        " IV 4 h; follow_up I 2 h, II 4 h, III 12 h, IV 24 h; final I and II 7 d, III and IV 14 d",
     )
     sitrep_escalate_to: str | None = Field(
         None,

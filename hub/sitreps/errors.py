@@ -3,8 +3,7 @@
 LinliError
 ├── ReportOutOfOrder        REPORT_OUT_OF_ORDER        (kind, incidentId, needs)
 ├── ReportAlreadySubmitted  REPORT_ALREADY_SUBMITTED   (reportId, version)
-├── ReportVersionConflict   REPORT_VERSION_CONFLICT    (reportId, version)
-└── SuperiorNotConfigured   SUPERIOR_NOT_CONFIGURED
+└── ReportVersionConflict   REPORT_VERSION_CONFLICT    (reportId, version)
 
 A field over its limit is ``InvalidInput`` with ``STRING_TOO_LONG`` or ``OUT_OF_RANGE``
 and the field's name, as everywhere else.
@@ -18,7 +17,6 @@ __all__ = [
     "ReportAlreadySubmitted",
     "ReportOutOfOrder",
     "ReportVersionConflict",
-    "SuperiorNotConfigured",
 ]
 
 
@@ -38,9 +36,3 @@ class ReportVersionConflict(LinliError):
     """A level below sent a version number it sent before, with different content."""
 
     code = "REPORT_VERSION_CONFLICT"
-
-
-class SuperiorNotConfigured(LinliError):
-    """The hub has no superior hub to send reports to (``LINLI_SUPERIOR_URL``)."""
-
-    code = "SUPERIOR_NOT_CONFIGURED"
