@@ -145,6 +145,12 @@ class HubSettings(ServiceSettings):
     sitrep_check_interval_s: float = Field(
         5.0, gt=0, description="Seconds between checks for overdue situation reports"
     )
+    sitrep_watch_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between reads of the open incidents (through the federation, as"
+        " the hub) for initial reports never started by their deadline",
+    )
     superior_url: str | None = Field(
         None, description="Base URL of the hub one level up that submitted reports are sent to"
     )

@@ -18,11 +18,12 @@ from hub.settings import HubSettings
 from hub.sitreps import resolvers, service
 from hub.sitreps.endpoints import sitrep_router
 from hub.sitreps.model import ReportKind
-from hub.sitreps.prefill import prefill
+from hub.sitreps.prefill import open_incidents, prefill
 from hub.sitreps.superior import SuperiorHub
 from hub.sitreps.tables import SitrepRow, SitrepVersionRow
 from policies.audit import append_many
 from policies.caller import Caller
+from schema.enums import OrgKind
 from schema.runtime.db import Database
 from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
@@ -172,9 +173,44 @@ class HubSitreps:
             self.events_changed()
         return escalated
 
+    @property
+    def watcher(self) -> Caller:
+        """The hub itself reading its district's open incidents (the district relation)."""
+        settings = self.settings
+        return Caller(
+            org=settings.district,
+            org_kind=OrgKind.HUB,
+            scopes=frozenset({Scope.INCIDENTS_READ}),
+            client_id=settings.hub_id,
+            subject=settings.hub_id,
+            district=settings.district,
+        )
+
+    async def watch_once(self) -> int:
+        """Escalate, once each, open incidents whose initial report was never started in time."""
+        incidents = await open_incidents(self.federation, self.watcher)
+        now = utcnow()
+        to = self.settings.sitrep_escalate_to or self.settings.duty_desk
+        async with self.db.sessions() as session:
+            missing = await service.missing_initial_reports(
+                session,
+                incidents,
+                hub_id=self.settings.hub_id,
+                deadlines=self.settings.sitrep_deadlines_s,
+                now=now,
+            )
+        escalated = 0
+        for incident, due in missing:
+            async with self.db.transaction() as session:
+                event = await service.escalate_missing(session, incident, due=due, to=to, now=now)
+            escalated += event is not None
+        if escalated:
+            self.events_changed()
+        return escalated
+
     @contextlib.asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
-        """The overdue check, and the forwarder to the superior hub when there is one."""
+        """The overdue and missing checks, and the forwarder to the superior hub if any."""
         async with contextlib.AsyncExitStack() as stack:
             if self.superior is not None:
                 await stack.enter_async_context(
@@ -185,8 +221,14 @@ class HubSitreps:
             async def check() -> None:
                 await self.escalate_once()
 
+            async def watch() -> None:
+                await self.watch_once()
+
             tasks.start(
                 repeat("sitrep deadlines", check, interval_s=self.settings.sitrep_check_interval_s)
+            )
+            tasks.start(
+                repeat("sitrep watch", watch, interval_s=self.settings.sitrep_watch_interval_s)
             )
             yield
 

@@ -20,7 +20,14 @@ from schema.api.pagination import RecordOrder
 from schema.enums import SeverityLevel
 from schema.store.specs import SPECS
 
-__all__ = ["AREA_RADIUS_KM", "IncidentFacts", "Prefill", "prefill"]
+__all__ = [
+    "AREA_RADIUS_KM",
+    "OPEN_PAGES",
+    "IncidentFacts",
+    "Prefill",
+    "open_incidents",
+    "prefill",
+]
 
 AREA_RADIUS_KM = 5.0
 """Shelters, flags and aid within this distance of the incident are 'in the area'."""
@@ -39,6 +46,10 @@ _AID = (
     "{ id owner version createdAt updatedAt provider requester resourceKind quantity unit status }"
 )
 _COMMITTED = ("COMMITTED", "DISPATCHED", "RECEIVED")
+_OPEN = ("REPORTED", "ACTIVE", "CONTAINED")
+_OPEN_SELECTION = "{ id owner version createdAt updatedAt severityLevel reportedAt }"
+OPEN_PAGES = 20
+"""At most this many pages of 100 open incidents are read per round."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ async def prefill(
     )
     lines: dict[str, list[str]] = {"measures": [], "resources_used": [], "needs": []}
     location = incident.location
-    if location is not None and caller.scopes:
+    if location is not None:
         lon, lat = location.coordinates[0], location.coordinates[1]
         near = {"near": {"lat": lat, "lon": lon, "radiusKm": AREA_RADIUS_KM}}
         shelters, reports = await _records(federation, caller, "Shelter", near, _SHELTER, purpose)
@@ -170,3 +181,40 @@ def _aid_lines(aid: list[Any], *, involved: set[str]) -> list[str]:
     return [
         f"互助调拨 Mutual aid committed: {kind} {n} {unit}" for (kind, unit), n in totals.items()
     ]
+
+
+async def open_incidents(federation: Federation, caller: Caller) -> list[IncidentFacts]:
+    """The open incidents ``caller`` may see, newest first, up to ``OPEN_PAGES`` pages.
+
+    Not written to the hub's relay log: nothing is passed on to anyone (the nodes log the read).
+    """
+    found: list[IncidentFacts] = []
+    after: str | None = None
+    for _ in range(OPEN_PAGES):
+        page = await federation.list_page(
+            SPECS["Incident"],
+            PageRequest(
+                caller=caller,
+                where={"statuses": list(_OPEN)},
+                first=_PAGE,
+                after=after,
+                order=RecordOrder.CREATED_DESC,
+                selection=_OPEN_SELECTION,
+                purpose=None,
+                audited=False,
+            ),
+        )
+        for _, incident in page.edges:
+            found.append(
+                IncidentFacts(
+                    id=incident.id,
+                    owner=incident.owner,
+                    title="",
+                    severity=SeverityLevel(incident.severity_level or SeverityLevel.IV),
+                    started_at=incident.reported_at or incident.created_at,
+                )
+            )
+        if not page.has_next or page.end_cursor is None:
+            break
+        after = page.end_cursor
+    return found

@@ -167,8 +167,13 @@ class SituationReport:
 @strawberry.type(description="An event of the hub's numbered log about a report")
 class SituationReportEvent:
     seq: int
-    type: str = strawberry.field(description="report.overdue")
-    report_id: strawberry.ID
+    type: str = strawberry.field(
+        description="report.overdue (a draft past its deadline) or report.missing (an open"
+        " incident whose initial report was never started by its deadline)"
+    )
+    subject_id: strawberry.ID = strawberry.field(
+        description="The report (report.overdue) or the incident (report.missing)"
+    )
     community: str = strawberry.field(description="The owner of the incident")
     assigned_to: str | None = strawberry.field(description="The department told")
     at: datetime
@@ -205,7 +210,7 @@ def query_fields(work: SitrepWork) -> dict[str, Any]:
                 node=SituationReportEvent(
                     seq=r.seq,
                     type=r.type,
-                    report_id=strawberry.ID(r.flag_id),
+                    subject_id=strawberry.ID(r.flag_id),
                     community=r.community,
                     assigned_to=r.assigned_to,
                     at=r.at,
@@ -230,7 +235,7 @@ def query_fields(work: SitrepWork) -> dict[str, Any]:
         ),
         "situation_report_events": strawberry.field(
             resolver=situation_report_events,
-            description="Report events (overdue escalations) of the numbered log; after: seq",
+            description="Report events (overdue, missing) of the numbered log; after: seq",
         ),
     }
 

@@ -27,8 +27,8 @@ from hub.flags.tables import FlagEventRow
 from hub.flags.webhooks import enqueue_event_deliveries
 from hub.sitreps.errors import ReportAlreadySubmitted, ReportOutOfOrder, ReportVersionConflict
 from hub.sitreps.model import ReportFields, ReportKind, ReportStatus, validated_fields
-from hub.sitreps.prefill import Prefill
-from hub.sitreps.tables import SitrepRow, SitrepVersionRow
+from hub.sitreps.prefill import IncidentFacts, Prefill
+from hub.sitreps.tables import SitrepMissedRow, SitrepRow, SitrepVersionRow
 from policies.audit import AuditEntry
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
@@ -37,24 +37,33 @@ from schema.errors import Forbidden, InvalidInput, NotFound, StaleVersion
 from schema.scopes import Scope
 
 __all__ = [
+    "MISSING_EVENT",
     "OVERDUE_EVENT",
     "RECORD_TYPE",
     "Received",
     "create_draft",
+    "due_at",
     "due_for_escalation",
+    "escalate_missing",
     "escalate_report",
     "get_report",
     "list_reports",
+    "missing_initial_reports",
+    "overdue_json",
     "receive_report",
+    "report_events",
     "report_json",
     "require",
     "submission_audit",
     "submit_report",
     "update_draft",
+    "versions_of",
+    "versions_of_many",
 ]
 
 RECORD_TYPE = "SituationReport"
 OVERDUE_EVENT = "report.overdue"
+MISSING_EVENT = "report.missing"
 _ORDER = RecordOrder.CREATED_DESC
 
 
@@ -545,3 +554,94 @@ async def report_events(
     )
     events = list(rows.scalars())
     return events[:size], len(events) > size
+
+
+async def missing_initial_reports(
+    session: AsyncSession,
+    incidents: list[IncidentFacts],
+    *,
+    hub_id: str,
+    deadlines: Mapping[str, Mapping[str, int]],
+    now: datetime,
+) -> list[tuple[IncidentFacts, datetime]]:
+    """The incidents past their initial report's deadline with no initial report here, ever."""
+    late = []
+    for incident in incidents:
+        due = due_at(
+            deadlines,
+            ReportKind.INITIAL,
+            incident.severity,
+            started_at=incident.started_at,
+            previous_at=None,
+        )
+        if due is not None and due < now:
+            late.append((incident, due))
+    if not late:
+        return []
+    ids = [incident.id for incident, _ in late]
+    started = set(
+        (
+            await session.execute(
+                select(col(SitrepRow.incident_id)).where(
+                    col(SitrepRow.origin) == hub_id,
+                    col(SitrepRow.kind) == ReportKind.INITIAL.value,
+                    col(SitrepRow.incident_id).in_(ids),
+                )
+            )
+        ).scalars()
+    )
+    escalated = set(
+        (
+            await session.execute(
+                select(col(SitrepMissedRow.incident_id)).where(
+                    col(SitrepMissedRow.incident_id).in_(ids)
+                )
+            )
+        ).scalars()
+    )
+    return [(i, due) for i, due in late if i.id not in started and i.id not in escalated]
+
+
+async def escalate_missing(
+    session: AsyncSession, incident: IncidentFacts, *, due: datetime, to: str, now: datetime
+) -> FlagEventRow | None:
+    """Record the missing initial report once, number its ``report.missing`` event, owe webhooks."""
+    if await session.get(SitrepMissedRow, incident.id) is not None:
+        return None  # another replica was first
+    session.add(
+        SitrepMissedRow(
+            incident_id=incident.id,
+            incident_owner=incident.owner,
+            severity=incident.severity.value,
+            due_at=due,
+            escalated_at=now,
+            escalated_to=to,
+        )
+    )
+    await session.flush()
+    event = await number_event(
+        session,
+        FlagEventRow(
+            seq=0,
+            type=MISSING_EVENT,
+            flag_id=incident.id,
+            status="missing",
+            community=incident.owner,
+            assigned_to=to,
+            at=now,
+            timeline={"due": due, "escalated": now},
+        ),
+    )
+    data = {
+        "seq": event.seq,
+        "type": event.type,
+        "reportId": None,
+        "incidentId": incident.id,
+        "kind": ReportKind.INITIAL.value,
+        "severity": incident.severity.value,
+        "dueAt": due.isoformat(),
+        "escalatedTo": to,
+        "at": now.isoformat(),
+    }
+    await enqueue_event_deliveries(session, event, data)
+    return event

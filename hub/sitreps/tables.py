@@ -11,7 +11,7 @@ from sqlmodel import Field
 from hub.db import HubTable
 from schema.storage import PydanticJSON, UTCDateTime
 
-__all__ = ["SitrepRow", "SitrepVersionRow"]
+__all__ = ["SitrepMissedRow", "SitrepRow", "SitrepVersionRow"]
 
 
 class SitrepRow(HubTable, table=True):
@@ -65,3 +65,16 @@ class SitrepVersionRow(HubTable, table=True):
     forward_attempts: int = 0
     forward_error: str | None = Field(default=None, max_length=500)
     forwarded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SitrepMissedRow(HubTable, table=True):
+    """An open incident whose initial report was never started by its deadline: escalated once."""
+
+    __tablename__ = "situation_reports_missed"
+
+    incident_id: str = Field(primary_key=True, max_length=200)
+    incident_owner: str = Field(max_length=64)
+    severity: str = Field(max_length=4)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    escalated_at: datetime = Field(sa_type=UTCDateTime)
+    escalated_to: str = Field(max_length=64)

@@ -1,4 +1,4 @@
-"""sitrep: situation reports and their versions
+"""sitrep: situation reports, their versions, and initial reports missed
 
 Revision ID: 0008_sitrep
 Revises: 0007
@@ -41,6 +41,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_situation_report_versions_forward_next_at'), ['forward_next_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_situation_report_versions_report_id'), ['report_id'], unique=False)
 
+    op.create_table('situation_reports_missed',
+    sa.Column('incident_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('incident_owner', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('severity', sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
+    sa.Column('due_at', schema.storage.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('escalated_at', schema.storage.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('escalated_to', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('incident_id')
+    )
     op.create_table('situation_reports',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('origin', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -83,6 +92,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_situation_reports_due_at'))
 
     op.drop_table('situation_reports')
+    op.drop_table('situation_reports_missed')
     with op.batch_alter_table('situation_report_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_situation_report_versions_report_id'))
         batch_op.drop_index(batch_op.f('ix_situation_report_versions_forward_next_at'))
