@@ -15,6 +15,7 @@ from hub.db import metadata
 from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.federation.registry import SourceHealth
+from hub.federation.superior import superior_hub
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
 from hub.governance.anchors import anchors_router, checkpoint_signer
@@ -40,8 +41,11 @@ HUB_SDL = SDL_ROOT / "sdl" / "hub.graphql"
 """The hub's whole API as SDL, beside the common schema (``linli schema export``)."""
 
 
-def hub_well_known(settings: HubSettings) -> WellKnown:
-    """The hub's ``/.well-known/linli-node`` document, as a source of a higher hub."""
+def hub_well_known(settings: HubSettings, federates: list[str] | None = None) -> WellKnown:
+    """The hub's ``/.well-known/linli-node`` document, as a source of a higher hub.
+
+    ``federates`` names the hubs below it, so a higher hub can refuse a loop.
+    """
     return WellKnown(
         id=settings.hub_id,
         kind=SourceKind.HUB,
@@ -50,6 +54,7 @@ def hub_well_known(settings: HubSettings) -> WellKnown:
         district=settings.district,
         schema_version=SCHEMA_VERSION,
         capabilities=[spec.field_name for spec in SPECS.values()],
+        federates=federates or [],
     )
 
 
@@ -60,7 +65,6 @@ def create_app(settings: HubSettings) -> Any:
 
 def _hub_app(settings: HubSettings) -> Any:
     # The app before its outer middleware: ``state.schema`` is the GraphQL schema it serves.
-    described = hub_well_known(settings)
     db = Database(settings.database_url)
 
     def known_source(audience: str) -> bool:
@@ -100,19 +104,21 @@ def _hub_app(settings: HubSettings) -> Any:
         node_http=federation.client.http,
         staffed=staffed,
     )
+    superior = superior_hub(settings)  # the hub of the level above, if there is one
     app = service_app(
         name="hub",
         title=f"Linli hub {settings.hub_id} {settings.hub_name}",
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
-        describe=lambda: described,
+        describe=lambda: hub_well_known(settings, federation.registry.federated_hubs()),
         # The stored secrets first: a key that cannot open them stops the hub here.
         lifecycles=[
             secrets_lifecycle(settings, db),
             auth.lifecycle,
             federation.lifecycle,
             flags.lifecycle,
+            *([superior.lifecycle] if superior is not None else []),
         ],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
@@ -122,6 +128,7 @@ def _hub_app(settings: HubSettings) -> Any:
     app.include_router(auth.router)
     app.state.federation = federation
     app.state.flags = flags
+    app.state.superior = superior  # reports and escalations go up through it
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
     app.include_router(alerts_router(federation.executor, settings))
