@@ -25,6 +25,7 @@ from policies.tokens import (
     FederationLoop,
     JwksCache,
     TokenError,
+    TokenIssuerInvalid,
     TokenVerifier,
     actor_claim,
 )
@@ -235,9 +236,16 @@ class HubAuthenticator:
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller, or raise a ``policies.tokens.TokenError``."""
-        foreign = self._trusted.get(_claimed_issuer(authorization) or "")
-        if foreign is not None and foreign.verifier.issuer != self.verifier.issuer:
+        claimed = _claimed_issuer(authorization)
+        foreign = self._trusted.get(claimed or "")
+        if foreign is not None and claimed != self.verifier.issuer:
             caller = await foreign.authenticate(authorization)
+        elif claimed is not None and claimed != self.verifier.issuer:
+            # Checked before any key: an unknown issuer's kid means nothing here.
+            raise TokenIssuerInvalid(
+                f"token was issued by {claimed[:200]!r}, which is neither this hub"
+                f" ({self.verifier.issuer!r}) nor an issuer it trusts"
+            )
         else:
             caller = await self._bearer.authenticate(authorization)
             await self.revocations.check(caller)

@@ -335,7 +335,7 @@ class Federation:
             )
             payload = _field(body, field_name)
             nested = (
-                nested_sources(body.get("extensions"), [field_name])
+                nested_sources(body.get("extensions"), [field_name], body.get("errors"))
                 if source.kind == SourceKind.HUB
                 else None
             )

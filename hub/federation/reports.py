@@ -89,15 +89,22 @@ _MAX_NESTED_ENTRIES = 1000
 
 
 def nested_sources(
-    extensions: Any, field_path: list[str | int], depth: int = 0
+    extensions: Any, field_path: list[str | int], errors: Any = None, depth: int = 0
 ) -> list[dict[str, Any]] | None:
     """What a hub source said of its own sources for the field at ``field_path``, if anything.
 
     Only the known keys of each entry are kept (``path`` is dropped: it is the source's
-    request's); deeper levels nest the same way, up to ``MAX_NESTING``.
+    request's), with ``error``, the message of the source's GraphQL error naming it, if
+    ``errors`` has one; deeper levels nest the same way, up to ``MAX_NESTING``.
     """
     if not isinstance(extensions, dict) or not isinstance(extensions.get("sources"), list):
         return None
+    failures: dict[str, str] = {}
+    for error in errors if isinstance(errors, list) else []:
+        named = error.get("extensions") if isinstance(error, dict) else None
+        named_source = named.get("source") if isinstance(named, dict) else None
+        if isinstance(named_source, str) and error.get("path") in (None, field_path):
+            failures.setdefault(named_source, str(error.get("message", ""))[:300])
     kept: list[dict[str, Any]] = []
     for item in extensions["sources"][:_MAX_NESTED_ENTRIES]:
         if not isinstance(item, dict) or item.get("path", field_path) != field_path:
@@ -105,8 +112,12 @@ def nested_sources(
         entry = {key: item.get(key) for key in _NESTED_KEYS}
         if not isinstance(entry["source"], str) or not isinstance(entry["status"], str):
             continue
+        if (failure := failures.get(entry["source"])) is not None:
+            entry["error"] = failure
+        elif isinstance(item.get("error"), str):
+            entry["error"] = item["error"][:300]
         if depth + 1 < MAX_NESTING:
-            deeper = nested_sources({"sources": item.get("sources")}, field_path, depth + 1)
+            deeper = nested_sources({"sources": item.get("sources")}, field_path, depth=depth + 1)
             if deeper is not None:
                 entry["sources"] = deeper
         kept.append(entry)
