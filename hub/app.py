@@ -32,6 +32,7 @@ from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
 from schema.scopes import Scope
+from schema.store.aggregates import AGGREGATES_FIELD
 from schema.store.specs import SPECS
 
 __all__ = ["HUB_SDL", "MIGRATIONS", "create_app", "hub_sdl", "hub_well_known", "metadata"]
@@ -53,7 +54,7 @@ def hub_well_known(settings: HubSettings, federates: list[str] | None = None) ->
         division_code=settings.district,
         district=settings.district,
         schema_version=SCHEMA_VERSION,
-        capabilities=[spec.field_name for spec in SPECS.values()],
+        capabilities=[spec.field_name for spec in SPECS.values()] + [AGGREGATES_FIELD],
         federates=federates or [],
     )
 

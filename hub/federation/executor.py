@@ -241,6 +241,29 @@ class Federation:
             await self.relay_audit(caller, type_name, reports, request.purpose)
         return FederatedPage(page.edges, page.has_next, page.end_cursor, reports)
 
+    async def gather(
+        self, field_name: str, document: str, caller: Caller, purpose: str | None
+    ) -> list[SourceReply]:
+        """``document`` (one root field, no paging) asked of every source that serves it."""
+        deadline = time.monotonic() + self.deadline_s
+        return list(
+            await asyncio.gather(
+                *(
+                    self.call(
+                        source,
+                        caller,
+                        document,
+                        {},
+                        deadline,
+                        purpose,
+                        stale_key=None,
+                        field_name=field_name,
+                    )
+                    for source in self.plan(field_name, None)
+                )
+            )
+        )
+
     async def call(
         self,
         source: Source,

@@ -64,8 +64,14 @@ when {
 };
 """
 )
-# B2 has no policy file: the baseline shows a superior none of its records.
-POLICIES = {A1: SUPERIOR_EXACT, A2: SUPERIOR_RECORDS, B1: SUPERIOR_RECORDS}
+# B2 shows its superiors no records (the baseline) and keeps its resources out of their
+# totals too, while its district counts them.
+NO_SUPERIOR_TOTALS = """
+@id("owner.superior.no-resource-totals")
+forbid (principal, action == Linli::Action::"read_aggregate", resource is Linli::Resource)
+when { context.relation == "superior" };
+"""
+POLICIES = {A1: SUPERIOR_EXACT, A2: SUPERIOR_RECORDS, B1: SUPERIOR_RECORDS, B2: NO_SUPERIOR_TOTALS}
 
 
 def hub_id(division: str) -> str:

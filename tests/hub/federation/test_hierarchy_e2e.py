@@ -258,3 +258,45 @@ async def test_a_chain_of_actors_longer_than_a_district_accepts(
         await wait_nested_ok(city_department, 0)
         answer = await city_department.post(RESOURCES, {"first": 1})
         assert {e["status"] for e in entries(answer, "resources").values()} == {"ok"}
+
+
+AGGREGATES = "{ aggregates { totals { recordType area kind status count quantity available } } }"
+
+
+def resource_totals(data: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    return {
+        t["area"]: (t["count"], t["quantity"], t["available"])
+        for t in data["aggregates"]["totals"]
+        if t["recordType"] == "Resource"
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_totals_travel_up_summed_at_each_level_as_each_owner_allows(
+    tmp_path: Path, backend: str
+) -> None:
+    async with hierarchy(tmp_path, backend, province=True) as built:
+        await built.seed()
+        province = await built.department(PROVINCE)
+        city = await built.department(CITY)
+        district_b = await built.department(DISTRICT_B)
+        await wait_nested_ok(city, 4)
+        # B2 keeps its resources out of its superiors' totals; its district counts them.
+        expected_up = {DISTRICT_A: (4, 148, 148), DISTRICT_B: (2, 74, 74)}
+        assert resource_totals(await city.data(AGGREGATES)) == expected_up
+        assert resource_totals(await district_b.data(AGGREGATES)) == {DISTRICT_B: (4, 148, 148)}
+        deadline = time.monotonic() + 30.0
+        while True:
+            body = await province.post(AGGREGATES)
+            if "errors" not in body or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert resource_totals(body["data"]) == expected_up, dumps(body)
+        city_entry = entries(body, "aggregates")[hub_id(CITY)]
+        assert {d["source"] for d in city_entry["sources"]} == {
+            hub_id(DISTRICT_A),
+            hub_id(DISTRICT_B),
+        }
+        # B2's records stay hidden from the city while B1's show (in bands).
+        shown = await city.data(RESOURCES, {"first": 100})
+        assert B2 not in {e["node"]["owner"] for e in shown["resources"]["edges"]}
