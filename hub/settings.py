@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from hub.sealed import NEW_KEY_COMMAND, SECRETS_KEY_VARIABLE, Sealer, parse_keys
 from schema.runtime.outbound import OutboundPolicy
 from schema.runtime.settings import Environment, ServiceSettings
 
-__all__ = ["HubSettings"]
+__all__ = ["HubSettings", "TrustedIssuer"]
+
+
+class TrustedIssuer(BaseModel):
+    """The authorization server of a higher hub whose tokens this hub accepts for itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(min_length=1, description="The `iss` of its tokens")
+    jwks_url: str | None = Field(None, description="Where its signing keys are published")
+    jwks_file: Path | None = Field(None, description="Its signing keys as a JWKS file instead")
+
+    def model_post_init(self, _: object) -> None:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"trusted issuer {self.issuer}: give one of jwks_url or jwks_file")
 
 
 class HubSettings(ServiceSettings):
@@ -151,15 +165,33 @@ class HubSettings(ServiceSettings):
         description="Seconds between reads of the open incidents (through the federation, as"
         " the hub) for initial reports never started by their deadline",
     )
+    # Hierarchical federation (a city or province hub above this one)
+    trusted_issuers: list[TrustedIssuer] = Field(
+        default_factory=list,
+        description="Authorization servers of higher hubs whose tokens this hub accepts, only"
+        " for its own audience (`hub_id`): JSON list of {issuer, jwks_url} or"
+        " {issuer, jwks_file}",
+    )
+    max_actor_chain: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="Most actors (nested RFC 8693 `act`) a token this hub accepts or mints may"
+        " name; this hub adds itself when it calls its sources for a caller",
+    )
     superior_url: str | None = Field(
-        None, description="Base URL of the hub one level up that submitted reports are sent to"
+        None,
+        description="Base URL of the hub of the level above (city or province), to which this"
+        " hub submits reports and escalates flags; none: this hub is the top",
     )
     superior_client_id: str | None = Field(
-        None, description="This hub's OAuth client at the superior hub (scope sitrep:submit)"
+        None, description="This hub's OAuth client id at the superior hub (client credentials)"
     )
-    superior_client_secret: SecretStr | None = Field(None, description="The secret of that client")
+    superior_client_secret: SecretStr | None = Field(
+        None, description="This hub's OAuth client secret at the superior hub"
+    )
     superior_timeout_s: float = Field(
-        5.0, gt=0, description="Timeout of one call to the superior hub (token or report)"
+        5.0, gt=0, description="Timeout of one call to the superior hub (token or GraphQL)"
     )
 
     @field_validator("secrets_key")

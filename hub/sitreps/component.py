@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from hub.federation.context import HubContext
 from hub.federation.executor import Federation
+from hub.federation.superior import SuperiorHub
 from hub.flags.events import Notifier
 from hub.flags.tables import FlagEventRow
 from hub.governance.audit import AUDIT_LOG
@@ -19,7 +20,7 @@ from hub.sitreps import resolvers, service
 from hub.sitreps.endpoints import sitrep_router
 from hub.sitreps.model import ReportKind
 from hub.sitreps.prefill import open_incidents, prefill
-from hub.sitreps.superior import SuperiorHub
+from hub.sitreps.superior import ReportForwarder
 from hub.sitreps.tables import SitrepRow, SitrepVersionRow
 from policies.audit import append_many
 from policies.caller import Caller
@@ -43,7 +44,7 @@ class HubSitreps:
     federation: Federation
     authenticate: Authenticate
     events_changed: Callable[[], None]  # wakes the webhook workers after an escalation
-    superior: SuperiorHub | None
+    forwarder: ReportForwarder | None  # to the superior hub, if there is one
     submitted: Notifier
 
     @property
@@ -99,7 +100,7 @@ class HubSitreps:
                 report_id=report_id,
                 expected_revision=expected_revision,
                 hub_id=self.settings.hub_id,
-                forward=self.superior is not None,
+                forward=self.forwarder is not None,
                 now=utcnow(),
             )
             await append_many(
@@ -212,9 +213,9 @@ class HubSitreps:
     async def lifecycle(self) -> AsyncIterator[None]:
         """The overdue and missing checks, and the forwarder to the superior hub if any."""
         async with contextlib.AsyncExitStack() as stack:
-            if self.superior is not None:
+            if self.forwarder is not None:
                 await stack.enter_async_context(
-                    self.superior.running(self.submitted.waiter, self.settings.delivery_poll_s)
+                    self.forwarder.running(self.submitted.waiter, self.settings.delivery_poll_s)
                 )
             tasks = await stack.enter_async_context(BackgroundTasks("sitrep deadlines"))
 
@@ -240,21 +241,14 @@ def create_sitreps(
     federation: Federation,
     authenticate: Authenticate,
     events_changed: Callable[[], None],
+    superior: SuperiorHub | None,
 ) -> HubSitreps:
-    """The report part of one hub process."""
-    superior = None
-    if settings.superior_url:
-        if not settings.superior_client_id or settings.superior_client_secret is None:
-            raise ValueError(
-                "LINLI_SUPERIOR_URL needs LINLI_SUPERIOR_CLIENT_ID and LINLI_SUPERIOR_CLIENT_SECRET"
-            )
-        superior = SuperiorHub(
+    """The report part of one hub process; ``superior`` is the hub reports go up to."""
+    forwarder = None
+    if superior is not None:
+        forwarder = ReportForwarder(
             db,
-            settings.outbound_policy(),
-            url=settings.superior_url,
-            client_id=settings.superior_client_id,
-            client_secret=settings.superior_client_secret.get_secret_value(),
-            timeout_s=settings.superior_timeout_s,
+            superior,
             retry_base_s=settings.delivery_retry_base_s,
             retry_max_s=settings.delivery_retry_max_s,
         )
@@ -264,6 +258,6 @@ def create_sitreps(
         federation=federation,
         authenticate=authenticate,
         events_changed=events_changed,
-        superior=superior,
+        forwarder=forwarder,
         submitted=Notifier(),
     )

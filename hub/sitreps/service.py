@@ -356,10 +356,14 @@ def _moment(body: Mapping[str, Any], name: str) -> datetime:
 async def receive_report(
     session: AsyncSession, *, caller: Caller, body: Any, now: datetime
 ) -> Received:
-    """Store a version a hub below submitted (its token's ``org`` is the report's district)."""
+    """Store a version a hub below submitted.
+
+    The token is the lower hub's own client here: its ``org`` is the report's origin (the
+    lower hub's id, as ``hub.federation.superior`` registers it) or the origin's district.
+    """
     require(caller, Scope.SITREP_SUBMIT)
     report, fields = _parse_body(body)
-    if caller.org != report["originDistrict"]:
+    if caller.org not in (report["origin"], report["originDistrict"]):
         raise Forbidden(
             f"the token's organisation {caller.org} does not write the reports of"
             f" {report['originDistrict']}"

@@ -1,99 +1,72 @@
-"""Sending submitted versions to the hub one level up, at least once, in order per report.
+"""Sending submitted versions to the hub one level up, at least once, oldest first.
 
 Each submitted version is an outbox row (``forward_next_at`` set in the submitting
-transaction). The forwarder asks the superior hub's ``/oauth/token`` for a token with
-this hub's client there (client credentials, scope ``sitrep:submit``; its audience is
-the superior hub itself) and POSTs the version to ``/sitreps/inbox``; a version the
-superior already has is a 200 ``duplicate``, so retries are harmless. Failures are
-retried with backoff; a 4xx other than 401/429 is the superior refusing the content
-and is not retried (the row keeps the error).
+transaction). The forwarder POSTs it to the superior's ``/sitreps/inbox`` with this
+hub's own token there (``hub.federation.superior.SuperiorHub``: client credentials,
+``aud`` = the superior hub); a version the superior already has is a 200
+``duplicate``, so retries are harmless. Failures are retried with backoff; a 4xx
+other than 401, 408, 425 and 429 is the superior refusing the content for good and
+is not retried (the row keeps the error, shown as ``forwardError``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import httpx
 from sqlmodel import col, select
 
+from hub.federation.superior import SuperiorHub, SuperiorUnavailable
 from hub.sitreps.tables import SitrepVersionRow
 from schema.runtime.db import Database
-from schema.runtime.outbound import OutboundPolicy, OutboundTransport, UrlNotAllowed
+from schema.runtime.outbound import UrlNotAllowed
 from schema.runtime.retry import backoff_s
 from schema.runtime.tasks import BackgroundTasks, repeat
-from schema.scopes import Scope
 from schema.storage import utcnow
 
-__all__ = ["SuperiorHub"]
+__all__ = ["ReportForwarder"]
 
 _RETRIED_4XX = frozenset({401, 408, 425, 429})
 
 
-class SuperiorHub:
-    """The hub one level up, as this hub's reports reach it."""
+class ReportForwarder:
+    """Sends this hub's submitted versions to its superior hub."""
 
     def __init__(
         self,
         db: Database,
-        outbound: OutboundPolicy,
+        superior: SuperiorHub,
         *,
-        url: str,
-        client_id: str,
-        client_secret: str,
-        timeout_s: float,
         retry_base_s: float,
         retry_max_s: float,
     ) -> None:
         self.db = db
-        self.url = url.rstrip("/")
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.timeout_s = timeout_s
+        self.superior = superior
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
-        self.http = httpx.AsyncClient(
-            transport=OutboundTransport(outbound), follow_redirects=False, timeout=timeout_s
-        )
-        self._token: tuple[str, float] | None = None
-
-    async def token(self) -> str:
-        """A token of this hub's client at the superior (reused until shortly before expiry)."""
-        if self._token is not None and self._token[1] > time.monotonic():
-            return self._token[0]
-        response = await self.http.post(
-            f"{self.url}/oauth/token",
-            data={"grant_type": "client_credentials", "scope": Scope.SITREP_SUBMIT.value},
-            auth=(self.client_id, self.client_secret),
-            timeout=self.timeout_s,
-        )
-        response.raise_for_status()
-        body = response.json()
-        lifetime = float(body.get("expires_in", 60))
-        self._token = (str(body["access_token"]), time.monotonic() + lifetime / 2)
-        return self._token[0]
 
     async def _send(self, row: SitrepVersionRow) -> tuple[bool, str | None]:
         """(done, error): done when delivered, or refused for good."""
+        superior = self.superior
         try:
-            token = await self.token()
-            response = await self.http.post(
-                f"{self.url}/sitreps/inbox",
+            token = await superior.token()
+            response = await superior.http.post(
+                f"{superior.url}/sitreps/inbox",
                 json=row.body,
                 headers={"Authorization": f"Bearer {token}"},
-                timeout=self.timeout_s,
+                timeout=superior.timeout_s,
             )
+        except SuperiorUnavailable as exc:
+            return False, exc.message[:500]
         except UrlNotAllowed as exc:
             return False, f"URL_NOT_ALLOWED: {exc.message}"[:500]
         except httpx.TimeoutException:
-            return False, f"timed out after {self.timeout_s} s"
+            return False, f"timed out after {superior.timeout_s} s"
         except httpx.HTTPError as exc:
             return False, f"{type(exc).__name__}: {exc}"[:500]
-        if response.status_code == 401:
-            self._token = None
         if 200 <= response.status_code < 300:
             return True, None
         error = f"HTTP {response.status_code}: {response.text[:400]}"
@@ -101,7 +74,7 @@ class SuperiorHub:
         return refused, error
 
     async def forward_once(self) -> int:
-        """Send every due version once, oldest first; the number sent."""
+        """Send every due version once, oldest first; the number the superior took."""
         now = utcnow()
         async with self.db.sessions() as session:
             due = list(
@@ -117,12 +90,12 @@ class SuperiorHub:
         sent = 0
         for row in due:
             done, error = await self._send(row)
-            await self._record(row.id, done, error, utcnow())
+            await self._record(row.id, done=done, error=error, now=utcnow())
             sent += done and error is None
         return sent
 
     async def _record(
-        self, row_id: int | None, done: bool, error: str | None, now: datetime
+        self, row_id: int | None, *, done: bool, error: str | None, now: datetime
     ) -> None:
         async with self.db.transaction() as session:
             current = await session.get(SitrepVersionRow, row_id, populate_existing=True)
@@ -143,14 +116,12 @@ class SuperiorHub:
     @contextlib.asynccontextmanager
     async def running(
         self, wake: Callable[[], asyncio.Event], poll_s: float
-    ) -> AsyncIterator[SuperiorHub]:
+    ) -> AsyncIterator[ReportForwarder]:
         """Forward in the background: after each submission (``wake``) and every ``poll_s``."""
-        async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(self.http.aclose)
-            tasks = await stack.enter_async_context(BackgroundTasks("sitrep forward"))
+        async with BackgroundTasks("sitrep forward") as tasks:
 
-            async def round_() -> None:
+            async def forward() -> None:
                 await self.forward_once()
 
-            tasks.start(repeat("sitrep forward", round_, interval_s=poll_s, wake=wake))
+            tasks.start(repeat("sitrep forward", forward, interval_s=poll_s, wake=wake))
             yield self

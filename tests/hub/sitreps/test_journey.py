@@ -39,6 +39,7 @@ from tests.hub.sitreps.conftest import (
 )
 from tests.processes import ServiceProcess
 
+DISTRICT_HUB = "hub-110105"  # the default hub_id of a district hub
 CITY_REPORTS = """{ situationReports(first: 10) { edges { node { id origin originDistrict
   incidentId kind status version fields { injured needs summary } versions { version receivedAt }
 } } } }"""
@@ -62,9 +63,11 @@ async def city(fresh_database: DatabaseUnderTest, tmp_path: Path) -> AsyncIterat
     """A city hub process on its own database of the backend under test."""
     async with _empty_database(fresh_database.backend, tmp_path / "city") as database:
         await migrate(HUB_MIGRATIONS, database.url)
+        # As hub.federation.superior has it: the lower hub's own client, named by its id.
         district_client = await register_client(
-            database.url, org="110105", kind=OrgKind.HUB, scopes="sitrep:submit", district=CITY
-        )
+            database.url, org=DISTRICT_HUB, kind=OrgKind.HUB, scopes="sitrep:submit",
+            district="110105",
+        )  # fmt: skip
         office_client = await register_client(
             database.url, org=CITY_OFFICE, kind=OrgKind.DEPARTMENT, scopes="sitrep:read",
             district=CITY,
@@ -181,4 +184,4 @@ async def test_an_initial_report_prefilled_edited_submitted_is_seen_at_the_city(
     finally:
         await db.dispose()
     assert [json.loads(r["decision"])["version"] for r in rows] == [1, 2]
-    assert {(r["org"], r["client_id"]) for r in rows} == {("110105", city.district_client[0])}
+    assert {(r["org"], r["client_id"]) for r in rows} == {(DISTRICT_HUB, city.district_client[0])}
