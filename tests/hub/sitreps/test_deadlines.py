@@ -18,7 +18,7 @@ from policies.caller import Caller
 from schema.enums import OrgKind, SeverityLevel
 from schema.runtime.db import Database
 from tests.conftest import DatabaseUnderTest, migrate
-from tests.hub.flags.conftest import Receiver, eventually
+from tests.hub.flags.conftest import Receiver, Subscriber, eventually
 from tests.hub.sitreps.conftest import OFFICE, REPORT, SUBMIT, District
 
 REGISTER = "mutation ($url: String!) { registerWebhook(url: $url) { secret } }"
@@ -73,6 +73,16 @@ async def test_an_overdue_initial_report_escalates_once_with_an_event_and_a_sign
         OFFICE,
     )
     assert event["seq"] == data["seq"]
+    # The log is shared, but flagEvents follows flags only: the office, told of the overdue
+    # report, replays nothing from the start of the log.
+    token = district.office.http.headers["Authorization"].removeprefix("Bearer ")
+    subscriber = await Subscriber.open(district.url.replace("http://", "ws://") + "/graphql", token)
+    try:
+        assert (await subscriber.ack())["type"] == "connection_ack"
+        await subscriber.subscribe(after=0)
+        await subscriber.nothing_more()
+    finally:
+        await subscriber.close()
     # Once escalated it is not escalated again, and the report on time never is; submitting
     # the overdue one ends its overdue state.
     await district.office.data(SUBMIT, {"id": overdue["id"], "rev": 1})
