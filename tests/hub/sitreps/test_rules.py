@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from hub.governance.audit import AUDIT_LOG
 from schema.enums import OrgKind
 from schema.runtime.db import Database
+from tests.conftest import GraphQLClient
 from tests.hub.sitreps.conftest import (
     COUNT,
     EDIT,
@@ -197,4 +198,26 @@ async def test_reports_need_their_scopes(start_district: Callable[..., Any]) -> 
     )
     body = await writer_only.post(COUNT)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await _count(district) == []
+
+
+async def test_a_draft_holds_only_what_the_caller_may_see(
+    start_district: Callable[..., Any],
+) -> None:
+    district: District = await start_district()
+    incident = await district.add_incident()
+    # A department of another district: the node's policy shows it no incident at all.
+    token = await district.hub.client_token(
+        org="110106400001",
+        kind=OrgKind.DEPARTMENT,
+        scopes="incidents:read shelters:read sitrep:write sitrep:read",
+        district="110106",
+    )
+    outsider = GraphQLClient(district.url, token)
+    district.hub.clients.append(outsider)
+    body = await outsider.post(
+        "mutation($i: String!) { createSituationReport(incidentId: $i, kind: INITIAL) { id } }",
+        {"i": incident},
+    )
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert await _count(district) == []
