@@ -17,6 +17,7 @@ from hub.db import metadata
 from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.federation.registry import SourceHealth
+from hub.federation.superior import superior_hub
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
 from hub.governance.anchors import anchors_router, checkpoint_signer
@@ -24,6 +25,7 @@ from hub.governance.audit import RelayLog, record
 from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.secrets_at_rest import secrets_lifecycle
 from hub.settings import HubSettings
+from hub.sitreps import create_sitreps
 from policies.audit import AuditEntry
 from policies.caller import Caller
 from policies.purposes import PURPOSE_HEADER, purpose_from_header
@@ -33,6 +35,7 @@ from schema.runtime.db import Database
 from schema.runtime.service import service_app, wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
 from schema.scopes import Scope
+from schema.store.aggregates import AGGREGATES_FIELD
 from schema.store.specs import SPECS
 
 __all__ = ["HUB_SDL", "MIGRATIONS", "create_app", "hub_sdl", "hub_well_known", "metadata"]
@@ -42,8 +45,11 @@ HUB_SDL = SDL_ROOT / "sdl" / "hub.graphql"
 """The hub's whole API as SDL, beside the common schema (``linli schema export``)."""
 
 
-def hub_well_known(settings: HubSettings) -> WellKnown:
-    """The hub's ``/.well-known/linli-node`` document, as a source of a higher hub."""
+def hub_well_known(settings: HubSettings, federates: list[str] | None = None) -> WellKnown:
+    """The hub's ``/.well-known/linli-node`` document, as a source of a higher hub.
+
+    ``federates`` names the hubs below it, so a higher hub can refuse a loop.
+    """
     return WellKnown(
         id=settings.hub_id,
         kind=SourceKind.HUB,
@@ -51,7 +57,8 @@ def hub_well_known(settings: HubSettings) -> WellKnown:
         division_code=settings.district,
         district=settings.district,
         schema_version=SCHEMA_VERSION,
-        capabilities=[spec.field_name for spec in SPECS.values()],
+        capabilities=[spec.field_name for spec in SPECS.values()] + [AGGREGATES_FIELD],
+        federates=federates or [],
     )
 
 
@@ -62,7 +69,6 @@ def create_app(settings: HubSettings) -> Any:
 
 def _hub_app(settings: HubSettings) -> Any:
     # The app before its outer middleware: ``state.schema`` is the GraphQL schema it serves.
-    described = hub_well_known(settings)
     db = Database(settings.database_url)
 
     def known_source(audience: str) -> bool:
@@ -102,6 +108,15 @@ def _hub_app(settings: HubSettings) -> Any:
         node_http=federation.client.http,
         staffed=staffed,
     )
+    superior = superior_hub(settings)  # the hub of the level above, if there is one
+    sitreps = create_sitreps(
+        settings,
+        db,
+        federation=federation.executor,
+        authenticate=auth.authenticator.authenticate,
+        events_changed=flags.notifier.notify,
+        superior=superior,
+    )
     aid = create_aid(db, authenticate=auth.authenticator.authenticate, notifier=flags.notifier)
     app = service_app(
         name="hub",
@@ -109,13 +124,15 @@ def _hub_app(settings: HubSettings) -> Any:
         settings=settings,
         db=db,
         migrations=MIGRATIONS,
-        describe=lambda: described,
+        describe=lambda: hub_well_known(settings, federation.registry.federated_hubs()),
         # The stored secrets first: a key that cannot open them stops the hub here.
         lifecycles=[
             secrets_lifecycle(settings, db),
             auth.lifecycle,
             federation.lifecycle,
             flags.lifecycle,
+            *([superior.lifecycle] if superior is not None else []),
+            sitreps.lifecycle,  # before the superior's client closes: it sends through it
         ],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.
@@ -125,9 +142,12 @@ def _hub_app(settings: HubSettings) -> Any:
     app.include_router(auth.router)
     app.state.federation = federation
     app.state.flags = flags
+    app.state.superior = superior  # reports and escalations go up through it
     flags.metrics.register(app.state.metrics.registry)
     app.include_router(flags.router)
     app.include_router(alerts_router(federation.executor, settings))
+    app.state.sitreps = sitreps
+    app.include_router(sitreps.router)
     app.state.aid = aid
     aid.metrics.register(app.state.metrics.registry)
     app.include_router(aid.router)
@@ -150,7 +170,7 @@ def _hub_app(settings: HubSettings) -> Any:
         stated = purpose_from_header(purpose, settings.purposes) or None
         return HubContext(caller=caller, federation=federation.executor, purpose=stated)
 
-    app.state.schema = schema = hub_schema(settings, flags, aid)
+    app.state.schema = schema = hub_schema(settings, flags, sitreps, aid)
     graphql = HubGraphQLRouter(
         schema,
         context,

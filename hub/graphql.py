@@ -30,6 +30,7 @@ from schema.runtime.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from hub.flags.component import HubFlags
+    from hub.sitreps.component import HubSitreps
 
 __all__ = ["ANONYMOUS", "TOKEN_ENDED_CLOSE_CODE", "HubGraphQLRouter", "hub_schema"]
 
@@ -43,7 +44,9 @@ ANONYMOUS = Caller(org="", org_kind=OrgKind.PUBLIC, scopes=frozenset(), client_i
 """The caller of a WebSocket connection until its ``connection_init`` authenticates it."""
 
 
-def hub_schema(settings: HubSettings, flags: HubFlags, aid: HubAid) -> strawberry.Schema:
+def hub_schema(
+    settings: HubSettings, flags: HubFlags, sitreps: HubSitreps, aid: HubAid
+) -> strawberry.Schema:
     """The schema with the settings' limits and hardening."""
     return build_schema(
         query=root_type(
@@ -52,12 +55,18 @@ def hub_schema(settings: HubSettings, flags: HubFlags, aid: HubAid) -> strawberr
                 **query_fields(),
                 **flags.query_fields(),
                 **audit.query_fields(),
+                **sitreps.query_fields(),
                 **aid.query_fields(),
             },
         ),
         mutation=root_type(
             "Mutation",
-            {**mutation_fields(), **flags.mutation_fields(), **emergency.mutation_fields()},
+            {
+                **mutation_fields(),
+                **flags.mutation_fields(),
+                **emergency.mutation_fields(),
+                **sitreps.mutation_fields(),
+            },
         ),
         subscription=root_type(
             "Subscription", {**flags.subscription_fields(), **aid.subscription_fields()}

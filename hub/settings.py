@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from hub.sealed import NEW_KEY_COMMAND, SECRETS_KEY_VARIABLE, Sealer, parse_keys
 from schema.runtime.outbound import OutboundPolicy
 from schema.runtime.settings import Environment, ServiceSettings
 
-__all__ = ["HubSettings"]
+__all__ = ["HubSettings", "TrustedIssuer"]
+
+
+class TrustedIssuer(BaseModel):
+    """The authorization server of a higher hub whose tokens this hub accepts for itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(min_length=1, description="The `iss` of its tokens")
+    jwks_url: str | None = Field(None, description="Where its signing keys are published")
+    jwks_file: Path | None = Field(None, description="Its signing keys as a JWKS file instead")
+
+    def model_post_init(self, _: object) -> None:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"trusted issuer {self.issuer}: give one of jwks_url or jwks_file")
 
 
 class HubSettings(ServiceSettings):
@@ -123,6 +137,61 @@ class HubSettings(ServiceSettings):
     )
     external_poll_s: float = Field(
         60.0, gt=0, description="Seconds between reads of a filed flag's Open311 status"
+    )
+    # Situation reports (hub/sitreps)
+    sitrep_deadlines_s: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {
+            "initial": {"I": 3600, "II": 3600, "III": 7200, "IV": 14400},
+            "follow_up": {"I": 7200, "II": 14400, "III": 43200, "IV": 86400},
+            "final": {"I": 604800, "II": 604800, "III": 1209600, "IV": 1209600},
+        },
+        description="Seconds a report may take, by kind (initial, follow_up, final) and the"
+        " incident's GB/T 35561 level (I-IV), JSON: initial and final from the incident's start,"
+        " follow_up from the previous version submitted. Default: initial I and II 1 h, III 2 h,"
+        " IV 4 h; follow_up I 2 h, II 4 h, III 12 h, IV 24 h; final I and II 7 d, III and IV 14 d",
+    )
+    sitrep_escalate_to: str | None = Field(
+        None,
+        pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$",
+        description="Department told (event and webhooks) when a report is overdue;"
+        " none: duty_desk",
+    )
+    sitrep_check_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between checks for overdue situation reports"
+    )
+    sitrep_watch_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between reads of the open incidents (through the federation, as"
+        " the hub) for initial reports never started by their deadline",
+    )
+    # Hierarchical federation (a city or province hub above this one)
+    trusted_issuers: list[TrustedIssuer] = Field(
+        default_factory=list,
+        description="Authorization servers of higher hubs whose tokens this hub accepts, only"
+        " for its own audience (`hub_id`): JSON list of {issuer, jwks_url} or"
+        " {issuer, jwks_file}",
+    )
+    max_actor_chain: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="Most actors (nested RFC 8693 `act`) a token this hub accepts or mints may"
+        " name; this hub adds itself when it calls its sources for a caller",
+    )
+    superior_url: str | None = Field(
+        None,
+        description="Base URL of the hub of the level above (city or province), to which this"
+        " hub submits reports and escalates flags; none: this hub is the top",
+    )
+    superior_client_id: str | None = Field(
+        None, description="This hub's OAuth client id at the superior hub (client credentials)"
+    )
+    superior_client_secret: SecretStr | None = Field(
+        None, description="This hub's OAuth client secret at the superior hub"
+    )
+    superior_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of one call to the superior hub (token or GraphQL)"
     )
 
     @field_validator("secrets_key")

@@ -5,6 +5,7 @@ from hub.db import metadata
 from hub.federation import tables as federation_tables
 from hub.flags import tables as flag_tables
 from hub.governance import audit as governance_audit
+from hub.sitreps import tables as sitrep_tables
 
 __all__ = [
     "auth_tables",
@@ -12,4 +13,5 @@ __all__ = [
     "flag_tables",
     "governance_audit",
     "metadata",
+    "sitrep_tables",
 ]

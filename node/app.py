@@ -29,6 +29,7 @@ from schema.records import REGISTRY
 from schema.runtime.db import Database
 from schema.runtime.service import wrap
 from schema.runtime.wellknown import SourceKind, WellKnown
+from schema.store.aggregates import AGGREGATES_FIELD
 from schema.store.resolvers import mutation_fields
 from schema.store.specs import bind_specs
 
@@ -58,7 +59,7 @@ def node_well_known(settings: NodeSettings) -> WellKnown:
         neighbours=settings.neighbours,
         bbox=settings.bbox,
         schema_version=SCHEMA_VERSION,
-        capabilities=[REGISTRY[name].field_name for name in TABLES.by_type],
+        capabilities=[REGISTRY[name].field_name for name in TABLES.by_type] + [AGGREGATES_FIELD],
     )
 
 

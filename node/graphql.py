@@ -11,6 +11,7 @@ from typing import Any
 import strawberry
 
 from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES
+from schema.store.aggregates import AGGREGATES_FIELD, aggregates_field
 from schema.store.resolvers import node_field, query_fields
 from schema.store.specs import RecordSpec
 
@@ -54,5 +55,6 @@ def node_queries(
         "risk_categories": strawberry.field(
             resolver=_risk_categories, description="The risk-category code list"
         ),
+        AGGREGATES_FIELD: aggregates_field(specs),
         **(extra or {}),
     }

@@ -7,7 +7,14 @@ from typing import Protocol
 
 from schema.enums import OrgKind
 
-__all__ = ["Authenticator", "Caller", "Relation", "relation_of"]
+__all__ = [
+    "Authenticator",
+    "Caller",
+    "Relation",
+    "is_superior_division",
+    "relation_of",
+    "superior_divisions",
+]
 
 import enum
 
@@ -18,6 +25,7 @@ class Relation(enum.StrEnum):
     SELF = "self"
     NEIGHBOUR = "neighbour"
     DISTRICT = "district"  # a department of the owner's district
+    SUPERIOR = "superior"  # a department of a higher level: the owner's city or province
     PUBLIC = "public"  # anyone else
 
 
@@ -34,6 +42,8 @@ class Caller:
     district: str | None = None  # county-level division code of the caller's organisation
     token_id: str | None = field(default=None, compare=False)
     expires_at: float | None = field(default=None, compare=False)  # the token's ``exp``
+    # Every actor of the token, the latest first: ``act``, ``act.act``, ... (RFC 8693 §4.1).
+    actors: tuple[str, ...] = ()
 
     def has_scope(self, scope: str) -> bool:
         """Whether the token grants ``scope``."""
@@ -50,7 +60,25 @@ def relation_of(
         return Relation.NEIGHBOUR
     if caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB) and caller.district == owner_district:
         return Relation.DISTRICT
+    if caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB) and is_superior_division(
+        caller.district, owner_district
+    ):
+        return Relation.SUPERIOR
     return Relation.PUBLIC
+
+
+def is_superior_division(higher: str | None, district: str) -> bool:
+    """Whether GB/T 2260 code ``higher`` is the city (``XXXX00``) or province (``XX0000``) of
+    the county-level ``district``."""
+    return bool(higher) and higher in superior_divisions(district)
+
+
+def superior_divisions(district: str) -> tuple[str, ...]:
+    """The city (``XXXX00``) and province (``XX0000``) codes above a county-level code."""
+    if len(district) != 6 or not district.isdigit() or district.endswith("00"):
+        return ()
+    city, province = district[:4] + "00", district[:2] + "0000"
+    return (city, province) if city != province else (province,)
 
 
 class Authenticator(Protocol):

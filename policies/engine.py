@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import cedarpy
 
-from policies.caller import Caller, Relation, relation_of
+from policies.caller import Caller, Relation, relation_of, superior_divisions
 from policies.errors import PolicyError, PolicyEvaluationError
 from policies.records import FACT_TYPES, RECORD_FACTS, FactValue, cedar_schema, groups_in
 from schema.enums import OrgKind, SeverityLevel
@@ -48,6 +48,7 @@ BASELINE_PATH: Final = CEDAR_DIR / "baseline.cedar"
 _NS: Final = "Linli"
 _READ_EXACT: Final = {"type": f"{_NS}::Action", "id": "read_exact"}
 _READ_APPROX: Final = {"type": f"{_NS}::Action", "id": "read_approx"}
+_READ_AGGREGATE: Final = {"type": f"{_NS}::Action", "id": "read_aggregate"}
 
 # Level I is the most severe (特别重大), so "level <= 2" reads "level II or worse".
 _LEVELS: Final[Mapping[SeverityLevel, int]] = MappingProxyType(
@@ -230,6 +231,7 @@ class PolicyEngine:
         self.files: tuple[str, ...] = tuple(str(p) for p in files)
         self._cache: OrderedDict[_CacheKey, FieldDecisions] = OrderedDict()
         self._cache_size = cache_size
+        self._aggregates: dict[_CacheKey, bool] = {}
         self._evaluations = 0
         self._cache_hits = 0
 
@@ -333,6 +335,62 @@ class PolicyEngine:
             self._cache.popitem(last=False)
         return decided
 
+    def may_aggregate(
+        self,
+        caller: Caller,
+        relation: Relation,
+        owner: Owner,
+        record_type: str,
+        *,
+        mode: Mode,
+        purpose: str = "",
+        emergency_level: SeverityLevel | None = None,
+        record_facts: Mapping[str, FactValue] | None = None,
+    ) -> bool:
+        """Whether ``owner``'s records of the type (with these facts) count in the caller's totals.
+
+        Cedar's ``read_aggregate`` on the ``identity`` group; cached like ``decisions``.
+        """
+        mode, relation = Mode(mode), Relation(relation)
+        level = (
+            _LEVELS[SeverityLevel(emergency_level)]
+            if mode is Mode.EMERGENCY and emergency_level is not None
+            else None
+        )
+        facts = _facts(record_type, record_facts or {})
+        key: _CacheKey = (
+            "aggregate", caller.org, caller.org_kind, caller.district, caller.scopes, relation,
+            owner, record_type, mode, purpose.strip(), level, facts,
+        )  # fmt: skip
+        cached = self._aggregates.get(key)
+        if cached is not None:
+            self._cache_hits += 1
+            return cached
+        group = FieldGroup.IDENTITY
+        context: dict[str, Any] = {
+            "mode": mode.value,
+            "scopes": sorted(caller.scopes),
+            "purpose": purpose.strip(),
+            "relation": relation.value,
+        }
+        if level is not None:
+            context["emergency_level"] = level
+        request = {
+            "principal": _org_uid(caller.org),
+            "action": _READ_AGGREGATE,
+            "resource": _resource_uid(owner, record_type, group),
+            "context": context,
+        }
+        entities = _entities(caller, owner, record_type, (group,), facts)
+        (result,) = cedarpy.is_authorized_batch([request], self._policies, entities, self._schema)
+        self._evaluations += 1
+        # A policy Cedar skipped at run time could be a forbid: fail closed.
+        allowed = bool(result.allowed) and not result.diagnostics.errors
+        if len(self._aggregates) >= self._cache_size:
+            self._aggregates.clear()
+        self._aggregates[key] = allowed
+        return allowed
+
     def _evaluate(
         self,
         caller: Caller,
@@ -415,6 +473,7 @@ def _entities(
     }
     if owner.district:
         owner_attrs["district"] = owner.district
+        owner_attrs["superiors"] = list(superior_divisions(owner.district))
     entities: list[dict[str, Any]] = [
         {"uid": _org_uid(owner.org), "attrs": owner_attrs, "parents": []}
     ]

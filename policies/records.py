@@ -118,7 +118,7 @@ _CEDAR_HEADER = """\
 
 namespace Linli {
   // Per-request facts. ``relation`` is the relation the caller claims
-  // ("self" | "neighbour" | "district" | "public"); the baseline also checks it
+  // ("self" | "neighbour" | "district" | "superior" | "public"); the baseline also checks it
   // against the organisations' attributes, so a wrong claim fails closed.
   type ReadContext = {
     mode: String,               // "normal" | "emergency"
@@ -134,6 +134,7 @@ namespace Linli {
     kind: String,                    // schema.enums.OrgKind value
     district?: String,               // county-level GB/T 2260 code, when known
     neighbours?: Set<Organisation>,  // known for the data's owner only
+    superiors?: Set<String>,         // the owner's city and province codes (GB/T 2260)
   };
 
   // One field group of one owner's records of each type. ``group`` is a
@@ -143,9 +144,12 @@ namespace Linli {
 _CEDAR_FOOTER = """
   // ``read`` groups both modes so that one forbid hides a group entirely.
   // The engine also treats a forbid on read_approx as hiding the exact value
-  // (exact is strictly more than approximate).
+  // (exact is strictly more than approximate). ``read_aggregate`` asks whether
+  // the owner's records of a type count in totals (counts and sums by kind,
+  // status and area) without any record being shown; it is asked for the
+  // ``identity`` group, so a forbid on ``read`` takes records out of totals too.
   action read;
-  action read_exact, read_approx in [read] appliesTo {{
+  action read_exact, read_approx, read_aggregate in [read] appliesTo {{
     principal: [Organisation],
     resource: [{resources}],
     context: ReadContext,

@@ -18,7 +18,12 @@ details carry a stable ``reason``:
         ├── TokenClaimsInvalid      TOKEN_CLAIMS_INVALID
         ├── TokenRevoked            TOKEN_REVOKED
         ├── TokenClientDisabled     TOKEN_CLIENT_DISABLED
-        └── JwksUnavailable         JWKS_UNAVAILABLE
+        ├── JwksUnavailable         JWKS_UNAVAILABLE
+        ├── ActorChainTooLong       ACTOR_CHAIN_TOO_LONG
+        └── FederationLoop          FEDERATION_LOOP
+
+``ActorChainTooLong`` and ``FederationLoop`` come from a hub that checks the
+chain of actors (``act``, ``act.act``, ...) of a token from a higher level.
 
 ``TokenRevoked`` and ``TokenClientDisabled`` come from the hub's revocation
 list (``policies.revocations``), which a ``BearerAuthenticator`` may be given.
@@ -46,8 +51,11 @@ from schema.errors import Unauthenticated
 
 __all__ = [
     "ACCESS_TOKEN_TYPES",
+    "MAX_ACT_DEPTH",
     "REQUIRED_CLAIMS",
+    "ActorChainTooLong",
     "BearerAuthenticator",
+    "FederationLoop",
     "JwksCache",
     "JwksUnavailable",
     "Refusals",
@@ -66,6 +74,7 @@ __all__ = [
     "TokenSignatureInvalid",
     "TokenTypInvalid",
     "TokenVerifier",
+    "actor_claim",
 ]
 
 #: ``typ`` values accepted for an access token (RFC 9068 §2.1), compared case-insensitively.
@@ -83,6 +92,8 @@ REQUIRED_CLAIMS = (
     "org",
     "org_kind",
 )
+#: The deepest ``act`` nesting any token may carry; a hub's own limit is a setting below it.
+MAX_ACT_DEPTH = 16
 _FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 _KEY_TYPES: Mapping[str, type[Key]] = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}
 _MAX_JWKS_KEYS = 64
@@ -179,6 +190,18 @@ class JwksUnavailable(TokenError):
     """The issuer's JWKS could not be fetched or read."""
 
     reason = "JWKS_UNAVAILABLE"
+
+
+class ActorChainTooLong(TokenError):
+    """The token's chain of actors is longer than this hub accepts (or would extend)."""
+
+    reason = "ACTOR_CHAIN_TOO_LONG"
+
+
+class FederationLoop(TokenError):
+    """This hub is already an actor of the token: the call went round in a loop."""
+
+    reason = "FEDERATION_LOOP"
 
 
 class JwksCache:
@@ -382,12 +405,8 @@ def _caller(claims: Mapping[str, Any]) -> Caller:
         org_kind = OrgKind(_string(claims, "org_kind"))
     except ValueError as error:
         raise TokenClaimsInvalid("claim org_kind is not a known organisation kind") from error
-    actor: str | None = None
-    if "act" in claims:
-        act = claims["act"]
-        if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not act["sub"]:
-            raise TokenClaimsInvalid("claim act is not an object with a sub")
-        actor = act["sub"]
+    actors = _actors(claims)
+    actor = actors[0] if actors else None
     district: str | None = None
     if claims.get("district") is not None:
         district = _string(claims, "district")
@@ -401,7 +420,30 @@ def _caller(claims: Mapping[str, Any]) -> Caller:
         district=district,
         token_id=_string(claims, "jti"),
         expires_at=_numeric_date(claims, "exp"),
+        actors=actors,
     )
+
+
+def _actors(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The chain of actors of nested ``act`` claims, the latest first (RFC 8693 §4.1)."""
+    actors: list[str] = []
+    act = claims.get("act")
+    while act is not None:
+        if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not act["sub"]:
+            raise TokenClaimsInvalid("claim act is not an object with a sub")
+        if len(actors) == MAX_ACT_DEPTH:
+            raise ActorChainTooLong(f"the chain of actors is longer than {MAX_ACT_DEPTH}")
+        actors.append(act["sub"])
+        act = act.get("act")
+    return tuple(actors)
+
+
+def actor_claim(actors: Collection[str]) -> dict[str, Any] | None:
+    """The nested ``act`` claim naming ``actors``, the latest first; ``None`` for none."""
+    claim: dict[str, Any] | None = None
+    for actor in reversed(list(actors)):
+        claim = {"sub": actor} if claim is None else {"sub": actor, "act": claim}
+    return claim
 
 
 class Refusals(Protocol):

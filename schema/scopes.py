@@ -25,3 +25,6 @@ class Scope(enum.StrEnum):
     AUDIT_READ = "audit:read"
     ADMIN = "admin"
     RECORDS_WRITE = "records:write"
+    SITREP_READ = "sitrep:read"
+    SITREP_WRITE = "sitrep:write"
+    SITREP_SUBMIT = "sitrep:submit"

@@ -17,13 +17,16 @@ from hub.auth.server import HubAuthorizationServer
 from hub.auth.tokens import (
     HubAuthenticator,
     TokenIssuer,
+    file_jwks_transport,
     hub_authenticator,
     jwks_transport,
     own_jwks,
+    trusted_verifiers,
 )
 from hub.settings import HubSettings
 from policies.tokens import JwksCache
 from schema.runtime.db import Database
+from schema.runtime.outbound import OutboundTransport
 
 __all__ = ["HubAuth", "create_auth"]
 
@@ -42,6 +45,7 @@ class HubAuth:
     server: HubAuthorizationServer
     router: APIRouter
     jwks_http: httpx.AsyncClient
+    trusted_http: tuple[httpx.AsyncClient, ...] = ()
 
     @asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
@@ -56,6 +60,8 @@ class HubAuth:
                 yield
         finally:
             await self.jwks_http.aclose()
+            for http in self.trusted_http:
+                await http.aclose()
 
 
 def _no_source(audience: str) -> bool:
@@ -72,13 +78,24 @@ def create_auth(
     jwks = own_jwks(settings, jwks_http)
     server = HubAuthorizationServer(settings, issuer, known_source)
     revocations = HubRevocations(settings, db, keys)
+    # Higher hubs' keys: over the outbound checks, or from a file; never the token's headers.
+    trusted_http = httpx.AsyncClient(
+        transport=OutboundTransport(settings.outbound_policy()), follow_redirects=False
+    )
+    trusted_files = httpx.AsyncClient(
+        transport=file_jwks_transport(
+            t.jwks_file for t in settings.trusted_issuers if t.jwks_file is not None
+        )
+    )
+    trusted = trusted_verifiers(settings, trusted_http, trusted_files)
     return HubAuth(
         keys=keys,
         issuer=issuer,
         jwks=jwks,
-        authenticator=hub_authenticator(settings, jwks, revocations),
+        authenticator=hub_authenticator(settings, jwks, revocations, trusted),
         revocations=revocations,
         server=server,
         router=auth_router(settings, db, keys, jwks, server, revocations),
         jwks_http=jwks_http,
+        trusted_http=(trusted_http, trusted_files),
     )

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,16 @@ from hub.auth.revocations import HubRevocations
 from hub.auth.scopes import format_scopes
 from hub.settings import HubSettings
 from policies.caller import Caller
-from policies.tokens import BearerAuthenticator, JwksCache, TokenError, TokenVerifier
+from policies.tokens import (
+    ActorChainTooLong,
+    BearerAuthenticator,
+    FederationLoop,
+    JwksCache,
+    TokenError,
+    TokenIssuerInvalid,
+    TokenVerifier,
+    actor_claim,
+)
 from schema.enums import OrgKind
 
 __all__ = [
@@ -26,10 +36,12 @@ __all__ = [
     "IssuedToken",
     "TokenIssuer",
     "VerifiedToken",
+    "file_jwks_transport",
     "hub_authenticator",
     "jwks_transport",
     "mint_for_source",
     "own_jwks",
+    "trusted_verifiers",
     "verify_own_token",
 ]
 
@@ -113,10 +125,15 @@ class TokenIssuer:
         granted = caller.scopes if scopes is None else frozenset(scopes)
         if not granted <= caller.scopes:
             raise ValueError(f"scopes beyond the caller's: {sorted(granted - caller.scopes)}")
+        # RFC 8693 §4.1: the prior actors nest inside this hub, the whole chain of them.
+        chain = (self.settings.hub_id, *caller.actors)
+        if len(chain) > self.settings.max_actor_chain:
+            raise ActorChainTooLong(
+                f"acting for this caller would make a chain of {len(chain)} actors; this hub"
+                f" mints at most {self.settings.max_actor_chain}"
+            )
         await self.keys.refresh_if_stale()
-        actor: dict[str, Any] = {"sub": self.settings.hub_id}
-        if caller.actor is not None:
-            actor["act"] = {"sub": caller.actor}  # RFC 8693 §4.1: the prior actor nests
+        actor = actor_claim(chain)
         return self.issue(
             client_id=caller.client_id,
             org=caller.org,
@@ -188,19 +205,60 @@ async def verify_own_token(
 class HubAuthenticator:
     """The hub's ``Authenticator``: its own tokens, for itself, not revoked, of a live client.
 
+    Tokens of a trusted higher hub (``trusted``, by issuer) are accepted too, only for
+    this hub's own audience, with their keys from that issuer's JWKS. Whoever signed it,
+    a token whose chain of actors is longer than ``max_actor_chain`` is refused
+    (``ACTOR_CHAIN_TOO_LONG``), and so is one that names this hub as an actor already
+    (``FEDERATION_LOOP``): the call went round.
+
     Revocations and disabled clients are checked in memory (``HubRevocations``):
     no database read per request.
     """
 
-    def __init__(self, verifier: TokenVerifier, revocations: HubRevocations) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        revocations: HubRevocations,
+        *,
+        hub_id: str = "",
+        max_actor_chain: int = 3,
+        trusted: Mapping[str, TokenVerifier] | None = None,
+    ) -> None:
         self.verifier = verifier
         self.revocations = revocations
+        self.hub_id = hub_id
+        self.max_actor_chain = max_actor_chain
         self._bearer = BearerAuthenticator(verifier)
+        self._trusted = {
+            issuer: BearerAuthenticator(trusted_verifier)
+            for issuer, trusted_verifier in (trusted or {}).items()
+        }
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller, or raise a ``policies.tokens.TokenError``."""
-        caller = await self._bearer.authenticate(authorization)
-        await self.revocations.check(caller)
+        claimed = _claimed_issuer(authorization)
+        foreign = self._trusted.get(claimed or "")
+        if foreign is not None and claimed != self.verifier.issuer:
+            caller = await foreign.authenticate(authorization)
+        elif claimed is not None and claimed != self.verifier.issuer:
+            # Checked before any key: an unknown issuer's kid means nothing here.
+            raise TokenIssuerInvalid(
+                f"token was issued by {claimed[:200]!r}, which is neither this hub"
+                f" ({self.verifier.issuer!r}) nor an issuer it trusts"
+            )
+        else:
+            caller = await self._bearer.authenticate(authorization)
+            await self.revocations.check(caller)
+        if self.hub_id and self.hub_id in caller.actors:
+            raise FederationLoop(
+                f"this hub ({self.hub_id}) already acted on this token: a loop through"
+                f" {' < '.join(caller.actors)}"
+            )
+        if len(caller.actors) > self.max_actor_chain:
+            raise ActorChainTooLong(
+                f"the token names {len(caller.actors)} actors; this hub accepts at most"
+                f" {self.max_actor_chain}"
+            )
         return caller
 
     def still_valid(self, caller: Caller) -> None:
@@ -208,9 +266,64 @@ class HubAuthenticator:
         self.revocations.still_valid(caller)
 
 
+def _claimed_issuer(authorization: str | None) -> str | None:
+    """The ``iss`` a bearer token claims, unverified: it only picks whose keys to check."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        claims = json.loads(jws.extract_compact(token.strip().encode("ascii")).payload or b"")
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
+def file_jwks_transport(paths: Iterable[Path]) -> httpx.MockTransport:
+    """An HTTP transport that answers ``file://<path>`` with the JWKS file, for listed paths."""
+    listed = {str(path.resolve()): path for path in paths}
+
+    async def serve(request: httpx.Request) -> httpx.Response:
+        path = listed.get(request.url.path)
+        if path is None:
+            return httpx.Response(404)
+        try:
+            return httpx.Response(200, content=path.read_bytes())
+        except OSError:
+            return httpx.Response(404)
+
+    return httpx.MockTransport(serve)
+
+
+def trusted_verifiers(
+    settings: HubSettings, http: httpx.AsyncClient, files: httpx.AsyncClient
+) -> dict[str, TokenVerifier]:
+    """A verifier per trusted issuer, for this hub's audience: JWKS over ``http`` or a file."""
+    verifiers = {}
+    for trusted in settings.trusted_issuers:
+        if trusted.jwks_file is not None:
+            jwks = JwksCache(f"file://{trusted.jwks_file.resolve()}", files)
+        else:
+            assert trusted.jwks_url is not None  # TrustedIssuer checks one of them is set
+            jwks = JwksCache(trusted.jwks_url, http)
+        verifiers[trusted.issuer] = TokenVerifier(
+            trusted.issuer, settings.hub_id, jwks, algorithms=("ES256", "RS256", "EdDSA")
+        )
+    return verifiers
+
+
 def hub_authenticator(
-    settings: HubSettings, jwks: JwksCache, revocations: HubRevocations
+    settings: HubSettings,
+    jwks: JwksCache,
+    revocations: HubRevocations,
+    trusted: Mapping[str, TokenVerifier] | None = None,
 ) -> HubAuthenticator:
     """The check of callers of the hub itself: ``aud`` = the hub's id, keys from memory."""
     verifier = TokenVerifier(settings.issuer, settings.hub_id, jwks, algorithms=("ES256",))
-    return HubAuthenticator(verifier, revocations)
+    return HubAuthenticator(
+        verifier,
+        revocations,
+        hub_id=settings.hub_id,
+        max_actor_chain=settings.max_actor_chain,
+        trusted=trusted,
+    )

@@ -128,8 +128,22 @@ class SourceClient:
         if response.status_code >= 500:
             raise SourceError(f"the source answered HTTP {response.status_code}")
         if response.status_code in (401, 403):
-            raise SourceDenied(f"the source refused the hub's token ({response.status_code})")
+            reason = _refusal_reason(b"".join(chunks))
+            raise SourceDenied(
+                f"the source refused the hub's token ({response.status_code}"
+                f"{' ' + reason if reason else ''})"
+            )
         try:
             return orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError as exc:
             raise SourceError("the source's answer is not valid JSON") from exc
+
+
+def _refusal_reason(body: bytes) -> str | None:
+    """The stable ``reason`` (``FEDERATION_LOOP`` ...) of a source's 401 or 403, if it gave one."""
+    try:
+        errors = orjson.loads(body).get("errors")
+        reason = errors[0]["extensions"].get("reason") or errors[0]["extensions"].get("code")
+    except (orjson.JSONDecodeError, AttributeError, IndexError, KeyError, TypeError):
+        return None
+    return reason if isinstance(reason, str) and reason.isupper() and len(reason) < 40 else None

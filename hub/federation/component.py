@@ -59,6 +59,7 @@ def create_federation(
         breaker=lambda: Breaker(settings.breaker_threshold, settings.breaker_cooldown_s),
         outbound=outbound,
         audit=source_audit,
+        self_id=settings.hub_id,
     )
     stale = StaleStore(db)
     executor = Federation(

@@ -28,15 +28,17 @@ from hub.federation.errors import (
     SourceUrlNotAllowed,
 )
 from hub.federation.registry import Registry, Source
-from hub.federation.reports import SourceReport, SourceStatus
+from hub.federation.reports import SourceReport, SourceStatus, nested_sources
 from hub.federation.stale import StaleStore
 from policies.caller import Caller
 from policies.purposes import PURPOSE_UNKNOWN
+from policies.tokens import ActorChainTooLong
 from schema.api.pagination import RecordOrder
 from schema.errors import LinliError, NotFound
 from schema.geo import BBox, distance_km
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.records import REGISTRY
+from schema.runtime.wellknown import SourceKind
 from schema.storage import utcnow
 from schema.store.specs import RecordSpec
 
@@ -239,6 +241,29 @@ class Federation:
             await self.relay_audit(caller, type_name, reports, request.purpose)
         return FederatedPage(page.edges, page.has_next, page.end_cursor, reports)
 
+    async def gather(
+        self, field_name: str, document: str, caller: Caller, purpose: str | None
+    ) -> list[SourceReply]:
+        """``document`` (one root field, no paging) asked of every source that serves it."""
+        deadline = time.monotonic() + self.deadline_s
+        return list(
+            await asyncio.gather(
+                *(
+                    self.call(
+                        source,
+                        caller,
+                        document,
+                        {},
+                        deadline,
+                        purpose,
+                        stale_key=None,
+                        field_name=field_name,
+                    )
+                    for source in self.plan(field_name, None)
+                )
+            )
+        )
+
     async def call(
         self,
         source: Source,
@@ -256,7 +281,7 @@ class Federation:
         report = SourceReport(source=source.id, status=SourceStatus.OK, ms=0.0)
         payload: dict[str, Any] | None = None
         try:
-            payload = await self._ask(
+            payload, report.sources = await self._ask(
                 source, caller, document, variables, deadline, purpose, field_name
             )
             if stale_key is not None:
@@ -281,8 +306,11 @@ class Federation:
         deadline: float,
         purpose: str | None,
         field_name: str,
-    ) -> dict[str, Any]:
-        """``data[field_name]`` of one call, through the source's slots and breaker."""
+    ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+        """``data[field_name]`` of one call, through the source's slots and breaker.
+
+        With it, what a hub source said of its own sources for the field (else ``None``).
+        """
         if not source.described:
             raise SourceUnavailable(
                 "not described yet: the hub has not read its /.well-known/linli-node"
@@ -314,18 +342,26 @@ class Federation:
         deadline: float,
         purpose: str | None,
         field_name: str,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
         budget = min(self.timeout_s, deadline - time.monotonic())
         if budget <= 0:
             raise CallerTimeout("the overall deadline had passed")
+        try:
+            token = await self._token(caller, source.id)
+        except ActorChainTooLong as exc:  # the hub will not act for this caller: no call
+            raise SourceDenied(f"{exc.message} ({exc.reason})") from None
         if not source.breaker.allow():
             raise CircuitOpen("circuit open after repeated failures")  # not a failure: refused
         try:
-            token = await self._token(caller, source.id)
             body = await self.client.graphql(
                 source.url, document, variables, token=token, timeout_s=budget, purpose=purpose
             )
             payload = _field(body, field_name)
+            nested = (
+                nested_sources(body.get("extensions"), [field_name], body.get("errors"))
+                if source.kind == SourceKind.HUB
+                else None
+            )
         except SourceUrlNotAllowed:
             source.breaker.abandoned()  # the hub refused to call: no verdict on the source
             raise
@@ -347,7 +383,7 @@ class Federation:
             source.breaker.abandoned()  # cancelled: no verdict, but never hold the probe slot
             raise
         source.breaker.succeeded()
-        return payload
+        return payload, nested
 
     def _merge(
         self,
@@ -406,8 +442,20 @@ class Federation:
     ) -> FederatedRecord:
         """``node(id)``, asked of the owning source only."""
         parsed = GlobalId.parse(global_id)
-        source = self.registry.sources.get(parsed.owner) or next(
-            (s for s in self.registry.sources.values() if s.division_code == parsed.owner), None
+        source = (
+            self.registry.sources.get(parsed.owner)
+            or next(
+                (s for s in self.registry.sources.values() if s.division_code == parsed.owner),
+                None,
+            )
+            or next(  # a hub below: its area holds the owner (hierarchical federation)
+                (
+                    s
+                    for s in self.registry.sources.values()
+                    if s.kind == SourceKind.HUB and _area_holds(s.division_code, parsed.owner)
+                ),
+                None,
+            )
         )
         if source is None:
             raise NotFound(f"no source holds {global_id}")
@@ -582,3 +630,12 @@ def _area_overlaps(box: BBox, where: dict[str, Any]) -> bool:
         nearest = (min(max(lon, box.west), box.east), min(max(lat, box.south), box.north))
         return distance_km((lon, lat), nearest) <= float(radius)
     return True
+
+
+def _area_holds(division: str, owner: str) -> bool:
+    """Whether the GB/T 2260 area ``division`` (county, city or province) holds ``owner``."""
+    if len(division) != 6 or not division.isdigit():
+        return False
+    prefix = division[:2] if division.endswith("0000") else division.removesuffix("00")
+    prefix = prefix if len(prefix) in (2, 4) else division
+    return owner.startswith(prefix) and owner != division

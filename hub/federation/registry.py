@@ -34,11 +34,21 @@ from schema.runtime.outbound import URL_NOT_ALLOWED, OutboundPolicy, UrlNotAllow
 from schema.runtime.wellknown import WellKnown, describe_error
 from schema.storage import utcnow
 
-__all__ = ["SOURCE_EXISTS", "Registry", "Source", "SourceAudit", "SourceHealth", "organisations"]
+__all__ = [
+    "FEDERATION_LOOP",
+    "SOURCE_EXISTS",
+    "Registry",
+    "Source",
+    "SourceAudit",
+    "SourceHealth",
+    "organisations",
+]
 
 log = logging.getLogger("linli.hub.sources")
 
 SOURCE_EXISTS = "SOURCE_EXISTS"
+#: A hub registering itself as a source, directly or through a hub below it.
+FEDERATION_LOOP = "FEDERATION_LOOP"
 
 SourceAudit = Callable[[AuditEntry], Awaitable[None]]
 """Appends one entry to the hub's audit log (wired in ``hub/app.py``; governance owns the log)."""
@@ -54,6 +64,7 @@ class SourceHealth(enum.StrEnum):
     DOWN = "down"
     INCOMPATIBLE = "incompatible"  # another major schema version, or a mismatched id
     NOT_ALLOWED = "not_allowed"  # its stored URL fails the outbound check now: never called
+    LOOP = "loop"  # a hub that is this hub, or federates it: never called
 
 
 @dataclass
@@ -76,10 +87,15 @@ class Source:
     latency_ms: float | None = None
     last_error: str | None = None
     breaker: Breaker = field(default_factory=Breaker)
+    federates: list[str] = field(default_factory=list)  # a hub's hubs below, as it says
 
     @property
     def usable(self) -> bool:
-        return self.health not in (SourceHealth.INCOMPATIBLE, SourceHealth.NOT_ALLOWED)
+        return self.health not in (
+            SourceHealth.INCOMPATIBLE,
+            SourceHealth.NOT_ALLOWED,
+            SourceHealth.LOOP,
+        )
 
     @property
     def described(self) -> bool:
@@ -101,6 +117,7 @@ class Source:
         self.bbox = described.bbox
         self.capabilities = list(described.capabilities)
         self.schema_version = described.schema_version
+        self.federates = list(described.federates)
 
 
 def _description(source: Source) -> tuple[Any, ...]:
@@ -129,7 +146,9 @@ class Registry:
         breaker: Callable[[], Breaker] = Breaker,
         outbound: OutboundPolicy | None = None,
         audit: SourceAudit = _no_audit,
+        self_id: str | None = None,
     ) -> None:
+        self.self_id = self_id  # this hub's own id: a source that is or federates it is a loop
         self.new_breaker = breaker
         self.outbound = outbound or OutboundPolicy(allow_internal=False)
         self.audit = audit
@@ -212,7 +231,28 @@ class Registry:
                 code=SOURCE_EXISTS,
                 field="id",
             )
+        if self.self_id is not None and source_id == self.self_id:
+            raise InvalidInput(
+                f"{source_id} is this hub: a hub is no source of itself",
+                code=FEDERATION_LOOP,
+                field="id",
+            )
+        if check:
+            probe = Source(id=source_id, url=url, origin=origin, breaker=self.new_breaker())
+            await self.check(probe)
+            if probe.health is SourceHealth.LOOP:
+                raise InvalidInput(probe.last_error or "a loop", code=FEDERATION_LOOP, field="url")
         return await self._put(source_id, url, origin=origin, check=check)
+
+    def federated_hubs(self) -> list[str]:
+        """The ids of every hub below this one: hub sources and the hubs they federate."""
+        below = {
+            hub_id
+            for s in self.sources.values()
+            if s.kind == "hub" and s.health is not SourceHealth.LOOP
+            for hub_id in (s.id, *s.federates)
+        }
+        return sorted(below)
 
     async def replace_url(self, source_id: str, url: str, *, caller: Caller) -> Source:
         """Point an existing source at another URL; audited, since its tokens follow the URL."""
@@ -282,6 +322,12 @@ class Registry:
         if document.id != source.id:
             source.health = SourceHealth.INCOMPATIBLE
             source.last_error = "the source names itself differently from its registration"
+            return
+        if self.self_id is not None and self.self_id in (document.id, *document.federates):
+            source.health = SourceHealth.LOOP
+            source.last_error = (
+                f"{FEDERATION_LOOP}: {document.id} is this hub ({self.self_id}) or federates it"
+            )
             return
         source.apply(document)
         source.last_seen = utcnow()

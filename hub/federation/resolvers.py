@@ -11,10 +11,11 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import Info
 
-from hub.federation.codec import encode_input
+from hub.federation.codec import DecodeError, decode, encode_input
 from hub.federation.context import HubContext
 from hub.federation.executor import PageRequest, SourceFailed
 from hub.federation.registry import organisations
+from hub.federation.reports import SourceStatus
 from hub.federation.selection import ENVELOPE, node_selection, print_selection
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
@@ -23,6 +24,7 @@ from schema.enums import OrgKind
 from schema.errors import InvalidInput
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.scopes import Scope
+from schema.store.aggregates import AGGREGATES_FIELD, Aggregates, Total, sum_totals
 from schema.store.resolvers import Record, list_field
 from schema.store.specs import SPECS, RecordSpec
 
@@ -146,9 +148,41 @@ async def _communities(info: Info[HubContext, None]) -> list[Organisation]:
     return organisations(info.context.federation.registry)
 
 
+_AGGREGATES_DOCUMENT = (
+    "{ aggregates { totals { recordType area kind status count quantity available"
+    " capacity occupancy affected oldestAt } } }"
+)
+
+
+async def _aggregates(info: Info[HubContext, None]) -> Aggregates:
+    context = info.context
+    replies = await context.federation.gather(
+        AGGREGATES_FIELD, _AGGREGATES_DOCUMENT, context.caller, context.purpose
+    )
+    parts: list[list[Total]] = []
+    for reply in replies:
+        if reply.payload is None:
+            continue
+        try:
+            totals = [decode(Total, raw) for raw in reply.payload["totals"]]
+        except (DecodeError, KeyError, TypeError) as exc:
+            reply.report.status = SourceStatus.ERROR
+            reply.report.message = f"answer does not fit the schema: {exc!r}"
+            continue
+        reply.report.count = len(totals)
+        parts.append(totals)
+    context.add_reports([r.report for r in replies], info.path.as_list())
+    return Aggregates(totals=sum_totals(parts))
+
+
 def query_fields() -> dict[str, Any]:
-    """Every federated list field, ``node``, ``sources`` and ``communities``."""
+    """Every federated list field, ``node``, ``sources``, ``communities`` and ``aggregates``."""
     fields = {spec.field_name: _list_field(spec) for spec in SPECS.values()}
+    fields[AGGREGATES_FIELD] = strawberry.field(
+        resolver=_aggregates,
+        description="Every source's totals (by area, kind and status) of the records the caller"
+        " may count, summed; no record is fetched",
+    )
     fields["node"] = strawberry.field(resolver=_node, description="A record by global id")
     fields["sources"] = strawberry.field(resolver=_sources, description="The federated sources")
     fields["communities"] = strawberry.field(

@@ -68,6 +68,7 @@ __all__ = [
     "follow_log",
     "hops_of",
     "next_sequence",
+    "number_event",
     "prune_events",
     "sequence_bounds",
     "start_cursor",
@@ -81,6 +82,8 @@ _Row = TypeVar("_Row")
 ADMIN_SCOPE = Scope.ADMIN
 CHANNEL = "linli_flag_events"
 """The PostgreSQL notification channel every event's transaction notifies."""
+FLAG_EVENT_PREFIX = "flag."
+"""Flags' event types; the log also numbers other parts' events (``report.overdue``)."""
 LISTENER_NAME = "linli-hub-events"
 """The ``application_name`` of each replica's listening connection (``pg_stat_activity``)."""
 
@@ -140,9 +143,8 @@ class FlagEvents:
         previous_assignee: str | None = None,
     ) -> FlagEventRow:
         """Number and store one event of ``flag``, then run the listeners; flushes."""
-        seq = await next_sequence(session, EVENT_SEQUENCE)
         event = FlagEventRow(
-            seq=seq,
+            seq=0,
             type=type.value,
             flag_id=flag.id,
             status=flag.status,
@@ -152,12 +154,24 @@ class FlagEvents:
             at=at,
             timeline=dict(timeline),
         )
-        session.add(event)
-        await session.flush()
-        await announce(session)
+        await number_event(session, event)
         for listener in self.listeners:
             await listener(session, event, flag)
         return event
+
+
+async def number_event(session: AsyncSession, event: FlagEventRow) -> FlagEventRow:
+    """Give ``event`` the next sequence number of the hub's event log and store it; flushes.
+
+    Flags' events and other parts' (``report.overdue`` of situation reports: ``flag_id``
+    holds the subject's id) share the one numbered log, its retention and its webhooks;
+    ``flagEvents`` follows only ``flag.*`` events.
+    """
+    event.seq = await next_sequence(session, EVENT_SEQUENCE)
+    session.add(event)
+    await session.flush()
+    await announce(session)
+    return event
 
 
 async def next_sequence(session: AsyncSession, name: str) -> int:
@@ -396,7 +410,8 @@ async def follow_events(
         db,
         notifier,
         FlagEventRow,
-        visible_events(caller),
+        # The log numbers other parts' events too (report.overdue): flags' only here.
+        sa.and_(col(FlagEventRow.type).startswith(FLAG_EVENT_PREFIX), visible_events(caller)),
         cursor,
         sequence=EVENT_SEQUENCE,
         batch=batch,

@@ -70,6 +70,7 @@ __all__ = [
     "WebhookDispatcher",
     "enqueue_deliveries",
     "enqueue_event",
+    "enqueue_event_deliveries",
     "list_deliveries",
     "list_webhooks",
     "new_secret",
@@ -150,6 +151,16 @@ async def list_webhooks(session: AsyncSession, caller: Caller) -> list[WebhookRo
 
 async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: FlagRow, /) -> None:
     """A delivery of ``event`` to every active webhook of a department that may see it."""
+    await enqueue_event_deliveries(session, event, event_json(event))
+
+
+async def enqueue_event_deliveries(
+    session: AsyncSession, event: FlagEventRow, data: dict[str, Any]
+) -> None:
+    """A delivery of any numbered event (``data`` its JSON) to its departments' webhooks.
+
+    The departments are the event's ``assigned_to`` and ``previous_assignee``. Flushes.
+    """
     departments = {d for d in (event.assigned_to, event.previous_assignee) if d}
     await enqueue_event(
         session,
@@ -157,7 +168,7 @@ async def enqueue_deliveries(session: AsyncSession, event: FlagEventRow, flag: F
         seq=event.seq,
         type=event.type,
         subject_id=event.flag_id,
-        data=event_json(event),
+        data=data,
         at=event.at,
     )
 

@@ -24,6 +24,7 @@ from policies.emergency import (
     policy_mode,
 )
 from policies.enforce import DisclosureLedger, PolicyEnforcer
+from policies.records import facts_of
 from schema.enums import OrgKind
 from schema.errors import Forbidden
 from schema.runtime.db import Database
@@ -126,6 +127,30 @@ class SourceContext(BaseContext):
             else:
                 self.policy_ledger.withhold(spec.type_name, page.withheld)
         return page.records
+
+    @property
+    def aggregate_area(self) -> str:
+        """The county-level code of the owner: the ``area`` of this source's totals."""
+        return self.enforcer.owner.district or self.owner_org
+
+    async def aggregable(self, spec: RecordSpec, records: list[dict[str, Any]]) -> list[bool]:
+        """Whether each record counts in the caller's totals (Cedar ``read_aggregate``)."""
+        mode = await self.policy_mode()
+        owner = self.enforcer.owner
+        relation = owner.relation_of(self.caller)
+        return [
+            self.enforcer.engine.may_aggregate(
+                self.caller,
+                relation,
+                owner,
+                spec.type_name,
+                mode=mode.mode,
+                purpose=self.purpose,
+                emergency_level=mode.level,
+                record_facts=facts_of(spec.type_name, record),
+            )
+            for record in records
+        ]
 
     async def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append ``entries`` to the audit log; return once they are committed."""

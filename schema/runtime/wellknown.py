@@ -82,6 +82,10 @@ class WellKnown(BaseModel):
     district: str | None = Field(None, description="County-level code of the source's district")
     neighbours: list[str] = Field(default_factory=list, description="Neighbour communities")
     adapter: UpstreamStatus | None = Field(None, description="An adapter's upstream status")
+    federates: list[str] = Field(
+        default_factory=list,
+        description="A hub's: the ids of every hub below it (its hub sources, theirs, ...)",
+    )
 
 
 def describe_error(error: ValidationError) -> str:

@@ -1,7 +1,7 @@
 """mutual aid: the district's cases, their events, seen step messages; node outbox paths
 
-Revision ID: 0008_aid
-Revises: 0007
+Revision ID: 0009_aid
+Revises: 0008_sitrep
 Create Date: 2026-11-30 17:20:00.000000
 """
 
@@ -14,8 +14,8 @@ import schema.storage
 from alembic import op
 
 
-revision: str = '0008_aid'
-down_revision: str | None = '0007'
+revision: str = '0009_aid'
+down_revision: str | None = '0008_sitrep'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
