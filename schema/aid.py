@@ -13,13 +13,13 @@ codec (``adapters/edxl_rm``) translates to and from XML.
     accept           RequisitionResource                  requester  offered -> accepted
     commit           CommitResource                       provider*  accepted -> committed
     refuse           CommitResource (not committed)       provider*  accepted -> declined
-    dispatch         RequestResourceDeploymentStatus      provider   committed -> dispatched
+    dispatch         ReportResourceDeploymentStatus       provider   committed -> dispatched
     in_transit       ReportResourceDeploymentStatus       provider   dispatched -> in_transit
     receive          ReportResourceDeploymentStatus       requester  dispatched|in_transit
                                                                      -> received
     request_return   RequestReturn                        provider   received -> return_requested
     return           ResponseToRequestReturn              requester  received|return_requested
-                                                                     -> returned
+                     (or ReleaseResource)                            -> returned
     cancel           RequestResource (cancel)             requester  any open state -> cancelled
     decline          ResponseToRequestResource (decline)  provider   requested..committed
                                                                      -> declined
