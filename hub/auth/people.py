@@ -152,7 +152,9 @@ async def create_person(
             f"district {district!r} is not a 6-digit GB/T 2260 code", field="district"
         )
     if district is None and org_kind in (OrgKind.COMMUNITY, OrgKind.DEPARTMENT):
-        raise InvalidPersonField(f"a person of a {org_kind.value} needs a district", field="district")
+        raise InvalidPersonField(
+            f"a person of a {org_kind.value} needs a district", field="district"
+        )
     parsed = parse_roles(roles, org_kind)
     _check_password(password)
     if not display_name.strip() or len(display_name) > 200:
@@ -264,11 +266,11 @@ async def load_code(session: AsyncSession, code: str) -> AuthorizationCode | Non
 
 
 async def start_session(
-    session: AsyncSession, *, username: str, client_id: str, scope: str
+    session: AsyncSession, *, session_id: str, username: str, client_id: str, scope: str
 ) -> PersonSession:
     """A new sign-in session."""
     row = PersonSession(
-        id=secrets.token_urlsafe(18),
+        id=session_id,
         username=username,
         client_id=client_id,
         scope=scope,

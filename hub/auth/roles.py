@@ -1,12 +1,13 @@
 """People's roles and the scopes each grants: the one mapping, documented in the README.
 
-| role | organisation | scopes (besides the viewer's) |
-|---|---|---|
-| ``viewer`` | any | ``incidents:read resources:read shelters:read alerts:read risk:read`` |
-| ``community-staff`` | community | ``volunteers:read risk:flag records:write aid:request aid:respond`` |
-| ``duty-officer`` | department | ``risk:verify emergency:declare`` |
-| ``verifier`` | department | ``risk:verify`` |
-| ``administrator`` | any | ``admin audit:read`` |
+    role             organisation  scopes (besides the viewer's)
+    viewer           any           incidents:read resources:read shelters:read
+                                   alerts:read risk:read (the viewer's own)
+    community-staff  community     volunteers:read risk:flag records:write
+                                   aid:request aid:respond
+    duty-officer     department    risk:verify emergency:declare
+    verifier         department    risk:verify
+    administrator    any           admin audit:read
 
 A person's scopes are the union over their roles. A wall screen (大屏) is a
 ``viewer`` account: read-only, it stays signed in by refresh-token rotation.

@@ -34,10 +34,12 @@ EVENT_SEQUENCE = "flag_events"
 
 
 class FlagStep(FlagTransition):
-    """A workflow step as the hub records it: ``FlagTransition`` plus the client that made it."""
+    """A workflow step as the hub records it: ``FlagTransition`` plus the client and the
+    person (a token's ``sub``, for people signed in at the web app) that made it."""
 
     org: str = ""
     client_id: str = ""
+    person: str | None = None
 
 
 class FlagRow(HubTable, table=True):
