@@ -3,152 +3,42 @@ rotation, sign-out, and every refusal (over HTTP, as the web app and a browser w
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jws
 
 from hub.auth import people
 from hub.auth.tables import AuthorizationCode
 from policies.tokens import TokenRevoked
-from schema.enums import OrgKind
-from tests.hub.auth.conftest import DISTRICT, RunningHub, refused_within
+from tests.hub.auth.conftest import RunningHub, refused_within
+from tests.hub.auth.web import (
+    DEPARTMENT,
+    PASSWORD,
+    WEB,
+    add_person,
+    callback,
+    claims_of,
+    code_for,
+    exchange,
+    from_address,
+    refresh,
+    request_params,
+    sign_in,
+    signed_in,
+    tokens_of,
+)
 
-WEB = "linli-web"
-PASSWORD = "correct horse battery"
-DEPARTMENT = "110105400000"
 BOUND_S = 5.0  # revocation reaches another replica within 2 x 0.2 s; generous under load
-
-
-@dataclass(frozen=True)
-class Tokens:
-    access: str
-    refresh: str
-    claims: dict[str, Any]
-
-
-def _from(address: str) -> httpx.AsyncClient:
-    """A client whose requests come from ``address`` (127.0.0.0/8 is all loopback)."""
-    return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(local_address=address), timeout=30.0
-    )
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[httpx.AsyncClient]:
-    async with _from("127.0.0.1") as http:
+    async with from_address("127.0.0.1") as http:
         yield http
-
-
-async def add_person(
-    hub: RunningHub,
-    username: str,
-    *,
-    roles: str = "duty-officer",
-    org: str = DEPARTMENT,
-    org_kind: OrgKind = OrgKind.DEPARTMENT,
-) -> str:
-    async with hub.db.transaction() as session:
-        await people.create_person(
-            session,
-            username=username,
-            display_name=f"测试 {username}",
-            org=org,
-            org_kind=org_kind,
-            district=DISTRICT,
-            roles=roles,
-            password=PASSWORD,
-        )
-    return username
-
-
-def callback(hub: RunningHub) -> str:
-    return f"{hub.url}/app/callback"
-
-
-def request_params(hub: RunningHub, **overrides: str | None) -> tuple[dict[str, str], str]:
-    """An authorization request's parameters, and the verifier of its challenge."""
-    verifier = secrets.token_urlsafe(48)
-    params: dict[str, str | None] = {
-        "response_type": "code",
-        "client_id": WEB,
-        "redirect_uri": callback(hub),
-        "state": secrets.token_urlsafe(8),
-        "code_challenge": create_s256_code_challenge(verifier),
-        "code_challenge_method": "S256",
-        **overrides,
-    }
-    return {k: v for k, v in params.items() if v is not None}, verifier
-
-
-async def sign_in(
-    http: httpx.AsyncClient, hub: RunningHub, params: dict[str, str], username: str, password: str
-) -> httpx.Response:
-    return await http.post(
-        f"{hub.url}/oauth/authorize",
-        data={**params, "username": username, "password": password},
-    )
-
-
-async def code_for(
-    http: httpx.AsyncClient, hub: RunningHub, username: str
-) -> tuple[str, str, dict[str, str]]:
-    """Sign in; the code, the verifier and the request's parameters."""
-    params, verifier = request_params(hub)
-    page = await http.get(f"{hub.url}/oauth/authorize", params=params)
-    assert page.status_code == 200, page.text
-    answer = await sign_in(http, hub, params, username, PASSWORD)
-    assert answer.status_code == 303, answer.text
-    location = urlsplit(answer.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == callback(hub)
-    query = parse_qs(location.query)
-    assert query["state"] == [params["state"]]
-    return query["code"][0], verifier, params
-
-
-async def exchange(
-    http: httpx.AsyncClient, hub: RunningHub, code: str, verifier: str | None
-) -> httpx.Response:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": callback(hub),
-        "client_id": WEB,
-    }
-    if verifier is not None:
-        form["code_verifier"] = verifier
-    return await http.post(f"{hub.url}/oauth/token", data=form)
-
-
-async def refresh(http: httpx.AsyncClient, hub: RunningHub, token: str) -> httpx.Response:
-    form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": WEB}
-    return await http.post(f"{hub.url}/oauth/token", data=form)
-
-
-def tokens_of(response: httpx.Response) -> Tokens:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["token_type"] == "Bearer"
-    return Tokens(body["access_token"], body["refresh_token"], claims_of(body["access_token"]))
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    """A JWT's claims, unverified (the hub's own check is what ``accepted`` uses)."""
-    claims: dict[str, Any] = json.loads(jws.extract_compact(token.encode("ascii")).payload or b"")
-    return claims
-
-
-async def signed_in(http: httpx.AsyncClient, hub: RunningHub, username: str) -> Tokens:
-    code, verifier, _ = await code_for(http, hub, username)
-    return tokens_of(await exchange(http, hub, code, verifier))
 
 
 async def accepted(hub: RunningHub, token: str) -> str | None:
@@ -181,7 +71,7 @@ async def test_metadata_lists_the_authorization_endpoint_and_s256_only(
 async def test_the_sign_in_page_is_chinese_by_default_labelled_and_self_contained(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    params, _ = request_params(hub)
+    params, _ = request_params(hub.url)
     page = await browser.get(f"{hub.url}/oauth/authorize", params=params)
     assert page.status_code == 200
     html = page.text
@@ -201,8 +91,8 @@ async def test_the_sign_in_page_is_chinese_by_default_labelled_and_self_containe
 async def test_a_person_signs_in_and_the_token_names_them_and_the_client(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    username = await add_person(hub, "wang.fang")
-    tokens = await signed_in(browser, hub, username)
+    username = await add_person(hub.db, "wang.fang")
+    tokens = await signed_in(browser, hub.url, username)
     assert tokens.claims["sub"] == username
     assert tokens.claims["client_id"] == WEB
     assert tokens.claims["org"] == DEPARTMENT
@@ -221,11 +111,11 @@ async def test_a_person_signs_in_and_the_token_names_them_and_the_client(
 
 
 async def test_a_wrong_password_is_refused_and_no_code_is_issued(hub: RunningHub) -> None:
-    username = await add_person(hub, "li.wei")
-    params, _ = request_params(hub)
-    async with _from("127.0.3.1") as http:
-        answer = await sign_in(http, hub, params, username, "not the password")
-        unknown = await sign_in(http, hub, params, "no.such.person", PASSWORD)
+    username = await add_person(hub.db, "li.wei")
+    params, _ = request_params(hub.url)
+    async with from_address("127.0.3.1") as http:
+        answer = await sign_in(http, hub.url, params, username, "not the password")
+        unknown = await sign_in(http, hub.url, params, "no.such.person", PASSWORD)
     assert answer.status_code == 401
     assert answer.headers["x-linli-code"] == "SIGNIN_FAILED"
     assert "用户名或密码错误" in answer.text
@@ -240,17 +130,17 @@ async def test_a_wrong_password_is_refused_and_no_code_is_issued(hub: RunningHub
 async def test_repeated_wrong_passwords_are_throttled_even_the_right_one_then(
     hub: RunningHub,
 ) -> None:
-    username = await add_person(hub, "zhao.lei")
-    bystander = await add_person(hub, "zhao.min")
+    username = await add_person(hub.db, "zhao.lei")
+    bystander = await add_person(hub.db, "zhao.min")
     limit = hub.settings.signin_failures_per_person
-    params, _ = request_params(hub)
-    async with _from("127.0.4.1") as http:
+    params, _ = request_params(hub.url)
+    async with from_address("127.0.4.1") as http:
         statuses = [
-            (await sign_in(http, hub, params, username, f"guess-{i}")).status_code
+            (await sign_in(http, hub.url, params, username, f"guess-{i}")).status_code
             for i in range(limit + 1)
         ]
-        throttled = await sign_in(http, hub, params, username, PASSWORD)
-        other = await sign_in(http, hub, params, bystander, PASSWORD)
+        throttled = await sign_in(http, hub.url, params, username, PASSWORD)
+        other = await sign_in(http, hub.url, params, bystander, PASSWORD)
     assert statuses == [401] * limit + [429]
     assert throttled.status_code == 429
     assert throttled.headers["x-linli-code"] == "RATE_LIMITED"
@@ -273,10 +163,10 @@ async def test_repeated_wrong_passwords_are_throttled_even_the_right_one_then(
 async def test_authorization_requests_without_s256_pkce_go_back_with_invalid_request(
     hub: RunningHub, browser: httpx.AsyncClient, overrides: dict[str, str | None], description: str
 ) -> None:
-    params, _ = request_params(hub, **overrides)
+    params, _ = request_params(hub.url, **overrides)
     for answer in (
         await browser.get(f"{hub.url}/oauth/authorize", params=params),
-        await sign_in(browser, hub, params, "wang.fang", PASSWORD),
+        await sign_in(browser, hub.url, params, "wang.fang", PASSWORD),
     ):
         assert answer.status_code == 302, answer.text
         location = urlsplit(answer.headers["location"])
@@ -302,11 +192,11 @@ async def test_unregistered_redirect_uris_and_clients_get_a_page_never_a_redirec
     hub: RunningHub, browser: httpx.AsyncClient, overrides: dict[str, str | None]
 ) -> None:
     if overrides.get("redirect_uri") == "CALLBACK/":
-        overrides = {"redirect_uri": callback(hub) + "/"}
-    params, _ = request_params(hub, **overrides)
+        overrides = {"redirect_uri": callback(hub.url) + "/"}
+    params, _ = request_params(hub.url, **overrides)
     for answer in (
         await browser.get(f"{hub.url}/oauth/authorize", params=params),
-        await sign_in(browser, hub, params, "wang.fang", PASSWORD),
+        await sign_in(browser, hub.url, params, "wang.fang", PASSWORD),
     ):
         assert answer.status_code == 400
         assert "location" not in answer.headers
@@ -317,11 +207,11 @@ async def test_unregistered_redirect_uris_and_clients_get_a_page_never_a_redirec
 async def test_a_wrong_or_missing_verifier_gets_no_token(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    code, _verifier, _ = await code_for(browser, hub, "wang.fang")
-    wrong = await exchange(browser, hub, code, secrets.token_urlsafe(48))
+    code, _verifier, _ = await code_for(browser, hub.url, "wang.fang")
+    wrong = await exchange(browser, hub.url, code, secrets.token_urlsafe(48))
     assert wrong.status_code == 400
     assert wrong.json()["error"] == "invalid_grant"
-    missing = await exchange(browser, hub, code, None)
+    missing = await exchange(browser, hub.url, code, None)
     assert missing.status_code == 400
     assert missing.json()["error"] == "invalid_request"
     assert "access_token" not in wrong.json() | missing.json()
@@ -330,15 +220,15 @@ async def test_a_wrong_or_missing_verifier_gets_no_token(
 async def test_a_replayed_code_is_refused_and_revokes_what_it_issued(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    code, verifier, _ = await code_for(browser, hub, "wang.fang")
-    first = tokens_of(await exchange(browser, hub, code, verifier))
+    code, verifier, _ = await code_for(browser, hub.url, "wang.fang")
+    first = tokens_of(await exchange(browser, hub.url, code, verifier))
     assert await accepted(hub, first.access) == "wang.fang"
-    replay = await exchange(browser, hub, code, verifier)
+    replay = await exchange(browser, hub.url, code, verifier)
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
     refused = await refused_within(hub.auth, first.access, BOUND_S)
     assert isinstance(refused, TokenRevoked)
-    after = await refresh(browser, hub, first.refresh)
+    after = await refresh(browser, hub.url, first.refresh)
     assert after.status_code == 400
     assert after.json()["error"] == "invalid_grant"
 
@@ -346,21 +236,21 @@ async def test_a_replayed_code_is_refused_and_revokes_what_it_issued(
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    first = await signed_in(browser, hub, "wang.fang")
-    second = tokens_of(await refresh(browser, hub, first.refresh))
+    first = await signed_in(browser, hub.url, "wang.fang")
+    second = tokens_of(await refresh(browser, hub.url, first.refresh))
     assert second.refresh != first.refresh
     assert second.access != first.access
     assert second.claims["sub"] == "wang.fang"
     assert second.claims["sid"] == first.claims["sid"]
-    third = tokens_of(await refresh(browser, hub, second.refresh))
+    third = tokens_of(await refresh(browser, hub.url, second.refresh))
     assert await accepted(hub, third.access) == "wang.fang"
     # The first refresh token again: someone holds a copy. The whole session ends.
-    reused = await refresh(browser, hub, first.refresh)
+    reused = await refresh(browser, hub.url, first.refresh)
     assert reused.status_code == 400
     assert reused.json()["error"] == "invalid_grant"
     for token in (second.access, third.access):
         assert isinstance(await refused_within(hub.auth, token, BOUND_S), TokenRevoked)
-    latest = await refresh(browser, hub, third.refresh)
+    latest = await refresh(browser, hub.url, third.refresh)
     assert latest.status_code == 400
     assert latest.json()["error"] == "invalid_grant"
 
@@ -368,8 +258,8 @@ async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(
 async def test_sign_out_revokes_the_session_at_the_hub_and_in_the_published_list(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    tokens = await signed_in(browser, hub, "wang.fang")
-    other = await signed_in(browser, hub, "wang.fang")  # another device stays signed in
+    tokens = await signed_in(browser, hub.url, "wang.fang")
+    other = await signed_in(browser, hub.url, "wang.fang")  # another device stays signed in
     answer = await browser.post(
         f"{hub.url}/oauth/revoke", data={"token": tokens.refresh, "client_id": WEB}
     )
@@ -379,7 +269,7 @@ async def test_sign_out_revokes_the_session_at_the_hub_and_in_the_published_list
     listed = await browser.get(f"{hub.url}/oauth/revocations")
     revoked = claims_of(listed.text)["revoked"]
     assert tokens.claims["jti"] in {entry["jti"] for entry in revoked}
-    again = await refresh(browser, hub, tokens.refresh)
+    again = await refresh(browser, hub.url, tokens.refresh)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
     assert await accepted(hub, other.access) == "wang.fang"
@@ -394,19 +284,19 @@ async def test_sign_out_revokes_the_session_at_the_hub_and_in_the_published_list
 async def test_a_disabled_person_cannot_sign_in_and_their_sessions_end(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    username = await add_person(hub, "sun.li", roles="viewer")
-    tokens = await signed_in(browser, hub, username)
+    username = await add_person(hub.db, "sun.li", roles="viewer")
+    tokens = await signed_in(browser, hub.url, username)
     assert await accepted(hub, tokens.access) == username
     async with hub.db.transaction() as session:
         ended = await people.disable_person(session, username)
     assert [r.jti for r in ended] == [tokens.claims["jti"]]
     assert isinstance(await refused_within(hub.auth, tokens.access, BOUND_S), TokenRevoked)
-    params, _ = request_params(hub)
-    answer = await sign_in(browser, hub, params, username, PASSWORD)
+    params, _ = request_params(hub.url)
+    answer = await sign_in(browser, hub.url, params, username, PASSWORD)
     assert answer.status_code == 403
     assert answer.headers["x-linli-code"] == "ACCOUNT_DISABLED"
     assert "location" not in answer.headers
-    again = await refresh(browser, hub, tokens.refresh)
+    again = await refresh(browser, hub.url, tokens.refresh)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
 
@@ -414,9 +304,9 @@ async def test_a_disabled_person_cannot_sign_in_and_their_sessions_end(
 async def test_a_viewer_refreshes_by_itself_like_a_wall_screen(
     hub: RunningHub, browser: httpx.AsyncClient
 ) -> None:
-    username = await add_person(hub, "wall-screen", roles="viewer")
-    tokens = await signed_in(browser, hub, username)
+    username = await add_person(hub.db, "wall-screen", roles="viewer")
+    tokens = await signed_in(browser, hub.url, username)
     assert "risk:verify" not in str(tokens.claims["scope"]).split()
     for _ in range(5):  # the page refreshes before each expiry, with nobody at the screen
-        tokens = tokens_of(await refresh(browser, hub, tokens.refresh))
+        tokens = tokens_of(await refresh(browser, hub.url, tokens.refresh))
         assert await accepted(hub, tokens.access) == username
