@@ -165,7 +165,9 @@ class _Endpoints:
         prepared = await self._prepare(request, TOKEN_PATH, with_token=False)
         if isinstance(prepared, JSONResponse):
             return prepared
-        for client_id in sorted(prepared.clients):
+        # The web app has no secret to guess: throttling its id would lock every person out.
+        confidential = sorted(set(prepared.clients) - {self.server.web_client.client_id})
+        for client_id in confidential:
             if not self.failures_by_client.allows(client_id):
                 return _slow_down(self.failures_by_client, client_id, "for this client")
         await self.keys.refresh_if_stale()
@@ -174,7 +176,7 @@ class _Endpoints:
         result = await asyncio.to_thread(self.server.create_token_response, prepared)
         if _client_refused(result):
             self.failures_by_address.hit(address)
-            for client_id in prepared.clients:
+            for client_id in confidential:
                 self.failures_by_client.hit(client_id)
         issued = result is not None and result[0] == 200 and prepared.issued is not None
         if issued and not await self._record_issued(prepared):

@@ -463,7 +463,8 @@ class _PersonGrant:
 class HubAuthorizationCodeGrant(_PersonGrant, AuthorizationCodeGrant):  # type: ignore[misc]
     """RFC 6749 §4.1 for the web app: codes single-use and short-lived, stored by the endpoint."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_AUTH_METHODS
+    # Confidential clients authenticate too, to be told unauthorized_client, not invalid_client.
+    TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_AUTH_METHODS + AUTH_METHODS
 
     def session_id(self) -> str:
         return secrets.token_urlsafe(18)
@@ -497,7 +498,8 @@ class HubAuthorizationCodeGrant(_PersonGrant, AuthorizationCodeGrant):  # type: 
 class HubRefreshTokenGrant(_PersonGrant, RefreshTokenGrant):  # type: ignore[misc]
     """RFC 6749 §6 with rotation: each refresh token is exchanged once for the next."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_AUTH_METHODS
+    # Confidential clients authenticate too, to be told unauthorized_client, not invalid_client.
+    TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_AUTH_METHODS + AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def session_id(self) -> str:
