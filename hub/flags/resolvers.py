@@ -178,6 +178,10 @@ class Webhook:
     url: str
     created_at: datetime
     active: bool
+    created_by: str = strawberry.field(description="The client that registered it")
+    created_by_person: str | None = strawberry.field(
+        description="The person who registered it, when a person signed in did"
+    )
 
     @classmethod
     def of(cls, row: WebhookRow) -> Webhook:
@@ -187,6 +191,8 @@ class Webhook:
             url=row.url,
             created_at=row.created_at,
             active=row.active,
+            created_by=row.created_by,
+            created_by_person=row.created_by_person,
         )
 
 

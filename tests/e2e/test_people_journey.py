@@ -157,6 +157,15 @@ async def test_the_person_who_moves_a_flag_and_reads_a_neighbours_data_is_record
     }
     # The steps machines made name no person.
     assert [t["person"] for t in moved["transitions"][:-1]] == [None, None]
+    hook = await desk.data(
+        'mutation { registerWebhook(url: "http://127.0.0.1:9/flags") '
+        "{ webhook { department createdBy createdByPerson } } }"
+    )
+    assert hook["registerWebhook"]["webhook"] == {
+        "department": DEPT_GAS,
+        "createdBy": WEB,
+        "createdByPerson": "wang.fang",
+    }
 
     # The officer reads the community's resources: the hub and the node audit the person.
     await wait_sources_ok(desk, 1)
