@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from hub.auth import people
 from hub.auth.tables import AuthorizationCode
 from policies.tokens import TokenRevoked
+from schema.storage import utcnow
 from tests.hub.auth.conftest import RunningHub, refused_within
 from tests.hub.auth.web import (
     DEPARTMENT,
@@ -310,3 +312,31 @@ async def test_a_viewer_refreshes_by_itself_like_a_wall_screen(
     for _ in range(5):  # the page refreshes before each expiry, with nobody at the screen
         tokens = tokens_of(await refresh(browser, hub.url, tokens.refresh))
         assert await accepted(hub, tokens.access) == username
+
+
+async def test_an_expired_code_gets_no_token(hub: RunningHub, browser: httpx.AsyncClient) -> None:
+    code, verifier, _ = await code_for(browser, hub.url, "wang.fang")
+    async with hub.db.transaction() as session:
+        await session.execute(
+            sa.update(AuthorizationCode)
+            .where(sa.column("code_hash") == people.token_hash(code))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    answer = await exchange(browser, hub.url, code, verifier)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+async def test_the_stored_code_is_a_hash_with_its_s256_challenge(
+    hub: RunningHub, browser: httpx.AsyncClient
+) -> None:
+    code, _verifier, params = await code_for(browser, hub.url, "wang.fang")
+    async with hub.db.sessions() as session:
+        assert await session.get(AuthorizationCode, code) is None
+        stored = await session.get(AuthorizationCode, people.token_hash(code))
+    assert stored is not None
+    assert (stored.code_challenge, stored.code_challenge_method) == (
+        params["code_challenge"],
+        "S256",
+    )
+    assert stored.expires_at - utcnow() <= timedelta(seconds=hub.settings.authorization_code_ttl_s)
