@@ -12,7 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from hub.auth import people
+from hub.auth import people, service
 from hub.auth.tables import AuthorizationCode
 from policies.tokens import TokenRevoked
 from schema.storage import utcnow
@@ -340,3 +340,14 @@ async def test_the_stored_code_is_a_hash_with_its_s256_challenge(
         "S256",
     )
     assert stored.expires_at - utcnow() <= timedelta(seconds=hub.settings.authorization_code_ttl_s)
+
+
+async def test_a_department_with_a_duty_officer_counts_as_staffed_for_its_flags(
+    hub: RunningHub,
+) -> None:
+    await add_person(hub.db, "he.jun", org="110105400077", roles="duty-officer")
+    await add_person(hub.db, "he.xin", org="110105400078", roles="viewer")
+    async with hub.db.sessions() as session:
+        staffed = await service.orgs_with_scope(session, "risk:verify")
+    assert "110105400077" in staffed
+    assert "110105400078" not in staffed
