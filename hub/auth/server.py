@@ -446,6 +446,7 @@ class _PersonGrant:
             scopes=scopes,
             subject=user.username,
             session_id=session_id,
+            name=user.display_name,
         )
         refresh_token = secrets.token_urlsafe(32)
         self.request.issued = PersonTokens(

@@ -96,6 +96,7 @@ async def test_a_person_signs_in_and_the_token_names_them_and_the_client(
     username = await add_person(hub.db, "wang.fang")
     tokens = await signed_in(browser, hub.url, username)
     assert tokens.claims["sub"] == username
+    assert tokens.claims["name"] == "测试 wang.fang"
     assert tokens.claims["client_id"] == WEB
     assert tokens.claims["org"] == DEPARTMENT
     assert tokens.claims["org_kind"] == "department"
