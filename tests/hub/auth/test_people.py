@@ -16,6 +16,7 @@ from hub.auth import people, service
 from hub.auth.tables import AuthorizationCode
 from policies.tokens import TokenRevoked
 from schema.storage import utcnow
+from tests.conftest import GraphQLClient
 from tests.hub.auth.conftest import RunningHub, refused_within
 from tests.hub.auth.web import (
     DEPARTMENT,
@@ -352,3 +353,32 @@ async def test_a_department_with_a_duty_officer_counts_as_staffed_for_its_flags(
         staffed = await service.orgs_with_scope(session, "risk:verify")
     assert "110105400077" in staffed
     assert "110105400078" not in staffed
+
+
+async def test_an_administrators_source_changes_are_audited_with_the_person(
+    hub: RunningHub, browser: httpx.AsyncClient
+) -> None:
+    admin = await add_person(hub.db, "gao.yan", org="110105400009", roles="administrator")
+    tokens = await signed_in(browser, hub.url, admin)
+    client = GraphQLClient(hub.url, tokens.access)
+    try:
+        added = await client.data(
+            'mutation { addSource(id: "adapter-x", url: "http://127.0.0.1:9") { id } }'
+        )
+        assert added["addSource"]["id"] == "adapter-x"
+        removed = await client.data('mutation { removeSource(id: "adapter-x") }')
+        assert removed["removeSource"] is True
+    finally:
+        await client.aclose()
+    async with hub.db.sessions() as session:
+        rows = await session.execute(
+            sa.text(
+                "SELECT action, client_id, subject, org FROM audit_log"
+                " WHERE owner = 'adapter-x' ORDER BY seq"
+            )
+        )
+        audited = [tuple(row) for row in rows]
+    assert audited == [
+        ("add_source", WEB, admin, "110105400009"),
+        ("remove_source", WEB, admin, "110105400009"),
+    ]
