@@ -10,6 +10,7 @@ revokes the access tokens it issued through the hub's revocation list
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -74,12 +75,15 @@ def verify_password(password: str, stored: str) -> bool:
         return False
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(24))
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: hashing costs as much as a check.
+    return hash_password(secrets.token_urlsafe(24))
 
 
 def waste_password_check(password: str) -> None:
     """Spend the time of a real password check (an unknown username costs the same)."""
-    verify_password(password, _DUMMY_HASH)
+    verify_password(password, _dummy_hash())
 
 
 def token_hash(token: str) -> str:
