@@ -1,4 +1,5 @@
-"""A duty officer signs in at the hub and acts: the flag's step and the audit rows name them.
+"""A duty officer signs in at the hub and acts: the flag's step and the audit rows name them;
+a wall screen (a viewer) follows the flag live and its subscription ends when it signs out.
 
 A real hub and a real community node (both on the backend under test), the officer
 signing in over HTTP with PKCE as the web app does, then using the hub's GraphQL API.
@@ -14,8 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from websockets.exceptions import ConnectionClosed
 
 from hub.app import MIGRATIONS as HUB_MIGRATIONS
+from hub.graphql import TOKEN_ENDED_CLOSE_CODE
 from node.app import MIGRATIONS as NODE_MIGRATIONS
 from node.app import create_app as create_node
 from node.settings import NodeSettings
@@ -29,9 +32,24 @@ from tests.conftest import (
     free_port,
     migrate,
 )
-from tests.hub.auth.web import WEB, add_person, code_for, exchange, from_address, tokens_of
+from tests.hub.auth.web import (
+    WEB,
+    Tokens,
+    add_person,
+    code_for,
+    exchange,
+    from_address,
+    tokens_of,
+)
 from tests.hub.federation.conftest import DISTRICT, RunningHub, hub_over, wait_sources_ok
-from tests.hub.flags.conftest import COMMUNITY, DEPT_GAS, FAST, ROUTING, flag_message
+from tests.hub.flags.conftest import (
+    COMMUNITY,
+    DEPT_GAS,
+    FAST,
+    ROUTING,
+    Subscriber,
+    flag_message,
+)
 
 RESOURCES = "{ resources(first: 10) { edges { node { id owner name quantity } } } }"
 FLAG = "query($id: ID!) { flag(id: $id) { version status } }"
@@ -83,14 +101,14 @@ async def rig(fresh_database: DatabaseUnderTest, tmp_path: Path) -> AsyncIterato
             await hub.stop()
 
 
-async def person_client(rig: Rig, username: str) -> GraphQLClient:
+async def person_client(rig: Rig, username: str) -> tuple[GraphQLClient, Tokens]:
     """``username`` signs in at the hub as the web app does; a GraphQL client with their token."""
     code, verifier, _ = await code_for(rig.http, rig.hub.url, username)
     tokens = tokens_of(await exchange(rig.http, rig.hub.url, code, verifier))
     assert tokens.claims["sub"] == username
     client = GraphQLClient(rig.hub.url, tokens.access)
     rig.hub.clients.append(client)
-    return client
+    return client, tokens
 
 
 async def test_the_person_who_moves_a_flag_and_reads_a_neighbours_data_is_recorded(
@@ -134,15 +152,41 @@ async def test_the_person_who_moves_a_flag_and_reads_a_neighbours_data_is_record
     assert raised.status_code == 200, raised.text
     flag_id = raised.json()["flag_id"]
 
-    # A viewer (the wall screen) sees the flag, and may not move it.
-    screen = await person_client(rig, viewer)
+    # A viewer (the wall screen) sees the flag live, and may not move it.
+    screen, screen_tokens = await person_client(rig, viewer)
     seen = (await screen.data(FLAG, {"id": flag_id}))["flag"]
     assert seen["status"] == "ROUTED"
     refused = await screen.error_code(MOVE, {"id": flag_id, "v": seen["version"], "note": "x"})
     assert refused == "FORBIDDEN"
+    live = await Subscriber.open(rig.hub.url.replace("http://", "ws://") + "/graphql",
+                                 screen_tokens.access)  # fmt: skip
+    try:
+        assert (await live.ack())["type"] == "connection_ack"
+        await live.subscribe(after=0)
+        # flag.raised is assigned to nobody yet: a department's first event is flag.routed.
+        routed = await live.event()
+        assert (routed["status"], routed["flagId"]) == ("ROUTED", flag_id)
+        await _the_officer_acts_and_is_recorded(rig, officer, flag_id)
+        assert (await live.event())["status"] == "ACKNOWLEDGED"
+        # The wall screen signs out: its open subscription ends.
+        await rig.http.post(
+            f"{rig.hub.url}/oauth/revoke", data={"token": screen_tokens.refresh, "client_id": WEB}
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            await live.message(timeout_s=10)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            TOKEN_ENDED_CLOSE_CODE,
+            "TOKEN_REVOKED",
+        )
+    finally:
+        await live.close()
 
-    # The duty officer acknowledges it: the step names the person and the client.
-    desk = await person_client(rig, officer)
+
+async def _the_officer_acts_and_is_recorded(rig: Rig, officer: str, flag_id: str) -> None:
+    """The officer acknowledges the flag, registers a webhook and reads the community's data."""
+    # The step names the person and the client.
+    desk, _ = await person_client(rig, officer)
     version = (await desk.data(FLAG, {"id": flag_id}))["flag"]["version"]
     moved = (await desk.data(MOVE, {"id": flag_id, "v": version, "note": "已派人核查"}))[
         "transitionFlag"
