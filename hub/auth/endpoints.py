@@ -57,6 +57,10 @@ class _BadForm(Exception):
     """The request body is not a well-formed OAuth form."""
 
 
+class _GrantUsed(Exception):
+    """A code or refresh token was used by another request meanwhile (rolls back)."""
+
+
 def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
     return JSONResponse(
         {"error": error, "error_description": description},
@@ -228,35 +232,39 @@ class _Endpoints:
         self._ended(ended)
 
     async def _record_issued(self, prepared: PreparedRequest) -> bool:
-        """Store a person's new refresh token, and the code or refresh token it used up."""
+        """Store a person's new refresh token, and the code or refresh token it used up.
+
+        ``False`` (nothing written) when another request used the grant meanwhile.
+        """
         issued = prepared.issued
         assert issued is not None
-        async with self.db.transaction() as session:
-            if prepared.consumed_code is not None:
-                await people.start_session(
+        try:
+            async with self.db.transaction() as session:
+                if prepared.consumed_code is not None:
+                    await people.start_session(
+                        session,
+                        session_id=issued.session_id,
+                        username=issued.username,
+                        client_id=issued.client_id,
+                        scope=issued.access.scope,
+                    )
+                    used = prepared.consumed_code.code_hash
+                    if not await people.exchange_code(session, used, issued.session_id):
+                        raise _GrantUsed
+                elif prepared.rotated is not None and not await people.rotate_refresh_token(
+                    session, prepared.rotated.token_hash
+                ):
+                    raise _GrantUsed
+                await people.save_refresh_token(
                     session,
+                    token=issued.refresh_token,
                     session_id=issued.session_id,
-                    username=issued.username,
-                    client_id=issued.client_id,
-                    scope=issued.access.scope,
+                    ttl_s=self.settings.refresh_token_ttl_s,
+                    access_jti=issued.access.jti,
+                    access_expires_at=issued.access_expires_at,
                 )
-                used = prepared.consumed_code.code_hash
-                if not await people.exchange_code(session, used, issued.session_id):
-                    await session.rollback()
-                    return False
-            elif prepared.rotated is not None and not await people.rotate_refresh_token(
-                session, prepared.rotated.token_hash
-            ):
-                await session.rollback()
-                return False
-            await people.save_refresh_token(
-                session,
-                token=issued.refresh_token,
-                session_id=issued.session_id,
-                ttl_s=self.settings.refresh_token_ttl_s,
-                access_jti=issued.access.jti,
-                access_expires_at=issued.access_expires_at,
-            )
+        except _GrantUsed:
+            return False
         return True
 
     def _authorization_request(self, params: dict[str, str]) -> PreparedRequest:

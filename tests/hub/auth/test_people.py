@@ -3,6 +3,7 @@ rotation, sign-out, and every refusal (over HTTP, as the web app and a browser w
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -42,6 +43,12 @@ BOUND_S = 5.0  # revocation reaches another replica within 2 x 0.2 s; generous u
 async def browser() -> AsyncIterator[httpx.AsyncClient]:
     async with from_address("127.0.0.1") as http:
         yield http
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def officer(hub: RunningHub) -> str:
+    """A duty officer of the department, the person most tests sign in as."""
+    return await add_person(hub.db, "wang.fang")
 
 
 async def accepted(hub: RunningHub, token: str) -> str | None:
@@ -92,9 +99,9 @@ async def test_the_sign_in_page_is_chinese_by_default_labelled_and_self_containe
 
 
 async def test_a_person_signs_in_and_the_token_names_them_and_the_client(
-    hub: RunningHub, browser: httpx.AsyncClient
+    hub: RunningHub, browser: httpx.AsyncClient, officer: str
 ) -> None:
-    username = await add_person(hub.db, "wang.fang")
+    username = officer
     tokens = await signed_in(browser, hub.url, username)
     assert tokens.claims["sub"] == username
     assert tokens.claims["name"] == "测试 wang.fang"
@@ -382,3 +389,21 @@ async def test_an_administrators_source_changes_are_audited_with_the_person(
         ("add_source", WEB, admin, "110105400009"),
         ("remove_source", WEB, admin, "110105400009"),
     ]
+
+
+async def test_a_code_exchanged_twice_at_once_issues_once_and_then_is_revoked(
+    hub: RunningHub, browser: httpx.AsyncClient
+) -> None:
+    code, verifier, _ = await code_for(browser, hub.url, "wang.fang")
+    answers = await asyncio.gather(
+        exchange(browser, hub.url, code, verifier), exchange(browser, hub.url, code, verifier)
+    )
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    won = next(a for a in answers if a.status_code == 200)
+    lost = next(a for a in answers if a.status_code == 400)
+    assert lost.json()["error"] == "invalid_grant"
+    # However the two raced, the second use counts as a replay: the first's tokens end.
+    tokens = tokens_of(won)
+    assert isinstance(await refused_within(hub.auth, tokens.access, BOUND_S), TokenRevoked)
+    after = await refresh(browser, hub.url, tokens.refresh)
+    assert after.status_code == 400
