@@ -193,6 +193,31 @@ class HubSettings(ServiceSettings):
     superior_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one call to the superior hub (token or GraphQL)"
     )
+    # People signing in (hub/auth: roles, people, the sign-in page)
+    web_client_id: str = Field(
+        "linli-web",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._~-]{2,63}$",
+        description="Client id of the web app: a public client (authorization code with PKCE)",
+    )
+    web_redirect_uris: list[str] = Field(
+        default_factory=list,
+        description="Redirect URIs of the web app, matched exactly (JSON list); empty:"
+        " <issuer>/app/callback",
+    )
+    authorization_code_ttl_s: int = Field(
+        60, ge=5, le=600, description="Lifetime of an authorization code (used once)"
+    )
+    refresh_token_ttl_s: int = Field(
+        12 * 3600,
+        ge=60,
+        description="Lifetime of a refresh token; each refresh rotates it and starts a new one",
+    )
+    signin_failures_per_person: int = Field(
+        5, ge=1, description="Failed sign-ins per minute for one username before it is throttled"
+    )
+    signin_failures_per_address: int = Field(
+        20, ge=1, description="Failed sign-ins per minute from one remote address"
+    )
 
     @field_validator("secrets_key")
     @classmethod
@@ -214,3 +239,7 @@ class HubSettings(ServiceSettings):
     def outbound_policy(self) -> OutboundPolicy:
         """The check every URL the hub is asked to call (sources, webhooks) must pass."""
         return OutboundPolicy(self.allowed_outbound_hosts, allow_internal=not self.production)
+
+    def web_redirects(self) -> list[str]:
+        """The web app's registered redirect URIs (``<issuer>/app/callback`` by default)."""
+        return self.web_redirect_uris or [self.issuer.rstrip("/") + "/app/callback"]

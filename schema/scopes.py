@@ -28,3 +28,4 @@ class Scope(enum.StrEnum):
     SITREP_READ = "sitrep:read"
     SITREP_WRITE = "sitrep:write"
     SITREP_SUBMIT = "sitrep:submit"
+    RISK_READ = "risk:read"

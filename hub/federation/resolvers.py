@@ -17,6 +17,7 @@ from hub.federation.executor import PageRequest, SourceFailed
 from hub.federation.registry import organisations
 from hub.federation.reports import SourceStatus
 from hub.federation.selection import ENVELOPE, node_selection, print_selection
+from policies.audit import AuditEntry
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
 from schema.api.types import Organisation
@@ -193,8 +194,13 @@ def query_fields() -> dict[str, Any]:
 
 async def _add_source(info: Info[HubContext, None], id: str, url: str) -> SourceInfo:
     context = info.context
-    context.require_scope(ADMIN_SCOPE)
-    await context.federation.registry.add(id, url)
+    caller = context.require_scope(ADMIN_SCOPE)
+    registry = context.federation.registry
+    added = await registry.add(id, url)
+    # Audited like a changed URL: the client and the person (``subject``) who did it.
+    await registry.audit(
+        AuditEntry(action="add_source", owner=id, caller=caller, decision={"url": added.url})
+    )
     return next(s for s in await _sources(info) if s.id == id)
 
 
@@ -206,8 +212,10 @@ async def _replace_source_url(info: Info[HubContext, None], id: str, url: str) -
 
 
 async def _remove_source(info: Info[HubContext, None], id: str) -> bool:
-    info.context.require_scope(ADMIN_SCOPE)
-    await info.context.federation.registry.remove(id)
+    caller = info.context.require_scope(ADMIN_SCOPE)
+    registry = info.context.federation.registry
+    await registry.remove(id)
+    await registry.audit(AuditEntry(action="remove_source", owner=id, caller=caller))
     return True
 
 

@@ -61,7 +61,7 @@ class HubFlags:
     channel: EventChannel  # other replicas' events ring ``notifier`` (PostgreSQL)
     metrics: FlagMetrics = field(default_factory=FlagMetrics)
     external: ExternalPushes | None = None  # set by create_flags
-    # The departments with an active client that may verify flags (routing warnings at start).
+    # The departments with an active client or person that may verify flags (routing warnings).
     staffed: Callable[[], Awaitable[set[str]]] | None = None
 
     @property

@@ -146,7 +146,7 @@ class RoutingRules:
     def warnings(self, *, district: str, staffed: set[str]) -> list[str]:
         """What is wrong with the rules in this district, for the log at start-up.
 
-        ``staffed``: the departments with an active client that may verify flags. A flag
+        ``staffed``: the departments with an active client or person that may verify flags. A flag
         routed to a department with none waits unseen until it escalates; one in another
         district's code space is most likely a typing error.
         """
@@ -159,8 +159,8 @@ class RoutingRules:
             if department not in staffed:
                 found.append(
                     f"routing: {rule} names department {department}, which has no active client"
-                    " with risk:verify: its flags wait unseen until they escalate (add one with"
-                    " `linli clients add`)"
+                    " or person with risk:verify: its flags wait unseen until they escalate (add"
+                    " one with `linli clients add` or `linli users add`)"
                 )
         return found
 

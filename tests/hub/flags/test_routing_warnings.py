@@ -62,12 +62,12 @@ department = "{ELSEWHERE}"
     assert sorted(warnings) == sorted(
         [
             f"routing: route #1 (gas_leak in any area) names department {DEPT_GAS}, which has"
-            " no active client with risk:verify: its flags wait unseen until they escalate"
-            " (add one with `linli clients add`)",
+            " no active client or person with risk:verify: its flags wait unseen until they"
+            " escalate (add one with `linli clients add` or `linli users add`)",
             f"routing: route #2 (flooding in any area) names department {ELSEWHERE}, outside"
             " district 110105",
             f"routing: route #2 (flooding in any area) names department {ELSEWHERE}, which has"
-            " no active client with risk:verify: its flags wait unseen until they escalate"
-            " (add one with `linli clients add`)",
+            " no active client or person with risk:verify: its flags wait unseen until they"
+            " escalate (add one with `linli clients add` or `linli users add`)",
         ]
     )
