@@ -460,6 +460,13 @@ def demo(
                 "LINLI_ORG_NAME": community.name,
                 "LINLI_DISTRICT": DISTRICT,
                 "LINLI_NEIGHBOURS": json.dumps(list(community.neighbours)),
+                # The area the web application's map draws for the community.
+                "LINLI_BBOX": json.dumps(
+                    {"west": round(community.lon - 0.0045, 6),
+                     "south": round(community.lat - 0.0035, 6),
+                     "east": round(community.lon + 0.0045, 6),
+                     "north": round(community.lat + 0.0035, 6)}
+                ),  # fmt: skip
                 "LINLI_TOKEN_ISSUER": hub_url,
                 "LINLI_JWKS_URL": f"{hub_url}/.well-known/jwks.json",
                 # Raised flags go to the hub's inbox with the node's own client.
