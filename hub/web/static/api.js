@@ -52,6 +52,7 @@ export class FlagEvents {
     this.delay = 1000;
     this.stopped = false;
     this.socket = null;
+    this.subscribedAfter = []; // the sequence number each subscription resumed after
   }
 
   start() {
@@ -78,11 +79,12 @@ export class FlagEvents {
       const frame = JSON.parse(message.data);
       if (frame.type === "connection_ack") {
         this.delay = 1000;
+        this.subscribedAfter.push(this.lastSeq);
         socket.send(JSON.stringify({
           id: "flags", type: "subscribe",
           payload: { query: FLAG_EVENTS, variables: { after: this.lastSeq } },
         }));
-        this.onState("live");
+        this.onState(this.subscribedAfter.length > 1 && this.lastSeq === null ? "resync" : "live");
       } else if (frame.type === "ping") {
         socket.send(JSON.stringify({ type: "pong" }));
       } else if (frame.type === "next") {

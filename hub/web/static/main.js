@@ -197,6 +197,12 @@ async function flagEvent(event) {
 }
 
 function liveState(live) {
+  if (live === "resync") {
+    // Reconnected before any event arrived: no sequence number to resume from, so read
+    // the flags again rather than miss what happened while the socket was down.
+    live = "live";
+    loadFlags();
+  }
   state.live = live;
   const badge = $("live");
   badge.textContent = t(live === "live" ? "live" : live === "offline" ? "offline" : "reconnecting");
