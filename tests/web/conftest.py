@@ -92,14 +92,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                 process.wait(timeout=10)
 
 
+def _chromium() -> str:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
+    return str(CHROMIUM)
+
+
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, headless; skipped nowhere: CI installs it (``.ci/run``)."""
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
+        launched = await playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         yield launched
         await launched.close()
 

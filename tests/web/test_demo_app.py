@@ -39,9 +39,9 @@ async def test_a_duty_officer_sees_the_whole_district(
     seeded[NODES[2]] += ("incident",)
     for node, kinds in seeded.items():
         for kind in kinds:
-            await expect(page.locator(f'.feature.{kind}[data-owner="{node}"]').first).to_be_attached(
-                timeout=WAIT_MS
-            )
+            await expect(
+                page.locator(f'.feature.{kind}[data-owner="{node}"]').first
+            ).to_be_attached(timeout=WAIT_MS)
     await expect(page.locator('.feature.alert[data-owner="adapter-cap"]').first).to_be_attached()
     # the two seeded flags, routed to the office, with the time left to acknowledge them
     flags = page.locator("#flags li[data-status=ROUTED]")
@@ -119,7 +119,9 @@ async def test_staff_raise_a_flag_on_the_map_and_see_the_office_acknowledge_it(
     await row.locator("button[data-to=ACKNOWLEDGED]").click()
     started = time.perf_counter()
     await expect(mine).to_have_attribute("data-status", "ACKNOWLEDGED", timeout=WAIT_MS)
-    print(f"acknowledged in one context -> shown in the other: {time.perf_counter() - started:.3f} s")
+    print(
+        f"acknowledged in one context -> shown in the other: {time.perf_counter() - started:.3f} s"
+    )
     await expect(staff.locator(f'.feature.flag[data-id="{flag_id}"]')).to_have_attribute(
         "data-status", "ACKNOWLEDGED"
     )
@@ -143,14 +145,18 @@ async def test_a_dropped_subscription_resumes_from_its_sequence_number(
     office_token = demo.state["roles"]["department"]["token"]
     page, _ = await open_app(browser, demo.hub, office_token)
     await expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
-    listed = demo.graphql(office_token, "{ flags(status: ROUTED) { edges { node { id version } } } }")
+    listed = demo.graphql(
+        office_token, "{ flags(status: ROUTED) { edges { node { id version } } } }"
+    )
     flag = listed["data"]["flags"]["edges"][0]["node"]
     row = page.locator(f'#flags li[data-flag="{flag["id"]}"]')
     move = (
         "mutation ($id: ID!, $to: RiskFlagStatus!, $v: Int!) { transitionFlag(id: $id, to: $to,"
         " expectedVersion: $v) { status version } }"
     )
-    moved = demo.graphql(office_token, move, {"id": flag["id"], "to": "ACKNOWLEDGED", "v": flag["version"]})
+    moved = demo.graphql(
+        office_token, move, {"id": flag["id"], "to": "ACKNOWLEDGED", "v": flag["version"]}
+    )
     await expect(row).to_have_attribute("data-status", "ACKNOWLEDGED", timeout=WAIT_MS)
     seen = await page.evaluate("window.linliFlagEvents.lastSeq")
     assert isinstance(seen, int)
@@ -177,7 +183,9 @@ async def test_the_wall_screen_shows_the_map_read_only(demo: Demo, browser: Brow
             timeout=WAIT_MS
         )
     await expect(page.locator("#map svg")).to_be_visible()
-    assert await page.locator(".workflow button, #raise-mode:visible, #sign-out:visible").count() == 0
+    assert (
+        await page.locator(".workflow button, #raise-mode:visible, #sign-out:visible").count() == 0
+    )
     # a viewer pressing a workflow button: there is none, and the API refuses the move anyway
     office_token = demo.state["roles"]["department"]["token"]
     flag = demo.graphql(office_token, "{ flags(first: 1) { edges { node { id version } } } }")
@@ -195,14 +203,13 @@ async def test_the_wall_screen_shows_the_map_read_only(demo: Demo, browser: Brow
 async def test_a_phone_reads_the_page_without_scrolling_sideways(
     demo: Demo, browser: Browser
 ) -> None:
-    page, _ = await open_app(
-        browser, demo.hub, demo.token(f"staff-{STAFF}"), viewport=(390, 844)
-    )
+    page, _ = await open_app(browser, demo.hub, demo.token(f"staff-{STAFF}"), viewport=(390, 844))
     await expect(page.locator(".feature.resource").first).to_be_attached(timeout=WAIT_MS)
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     map_box = await page.locator("#map svg").bounding_box()
-    assert map_box is not None and map_box["width"] >= 350
+    assert map_box is not None
+    assert map_box["width"] >= 350
 
 
 async def test_a_killed_node_turns_stale_on_the_page_and_comes_back(
