@@ -124,6 +124,32 @@ class HubSettings(ServiceSettings):
     external_poll_s: float = Field(
         60.0, gt=0, description="Seconds between reads of a filed flag's Open311 status"
     )
+    # People signing in (hub/auth: roles, people, the sign-in page)
+    web_client_id: str = Field(
+        "linli-web",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._~-]{2,63}$",
+        description="Client id of the web app: a public client (authorization code with PKCE)",
+    )
+    web_redirect_uris: list[str] = Field(
+        default_factory=list,
+        description="Redirect URIs of the web app, matched exactly (JSON list); empty:"
+        " <issuer>/app/callback",
+    )
+    authorization_code_ttl_s: int = Field(
+        60, ge=5, le=600, description="Lifetime of an authorization code (used once)"
+    )
+    refresh_token_ttl_s: int = Field(
+        12 * 3600,
+        ge=60,
+        description="Lifetime of a refresh token; each refresh rotates it and starts a new one",
+    )
+    signin_failures_per_person: int = Field(
+        5, ge=1, description="Failed sign-ins per minute for one username before it is throttled"
+    )
+    signin_failures_per_address: int = Field(
+        20, ge=1, description="Failed sign-ins per minute from one remote address"
+    )
+    # The web application's map (hub/web)
     map_tile_url: str | None = Field(
         None,
         description="Base map tiles of the web application at /app/ (an http(s) XYZ template"
@@ -165,3 +191,7 @@ class HubSettings(ServiceSettings):
     def outbound_policy(self) -> OutboundPolicy:
         """The check every URL the hub is asked to call (sources, webhooks) must pass."""
         return OutboundPolicy(self.allowed_outbound_hosts, allow_internal=not self.production)
+
+    def web_redirects(self) -> list[str]:
+        """The web app's registered redirect URIs (``<issuer>/app/callback`` by default)."""
+        return self.web_redirect_uris or [self.issuer.rstrip("/") + "/app/callback"]

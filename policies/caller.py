@@ -39,6 +39,11 @@ class Caller:
         """Whether the token grants ``scope``."""
         return scope in self.scopes
 
+    @property
+    def person(self) -> str | None:
+        """The person signed in (the token's ``sub``), when the subject is not the client itself."""
+        return self.subject if self.subject and self.subject != self.client_id else None
+
 
 def relation_of(
     caller: Caller, *, owner: str, owner_district: str, neighbours: frozenset[str]

@@ -3,9 +3,12 @@ node travels to the department and back, and a node that dies is restarted."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,6 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -143,6 +147,15 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
             hub_graphql, minted.stdout.strip(), "{ flags(first: 1) { edges { node { id } } } }"
         )
         assert "errors" not in body, body
+        # Each demo person signs in with the printed password, as the web app does.
+        sign_in = re.search(r"Sign in as a person at (\S+) ", text)
+        assert sign_in, text
+        assert sign_in.group(1) == state["sign_in"] == f"{state['hub']['url']}/app/"
+        printed = dict(re.findall(rf"^  (\S+) +(\S+) +(?:{'|'.join(ROLES)}) ", text, re.M))
+        assert set(printed) == {"staff", "duty", "verifier", "wall-screen", "admin"}, text
+        for username, password in printed.items():
+            claims = _person_token(state["hub"]["url"], username, password)
+            assert (claims["sub"], claims["client_id"]) == (username, "linli-web")
         staff_header = re.search(
             r"community staff of .* at its node (\S+) .*\n.*Bearer ([\w\-.]+)", text
         )
@@ -237,6 +250,43 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
             demo.wait(timeout=60)
     assert demo.returncode == 0, output.text
     assert not any(_taken(base + i) for i in range(0, 5)), "a demo service is still listening"
+
+
+ROLES = ("community-staff", "duty-officer", "verifier", "viewer", "administrator")
+
+
+def _person_token(hub_url: str, username: str, password: str) -> Any:
+    """Sign in with PKCE at the hub's sign-in page; the access token's claims."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    params = {
+        "response_type": "code",
+        "client_id": "linli-web",
+        "redirect_uri": f"{hub_url}/app/callback",
+        "state": "demo",
+        "code_challenge": challenge.decode().rstrip("="),
+        "code_challenge_method": "S256",
+    }
+    with httpx.Client(timeout=30) as http:
+        answer = http.post(
+            f"{hub_url}/oauth/authorize",
+            data={**params, "username": username, "password": password},
+        )
+        assert answer.status_code == 303, answer.text
+        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+        token = http.post(
+            f"{hub_url}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": params["redirect_uri"],
+                "client_id": "linli-web",
+                "code_verifier": verifier,
+            },
+        )
+    assert token.status_code == 200, token.text
+    payload = token.json()["access_token"].split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def _taken(port: int) -> bool:

@@ -1,4 +1,5 @@
-"""`linli clients ...`, `linli keys ...` and `linli token`: manage the hub's OAuth clients and keys.
+"""`linli clients ...`, `linli keys ...`, `linli users ...` and `linli token`: manage the hub's
+OAuth clients, keys and people.
 
 They work directly on the hub database (``--database-url``), no server needed.
 """
@@ -16,9 +17,10 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.auth import service
+from hub.auth import people, service
 from hub.auth.errors import ClientCredentialsInvalid, ScopeNotGranted
 from hub.auth.keys import KeyRing
+from hub.auth.roles import ROLE_SCOPES, Role
 from hub.auth.scopes import SCOPES, parse_scopes
 from hub.auth.tokens import TokenIssuer
 from hub.settings import HubSettings
@@ -27,10 +29,14 @@ from schema.errors import LinliError
 from schema.runtime.db import Database, open_existing
 from schema.runtime.settings import ConfigError, load_settings
 
-__all__ = ["clients_app", "keys_app", "token"]
+__all__ = ["clients_app", "keys_app", "token", "users_app"]
 
 clients_app = typer.Typer(help="The hub's OAuth 2.0 clients.", no_args_is_help=True)
 keys_app = typer.Typer(help="The hub's token signing keys.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="People who sign in at the hub (the web app): accounts, roles, passwords.",
+    no_args_is_help=True,
+)
 err = Console(stderr=True)
 
 T = TypeVar("T")
@@ -269,3 +275,138 @@ def token(
         )
 
     typer.echo(_run(settings, issue))
+
+
+_ROLES_HELP = "; ".join(f"{role.value}: {' '.join(sorted(ROLE_SCOPES[role]))}" for role in Role)
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Read the password from the first line of this file (default: ask for it)",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _password(password_file: Path | None) -> str:
+    """The new password, from the file or asked twice without echo."""
+    if password_file is not None:
+        lines = password_file.read_text("utf-8").splitlines()
+        return lines[0] if lines else ""
+    password: str = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _ended(count: int, settings: HubSettings) -> None:
+    if count:
+        err.print(
+            f"{count} live access token(s) revoked; running hubs refuse them within"
+            f" {settings.revocation_refresh_s:g} s, sources within seconds"
+        )
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Option(help="Sign-in name: 3-64 of a-z 0-9 . _ -")],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 王芳")],
+    org: Annotated[str, typer.Option(help="Division code of the person's organisation")],
+    org_kind: Annotated[OrgKind, typer.Option(help="What kind of organisation it is")],
+    roles: Annotated[str, typer.Option(help=f"Space-separated roles, from: {_ROLES_HELP}")],
+    district: Annotated[
+        str | None, typer.Option(help="County-level GB/T 2260 code of the organisation's district")
+    ] = None,
+    password_file: PasswordFileOption = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Add a person to an organisation with roles; they sign in at the web app."""
+    settings = _settings(config, database_url)
+    password = _password(password_file)
+
+    async def add(db: Database) -> str:
+        async with db.transaction() as session:
+            person = await people.create_person(
+                session,
+                username=username,
+                display_name=name,
+                org=org,
+                org_kind=org_kind,
+                district=district,
+                roles=roles,
+                password=password,
+            )
+            return person.roles
+
+    granted = _run(settings, add)
+    typer.echo(f"person {username} added with roles {granted}")
+
+
+@users_app.command("list")
+def users_list(
+    after: Annotated[
+        str | None, typer.Option(help="Start after this username (pages of --limit)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="People per page")] = 100,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """List people (never their passwords), a page at a time; the next page's --after is shown."""
+    settings = _settings(config, database_url)
+
+    async def rows(db: Database) -> list[tuple[str, ...]]:
+        async with db.sessions() as session:
+            return [
+                (
+                    p.username,
+                    p.display_name,
+                    p.org,
+                    p.org_kind.value,
+                    p.district or "",
+                    p.roles,
+                    "disabled" if p.disabled else "active",
+                )
+                for p in await people.list_people(session, after=after, limit=limit)
+            ]
+
+    found = _run(settings, rows)
+    _print_rows(("username", "name", "org", "kind", "district", "roles", "status"), found)
+    if len(found) == limit:
+        err.print(f"more may follow: --after {found[-1][0]}")
+
+
+@users_app.command("disable")
+def users_disable(
+    username: Annotated[str, typer.Argument(help="The person to disable")],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Disable a person: no sign-in or refresh; their sessions end and their tokens are revoked."""
+    settings = _settings(config, database_url)
+
+    async def disable(db: Database) -> int:
+        async with db.transaction() as session:
+            return len(await people.disable_person(session, username))
+
+    count = _run(settings, disable)
+    typer.echo(f"person {username} disabled")
+    _ended(count, settings)
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    username: Annotated[str, typer.Argument(help="The person whose password to set")],
+    password_file: PasswordFileOption = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Set a new password; the person's sessions end (signed out everywhere)."""
+    settings = _settings(config, database_url)
+    password = _password(password_file)
+
+    async def reset(db: Database) -> int:
+        async with db.transaction() as session:
+            return len(await people.reset_password(session, username, password))
+
+    count = _run(settings, reset)
+    typer.echo(f"password of {username} set")
+    _ended(count, settings)

@@ -6,16 +6,23 @@ hub's own caller check extend ``policies.tokens.TokenError`` with a ``reason``:
     LinliError
     ├── InvalidInput
     │   ├── UnknownScope            UNKNOWN_SCOPE
-    │   └── InvalidClientField      INVALID_CLIENT_FIELD
+    │   ├── InvalidClientField      INVALID_CLIENT_FIELD
+    │   └── InvalidPersonField      INVALID_PERSON_FIELD
     ├── ClientExists                CLIENT_EXISTS
+    ├── PersonExists                PERSON_EXISTS
     ├── ScopeNotGranted             SCOPE_NOT_GRANTED
     ├── NotFound
-    │   └── ClientNotFound          NOT_FOUND
+    │   ├── ClientNotFound          NOT_FOUND
+    │   └── PersonNotFound          NOT_FOUND
     └── Unauthenticated
         ├── ClientCredentialsInvalid  UNAUTHENTICATED  (CLI `linli token`)
         └── TokenError              (policies.tokens, re-exported here)
             ├── TokenRevoked        reason TOKEN_REVOKED
             └── TokenClientDisabled reason TOKEN_CLIENT_DISABLED
+
+The sign-in page answers a wrong password with ``SIGNIN_FAILED`` (401), a disabled
+account with ``ACCOUNT_DISABLED`` (403) and too many failures with ``RATE_LIMITED``
+(429, ``hub.throttle``): in the page and in its ``X-Linli-Code`` header.
 
 Errors of the OAuth endpoints themselves are RFC 6749 §5.2 bodies
 (``{"error": ..., "error_description": ...}``) produced by authlib.
@@ -33,6 +40,9 @@ __all__ = [
     "ClientExists",
     "ClientNotFound",
     "InvalidClientField",
+    "InvalidPersonField",
+    "PersonExists",
+    "PersonNotFound",
     "ScopeNotGranted",
     "TokenClientDisabled",
     "TokenRevoked",
@@ -72,3 +82,20 @@ class ClientNotFound(NotFound):
 
 class ClientCredentialsInvalid(Unauthenticated):
     """Unknown client, wrong secret, or a disabled client."""
+
+
+class InvalidPersonField(InvalidInput):
+    """A person's attribute (username, organisation, roles, password) that is not acceptable."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, code="INVALID_PERSON_FIELD", field=field)
+
+
+class PersonExists(LinliError):
+    """A person with that username is already registered."""
+
+    code = "PERSON_EXISTS"
+
+
+class PersonNotFound(NotFound):
+    """No person with that username."""

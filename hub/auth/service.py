@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.auth.errors import ClientExists, ClientNotFound, InvalidClientField
+from hub.auth.roles import Role, scopes_of
 from hub.auth.scopes import format_scopes, parse_scopes
-from hub.auth.tables import OAuthClient, RevokedToken, SigningKey
+from hub.auth.tables import OAuthClient, Person, RevokedToken, SigningKey
 from hub.sealed import Sealer
 from schema.enums import OrgKind
 from schema.storage import utcnow
@@ -143,9 +144,14 @@ async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | Non
 
 
 async def orgs_with_scope(session: AsyncSession, scope: str) -> set[str]:
-    """The organisations with an active client that may be granted ``scope``."""
+    """The organisations with an active client or person that may be granted ``scope``."""
     rows = await session.execute(select(OAuthClient).where(col(OAuthClient.disabled).is_(False)))
-    return {client.org for client in rows.scalars() if scope in client.scopes}
+    orgs = {client.org for client in rows.scalars() if scope in client.scopes}
+    staff = await session.execute(select(Person).where(col(Person.disabled).is_(False)))
+    for person in staff.scalars():
+        if scope in scopes_of(Role(r) for r in person.roles.split()):
+            orgs.add(person.org)
+    return orgs
 
 
 async def list_clients(session: AsyncSession) -> list[OAuthClient]:

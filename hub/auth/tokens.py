@@ -66,6 +66,8 @@ class TokenIssuer:
         subject: str | None = None,
         actor: Mapping[str, Any] | None = None,
         ttl_s: int | None = None,
+        session_id: str | None = None,
+        name: str | None = None,
     ) -> IssuedToken:
         """An RFC 9068 JWT for ``audience`` (the hub itself by default), signed ES256."""
         key = self.keys.signing_key
@@ -90,6 +92,10 @@ class TokenIssuer:
             claims["district"] = district
         if actor is not None:
             claims["act"] = dict(actor)
+        if session_id is not None:
+            claims["sid"] = session_id  # a person's sign-in session (sign-out ends it)
+        if name is not None:
+            claims["name"] = name  # the person's display name (OpenID Connect's claim)
         header = {"typ": "at+jwt", "alg": "ES256", "kid": key.kid}
         token = jwt.encode(header, claims, key, algorithms=["ES256"])
         return IssuedToken(token, jti, scope, ttl, claims)

@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.markup import escape
 
+from hub.demo.people import DEMO_PEOPLE, ensure_people
 from hub.demo.seed import (
     COMMUNITIES,
     DISTRICT,
@@ -409,6 +410,7 @@ def demo(
 
         asyncio.run(upgrade(MIGRATIONS, hub_db))
         secrets_by_id = asyncio.run(_ensure_clients(hub_db, state.get("secrets", {})))
+        passwords = asyncio.run(ensure_people(hub_db, state.get("passwords", {})))
 
         nodes = [(c, port + i) for i, c in enumerate(COMMUNITIES, start=1)]
         adapter_url = f"http://127.0.0.1:{port + len(nodes) + 1}"
@@ -560,6 +562,19 @@ def demo(
                 for spec in DEMO_CLIENTS
             ],
             "secrets": secrets_by_id,
+            # People sign in at the web app (one account per role; passwords kept here).
+            "sign_in": f"{hub_url}/app/",
+            "people": [
+                {
+                    "username": p.username,
+                    "name": p.name,
+                    "org": p.org,
+                    "role": p.role.value,
+                    "password": passwords[p.username],
+                }
+                for p in DEMO_PEOPLE
+            ],
+            "passwords": passwords,
             "cursor_secret": hub_settings["cursor_secret"],
             "secrets_key": hub_settings["secrets_key"],
             "hub_config": str(hub_config),
@@ -665,6 +680,17 @@ def _print_ready(
         f"\n    {FLAG_AT_NODE}",
         soft_wrap=True,
     )
+    console.print(
+        f"\n[bold]Sign in as a person[/] at {state['sign_in']} (one account per role):",
+        soft_wrap=True,
+    )
+    for person in state["people"]:
+        console.print(
+            f"  {person['username']:<12} {person['password']:<14} {person['role']:<16}"
+            f" {person['org']}  {person['name']}",
+            soft_wrap=True,
+            highlight=False,
+        )
     console.print(
         "\nA node that stops is restarted after "
         f"{RESTART_DELAY_S:.0f} s (try `kill -9` on a node's pid). Press Ctrl-C to stop."

@@ -38,7 +38,7 @@ __all__ = [
     "subscription_fields",
 ]
 
-SUBSCRIBE_SCOPES = frozenset({service.FLAG_SCOPE, service.VERIFY_SCOPE})
+SUBSCRIBE_SCOPES = frozenset({service.FLAG_SCOPE, service.VERIFY_SCOPE, service.READ_SCOPE})
 
 
 class FlagWorkflow(Protocol):
@@ -72,6 +72,10 @@ class FlagStepType:
     org: str
     client_id: str
     note: str
+    person: str | None = strawberry.field(
+        description="The person who made the step (username, the token's sub), when a person"
+        " signed in at the web app made it; null for a machine client"
+    )
 
     @classmethod
     def of(cls, step: FlagStep) -> FlagStepType:
@@ -82,6 +86,7 @@ class FlagStepType:
             org=step.org,
             client_id=step.client_id,
             note=step.note,
+            person=step.person,
         )
 
 
@@ -173,6 +178,10 @@ class Webhook:
     url: str
     created_at: datetime
     active: bool
+    created_by: str = strawberry.field(description="The client that registered it")
+    created_by_person: str | None = strawberry.field(
+        description="The person who registered it, when a person signed in did"
+    )
 
     @classmethod
     def of(cls, row: WebhookRow) -> Webhook:
@@ -182,6 +191,8 @@ class Webhook:
             url=row.url,
             created_at=row.created_at,
             active=row.active,
+            created_by=row.created_by,
+            created_by_person=row.created_by_person,
         )
 
 
@@ -400,7 +411,7 @@ def subscription_fields(flags: FlagWorkflow) -> dict[str, Any]:
     ) -> AsyncIterator[FlagEvent]:
         caller = info.context.caller
         if not SUBSCRIBE_SCOPES & caller.scopes:
-            raise Forbidden("flag events need the scope risk:verify or risk:flag")
+            raise Forbidden("flag events need the scope risk:verify, risk:flag or risk:read")
         cursor = await start_cursor(flags.db, after)
 
         async def stream() -> AsyncIterator[FlagEvent]:

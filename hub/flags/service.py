@@ -55,6 +55,7 @@ __all__ = [
 
 FLAG_SCOPE = Scope.RISK_FLAG
 VERIFY_SCOPE = Scope.RISK_VERIFY
+READ_SCOPE = Scope.RISK_READ  # read-only: people's viewer role, the wall screen
 
 S = RiskFlagStatus
 ALLOWED: dict[RiskFlagStatus, frozenset[RiskFlagStatus]] = {
@@ -125,9 +126,17 @@ def parse_inbox_message(body: Any, caller: Caller) -> tuple[InboxMessage, RiskFl
 
 
 def _step(
-    status: RiskFlagStatus, at: datetime, *, org: str, client_id: str, note: str = ""
+    status: RiskFlagStatus,
+    at: datetime,
+    *,
+    org: str,
+    client_id: str,
+    note: str = "",
+    person: str | None = None,
 ) -> FlagStep:
-    return FlagStep(status=status, at=at, by=org, org=org, client_id=client_id, note=note)
+    return FlagStep(
+        status=status, at=at, by=org, org=org, client_id=client_id, note=note, person=person
+    )
 
 
 async def receive_flag(
@@ -255,7 +264,9 @@ async def transition_flag(
         "status": to.value,
         "transitions": [
             *row.transitions,
-            _step(to, now, org=caller.org, client_id=caller.client_id, note=note),
+            _step(
+                to, now, org=caller.org, client_id=caller.client_id, note=note, person=caller.person
+            ),
         ],
         "timeline": timeline,
         "updated_at": now,
@@ -362,8 +373,8 @@ async def mark_delivered(
 
 
 def _visible_flags(caller: Caller) -> sa.ColumnElement[bool]:
-    if not ({FLAG_SCOPE, VERIFY_SCOPE, ADMIN_SCOPE} & caller.scopes):
-        raise Forbidden("reading flags needs the scope risk:flag, risk:verify or admin")
+    if not ({FLAG_SCOPE, VERIFY_SCOPE, READ_SCOPE, ADMIN_SCOPE} & caller.scopes):
+        raise Forbidden("reading flags needs the scope risk:read, risk:flag, risk:verify or admin")
     if caller.has_scope(ADMIN_SCOPE):
         return sa.true()
     if caller.org_kind is OrgKind.DEPARTMENT:

@@ -34,10 +34,12 @@ EVENT_SEQUENCE = "flag_events"
 
 
 class FlagStep(FlagTransition):
-    """A workflow step as the hub records it: ``FlagTransition`` plus the client that made it."""
+    """A workflow step as the hub records it: ``FlagTransition`` plus the client and the
+    person (a token's ``sub``, for people signed in at the web app) that made it."""
 
     org: str = ""
     client_id: str = ""
+    person: str | None = None
 
 
 class FlagRow(HubTable, table=True):
@@ -155,7 +157,8 @@ class WebhookRow(HubTable, table=True):
     # The sender must sign, so it keeps the secret itself: sealed with LINLI_SECRETS_KEY
     # (enc:v1:..., see hub.sealed), or plain text in development and from before sealing.
     secret: str = Field(max_length=500)
-    created_by: str = Field(max_length=64)
+    created_by: str = Field(max_length=64)  # the client
+    created_by_person: str | None = Field(default=None, max_length=64)  # a person signed in
     created_at: datetime = Field(sa_type=UTCDateTime)
     active: bool = True
 

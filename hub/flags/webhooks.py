@@ -120,6 +120,7 @@ async def register_webhook(
         url=url,
         secret=sealer.seal(secret),
         created_by=caller.client_id[:64],
+        created_by_person=caller.person,
         created_at=now,
     )
     session.add(row)

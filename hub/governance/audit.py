@@ -90,12 +90,22 @@ class HubDisclosure:
     record_type: str | None
     count: int
     client_id: str
+    subject: str = strawberry.field(description="The token's sub: the person, or the client")
     org: str
     org_kind: str
     actor: str | None
     purpose: str
     decision: str = strawberry.field(description="The decision, as canonical JSON")
     hash: str
+    person: str | None = strawberry.field(
+        default=None, description="The person signed in, when a person (not a client) asked"
+    )
+
+    @classmethod
+    def of(cls, row: sa.RowMapping) -> HubDisclosure:
+        names = [n for n in cls.__annotations__ if n != "person"]
+        person = row["subject"] if row["subject"] != row["client_id"] else None
+        return cls(**{n: row[n] for n in names}, person=person)
 
 
 async def hub_disclosures(
@@ -122,7 +132,7 @@ async def hub_disclosures(
     edges = [
         Edge(
             cursor=str(row["seq"]),
-            node=HubDisclosure(**{k: row[k] for k in HubDisclosure.__annotations__}),
+            node=HubDisclosure.of(row),
         )
         for row in rows[:size]
     ]

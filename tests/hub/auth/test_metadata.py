@@ -18,7 +18,9 @@ def test_production_metadata_with_an_https_issuer() -> None:
     metadata = server_metadata(settings)
     assert metadata["issuer"] == "https://hub.example.org"
     assert metadata["token_endpoint"] == "https://hub.example.org/oauth/token"
-    assert metadata["response_types_supported"] == []
+    assert metadata["response_types_supported"] == ["code"]
+    assert metadata["authorization_endpoint"] == "https://hub.example.org/oauth/authorize"
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
 
 
 def test_production_refuses_a_plain_http_issuer() -> None:

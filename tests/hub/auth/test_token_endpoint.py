@@ -221,15 +221,23 @@ async def test_scope_never_granted_is_invalid_scope(hub: RunningHub, scope: str)
     assert "access_token" not in body
 
 
-@pytest.mark.parametrize("grant_type", ["password", "authorization_code", "refresh_token"])
-async def test_unsupported_grant_type(hub: RunningHub, grant_type: str) -> None:
+@pytest.mark.parametrize(
+    ("grant_type", "error"),
+    [
+        ("password", "unsupported_grant_type"),
+        # The web app's grants (tests/hub/auth/test_people.py), not a machine client's.
+        ("authorization_code", "unauthorized_client"),
+        ("refresh_token", "unauthorized_client"),
+    ],
+)
+async def test_unsupported_grant_type(hub: RunningHub, grant_type: str, error: str) -> None:
     response = await hub.http.post(
         f"{hub.url}/oauth/token",
-        data={"grant_type": grant_type, "username": "a", "password": "b"},
+        data={"grant_type": grant_type, "username": "a", "password": "b", "code": "c"},
         auth=(hub.staff.client_id, hub.staff.secret),
     )
     assert response.status_code == 400
-    assert response.json()["error"] == "unsupported_grant_type"
+    assert response.json()["error"] == error
 
 
 async def test_json_body_is_invalid_request(hub: RunningHub) -> None:
@@ -266,11 +274,18 @@ async def test_metadata_document(hub: RunningHub) -> None:
     assert doc["jwks_uri"] == f"{base}/.well-known/jwks.json"
     assert doc["introspection_endpoint"] == f"{base}/oauth/introspect"
     assert doc["revocation_endpoint"] == f"{base}/oauth/revoke"
-    assert doc["grant_types_supported"] == ["client_credentials"]
+    assert doc["grant_types_supported"] == [
+        "client_credentials",
+        "authorization_code",
+        "refresh_token",
+    ]
     assert doc["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
+        "none",
     ]
+    assert doc["authorization_endpoint"] == f"{base}/oauth/authorize"
+    assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["scopes_supported"] == list(SCOPES)
     assert "records:write" in doc["scopes_supported"]
     # The advertised endpoints are the ones that answer.
