@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -41,17 +41,21 @@ def _content_policy(settings: HubSettings) -> str:
     )
 
 
+def _security_headers(policy: str) -> list[tuple[str, str]]:
+    return [
+        ("content-security-policy", policy),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-cache"),
+    ]
+
+
 class _AppHeaders:
     """Security headers on every answer under ``/app/``; pages are revalidated each time."""
 
     def __init__(self, app: ASGIApp, policy: str) -> None:
         self.app = app
-        self.headers = [
-            (b"content-security-policy", policy.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"cache-control", b"no-cache"),
-        ]
+        self.headers = [(k.encode(), v.encode()) for k, v in _security_headers(policy)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Any) -> None:
@@ -63,7 +67,11 @@ class _AppHeaders:
 
 
 def mount_web(app: FastAPI, settings: HubSettings) -> None:
-    """``/app/`` serves the application, ``/app/config.json`` its settings, ``/`` redirects."""
+    """``/app/`` serves the application, ``/app/config.json`` its settings, ``/app/callback``
+    the page again (the sign-in's redirect URI), and ``/`` redirects to ``/app/``."""
+
+    policy = _content_policy(settings)
+    page = _AppHeaders(StaticFiles(directory=STATIC, html=True), policy)
 
     async def config(request: Request) -> Response:
         return JSONResponse(
@@ -73,6 +81,9 @@ def mount_web(app: FastAPI, settings: HubSettings) -> None:
                 "tileUrl": settings.map_tile_url,
                 "tileAttribution": settings.map_tile_attribution,
                 "graphql": "/graphql",
+                # the public client people sign in with (authorization code + PKCE, S256)
+                "webClientId": settings.web_client_id,
+                "redirectUris": settings.web_redirects(),
                 "riskCategories": [
                     {"code": c.code, "zh": c.name_zh, "en": c.name_en}
                     for c in RISK_CATEGORIES.values()
@@ -84,10 +95,11 @@ def mount_web(app: FastAPI, settings: HubSettings) -> None:
     async def home(request: Request) -> Response:
         return RedirectResponse(f"{APP_PATH}/", status_code=307)
 
+    async def callback(request: Request) -> Response:
+        # The redirect URI: the application itself, which finishes the sign-in there.
+        return FileResponse(STATIC / "index.html", headers=dict(_security_headers(policy)))
+
     app.add_route(f"{APP_PATH}/config.json", config, methods=["GET"], include_in_schema=False)
+    app.add_route(f"{APP_PATH}/callback", callback, methods=["GET"], include_in_schema=False)
     app.add_route("/", home, methods=["GET"], include_in_schema=False)
-    app.mount(
-        APP_PATH,
-        _AppHeaders(StaticFiles(directory=STATIC, html=True), _content_policy(settings)),
-        name="web",
-    )
+    app.mount(APP_PATH, page, name="web")

@@ -137,6 +137,44 @@ async def open_app(
     return page, log
 
 
+async def sign_in(
+    browser: Browser,
+    hub: str,
+    username: str,
+    password: str,
+    *,
+    query: str = "?refresh=1",
+    viewport: tuple[int, int] = (1920, 1080),
+    bypass_csp: bool = False,
+) -> tuple[Page, PageLog]:
+    """A person opens the application in a new browser context and signs in at the hub.
+
+    The page sends the browser to the hub's authorization endpoint (code + PKCE, S256),
+    the person types a password on the hub's sign-in page, and the page finishes at its
+    redirect URI with the code exchange.
+    """
+    context = await browser.new_context(
+        viewport={"width": viewport[0], "height": viewport[1]},
+        locale="zh-CN",
+        bypass_csp=bypass_csp,
+    )
+    page = await context.new_page()
+    log = PageLog(page)
+    await page.goto(f"{hub}/app/{query}")
+    await page.wait_for_url("**/oauth/authorize**", timeout=WAIT_MS)
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+    return page, log
+
+
+async def session_token(page: Page) -> str:
+    """The access token the page holds now."""
+    token: str = await page.evaluate("sessionStorage.getItem('linli.token')")
+    return token
+
+
 async def axe_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's serious and critical violations on the page as it is now."""
     await page.add_script_tag(path=str(AXE))

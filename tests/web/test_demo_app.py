@@ -1,8 +1,9 @@
 """The district picture in a real browser, on the running demo district.
 
-A duty officer (the emergency office) sees features from all three community nodes and the
-CAP adapter; community staff raise a flag by clicking the map in a second browser
-context; the officer acknowledges it and the community's page shows the change; a dropped
+The demo's people sign in at the hub (authorization code + PKCE). A duty officer of the
+emergency office sees features from all three community nodes and the CAP adapter;
+community staff raise a flag by clicking the map in a second browser context; the
+officer acknowledges it and the community's page shows the change; a dropped
 subscription resumes from its sequence number; the wall screen shows the map read-only;
 a killed node's features turn stale and come back. axe-core finds no serious violation.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.web.conftest import WAIT_MS, Demo, axe_violations, open_app
+from tests.web.conftest import WAIT_MS, Demo, axe_violations, session_token, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +27,22 @@ NODES = ["110105001001", "110105001002", "110105001003"]
 OFFICE = "110105400001"
 STAFF = "110105001003"  # 建国里: its staff raise the flag
 KILLED = "110105001001"  # it holds an incident, which the hub never serves stale
+
+
+def person(demo: Demo, username: str) -> tuple[str, str]:
+    """A demo person's username and password (from demo.json)."""
+    found = next(p for p in demo.state["people"] if p["username"] == username)
+    return found["username"], found["password"]
+
+
 SCREENSHOT = os.environ.get("LINLI_SCREENSHOT")  # e.g. docs/map.png: where to keep the map
 
 
 async def test_a_duty_officer_sees_the_whole_district(
     demo: Demo, browser: Browser, tmp_path: Path
 ) -> None:
-    page, log = await open_app(browser, demo.hub, demo.state["roles"]["department"]["token"])
+    page, log = await sign_in(browser, demo.hub, *person(demo, "duty"))
+    await expect(page.locator("#who")).to_contain_text("王芳")
     seeded = {node: ("resource", "shelter") for node in NODES}
     seeded[NODES[0]] += ("incident", "flag")
     seeded[NODES[1]] += ("flag",)
@@ -80,9 +90,7 @@ async def test_a_duty_officer_sees_the_whole_district(
 
 async def _axe_page(browser: Browser, demo: Demo) -> Page:
     # axe is injected as a script, which the application's CSP rightly refuses: its own context
-    page, _ = await open_app(
-        browser, demo.hub, demo.state["roles"]["department"]["token"], bypass_csp=True
-    )
+    page, _ = await sign_in(browser, demo.hub, *person(demo, "duty"), bypass_csp=True)
     await expect(page.locator(".feature.resource").first).to_be_attached(timeout=WAIT_MS)
     return page
 
@@ -90,8 +98,8 @@ async def _axe_page(browser: Browser, demo: Demo) -> Page:
 async def test_staff_raise_a_flag_on_the_map_and_see_the_office_acknowledge_it(
     demo: Demo, browser: Browser
 ) -> None:
-    office, _ = await open_app(browser, demo.hub, demo.state["roles"]["department"]["token"])
-    staff, staff_log = await open_app(browser, demo.hub, demo.token(f"staff-{STAFF}"))
+    office, _ = await sign_in(browser, demo.hub, *person(demo, "duty"))
+    staff, staff_log = await sign_in(browser, demo.hub, *person(demo, "staff"))
     await expect(staff.locator("#live")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
     await expect(office.locator("#live")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
     # staff see no workflow buttons; the officer sees no raise button
@@ -125,15 +133,16 @@ async def test_staff_raise_a_flag_on_the_map_and_see_the_office_acknowledge_it(
     await expect(staff.locator(f'.feature.flag[data-id="{flag_id}"]')).to_have_attribute(
         "data-status", "ACKNOWLEDGED"
     )
-    # the hub recorded the step with the note, by the office's client
+    # the hub recorded the step with the note, by the person, through the web app's client
     body = demo.graphql(
         demo.state["roles"]["department"]["token"],
-        "query ($id: ID!) { flag(id: $id) { status transitions { status org clientId note } } }",
+        "query ($id: ID!) { flag(id: $id) { status transitions"
+        " { status org clientId person note } } }",
         {"id": flag_id},
     )
     step = body["data"]["flag"]["transitions"][-1]
     assert step == {
-        "status": "ACKNOWLEDGED", "org": OFFICE, "clientId": "emergency-office",
+        "status": "ACKNOWLEDGED", "org": OFFICE, "clientId": "linli-web", "person": "duty",
         "note": "值班员已派人 on our way",
     }  # fmt: skip
     assert staff_log.errors == []
@@ -143,7 +152,7 @@ async def test_a_dropped_subscription_resumes_from_its_sequence_number(
     demo: Demo, browser: Browser
 ) -> None:
     office_token = demo.state["roles"]["department"]["token"]
-    page, _ = await open_app(browser, demo.hub, office_token)
+    page, _ = await sign_in(browser, demo.hub, *person(demo, "duty"))
     await expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
     listed = demo.graphql(
         office_token, "{ flags(status: ROUTED) { edges { node { id version } } } }"
@@ -175,8 +184,10 @@ async def test_a_dropped_subscription_resumes_from_its_sequence_number(
 
 
 async def test_the_wall_screen_shows_the_map_read_only(demo: Demo, browser: Browser) -> None:
-    viewer = demo.token("dashboard")  # 区指挥中心大屏: read scopes only
-    page, log = await open_app(browser, demo.hub, viewer, query="?wall=1&refresh=1")
+    page, log = await sign_in(
+        browser, demo.hub, *person(demo, "wall-screen"), query="?wall=1&refresh=1"
+    )
+    viewer = await session_token(page)  # 指挥中心大屏: a viewer, read scopes only
     assert "wall" in (await page.get_attribute("body", "class") or "")
     for node in NODES:
         await expect(page.locator(f'.feature[data-owner="{node}"]').first).to_be_attached(
@@ -203,7 +214,7 @@ async def test_the_wall_screen_shows_the_map_read_only(demo: Demo, browser: Brow
 async def test_a_phone_reads_the_page_without_scrolling_sideways(
     demo: Demo, browser: Browser
 ) -> None:
-    page, _ = await open_app(browser, demo.hub, demo.token(f"staff-{STAFF}"), viewport=(390, 844))
+    page, _ = await sign_in(browser, demo.hub, *person(demo, "staff"), viewport=(390, 844))
     await expect(page.locator(".feature.resource").first).to_be_attached(timeout=WAIT_MS)
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
@@ -212,10 +223,27 @@ async def test_a_phone_reads_the_page_without_scrolling_sideways(
     assert map_box["width"] >= 350
 
 
+async def test_signing_out_ends_the_session_at_the_hub(demo: Demo, browser: Browser) -> None:
+    page, _ = await sign_in(browser, demo.hub, *person(demo, "verifier"))
+    token = await session_token(page)
+    assert "errors" not in demo.graphql(token, "{ flags(first: 1) { edges { node { id } } } }")
+    async with page.expect_response("**/oauth/revoke") as revoking:
+        await page.click("#sign-out")
+    revoked = await revoking.value
+    print("revoke", revoked.status, revoked.request.post_data, await revoked.text())
+    await expect(page.locator("#signin")).to_be_visible()
+    assert await session_token(page) is None
+    refused = demo.graphql(token, "{ flags(first: 1) { edges { node { id } } } }")
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", refused
+    # and signs in again from there
+    await page.click("#signin-button")
+    await page.wait_for_url("**/oauth/authorize**", timeout=WAIT_MS)
+
+
 async def test_a_killed_node_turns_stale_on_the_page_and_comes_back(
     demo: Demo, browser: Browser
 ) -> None:
-    page, _ = await open_app(browser, demo.hub, demo.state["roles"]["department"]["token"])
+    page, _ = await sign_in(browser, demo.hub, *person(demo, "duty"))
     mine = page.locator(f'.feature[data-owner="{KILLED}"]')
     await expect(mine.first).to_be_attached(timeout=WAIT_MS)
     before = await mine.count()

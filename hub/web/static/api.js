@@ -71,6 +71,7 @@ export class FlagEvents {
     this.socket = socket;
     this.onState("connecting");
     socket.onopen = () => {
+      this.connectedWith = auth.token();
       socket.send(JSON.stringify({
         type: "connection_init", payload: { Authorization: `Bearer ${auth.token()}` },
       }));
@@ -101,7 +102,8 @@ export class FlagEvents {
       if (this.socket !== socket || this.stopped) return;
       this.onState("reconnecting");
       // 4401: the token ended (expired, revoked); 4403: refused. Renew before trying again.
-      if (closed.code === 4401 || closed.code === 4403) {
+      const renewed = auth.token() !== this.connectedWith; // refreshed while it was open
+      if ((closed.code === 4401 || closed.code === 4403) && !renewed) {
         if (!(await auth.renew())) {
           if (closed.code === 4401) document.dispatchEvent(new CustomEvent("linli:signed-out"));
           this.onState("offline");

@@ -4,10 +4,10 @@ import { ApiError, FlagEvents, gql } from "./api.js";
 import { lang, setLang, t, when } from "./i18n.js";
 import { DistrictMap, KIND_COLOURS, STATUS_COLOURS } from "./map.js";
 
-const params = new URLSearchParams(location.search);
-const WALL = params.get("wall") === "1";
-const REFRESH_S = Math.max(1, Number(params.get("refresh")) || 5);
-const FLAG_SCOPES = ["risk:verify", "risk:flag"];
+// Read from the URL once the sign-in has put the page back at its own address.
+let WALL = false;
+let REFRESH_S = 5;
+const FLAG_SCOPES = ["risk:verify", "risk:flag", "risk:read"];
 const NEXT = {
   ROUTED: [["ACKNOWLEDGED", "acknowledge"]],
   ACKNOWLEDGED: [["VERIFYING", "verify"]],
@@ -69,7 +69,6 @@ const followsFlags = () => FLAG_SCOPES.some(can);
 
 async function boot() {
   setLang(lang());
-  if (WALL) document.body.classList.add("wall");
   $("lang").addEventListener("click", () => {
     setLang(lang() === "en" ? "zh" : "en");
     fillCategories();
@@ -81,11 +80,23 @@ async function boot() {
   $("hub-name").textContent = config.hubName;
   categories = Object.fromEntries(config.riskCategories.map((c) => [c.code, c]));
   fillCategories();
-  await auth.start();
+  await auth.start(config);
+  const params = new URLSearchParams(location.search);
+  WALL = params.get("wall") === "1";
+  REFRESH_S = Math.max(1, Number(params.get("refresh")) || 5);
+  if (WALL) document.body.classList.add("wall");
   state.caller = auth.claims();
-  document.addEventListener("linli:signed-out", () => ($("signin").hidden = false));
+  document.addEventListener("linli:signed-out", signedOut);
+  $("signin-button").addEventListener("click", () => {
+    saveDraft();
+    auth.signIn();
+  });
   if (!state.caller) {
-    $("signin").hidden = false;
+    if (auth.lastFailure()) {
+      showSignIn(auth.lastFailure());
+    } else {
+      await auth.signIn(); // nobody signed in: to the hub's sign-in page
+    }
     return;
   }
   showCaller();
@@ -103,7 +114,7 @@ async function boot() {
     $("sign-out").addEventListener("click", async () => {
       events?.stop();
       await auth.signOut();
-      $("signin").hidden = false;
+      showSignIn(null);
     });
     if (can("risk:flag") && state.caller.org_kind === "community") setupRaising();
   }
@@ -116,7 +127,42 @@ async function boot() {
   }
   setInterval(refresh, REFRESH_S * 1000);
   setInterval(tick, 1000);
+  restoreDraft();
   document.body.dataset.ready = "true";
+}
+
+// --- a session that ends: sign in again, keeping what was typed
+
+function showSignIn(reason) {
+  $("signin").hidden = false;
+  $("signin-error").textContent = reason ? `${t("failed")}: ${reason}` : "";
+  $("signin-button").focus();
+}
+
+function signedOut() {
+  events?.stop();
+  saveDraft();
+  showSignIn(null);
+}
+
+function saveDraft() {
+  const description = $("raise-description").value;
+  if ($("raise-panel").hidden || !state.picked) return;
+  sessionStorage.setItem("linli.draft", JSON.stringify({
+    description, category: $("raise-category").value, severity: $("raise-severity").value,
+    picked: state.picked,
+  }));
+}
+
+function restoreDraft() {
+  const saved = sessionStorage.getItem("linli.draft");
+  sessionStorage.removeItem("linli.draft");
+  if (!saved || $("raise-mode").hidden) return;
+  const draft = JSON.parse(saved);
+  pickPlace(draft.picked);
+  $("raise-description").value = draft.description;
+  $("raise-category").value = draft.category;
+  $("raise-severity").value = draft.severity;
 }
 
 function showCaller() {
