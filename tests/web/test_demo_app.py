@@ -223,23 +223,6 @@ async def test_a_phone_reads_the_page_without_scrolling_sideways(
     assert map_box["width"] >= 350
 
 
-async def test_signing_out_ends_the_session_at_the_hub(demo: Demo, browser: Browser) -> None:
-    page, _ = await sign_in(browser, demo.hub, *person(demo, "verifier"))
-    token = await session_token(page)
-    assert "errors" not in demo.graphql(token, "{ flags(first: 1) { edges { node { id } } } }")
-    async with page.expect_response("**/oauth/revoke") as revoking:
-        await page.click("#sign-out")
-    revoked = await revoking.value
-    print("revoke", revoked.status, revoked.request.post_data, await revoked.text())
-    await expect(page.locator("#signin")).to_be_visible()
-    assert await session_token(page) is None
-    refused = demo.graphql(token, "{ flags(first: 1) { edges { node { id } } } }")
-    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", refused
-    # and signs in again from there
-    await page.click("#signin-button")
-    await page.wait_for_url("**/oauth/authorize**", timeout=WAIT_MS)
-
-
 async def test_a_killed_node_turns_stale_on_the_page_and_comes_back(
     demo: Demo, browser: Browser
 ) -> None:
