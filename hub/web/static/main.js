@@ -220,6 +220,13 @@ async function refresh() {
     for (const [source, records] of Object.entries(bySource)) {
       if (!reports.some((r) => r.source === source)) layer[source] = { records, stale: false, asOf: now };
     }
+    for (const [source, entry] of Object.entries(layer)) {
+      // A source the hub did not ask this time (down, its circuit open) said nothing new:
+      // what it said last stays, marked stale.
+      if (!bySource[source] && !reports.some((r) => r.source === source)) {
+        layer[source] = { ...entry, stale: true };
+      }
+    }
   }
   document.body.dataset.refreshed = now;
   render();
