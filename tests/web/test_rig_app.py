@@ -195,6 +195,7 @@ async def test_a_person_signs_in_stays_signed_in_and_keeps_the_form_across_sessi
     # signing out ends the session at the hub: its token is refused
     token = await session_token(page)
     await page.click("#sign-out")
+    await page.wait_for_selector("body[data-signed-out=true]", timeout=WAIT_MS)
     await expect(page.locator("#signin")).to_be_visible()
     async with httpx.AsyncClient() as http:
         refused = await http.post(

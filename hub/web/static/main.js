@@ -113,8 +113,9 @@ async function boot() {
     $("sign-out").hidden = false;
     $("sign-out").addEventListener("click", async () => {
       events?.stop();
-      await auth.signOut();
+      await auth.signOut(); // the hub has ended the session when this returns
       showSignIn(null);
+      document.body.dataset.signedOut = "true";
     });
     if (can("risk:flag") && state.caller.org_kind === "community") setupRaising();
   }
