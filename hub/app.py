@@ -26,6 +26,7 @@ from hub.graphql import ANONYMOUS, HubGraphQLRouter, hub_schema
 from hub.secrets_at_rest import secrets_lifecycle
 from hub.settings import HubSettings
 from hub.sitreps import create_sitreps
+from hub.web import mount_web
 from policies.audit import AuditEntry
 from policies.caller import Caller
 from policies.purposes import PURPOSE_HEADER, purpose_from_header
@@ -181,6 +182,7 @@ def _hub_app(settings: HubSettings) -> Any:
         changed=auth.revocations.list.changed,
     )
     app.include_router(graphql, prefix="/graphql")
+    mount_web(app, settings)
     return app
 
 

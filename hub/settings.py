@@ -218,6 +218,27 @@ class HubSettings(ServiceSettings):
     signin_failures_per_address: int = Field(
         20, ge=1, description="Failed sign-ins per minute from one remote address"
     )
+    # The web application's map (hub/web)
+    map_tile_url: str | None = Field(
+        None,
+        description="Base map tiles of the web application at /app/ (an http(s) XYZ template"
+        " with {z}, {x} and {y}, Web Mercator, e.g. a national tile service); none: the map"
+        " draws community areas and features on a plain background",
+    )
+    map_tile_attribution: str = Field(
+        "", description="Credit line the map shows under the base map tiles"
+    )
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _map_tile_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        if not url.startswith(("https://", "http://")) or not all(
+            part in url for part in ("{z}", "{x}", "{y}")
+        ):
+            raise ValueError("an http(s) URL template with {z}, {x} and {y}")
+        return url
 
     @field_validator("secrets_key")
     @classmethod

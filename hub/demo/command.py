@@ -475,6 +475,8 @@ def demo(
                 "LINLI_ORG_NAME": community.name,
                 "LINLI_DISTRICT": DISTRICT,
                 "LINLI_NEIGHBOURS": json.dumps(list(community.neighbours)),
+                # The area the web application's map draws for the community.
+                "LINLI_BBOX": json.dumps(_demo_bbox(community)),
                 "LINLI_TOKEN_ISSUER": hub_url,
                 "LINLI_JWKS_URL": f"{hub_url}/.well-known/jwks.json",
                 # Raised flags go to the hub's inbox with the node's own client.
@@ -612,6 +614,16 @@ def demo(
 
 
 _CAP_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
+
+
+def _demo_bbox(community: DemoCommunity) -> dict[str, float]:
+    """A box around the community's centre: its area on the web application's map."""
+    return {
+        "west": round(community.lon - 0.0045, 6),
+        "south": round(community.lat - 0.0035, 6),
+        "east": round(community.lon + 0.0045, 6),
+        "north": round(community.lat + 0.0035, 6),
+    }
 
 
 def current_cap_samples(folder: Path, now: datetime) -> Path:

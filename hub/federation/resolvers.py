@@ -20,9 +20,9 @@ from hub.federation.selection import ENVELOPE, node_selection, print_selection
 from policies.audit import AuditEntry
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
-from schema.api.types import Organisation
-from schema.enums import OrgKind
-from schema.errors import InvalidInput
+from schema.api.types import CREATE_INPUTS, Organisation
+from schema.enums import OrgKind, RiskFlagStatus
+from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.scopes import Scope
 from schema.store.aggregates import AGGREGATES_FIELD, Aggregates, Total, sum_totals
@@ -219,8 +219,50 @@ async def _remove_source(info: Info[HubContext, None], id: str) -> bool:
     return True
 
 
+_RAISE_FLAG = """mutation ($input: RiskFlagCreateInput!) {
+  raiseRiskFlag(input: $input) { id status version } }"""
+
+
+@strawberry.type(description="A risk flag raised at the caller's own community node")
+class RaisedFlag:
+    id: strawberry.ID
+    source: str = strawberry.field(description="The node that keeps it")
+    status: RiskFlagStatus
+    version: int
+
+
+async def _raise_risk_flag(info: Info[HubContext, None], input: Any) -> RaisedFlag:
+    # People at the hub's web application raise flags here; the hub relays the mutation to
+    # the caller's own node (the node decides, keeps it and delivers it through its outbox).
+    context = info.context
+    caller = context.require_scope(Scope.RISK_FLAG)
+    if caller.org_kind is not OrgKind.COMMUNITY:
+        raise Forbidden("only community staff raise risk flags, at their own node")
+    node = next(
+        (s for s in context.sources() if s.kind == "community" and s.division_code == caller.org),
+        None,
+    )
+    if node is None:
+        raise NotFound(f"the hub federates no node of community {caller.org}")
+    reply = await context.call_source(
+        node.id, _RAISE_FLAG, {"input": encode_input(input)}, field_name="raiseRiskFlag"
+    )
+    context.add_reports([reply.report], info.path.as_list())
+    if reply.payload is None:
+        raise SourceFailed(reply.report)
+    return RaisedFlag(
+        id=strawberry.ID(str(reply.payload["id"])),
+        source=node.id,
+        status=RiskFlagStatus[str(reply.payload["status"])],
+        version=int(reply.payload["version"]),
+    )
+
+
+_raise_risk_flag.__annotations__["input"] = CREATE_INPUTS["RiskFlag"]
+
+
 def mutation_fields() -> dict[str, Any]:
-    """Registry administration (scope ``admin``)."""
+    """Registry administration (scope ``admin``), and raising a flag at one's own node."""
     return {
         "add_source": strawberry.mutation(
             resolver=_add_source,
@@ -232,6 +274,10 @@ def mutation_fields() -> dict[str, Any]:
         ),
         "remove_source": strawberry.mutation(
             resolver=_remove_source, description="Stop federating a source (scope admin)"
+        ),
+        "raise_risk_flag": strawberry.mutation(
+            resolver=_raise_risk_flag,
+            description="Raise a risk flag at the caller's own community node (scope risk:flag)",
         ),
     }
 
