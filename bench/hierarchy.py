@@ -107,6 +107,8 @@ async def start_hub(
         "LINLI_MAX_QUERY_COST": "10000000",
         "LINLI_SOURCE_TIMEOUT_S": "20",
         "LINLI_DEADLINE_S": "30",
+        # Starting eleven hubs on a loaded machine can take longer than the default 300 s.
+        "LINLI_ACCESS_TOKEN_TTL_S": "3600",
     }
     if trusted is not None:
         env["LINLI_TRUSTED_ISSUERS"] = json.dumps(
