@@ -124,13 +124,21 @@ async def start_hub(
 
 
 async def post(http: aiohttp.ClientSession, level: Level, query: str) -> dict[str, object]:
-    async with http.post(
-        f"{level.url}/graphql",
-        json={"query": query},
-        headers={"Authorization": f"Bearer {level.token}"},
-    ) as response:
-        body: dict[str, object] = await response.json()
-        return body
+    # A pooled connection the hub closed while idle (keep-alive) fails before the request
+    # is sent: ask once more on a new one.
+    for attempt in (1, 2):
+        try:
+            async with http.post(
+                f"{level.url}/graphql",
+                json={"query": query},
+                headers={"Authorization": f"Bearer {level.token}"},
+            ) as response:
+                body: dict[str, object] = await response.json()
+                return body
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def all_ok(body: dict[str, object], expected: int) -> bool:
@@ -182,20 +190,24 @@ async def run(districts: int, per_district: int, latency_ms: float, runs: int) -
                 },
                 trusted=None,
             )  # fmt: skip
-            levels = []
-            for i, port in enumerate(district_ports):
-                chunk = ids[i * per_district : (i + 1) * per_district]
-                levels.append(
-                    await start_hub(
+            # Together: each migrates its own SQLite file and starts its own process.
+            levels = await asyncio.gather(
+                *(
+                    start_hub(
                         http,
                         folder,
                         name=f"hub-d{i:02d}",
                         division="110105",
                         port=port,
-                        sources={sid: sources[sid] for sid in chunk},
+                        sources={
+                            sid: sources[sid]
+                            for sid in ids[i * per_district : (i + 1) * per_district]
+                        },
                         trusted=city_url,
                     )
+                    for i, port in enumerate(district_ports)
                 )
+            )
             district = levels[0]
             await wait_all_ok(http, district, per_district)
             await wait_all_ok(http, city, districts * per_district)
