@@ -3,7 +3,8 @@
 Run: ``python bench/_sources.py COUNT LATENCY_MS``. Each source is its own
 aiohttp app on its own free port, answering ``GET /.well-known/linli-node``
 and ``POST /graphql`` (the first ``first`` of its ``RECORDS_PER_SOURCE``
-``resources``, newest first, after sleeping the latency). It does not check
+``resources``, newest first, after sleeping the latency; or, asked ``aggregates``, one
+fixed total). It does not check
 tokens. When every source listens it prints one JSON line
 ``{"sources": {id: url, ...}}``; it serves until stdin closes or it is
 terminated.
@@ -88,7 +89,7 @@ def _source_app(index: int, latency_s: float) -> web.Application:
             "division_code": owner,
             "bbox": None,
             "schema_version": SCHEMA_VERSION,
-            "capabilities": ["resources"],
+            "capabilities": ["resources", "aggregates"],
         }
     ).encode()
     # The answer to each page size never changes: encode it once, so that the source
@@ -104,8 +105,36 @@ def _source_app(index: int, latency_s: float) -> web.Application:
     async def well_known(request: web.Request) -> web.Response:
         return web.Response(body=described, content_type="application/json")
 
+    totals = json.dumps(
+        {
+            "data": {
+                "aggregates": {
+                    "totals": [
+                        {
+                            "recordType": "Resource",
+                            "area": owner[:6],
+                            "kind": "drinking_water",
+                            "status": "AVAILABLE",
+                            "count": RECORDS_PER_SOURCE,
+                            "quantity": 10 * RECORDS_PER_SOURCE,
+                            "available": 10 * RECORDS_PER_SOURCE,
+                            "capacity": None,
+                            "occupancy": None,
+                            "affected": None,
+                            "oldestAt": None,
+                        }
+                    ]
+                }
+            }
+        }
+    ).encode()
+
     async def graphql(request: web.Request) -> web.Response:
-        variables = json.loads(await request.read()).get("variables") or {}
+        body = json.loads(await request.read())
+        if str(body.get("query", "")).lstrip("{ ").startswith("aggregates"):
+            await asyncio.sleep(latency_s)
+            return web.Response(body=totals, content_type="application/json")
+        variables = body.get("variables") or {}
         first = min(max(int(variables.get("first") or 50), 0), RECORDS_PER_SOURCE)
         await asyncio.sleep(latency_s)
         return web.Response(body=answer(first), content_type="application/json")

@@ -29,6 +29,11 @@ _PART_HELP = {
 _LOCAL_COMMANDS = {
     "demo": ("hub.demo.command", "demo", "Run a whole district on this machine (SQLite)."),
     "token": ("hub.auth.cli", "token", "Mint an access token for a client (development)."),
+    "demo-city": (
+        "hub.demo.levels",
+        "demo_city",
+        "Run a city hub over two district hubs over two nodes each (SQLite).",
+    ),
 }
 
 

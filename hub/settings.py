@@ -181,8 +181,8 @@ class HubSettings(ServiceSettings):
     )
     superior_url: str | None = Field(
         None,
-        description="Base URL of the hub of the level above (city or province), to which this"
-        " hub submits reports and escalates flags; none: this hub is the top",
+        description="Base URL of the hub of the level above (city or province), which this hub"
+        " calls as itself, e.g. to submit reports (hub/federation/superior.py); none: the top",
     )
     superior_client_id: str | None = Field(
         None, description="This hub's OAuth client id at the superior hub (client credentials)"

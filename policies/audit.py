@@ -211,7 +211,8 @@ async def append_many(
             "subject": caller.subject,
             "org": caller.org,
             "org_kind": caller.org_kind.value,
-            "actor": caller.actor,
+            # The whole chain when a higher hub's call went through (``hub-110105 < hub-110100``).
+            "actor": (" < ".join(caller.actors)[:200] or None) if caller.actors else caller.actor,
             "purpose": entry.purpose[:MAX_PURPOSE],
             "decision": _canonical(entry.decision),
             "prev_hash": prev_hash,

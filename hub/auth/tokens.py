@@ -132,7 +132,8 @@ class TokenIssuer:
         if not granted <= caller.scopes:
             raise ValueError(f"scopes beyond the caller's: {sorted(granted - caller.scopes)}")
         # RFC 8693 §4.1: the prior actors nest inside this hub, the whole chain of them.
-        chain = (self.settings.hub_id, *caller.actors)
+        prior = caller.actors or ((caller.actor,) if caller.actor else ())
+        chain = (self.settings.hub_id, *prior)
         if len(chain) > self.settings.max_actor_chain:
             raise ActorChainTooLong(
                 f"acting for this caller would make a chain of {len(chain)} actors; this hub"

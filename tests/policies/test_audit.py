@@ -190,3 +190,22 @@ async def test_a_failed_commit_fails_its_requests_and_the_next_one_succeeds(
     writer = AuditWriter(db, AUDIT_LOG)
     await writer.append([_entry(3)])
     assert writer.commits == 1
+
+
+async def test_a_call_from_a_higher_hub_is_audited_with_its_whole_chain_of_actors(
+    db: Database, database: DatabaseUnderTest
+) -> None:
+    chained = Caller(
+        org="110100400001", org_kind=OrgKind.DEPARTMENT, scopes=frozenset({"resources:read"}),
+        client_id="city-app", subject="city-user", actor="hub-110105",
+        actors=("hub-110105", "hub-110100"), district="110100",
+    )  # fmt: skip
+    async with db.transaction() as session:
+        record = await append(
+            session,
+            AUDIT_LOG,
+            AuditEntry(action="disclose", owner="110105001001", caller=chained, count=1),
+        )
+    row = next(r for r in await _rows(db) if r["seq"] == record.seq)
+    assert row["actor"] == "hub-110105 < hub-110100"
+    assert row["hash"] == row_hash(row)  # the chain covers the actor as written

@@ -10,7 +10,12 @@ import pytest
 
 from hub.auth import TokenIssuer, mint_for_source
 from policies.caller import Caller
-from policies.tokens import TokenAudienceInvalid
+from policies.tokens import (
+    ActorChainTooLong,
+    FederationLoop,
+    TokenAudienceInvalid,
+    actor_claim,
+)
 from schema.enums import OrgKind
 from tests.hub.auth.conftest import COMMUNITY, DISTRICT, HUB_ID, NODE_A, NODE_B, RunningHub
 
@@ -93,3 +98,45 @@ async def test_source_token_needs_a_source_audience(hub: RunningHub) -> None:
         await hub.auth.issuer.mint_for_source(_caller(), HUB_ID)
     with pytest.raises(ValueError, match="audience"):
         await hub.auth.issuer.mint_for_source(_caller(), "")
+
+
+async def test_the_whole_chain_of_actors_nests(hub: RunningHub) -> None:
+    caller = _caller(actor="hub-110100", actors=("hub-110100", "hub-110000"))
+    token = await hub.auth.issuer.mint_for_source(caller, NODE_A)
+    claims = await asyncio.to_thread(_claims, hub, token, NODE_A)
+    assert claims["act"] == {
+        "sub": HUB_ID,
+        "act": {"sub": "hub-110100", "act": {"sub": "hub-110000"}},
+    }
+    seen = await hub.verifier(NODE_A).verify(token)
+    assert seen.actors == (HUB_ID, "hub-110100", "hub-110000")
+    assert seen.actor == HUB_ID
+
+
+async def test_a_chain_longer_than_the_hub_mints_is_refused(hub: RunningHub) -> None:
+    assert hub.settings.max_actor_chain == 3
+    caller = _caller(actor="a", actors=("a", "b", "c"))  # with this hub: four
+    with pytest.raises(ActorChainTooLong) as refused:
+        await hub.auth.issuer.mint_for_source(caller, NODE_A)
+    assert refused.value.extensions["reason"] == "ACTOR_CHAIN_TOO_LONG"
+
+
+def _own(hub: RunningHub, actors: list[str]) -> str:
+    """A token of this hub for itself, naming ``actors``."""
+    return hub.auth.issuer.issue(
+        client_id="city-client", org="110100400001", org_kind=OrgKind.DEPARTMENT,
+        district="110100", scopes=["resources:read"], actor=actor_claim(actors),
+    ).access_token  # fmt: skip
+
+
+async def test_the_hub_refuses_a_token_it_already_acted_on_or_with_too_many_actors(
+    hub: RunningHub,
+) -> None:
+    authenticate = hub.auth.authenticator.authenticate
+    accepted = await authenticate(f"Bearer {_own(hub, ['hub-110100', 'hub-110000'])}")
+    assert accepted.actors == ("hub-110100", "hub-110000")
+    with pytest.raises(FederationLoop) as loop:
+        await authenticate(f"Bearer {_own(hub, ['hub-110100', HUB_ID])}")
+    assert loop.value.extensions["reason"] == "FEDERATION_LOOP"
+    with pytest.raises(ActorChainTooLong):
+        await authenticate(f"Bearer {_own(hub, ['a', 'b', 'c', 'd'])}")

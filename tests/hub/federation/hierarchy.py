@@ -12,10 +12,12 @@ from typing import Any
 
 from hub.app import MIGRATIONS as HUB_MIGRATIONS
 from hub.app import create_app as create_hub
+from hub.auth.service import create_client
 from node.app import MIGRATIONS as NODE_MIGRATIONS
 from node.app import create_app as create_node
 from node.settings import NodeSettings
 from schema.enums import OrgKind
+from schema.runtime.db import Database
 from tests.conftest import GraphQLClient, ServerThread, _empty_database, free_port, migrate
 from tests.hub.federation.conftest import ALL_READ, RunningHub, hub_settings
 
@@ -35,7 +37,7 @@ __all__ = [
 PROVINCE, CITY, DISTRICT_A, DISTRICT_B = "110000", "110100", "110105", "110106"
 A1, A2, B1, B2 = "110105001001", "110105001002", "110106001001", "110106001002"
 NODES = {DISTRICT_A: [A1, A2], DISTRICT_B: [B1, B2]}
-STAFF_SCOPES = "records:write resources:read shelters:read incidents:read"
+STAFF_SCOPES = "records:write resources:read shelters:read incidents:read risk:flag"
 
 # A community that shows its city and province its resources (bands by the baseline).
 SUPERIOR_RECORDS = """
@@ -108,7 +110,7 @@ class Hierarchy:
                     org=code, kind=OrgKind.COMMUNITY, scopes=STAFF_SCOPES, district=district,
                     resource=code,
                 )  # fmt: skip
-                async with _client(self.nodes[code].url, token) as staff:
+                async with _staff(self.nodes[code].url, token) as staff:
                     for n in (1, 2):
                         await staff.data(
                             "mutation($i: ResourceCreateInput!) { createResource(input: $i) { id } }",
@@ -128,8 +130,22 @@ class Hierarchy:
         await self.hubs[division].stop()
 
 
+async def _client(database_url: str, code: str, district: str) -> tuple[str, str]:
+    """A node's flag-delivery client at its district hub: (client id, secret)."""
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            client, secret = await create_client(
+                session, org=code, org_kind=OrgKind.COMMUNITY, district=district,
+                scopes="risk:flag",
+            )  # fmt: skip
+            return client.client_id, secret
+    finally:
+        await db.dispose()
+
+
 @contextlib.asynccontextmanager
-async def _client(url: str, token: str) -> AsyncIterator[GraphQLClient]:
+async def _staff(url: str, token: str) -> AsyncIterator[GraphQLClient]:
     client = GraphQLClient(url, token)
     try:
         yield client
@@ -158,6 +174,7 @@ async def hierarchy(
     *,
     province: bool = False,
     district_settings: dict[str, Any] | None = None,
+    deliver_flags: bool = False,
 ) -> AsyncIterator[Hierarchy]:
     """A city over districts A and B over two nodes each (and a province over the city).
 
@@ -212,6 +229,14 @@ async def hierarchy(
         nodes: dict[str, ServerThread] = {}
         for district, codes in NODES.items():
             for code in codes:
+                delivery: dict[str, Any] = {}
+                if deliver_flags:  # the node's own client at its district hub
+                    client_id, secret = await _client(hub_dbs[district].url, code, district)
+                    delivery = {
+                        "hub_url": hubs[district].url,
+                        "hub_client_id": client_id,
+                        "hub_client_secret": secret,
+                    }
                 policy_file = None
                 if code in POLICIES:
                     policy_file = folder / f"policy-{code}.cedar"
@@ -220,7 +245,7 @@ async def hierarchy(
                     database_url=node_dbs[code].url, org_code=code, org_name=f"社区{code[-1]}",
                     district=district, token_issuer=hubs[district].settings.issuer,
                     jwks_url=f"{hubs[district].url}/.well-known/jwks.json",
-                    policy_file=policy_file,
+                    policy_file=policy_file, **delivery,
                 )  # fmt: skip
                 nodes[code] = ServerThread(create_node(node_settings), node_ports[code]).start()
                 stack.push_async_callback(asyncio.to_thread, nodes[code].stop)

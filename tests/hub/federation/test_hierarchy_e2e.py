@@ -300,3 +300,93 @@ async def test_totals_travel_up_summed_at_each_level_as_each_owner_allows(
         # B2's records stay hidden from the city while B1's show (in bands).
         shown = await city.data(RESOURCES, {"first": 100})
         assert B2 not in {e["node"]["owner"] for e in shown["resources"]["edges"]}
+
+
+RAISE = """mutation ($i: RiskFlagCreateInput!) { raiseRiskFlag(input: $i) { id } }"""
+MOVE = """mutation ($id: ID!, $to: RiskFlagStatus!, $v: Int!, $note: String) {
+  transitionFlag(id: $id, to: $to, expectedVersion: $v, note: $note) { status version } }"""
+AT_NODE = """query ($id: ID!) { node(id: $id) { ... on RiskFlag {
+  status assignedTo transitions { status by note } } } }"""
+CITY_DESK = f"{CITY}400001"
+# Gas leaks go to the city's gas department; the district keeps everything else.
+ROUTING = f"""
+[[routes]]
+category = "gas_leak"
+area = ""
+department = "{CITY_DESK}"
+ack_deadline_s = 600
+escalate_to = "{CITY_DESK}"
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_flag_routed_to_a_city_department_and_the_node_sees_the_city_steps(
+    tmp_path: Path, backend: str
+) -> None:
+    routing = tmp_path / "routing.toml"
+    routing.write_text(ROUTING, "utf-8")
+    async with hierarchy(
+        tmp_path, backend, district_settings={"routing_file": routing}, deliver_flags=True
+    ) as built:
+        token = await built.hubs[DISTRICT_A].client_token(
+            org=A1, kind=OrgKind.COMMUNITY, scopes="risk:flag incidents:read", district=DISTRICT_A,
+            resource=A1,
+        )  # fmt: skip
+        staff = GraphQLClient(built.nodes[A1].url, token)
+        built.clients.append(staff)
+        raised = await staff.data(
+            RAISE,
+            {
+                "i": {
+                    "category": "gas_leak",
+                    "description": "燃气味 Gas smell in building 3",
+                    "location": {"coordinates": [116.4435, 39.9087]},
+                    "estimatedSeverity": "II",
+                }
+            },
+        )
+        flag_id = raised["raiseRiskFlag"]["id"]
+        # The city department works the flag at district A's hub with a token of the city's
+        # issuer for that hub's audience: the same inbox, workflow and way back to the node.
+        city_token = await built.hubs[CITY].client_token(
+            org=CITY_DESK, kind=OrgKind.DEPARTMENT, scopes="risk:verify", district=CITY,
+            resource=hub_id(DISTRICT_A),
+        )  # fmt: skip
+        city_desk = GraphQLClient(built.hubs[DISTRICT_A].url, city_token)
+        built.clients.append(city_desk)
+        deadline = time.monotonic() + 30.0
+        while True:
+            body = await city_desk.post(
+                "query($id: ID!) { flag(id: $id) { status version assignedTo } }", {"id": flag_id}
+            )
+            flag = (body.get("data") or {}).get("flag")
+            if flag is not None and flag["status"] == "ROUTED":
+                break
+            assert time.monotonic() < deadline, dumps(body)
+            await asyncio.sleep(0.2)
+        assert flag["assignedTo"] == CITY_DESK
+        version = flag["version"]
+        for step, to in enumerate(("ACKNOWLEDGED", "VERIFYING", "CONFIRMED", "RESOLVED")):
+            moved = await city_desk.data(
+                MOVE, {"id": flag_id, "to": to, "v": version + step, "note": f"市燃气 {to}"}
+            )
+            assert moved["transitionFlag"]["status"] == to
+        # A district department is not the assigned one: it cannot move the city's flag.
+        district_desk = await built.department(DISTRICT_A)
+        refused = await district_desk.post(
+            MOVE, {"id": flag_id, "to": "RESOLVED", "v": version + 4, "note": None}
+        )
+        assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+        deadline = time.monotonic() + 30.0
+        while True:
+            state = (await staff.data(AT_NODE, {"id": flag_id}))["node"]
+            if state["status"] == "RESOLVED" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert state["assignedTo"] == CITY_DESK
+        steps = [(t["status"], t["note"]) for t in state["transitions"]]
+        assert [s for s, _ in steps] == [
+            "RAISED", "ROUTED", "ACKNOWLEDGED", "VERIFYING", "CONFIRMED", "RESOLVED",
+        ]  # fmt: skip
+        assert steps[-1][1] == "市燃气 RESOLVED"
