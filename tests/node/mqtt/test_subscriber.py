@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiomqtt
+import orjson
 import pytest
 
-from node.mqtt import DeviceMessage, IngestOutcome, MqttMetrics, MqttSubscriber, sensor_topic
+from node.mqtt import DeviceMessage, IngestOutcome, MqttMetrics, MqttSubscriber
 from node.settings import NodeSettings
 from node.simulator.transports import MqttTransport, Reading
 from tests.brokers import SHARED_BROKER, PrivateBroker, forget_session, unique
@@ -50,8 +50,6 @@ class RecordingSink:
         return outcomes
 
     def values(self) -> list[float]:
-        import orjson
-
         return [record["v"] for m in self.stored for record in orjson.loads(m.payload)]
 
 
