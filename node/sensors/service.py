@@ -282,7 +282,7 @@ class SensorStore:
                 .returning(readings.c.sensor_id, readings.c.t)
             )
             result = await session.execute(statement)
-            stored.update((sensor_id, t) for sensor_id, t in result.tuples())
+            stored.update((sensor_id, t) for sensor_id, t in result)
         return stored
 
     # --- rules -----------------------------------------------------------
@@ -304,7 +304,7 @@ class SensorStore:
             .where(readings.c.sensor_id == sensor_id, readings.c.t >= since)
             .order_by(readings.c.t)
         )
-        return [(t, value) for t, value in rows.tuples()]
+        return [(t, value) for t, value in rows]
 
     async def _episodes(
         self, session: AsyncSession, sensor_id: str, rule_id: str, since: datetime | None
