@@ -14,8 +14,9 @@ from node.auth import node_authenticator, node_revocation_poller
 from node.context import NodeContext
 from node.flags import create_flags
 from node.graphql import node_queries
+from node.sensors import create_sensors
 from node.settings import NodeSettings, check_authentication
-from node.tables import FLAGS, POLICY, TABLES
+from node.tables import FLAGS, POLICY, SENSORS, TABLES
 from policies.caller import Authenticator
 from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
@@ -81,6 +82,9 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
 
     specs = bind_specs(TABLES)
     flags = create_flags(settings, db, FLAGS, specs["RiskFlag"], http)
+    sensors = create_sensors(
+        settings, db, SENSORS, specs["Sensor"], specs["RiskFlag"], FLAGS, flags.wake.set
+    )
 
     app = create_source(
         name="node",
@@ -98,11 +102,18 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         queries=node_queries(specs, flags.query_fields()),
         mutations={**mutation_fields(specs), **flags.mutation_fields()},
         # Workers stop before the client closes.
-        lifecycles=[http_client, lambda: poll_revocations(poller), flags.lifecycle],
+        lifecycles=[
+            http_client,
+            lambda: poll_revocations(poller),
+            flags.lifecycle,
+            sensors.lifecycle,
+        ],
     )
     if poller is not None:
         poller.register(app.state.metrics.registry)
     flags.metrics.register(app.state.metrics.registry)
     app.state.flags = flags
     app.include_router(flags.router(auth.authenticate))
+    app.state.sensors = sensors
+    app.include_router(sensors.router(auth.authenticate))
     return wrap(app, settings)

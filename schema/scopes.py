@@ -25,3 +25,4 @@ class Scope(enum.StrEnum):
     AUDIT_READ = "audit:read"
     ADMIN = "admin"
     RECORDS_WRITE = "records:write"
+    SENSORS_WRITE = "sensors:write"

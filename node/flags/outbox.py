@@ -38,6 +38,7 @@ from schema.store.specs import RecordSpec
 from schema.store.tables import RowMixin
 
 __all__ = [
+    "KIND_CLEARED",
     "KIND_RAISED",
     "Claim",
     "OutboxEntry",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 KIND_RAISED = "flag.raised"
+KIND_CLEARED = "flag.cleared"
+"""The condition behind a flag a sensor raised has ended (``node.flags.raising``)."""
 
 
 def new_message_id() -> str:
