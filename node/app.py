@@ -14,6 +14,8 @@ from node.auth import node_authenticator, node_revocation_poller
 from node.context import NodeContext
 from node.flags import create_flags
 from node.graphql import node_queries
+from node.mqtt import MqttMetrics, MqttSubscriber
+from node.mqtt.readings import ingest_sink
 from node.sensors import create_sensors
 from node.settings import NodeSettings, check_authentication
 from node.tables import FLAGS, POLICY, SENSORS, TABLES
@@ -86,6 +88,13 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         settings, db, SENSORS, specs["Sensor"], specs["RiskFlag"], FLAGS, flags.wake.set
     )
 
+    # Readings over MQTT, when a broker is configured (node/mqtt).
+    mqtt = (
+        MqttSubscriber(settings, ingest_sink(sensors.store, settings.org_code), MqttMetrics())
+        if settings.mqtt_url is not None
+        else None
+    )
+
     app = create_source(
         name="node",
         title=f"Linli node {settings.source_id} {settings.org_name}",
@@ -107,6 +116,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
             lambda: poll_revocations(poller),
             flags.lifecycle,
             sensors.lifecycle,
+            *([mqtt.running] if mqtt is not None else []),
         ],
     )
     if poller is not None:
@@ -116,4 +126,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     app.include_router(flags.router(auth.authenticate))
     app.state.sensors = sensors
     app.include_router(sensors.router(auth.authenticate))
+    if mqtt is not None:
+        mqtt.metrics.register(app.state.metrics.registry)
+    app.state.mqtt = mqtt
     return wrap(app, settings)

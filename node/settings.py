@@ -32,6 +32,38 @@ class NodeSettings(SourceSettings):
     flag_poll_s: float = Field(
         5.0, gt=0, description="Seconds between outbox rounds when no new flag wakes the worker"
     )
+    # Sensor readings (node/sensors)
+    sensor_raw_retention_s: float = Field(
+        7 * 86400.0, gt=0, description="Raw sensor readings are kept this long, then downsampled"
+    )
+    sensor_aggregate_s: float = Field(
+        3600.0,
+        gt=0,
+        le=86400,
+        description="Window of the aggregates (count, min, mean, max) that downsampled readings "
+        "and a sensor's series keep",
+    )
+    sensor_aggregate_retention_s: float = Field(
+        180 * 86400.0, gt=0, description="Aggregates of sensor readings are kept this long"
+    )
+    sensor_max_future_s: float = Field(
+        300.0, ge=0, description="Readings timed further ahead than this are refused"
+    )
+    sensor_max_batch: int = Field(
+        5000, gt=0, le=100_000, description="Most SenML records in one pack"
+    )
+    sensor_max_inflight: int = Field(
+        2, gt=0, le=64, description="SenML packs stored at once; the others wait their turn"
+    )
+    sensor_queue_wait_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a pack waits for its turn before it is refused (HTTP 429, "
+        "INGEST_BUSY) to be sent again",
+    )
+    sensor_check_s: float = Field(
+        10.0, gt=0, description="Seconds between checks for silent sensors and retention rounds"
+    )
     # Sensor readings over MQTT (node/mqtt): subscribed when mqtt_url is set
     mqtt_url: str | None = Field(
         None,
@@ -71,45 +103,13 @@ class NodeSettings(SourceSettings):
     )
 
     @property
+    def source_id(self) -> str:
+        return self.node_id or self.org_code
+
+    @property
     def mqtt_identifier(self) -> str:
         """The MQTT client id, stable across restarts."""
         return self.mqtt_client_id or f"linli-node-{self.source_id}"
-    # Sensor readings (node/sensors)
-    sensor_raw_retention_s: float = Field(
-        7 * 86400.0, gt=0, description="Raw sensor readings are kept this long, then downsampled"
-    )
-    sensor_aggregate_s: float = Field(
-        3600.0,
-        gt=0,
-        le=86400,
-        description="Window of the aggregates (count, min, mean, max) that downsampled readings "
-        "and a sensor's series keep",
-    )
-    sensor_aggregate_retention_s: float = Field(
-        180 * 86400.0, gt=0, description="Aggregates of sensor readings are kept this long"
-    )
-    sensor_max_future_s: float = Field(
-        300.0, ge=0, description="Readings timed further ahead than this are refused"
-    )
-    sensor_max_batch: int = Field(
-        5000, gt=0, le=100_000, description="Most SenML records in one pack"
-    )
-    sensor_max_inflight: int = Field(
-        2, gt=0, le=64, description="SenML packs stored at once; the others wait their turn"
-    )
-    sensor_queue_wait_s: float = Field(
-        5.0,
-        ge=0,
-        description="How long a pack waits for its turn before it is refused (HTTP 429, "
-        "INGEST_BUSY) to be sent again",
-    )
-    sensor_check_s: float = Field(
-        10.0, gt=0, description="Seconds between checks for silent sensors and retention rounds"
-    )
-
-    @property
-    def source_id(self) -> str:
-        return self.node_id or self.org_code
 
     @property
     def delivers_flags(self) -> bool:

@@ -25,10 +25,12 @@ class DeviceMessage:
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """What became of one message: readings stored, duplicates, or a refusal's code."""
+    """What became of one message: readings stored, duplicates and refused readings (by code),
+    or ``refused``: the code that refused the whole message."""
 
     stored: int = 0
     duplicates: int = 0
+    refused_readings: tuple[str, ...] = ()
     refused: str | None = None
 
 

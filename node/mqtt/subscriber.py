@@ -63,13 +63,13 @@ class MqttMetrics:
         )
         self.refused = Counter(
             "linli_node_mqtt_refused_total",
-            "MQTT messages refused, by code (e.g. a device writing a sensor not its own)",
+            "MQTT messages, or readings in them, refused by code (e.g. SENSOR_NOT_OWNED)",
             ["code"],
             registry=None,
         )
         self.readings = Counter(
             "linli_node_mqtt_readings_total",
-            "Readings received over MQTT: stored, or duplicate (already stored)",
+            "Readings received over MQTT: stored, duplicate (already stored) or refused",
             ["outcome"],
             registry=None,
         )
@@ -100,6 +100,9 @@ class MqttMetrics:
         self.messages.labels("stored").inc()
         self.readings.labels("stored").inc(outcome.stored)
         self.readings.labels("duplicate").inc(outcome.duplicates)
+        for code in outcome.refused_readings:
+            self.readings.labels("refused").inc()
+            self.refused.labels(code).inc()
 
 
 @dataclass(frozen=True)
@@ -202,10 +205,9 @@ class MqttSubscriber:
             outcomes = await self._store(batch)
             for message, outcome in zip(batch, outcomes, strict=True):
                 self.metrics.outcome(outcome)
-                if outcome.refused is not None:
-                    log.warning(
-                        "refused an MQTT message on %s: %s", message.topic.value, outcome.refused
-                    )
+                refused = outcome.refused or ", ".join(sorted(set(outcome.refused_readings)))
+                if refused:
+                    log.warning("refused (readings on) %s: %s", message.topic.value, refused)
                 client._client.ack(message.mid, message.qos)
 
     async def _store(self, batch: Sequence[aiomqtt.Message]) -> list[IngestOutcome]:
