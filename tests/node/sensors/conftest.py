@@ -88,9 +88,14 @@ class SensorRig:
         return self.rig.node_url
 
     async def client(
-        self, *, scopes: str, org: str = COMMUNITY, kind: OrgKind = OrgKind.COMMUNITY
+        self,
+        *,
+        scopes: str,
+        org: str = COMMUNITY,
+        kind: OrgKind = OrgKind.COMMUNITY,
+        resource: str | None = COMMUNITY,
     ) -> Device:
-        """A client of ``org`` at the hub and its token for this node."""
+        """A client of ``org`` at the hub and its token for this node (None: for the hub)."""
         db = Database(self.rig.hub_db_url)
         try:
             async with db.transaction() as session:
@@ -99,10 +104,11 @@ class SensorRig:
                 )
         finally:
             await db.dispose()
+        form = {"grant_type": "client_credentials", "scope": scopes}
+        if resource is not None:
+            form["resource"] = resource
         response = await self.http.post(
-            f"{self.rig.hub_url}/oauth/token",
-            data={"grant_type": "client_credentials", "scope": scopes, "resource": COMMUNITY},
-            auth=(client.client_id, secret),
+            f"{self.rig.hub_url}/oauth/token", data=form, auth=(client.client_id, secret)
         )
         response.raise_for_status()
         return Device(client.client_id, response.json()["access_token"])
@@ -124,9 +130,7 @@ class SensorRig:
             return await self.http.post(
                 f"{self.node_url}/sensors/readings", content=pack, headers=headers
             )
-        return await self.http.post(
-            f"{self.node_url}/sensors/readings", json=pack, headers=headers
-        )
+        return await self.http.post(f"{self.node_url}/sensors/readings", json=pack, headers=headers)
 
     async def sent(self, device: Device, pack: Any) -> dict[str, Any]:
         response = await self.send(device, pack)
