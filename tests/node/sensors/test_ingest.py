@@ -74,7 +74,7 @@ async def test_each_bad_record_is_refused_with_its_code_and_the_rest_stored(
         {"n": "b 2", "t": now - 20, "v": 0.1},  # not a SenML name: SENML_INVALID
         {"n": "b2", "t": -5, "v": 0.14},  # relative: 5 s before now (RFC 8428 4.5.3)
     ]
-    body = await sensors.sent(device, pack)
+    body = await sensors.sent(device, pack, refused=8)
     assert _codes(body) == [
         "accepted",
         "accepted",
