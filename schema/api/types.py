@@ -38,10 +38,12 @@ __all__ = [
     "RECORD_TYPES",
     "UPDATE_INPUTS",
     "BBox",
+    "FlagSourceType",
     "GeoPoint",
     "GeoPointInput",
     "GeoPolygon",
     "Organisation",
+    "SensorReadingType",
 ]
 
 for _enum in (

@@ -1,222 +1,131 @@
-"""Early warning end to end: a simulated storm over MQTT raises one flag that reaches a department.
+"""A water level crosses its alarm: one flag with its readings reaches a department, and back.
 
-A real hub and a real node (each on SQLite or PostgreSQL, real OAuth tokens)
-and the machine's MQTT broker at 127.0.0.1:1883. ``linli sensors simulate``
-runs as a child process and publishes the rain scenario with QoS 1; the node's
-subscriber stores the readings through ``node.sensors.ingest``, the rule raises
-a flag, the node's outbox delivers it and the department's ``flagEvents``
-subscription at the hub sees it routed. Each test uses a topic prefix and MQTT
-client id of its own, so it shares the broker with nobody.
+Real hub and node (SQLite and PostgreSQL), real OAuth tokens, SenML over HTTP
+from a device; the department follows ``flagEvents`` over graphql-transport-ws
+at the hub and reads the flag and the sensor there, federated; a neighbour
+sees that the sensor is in alarm, not its readings.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import orjson
-import pytest
-
-from node.mqtt import sensor_topic
-from node.simulator.scenario import CAR_PARK_LEVEL, RAIN_GAUGE
-from node.simulator.transports import MqttTransport
 from schema.enums import OrgKind
-from tests.brokers import SHARED_BROKER, forget_session, unique
-from tests.conftest import BACKENDS
-from tests.e2e.test_flag_journey import oauth_token
-from tests.hub.flags.conftest import Subscriber, eventually
-from tests.node.flags.conftest import COMMUNITY, FlagRig, flag_rig, metric
-from tests.node.sensors.conftest import SensorRig, at, local, start, water_level
+from tests.conftest import GraphQLClient
+from tests.hub.flags.conftest import DEPT_DEFAULT, Subscriber
+from tests.integration.conftest import wait_sources_ok
+from tests.node.flags.conftest import COMMUNITY
+from tests.node.sensors.conftest import (
+    NEIGHBOUR,
+    SensorRig,
+    at,
+    high_water,
+    iso_at,
+    rig,
+    sensors,
+    water_level,
+)
 
-DEPT_DEFAULT = "110105400009"  # the routing file's default: flooding goes there
-LINLI = Path(sys.executable).parent / "linli"
-SPEED = 400.0  # the 52 simulated minutes above the alarm take about 8 s
-INTERVAL_S = 0.1
-RULE_DURATION_S = 3.0
-FLAG_AT_NODE = """query ($id: ID!) { node(id: $id) { ... on RiskFlag {
-  id category estimatedSeverity source { sensor rule unit level } evidence { t v }
-  timeline { hop at } } } }"""
+__all__ = ["rig", "sensors"]  # the fixtures
 
-
-@pytest.fixture(params=BACKENDS)
-async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[FlagRig]:
-    async with flag_rig(request.param, tmp_path) as built:
-        yield built
-
-
-@pytest.fixture
-async def mqtt_sensors(rig: FlagRig) -> AsyncIterator[tuple[SensorRig, str]]:
-    """The hub, and a node subscribed to the machine's broker under a prefix of its own."""
-    prefix, client_id = unique("linli-test"), unique("linli-node")
-    built = await start(
-        rig, mqtt_url=SHARED_BROKER, mqtt_topic_prefix=prefix, mqtt_client_id=client_id,
-        mqtt_reconnect_base_s=0.1, mqtt_reconnect_max_s=1.0,
-    )  # fmt: skip
-
-    async def subscribed() -> bool:
-        return metric(await rig.metrics(), "linli_node_mqtt_connected") == 1
-
-    await eventually(subscribed, timeout_s=30)
-    try:
-        yield built, prefix
-    finally:
-        await built.close()
-        await forget_session(SHARED_BROKER, client_id)
+HUB_FLAG = """query ($id: ID!) { flag(id: $id) {
+  id status category severity assignedTo source { sensor rule unit level } evidence { t v }
+  timeline { hop at } } }"""
+HUB_SENSORS = """query { sensors(first: 50) { edges { node {
+  id name status alarmRules lastValue series { count max } location { coordinates } } } } }"""
 
 
-def car_park(device: str) -> dict[str, Any]:
-    sensor = water_level(
-        CAR_PARK_LEVEL.code,
-        device,
-        [
-            {
-                "id": "high-water",
-                "kind": "ABOVE",
-                "level": CAR_PARK_LEVEL.alarm,
-                "clear": CAR_PARK_LEVEL.clear,
-                "durationS": RULE_DURATION_S,
-                "severity": "II",
-            }
-        ],
-    )
-    return sensor
+def _pack(readings: list[tuple[float, float]]) -> list[dict[str, Any]]:
+    """A pack whose first record carries the base name and unit; all must be accepted."""
+    records: list[dict[str, Any]] = [{"t": at(t), "v": v} for t, v in readings]
+    records[0] = {"bn": "urn:dev:linli:cp-b2", "bu": "m", **records[0]}
+    return records
 
 
-def rain_gauge(device: str) -> dict[str, Any]:
-    return {
-        **water_level(RAIN_GAUGE.code, device, []),
-        "name": "雨量计 rain gauge",
-        "kind": "RAINFALL",
-        "unit": RAIN_GAUGE.unit,
-    }
-
-
-async def test_a_simulated_storm_over_mqtt_raises_one_flag_that_reaches_the_department(
-    rig: FlagRig, mqtt_sensors: tuple[SensorRig, str]
+async def test_a_held_crossing_raises_one_flag_with_evidence_that_a_department_follows(
+    sensors: SensorRig,
 ) -> None:
-    sensors, prefix = mqtt_sensors
     device = await sensors.device()
-    level_id = await sensors.create_sensor(car_park(device.client_id))
-    await sensors.create_sensor(rain_gauge(device.client_id))
-    assert rig.hub is not None
-    department = await oauth_token(
-        rig.hub_url, rig, org=DEPT_DEFAULT, kind=OrgKind.DEPARTMENT, scopes="risk:verify",
+    rule = high_water(level=0.8, clear=0.5, duration_s=120)
+    sensor = await sensors.create_sensor(water_level("urn:dev:linli:cp-b2", device.client_id,
+                                                     [rule]))  # fmt: skip
+    office = await sensors.client(
+        scopes="risk:verify incidents:read",
+        org=DEPT_DEFAULT,
+        kind=OrgKind.DEPARTMENT,
         resource=None,
-    )  # fmt: skip
-    subscriber = await Subscriber.open(
-        rig.hub_url.replace("http://", "ws://") + "/graphql", department
     )
+    hub_url = sensors.rig.hub_url
+    subscriber = await Subscriber.open(hub_url.replace("http://", "ws://") + "/graphql",
+                                       office.token)  # fmt: skip
+    department = GraphQLClient(hub_url, office.token)
     try:
         assert (await subscriber.ack())["type"] == "connection_ack"
         await subscriber.subscribe()
-        simulator = await asyncio.create_subprocess_exec(
-            str(LINLI), "sensors", "simulate", "--transport", "mqtt", "--broker", SHARED_BROKER,
-            "--node-id", COMMUNITY, "--device", device.client_id, "--topic-prefix", prefix,
-            "--speed", str(SPEED), "--interval", str(INTERVAL_S), "--quiet",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            routed = await subscriber.event(timeout_s=30)
-        except TimeoutError:
-            print("DEBUG", [l for l in (await rig.metrics()).splitlines() if "mqtt" in l or "sensor" in l])
-            print("DEBUG readings", await sensors.readings(local(level_id)))
-            print("DEBUG sensor", await sensors.sensor(level_id))
-            print("DEBUG flags", await sensors.flags())
-            print("DEBUG outbox", await rig.outbox())
-            out = await simulator.stdout.read(3000)
-            print("DEBUG sim", out.decode())
-            raise
+        await asyncio.sleep(0.3)
+        # A rain event: the level rises past 0.8 m at 60 s and stays there.
+        rising = [(0, 0.2), (30, 0.5), (60, 0.82), (90, 0.86), (120, 0.9), (150, 0.93)]
+        early = await sensors.sent(device, _pack(rising[:5]))
+        assert early["flagsRaised"] == []  # 0.82 since 60 s: held 60 s of 120
+        held = await sensors.sent(device, _pack([*rising[5:], (180, 0.97), (210, 0.99)]))
+        [flag_id] = held["flagsRaised"]  # held 120 s at 180 s
+        routed = await subscriber.event(timeout_s=30)
         assert routed["type"] == "flag.routed"
-        assert routed["assignedTo"] == DEPT_DEFAULT
-        assert routed["community"] == COMMUNITY
-        output, _ = await asyncio.wait_for(simulator.communicate(), 120)
-        assert simulator.returncode == 0, output.decode()
-        sent = int(output.decode().split("sent ")[-1].split()[0])
-        # Hysteresis: the noisy level crosses 0.30 m many times up and down 0.15 m once.
-        await subscriber.nothing_more(wait_s=2.0)
+        assert routed["flagId"] == flag_id
+        assert routed["assignedTo"] == DEPT_DEFAULT  # flooding: the default route
+        at_hub = (await department.data(HUB_FLAG, {"id": flag_id}))["flag"]
+        assert at_hub["category"] == "flooding"
+        assert at_hub["severity"] == "II"
+        assert at_hub["source"] == {
+            "sensor": sensor, "rule": "high-water", "unit": "m", "level": 0.8,
+        }  # fmt: skip
+        assert [e["v"] for e in at_hub["evidence"]] == [0.82, 0.86, 0.9, 0.93, 0.97]
+
+        # Still in alarm: more readings, no second flag.
+        more = await sensors.sent(device, _pack([(240, 0.95), (270, 0.7), (300, 0.6)]))
+        assert more["flagsRaised"] == []
+
+        await wait_sources_ok(department, COMMUNITY)
+        listed = (await department.data(HUB_SENSORS))["sensors"]["edges"]
+        [seen] = [edge["node"] for edge in listed]
+        assert (seen["id"], seen["status"], seen["alarmRules"]) == (sensor, "ALARM",
+                                                                     ["high-water"])  # fmt: skip
+        assert seen["lastValue"] == 0.6
+        assert sum(point["count"] for point in seen["series"]) == 11
+
+        neighbour = await sensors.client(scopes="incidents:read", org=NEIGHBOUR, resource=None)
+        neighbour_client = GraphQLClient(hub_url, neighbour.token)
+        try:
+            [shown] = [
+                edge["node"]
+                for edge in (await neighbour_client.data(HUB_SENSORS))["sensors"]["edges"]
+            ]
+        finally:
+            await neighbour_client.aclose()
+        assert (shown["status"], shown["name"]) == ("ALARM", seen["name"])
+        assert (shown["lastValue"], shown["series"], shown["alarmRules"]) == (
+            None,
+            None,
+            ["high-water"],
+        )
+        assert shown["location"]["coordinates"] != seen["location"]["coordinates"]  # ~500 m
+
+        # The level falls below the clear level: the flag's timeline records it and the
+        # department is told; the flag stays routed until the department resolves it.
+        cleared = await sensors.sent(device, _pack([(330, 0.45)]))
+        assert cleared["flagsCleared"] == [flag_id]
+        event = await subscriber.event(timeout_s=30)
+        assert (event["type"], event["flagId"], event["status"]) == (
+            "flag.condition_cleared", flag_id, "ROUTED",
+        )  # fmt: skip
+        hops = {hop["hop"]: hop["at"] for hop in event["timeline"]}
+        assert hops["condition_cleared"].startswith(iso_at(330))
+        at_hub = (await department.data(HUB_FLAG, {"id": flag_id}))["flag"]
+        assert at_hub["status"] == "ROUTED"
+        [at_node] = await sensors.flags()
+        assert "condition_cleared" in {h["hop"] for h in at_node["timeline"]}
+        await subscriber.nothing_more(wait_s=1.0)
     finally:
         await subscriber.close()
-
-    # Every published reading was stored (QoS 1, acknowledged after storing).
-    async def all_stored() -> bool:
-        return len(await sensors.readings()) == sent
-
-    await eventually(all_stored, timeout_s=30)
-    flags = [f for f in await sensors.flags() if f["source"] is not None]
-    assert len(flags) == 1, flags
-    flag = flags[0]
-    assert flag["id"] == routed["flagId"]
-    assert flag["category"] == "flooding"
-    assert flag["estimatedSeverity"] == "II"
-    assert flag["source"]["sensor"] == level_id
-    assert flag["source"]["rule"] == "high-water"
-    assert flag["source"]["level"] == CAR_PARK_LEVEL.alarm
-    # The readings that held above the alarm for the rule's duration are the evidence.
-    evidence = flag["evidence"]
-    assert evidence and all(reading["v"] >= CAR_PARK_LEVEL.alarm for reading in evidence)
-    stored = dict(await sensors.readings(local(level_id)))
-    assert {e["v"] for e in evidence} <= set(stored.values())
-
-    # The level fell below its clear level: the flag's timeline records it.
-    async def cleared() -> dict[str, Any] | None:
-        found = [f for f in await sensors.flags() if f["id"] == flag["id"]][0]
-        return found if "condition_cleared" in {h["hop"] for h in found["timeline"]} else None
-
-    await eventually(cleared, timeout_s=30)
-    assert metric(await rig.metrics(), 'linli_node_mqtt_readings_total{outcome="stored"}') == sent
-
-
-async def test_over_mqtt_duplicates_are_stored_once_and_bad_messages_refused_with_codes(
-    rig: FlagRig, mqtt_sensors: tuple[SensorRig, str]
-) -> None:
-    sensors, prefix = mqtt_sensors
-    device = await sensors.device()
-    other = await sensors.device()
-    level_id = await sensors.create_sensor(car_park(device.client_id))
-    own = MqttTransport(SHARED_BROKER, node=COMMUNITY, device=device.client_id, prefix=prefix)
-    intruder = MqttTransport(SHARED_BROKER, node=COMMUNITY, device=other.client_id, prefix=prefix)
-    topic = sensor_topic(prefix, COMMUNITY, device.client_id, CAR_PARK_LEVEL.code)
-    try:
-        reading = orjson.dumps([{"t": at(0), "u": "m", "v": 0.1}])  # no name: the topic's
-        await own.publish(topic, reading)
-        await own.publish(topic, reading)  # at least once: the same reading again
-        await own.publish(topic, b'[{"t": 0, "v": ')  # no SenML
-        await own.publish(topic, orjson.dumps([{"n": "rain-gauge-01", "t": at(1), "v": 1.0}]))
-        await own.publish(topic, orjson.dumps([{"t": at(2), "u": "mm", "v": 0.2}]))
-        await intruder.publish(
-            sensor_topic(prefix, COMMUNITY, other.client_id, CAR_PARK_LEVEL.code),
-            orjson.dumps([{"t": at(3), "u": "m", "v": 9.9}]),
-        )
-        await own.publish(topic, orjson.dumps([{"t": at(4), "u": "m", "v": 0.3}]))
-
-        async def handled() -> str | None:
-            text = await rig.metrics()
-            return (
-                text
-                if metric(text, 'linli_node_mqtt_messages_total{outcome="stored"}')
-                + metric(text, 'linli_node_mqtt_messages_total{outcome="refused"}')
-                == 7
-                else None
-            )
-
-        text = await eventually(handled, timeout_s=30)
-    finally:
-        await own.aclose()
-        await intruder.aclose()
-    assert await sensors.readings(local(level_id)) == [
-        (r[0], r[1]) for r in await sensors.readings(local(level_id))
-    ]
-    values = [value for _, value in await sensors.readings(local(level_id))]
-    assert values == [0.1, 0.3]
-    for name, expected in {
-        'linli_node_mqtt_readings_total{outcome="stored"}': 2,
-        'linli_node_mqtt_readings_total{outcome="duplicate"}': 1,
-        'linli_node_mqtt_refused_total{code="SENML_INVALID"}': 1,
-        'linli_node_mqtt_refused_total{code="SENSOR_TOPIC_MISMATCH"}': 1,
-        'linli_node_mqtt_refused_total{code="UNIT_MISMATCH"}': 1,
-        'linli_node_mqtt_refused_total{code="SENSOR_NOT_OWNED"}': 1,
-    }.items():
-        assert metric(text, name) == expected, (name, text)
+        await department.aclose()

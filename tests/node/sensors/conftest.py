@@ -31,12 +31,18 @@ FLAGS = """query { riskFlags(first: 100) { edges { node {
   id category estimatedSeverity status description
   source { sensor rule unit level } evidence { t v } timeline { hop at } } } } }"""
 FAST_SENSORS = {"sensor_check_s": 0.2}
-T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+# Six hours ago, on the minute: inside raw retention (7 days), never in the future.
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=6)
 
 
 def at(seconds: float) -> float:
-    """A SenML time (seconds since the epoch) ``seconds`` after a fixed morning."""
+    """A SenML time (seconds since the epoch) ``seconds`` after ``T0``."""
     return (T0 + timedelta(seconds=seconds)).timestamp()
+
+
+def iso_at(seconds: float) -> str:
+    """``T0`` plus ``seconds`` as GraphQL shows a time, to the second."""
+    return (T0 + timedelta(seconds=seconds)).isoformat()[:19]
 
 
 def water_level(code: str, device: str, rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -88,9 +94,14 @@ class SensorRig:
         return self.rig.node_url
 
     async def client(
-        self, *, scopes: str, org: str = COMMUNITY, kind: OrgKind = OrgKind.COMMUNITY
+        self,
+        *,
+        scopes: str,
+        org: str = COMMUNITY,
+        kind: OrgKind = OrgKind.COMMUNITY,
+        resource: str | None = COMMUNITY,
     ) -> Device:
-        """A client of ``org`` at the hub and its token for this node."""
+        """A client of ``org`` at the hub and its token for this node (None: for the hub)."""
         db = Database(self.rig.hub_db_url)
         try:
             async with db.transaction() as session:
@@ -99,10 +110,11 @@ class SensorRig:
                 )
         finally:
             await db.dispose()
+        form = {"grant_type": "client_credentials", "scope": scopes}
+        if resource is not None:
+            form["resource"] = resource
         response = await self.http.post(
-            f"{self.rig.hub_url}/oauth/token",
-            data={"grant_type": "client_credentials", "scope": scopes, "resource": COMMUNITY},
-            auth=(client.client_id, secret),
+            f"{self.rig.hub_url}/oauth/token", data=form, auth=(client.client_id, secret)
         )
         response.raise_for_status()
         return Device(client.client_id, response.json()["access_token"])
@@ -124,14 +136,14 @@ class SensorRig:
             return await self.http.post(
                 f"{self.node_url}/sensors/readings", content=pack, headers=headers
             )
-        return await self.http.post(
-            f"{self.node_url}/sensors/readings", json=pack, headers=headers
-        )
+        return await self.http.post(f"{self.node_url}/sensors/readings", json=pack, headers=headers)
 
-    async def sent(self, device: Device, pack: Any) -> dict[str, Any]:
+    async def sent(self, device: Device, pack: Any, *, refused: int = 0) -> dict[str, Any]:
+        """The answer to a pack that is taken, with ``refused`` of its records refused."""
         response = await self.send(device, pack)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
+        assert body["refused"] == refused, body
         return body
 
     async def readings(self, sensor_local: str | None = None) -> list[tuple[datetime, float]]:

@@ -74,7 +74,7 @@ async def test_each_bad_record_is_refused_with_its_code_and_the_rest_stored(
         {"n": "b 2", "t": now - 20, "v": 0.1},  # not a SenML name: SENML_INVALID
         {"n": "b2", "t": -5, "v": 0.14},  # relative: 5 s before now (RFC 8428 4.5.3)
     ]
-    body = await sensors.sent(device, pack)
+    body = await sensors.sent(device, pack, refused=8)
     assert _codes(body) == [
         "accepted",
         "accepted",
@@ -97,7 +97,10 @@ async def test_each_bad_record_is_refused_with_its_code_and_the_rest_stored(
     state = await sensors.sensor(mine)
     assert state["lastValue"] == 0.14
     assert state["status"] == "OK"
-    assert local(mine) == (await sensors.rig.node_sql("SELECT DISTINCT sensor_id FROM sensor_readings"))[0][0]
+    assert (
+        local(mine)
+        == (await sensors.rig.node_sql("SELECT DISTINCT sensor_id FROM sensor_readings"))[0][0]
+    )
 
 
 async def test_only_a_device_of_the_owner_with_sensors_write_sends_readings(
@@ -107,9 +110,7 @@ async def test_only_a_device_of_the_owner_with_sensors_write_sends_readings(
     await sensors.create_sensor(water_level("cp-b2", device.client_id, [high_water()]))
     pack = [{"bn": "cp-b2", "t": at(0), "v": 0.1}]
     reader = await sensors.client(scopes="incidents:read")
-    neighbour = await sensors.client(
-        scopes="sensors:write", org=NEIGHBOUR, kind=OrgKind.COMMUNITY
-    )
+    neighbour = await sensors.client(scopes="sensors:write", org=NEIGHBOUR, kind=OrgKind.COMMUNITY)
     assert (await sensors.send("not-a-token", pack)).status_code == 401
     refused = await sensors.send(reader, pack)
     assert (refused.status_code, error_code(refused)) == (403, "FORBIDDEN")
