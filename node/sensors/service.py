@@ -306,6 +306,20 @@ class SensorStore:
         )
         return [(t, value) for t, value in rows]
 
+    async def _replay_start(
+        self, session: AsyncSession, sensor_id: str, horizon: datetime
+    ) -> datetime:
+        """The last reading at or before ``horizon`` (else ``horizon``): a replay from there
+        sees a run that began before the horizon, so one reading at a time, at any interval,
+        still holds a rule for its whole duration."""
+        readings = self.tables.readings
+        found: datetime | None = await session.scalar(
+            sa.select(sa.func.max(readings.c.t)).where(
+                readings.c.sensor_id == sensor_id, readings.c.t <= horizon
+            )
+        )
+        return found if found is not None else horizon
+
     async def _episodes(
         self, session: AsyncSession, sensor_id: str, rule_id: str, since: datetime | None
     ) -> list[StoredEpisode]:
@@ -330,7 +344,7 @@ class SensorStore:
             if rule.kind is SensorRuleKind.SILENCE:
                 cleared.extend(await self._silence_ends(session, sensor, rule, fresh))
                 continue
-            start = earliest - lookback(rule)
+            start = await self._replay_start(session, sensor_id, earliest - lookback(rule))
             stored = await self._episodes(session, sensor_id, rule.id, start)
             ongoing = next(
                 (
