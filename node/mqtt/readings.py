@@ -71,7 +71,7 @@ def ingest_sink(store: SensorStore, org: str) -> ReadingsSink:
             try:
                 records = _resolved(message, max_records)
             except InvalidInput as refusal:  # SenmlInvalid is one
-                outcomes[position] = IngestOutcome(refused=refusal.code)
+                outcomes[position] = IngestOutcome(refused=str(refusal.extensions["code"]))
                 continue
             refusals: list[str] = []
             good: list[dict[str, Any]] = []

@@ -118,24 +118,19 @@ async def test_a_simulated_storm_over_mqtt_raises_one_flag_that_reaches_the_depa
             "--speed", str(SPEED), "--interval", str(INTERVAL_S), "--quiet",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        try:
-            routed = await subscriber.event(timeout_s=30)
-        except TimeoutError:
-            print("DEBUG", [l for l in (await rig.metrics()).splitlines() if "mqtt" in l or "sensor" in l])
-            print("DEBUG readings", await sensors.readings(local(level_id)))
-            print("DEBUG sensor", await sensors.sensor(level_id))
-            print("DEBUG flags", await sensors.flags())
-            print("DEBUG outbox", await rig.outbox())
-            out = await simulator.stdout.read(3000)
-            print("DEBUG sim", out.decode())
-            raise
+        routed = await subscriber.event(timeout_s=60)
         assert routed["type"] == "flag.routed"
         assert routed["assignedTo"] == DEPT_DEFAULT
         assert routed["community"] == COMMUNITY
+        # The level fell below its clear level: the department is told, the timeline records it.
+        cleared = await subscriber.event(timeout_s=60)
+        assert (cleared["type"], cleared["flagId"]) == ("flag.condition_cleared", routed["flagId"])
+        assert cleared["status"] == "ROUTED"  # only the department resolves it
+        assert "condition_cleared" in {hop["hop"] for hop in cleared["timeline"]}
         output, _ = await asyncio.wait_for(simulator.communicate(), 120)
         assert simulator.returncode == 0, output.decode()
         sent = int(output.decode().split("sent ")[-1].split()[0])
-        # Hysteresis: the noisy level crosses 0.30 m many times up and down 0.15 m once.
+        # One flag: the noisy level never dipped below 0.15 m while it was in alarm.
         await subscriber.nothing_more(wait_s=2.0)
     finally:
         await subscriber.close()
@@ -206,9 +201,6 @@ async def test_over_mqtt_duplicates_are_stored_once_and_bad_messages_refused_wit
     finally:
         await own.aclose()
         await intruder.aclose()
-    assert await sensors.readings(local(level_id)) == [
-        (r[0], r[1]) for r in await sensors.readings(local(level_id))
-    ]
     values = [value for _, value in await sensors.readings(local(level_id))]
     assert values == [0.1, 0.3]
     for name, expected in {
@@ -219,4 +211,11 @@ async def test_over_mqtt_duplicates_are_stored_once_and_bad_messages_refused_wit
         'linli_node_mqtt_refused_total{code="UNIT_MISMATCH"}': 1,
         'linli_node_mqtt_refused_total{code="SENSOR_NOT_OWNED"}': 1,
     }.items():
-        assert metric(text, name) == expected, (name, text)
+        assert metric(text, name) == expected, (
+            name,
+            [
+                l
+                for l in text.splitlines()
+                if "refused" in l and "#" not in l and "created" not in l
+            ],
+        )
