@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from node.sensors.errors import IngestBusy
 from node.sensors.gate import decode_pack
 from node.sensors.models import Device, IngestResult, Outcome, RecordResult
 from node.sensors.service import SensorStore
@@ -44,5 +45,11 @@ __all__ = ["Device", "IngestResult", "Outcome", "RecordResult", "ingest"]
 async def ingest(sensors: SensorStore, device: Device, pack: bytes | Sequence[Any]) -> IngestResult:
     """Store a SenML pack from ``device`` and evaluate the rules it touches (see the module)."""
     resolved = decode_pack(pack, max_records=sensors.settings.sensor_max_batch)
-    async with sensors.gate.slot():
-        return await sensors.store(device, resolved)
+    try:
+        async with sensors.gate.slot():
+            result = await sensors.store(device, resolved)
+    except IngestBusy:
+        sensors.metrics.busy.inc()
+        raise
+    sensors.metrics.taken(result)
+    return result

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.flags.raising import note_condition_cleared, raise_flag
 from node.flags.tables import FlagTables
 from node.sensors.gate import IngestGate
+from node.sensors.metrics import SensorMetrics
 from node.sensors.models import Device, IngestResult, Outcome, RecordResult
 from node.sensors.rules import Episode, Point, episodes, lookback
 from node.sensors.senml import ResolvedRecord
@@ -135,6 +136,7 @@ class SensorStore:
         self.wake = wake
         self.owner = settings.source_id
         self.gate = IngestGate(settings.sensor_max_inflight, settings.sensor_queue_wait_s)
+        self.metrics = SensorMetrics()
         self.lock = asyncio.Lock()
 
     def global_id(self, local: str) -> str:
