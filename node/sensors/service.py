@@ -275,15 +275,16 @@ class SensorStore:
             }
             for record, sensor in candidates
         ]
+        # One compiled statement, executed for many rows (insertmanyvalues batches them);
+        # RETURNING names the rows that were new.
+        statement = (
+            insert(readings)
+            .on_conflict_do_nothing(index_elements=["sensor_id", "t"])
+            .returning(readings.c.sensor_id, readings.c.t)
+        )
         stored: set[tuple[str, datetime]] = set()
         for at in range(0, len(values), INSERT_CHUNK):
-            statement = (
-                insert(readings)
-                .values(values[at : at + INSERT_CHUNK])
-                .on_conflict_do_nothing(index_elements=["sensor_id", "t"])
-                .returning(readings.c.sensor_id, readings.c.t)
-            )
-            result = await session.execute(statement)
+            result = await session.execute(statement, values[at : at + INSERT_CHUNK])
             stored.update((sensor_id, t) for sensor_id, t in result)
         return stored
 
