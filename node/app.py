@@ -87,6 +87,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     sensors = create_sensors(
         settings, db, SENSORS, specs["Sensor"], specs["RiskFlag"], FLAGS, flags.wake.set
     )
+    record_hooks = {**flags.record_hooks, **sensors.record_hooks}
 
     # Readings over MQTT, when a broker is configured (node/mqtt).
     mqtt = (
@@ -105,9 +106,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         authenticator=auth,
         enforcer=enforcer,
         tables=POLICY,
-        new_context=functools.partial(
-            NodeContext, settings=settings, record_hooks=flags.record_hooks
-        ),
+        new_context=functools.partial(NodeContext, settings=settings, record_hooks=record_hooks),
         queries=node_queries(specs, flags.query_fields()),
         mutations={**mutation_fields(specs), **flags.mutation_fields()},
         # Workers stop before the client closes.
@@ -122,6 +121,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
     if poller is not None:
         poller.register(app.state.metrics.registry)
     flags.metrics.register(app.state.metrics.registry)
+    sensors.metrics.register(app.state.metrics.registry)
     app.state.flags = flags
     app.include_router(flags.router(auth.authenticate))
     app.state.sensors = sensors

@@ -53,7 +53,11 @@ class NodeSettings(SourceSettings):
         5000, gt=0, le=100_000, description="Most SenML records in one pack"
     )
     sensor_max_inflight: int = Field(
-        2, gt=0, le=64, description="SenML packs stored at once; the others wait their turn"
+        2,
+        gt=0,
+        le=64,
+        description="SenML packs a node takes at once (one process stores one at a time); "
+        "the others wait their turn",
     )
     sensor_queue_wait_s: float = Field(
         5.0,

@@ -273,8 +273,9 @@ async def note_condition_cleared(
     row = await session.get(FlagRow, flag_id, populate_existing=True)
     if row is None:
         # The node sends a flag's raising before its clearing, in order: an unknown flag
-        # is not this hub's (or was removed); nothing to record.
-        raise NotFound(f"no flag {flag_id}")
+        # was refused here (or is not this hub's). A 4xx the node marks failed, rather
+        # than a retry that would hold up the flags behind it.
+        raise InvalidInput(f"no flag {flag_id} at this hub", code="UNKNOWN_FLAG", field="flag_id")
     session.add(
         InboxMessageRow(message_id=str(message.message_id), flag_id=flag_id, received_at=now)
     )

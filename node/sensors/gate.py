@@ -43,7 +43,6 @@ class IngestGate:
     def __init__(self, inflight: int, wait_s: float) -> None:
         self._slots = asyncio.Semaphore(inflight)
         self.wait_s = wait_s
-        self.refused = 0
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -51,7 +50,6 @@ class IngestGate:
             async with asyncio.timeout(self.wait_s):
                 await self._slots.acquire()
         except TimeoutError:
-            self.refused += 1
             raise IngestBusy(
                 "readings are arriving faster than they are stored; send this pack again",
                 retryAfter=max(1, round(self.wait_s)),

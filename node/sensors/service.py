@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.flags.raising import note_condition_cleared, raise_flag
 from node.flags.tables import FlagTables
 from node.sensors.gate import IngestGate
+from node.sensors.metrics import SensorMetrics
 from node.sensors.models import Device, IngestResult, Outcome, RecordResult
 from node.sensors.rules import Episode, Point, episodes, lookback
 from node.sensors.senml import ResolvedRecord
@@ -135,6 +136,7 @@ class SensorStore:
         self.wake = wake
         self.owner = settings.source_id
         self.gate = IngestGate(settings.sensor_max_inflight, settings.sensor_queue_wait_s)
+        self.metrics = SensorMetrics()
         self.lock = asyncio.Lock()
 
     def global_id(self, local: str) -> str:
@@ -273,15 +275,16 @@ class SensorStore:
             }
             for record, sensor in candidates
         ]
+        # One compiled statement, executed for many rows (insertmanyvalues batches them);
+        # RETURNING names the rows that were new.
+        statement = (
+            insert(readings)
+            .on_conflict_do_nothing(index_elements=["sensor_id", "t"])
+            .returning(readings.c.sensor_id, readings.c.t)
+        )
         stored: set[tuple[str, datetime]] = set()
         for at in range(0, len(values), INSERT_CHUNK):
-            statement = (
-                insert(readings)
-                .values(values[at : at + INSERT_CHUNK])
-                .on_conflict_do_nothing(index_elements=["sensor_id", "t"])
-                .returning(readings.c.sensor_id, readings.c.t)
-            )
-            result = await session.execute(statement)
+            result = await session.execute(statement, values[at : at + INSERT_CHUNK])
             stored.update((sensor_id, t) for sensor_id, t in result)
         return stored
 
@@ -323,10 +326,12 @@ class SensorStore:
     async def _episodes(
         self, session: AsyncSession, sensor_id: str, rule_id: str, since: datetime | None
     ) -> list[StoredEpisode]:
-        """The rule's stored episodes still open or ended at or after ``since``."""
+        """The rule's stored episodes still open or ended at or after ``since`` (None: open)."""
         table = self.tables.episodes
         query = sa.select(table).where(table.c.sensor_id == sensor_id, table.c.rule_id == rule_id)
-        if since is not None:
+        if since is None:
+            query = query.where(table.c.cleared_at.is_(None))
+        else:
             query = query.where(sa.or_(table.c.cleared_at.is_(None), table.c.cleared_at >= since))
         rows = await session.execute(query.order_by(table.c.started_at))
         return [StoredEpisode(r.id, r.rule_id, r.started_at, r.cleared_at, r.flag_id) for r in rows]
@@ -478,8 +483,6 @@ class SensorStore:
         """A reading after a silence began ends it; the flags whose condition that cleared."""
         cleared: list[str] = []
         for episode in await self._episodes(session, sensor.id, rule.id, None):
-            if episode.cleared_at is not None:
-                continue
             silent_since = episode.started_at - timedelta(seconds=rule.silence_s or 0.0)
             after = [t for t, _ in fresh if t > silent_since]
             if after:
@@ -488,27 +491,45 @@ class SensorStore:
                     cleared.append(episode.flag_id)
         return cleared
 
+    async def _silent_due(self, now: datetime) -> list[str]:
+        """Ids of sensors with a silence rule whose time has come (read without locks)."""
+        table: Any = self.sensor_spec.table
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                sa.select(table.id, table.rules, table.last_reading_at, table.created_at).where(
+                    table.retired_at.is_(None)
+                )
+            )
+            due: list[str] = []
+            for sensor_id, rules, last_reading_at, created_at in rows:
+                since: datetime = last_reading_at or created_at
+                if any(
+                    rule.kind is SensorRuleKind.SILENCE
+                    and since + timedelta(seconds=rule.silence_s or 0.0) <= now
+                    for rule in rules
+                ):
+                    due.append(sensor_id)
+            return due
+
     async def check_silence(self, now: datetime) -> list[str]:
         """Open a silence episode (and its flag) for each sensor quiet past its rule; flag ids."""
-        table: Any = self.sensor_spec.table
+        due = await self._silent_due(now)
         raised: list[str] = []
+        if not due:
+            return raised
         async with self.lock, self.db.transaction() as session:
-            rows = await session.execute(sa.select(table.id).where(table.retired_at.is_(None)))
-            for sensor_id in list(rows.scalars()):
+            for sensor_id in due:
                 sensor = await self._locked_sensor(session, sensor_id)
-                silences = [r for r in sensor.rules if r.kind is SensorRuleKind.SILENCE]
-                if not silences:
-                    continue
                 since: datetime = sensor.last_reading_at or sensor.created_at
-                for rule in silences:
+                for rule in sensor.rules:
+                    if rule.kind is not SensorRuleKind.SILENCE:
+                        continue
                     began = since + timedelta(seconds=rule.silence_s or 0.0)
-                    if began > now:
-                        continue
-                    stored = await self._episodes(session, sensor_id, rule.id, None)
-                    if any(e.cleared_at is None for e in stored):
-                        continue
-                    episode = Episode(began, began, None, ())
-                    flag_id = await self._open(session, sensor, rule, episode)
+                    if began > now or await self._episodes(session, sensor_id, rule.id, None):
+                        continue  # not yet silent long enough, or already stale
+                    flag_id = await self._open(
+                        session, sensor, rule, Episode(began, began, None, ())
+                    )
                     if flag_id is not None:
                         raised.append(flag_id)
                 await self._update_state(session, sensor, [])

@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 import orjson
 
 from schema.enums import OrgKind
+from tests.node.flags.conftest import metric
 from tests.node.sensors.conftest import (
+    CREATE,
     NEIGHBOUR,
     SensorRig,
     at,
@@ -136,3 +138,30 @@ async def test_a_reading_is_stored_once_per_sensor_and_time(sensors: SensorRig) 
     # The series counts each reading once.
     state = await sensors.sensor(sensor)
     assert sum(point["count"] for point in state["series"]) == 2
+    metrics = await sensors.rig.metrics()
+    assert metric(metrics, 'linli_node_sensor_records_total{outcome="accepted"}') == 2
+    assert metric(metrics, 'linli_node_sensor_records_total{outcome="duplicate"}') == 4
+
+
+async def test_a_sensor_code_names_one_sensor(sensors: SensorRig) -> None:
+    device = await sensors.device()
+    await sensors.create_sensor(water_level("cp-b2", device.client_id, [high_water()]))
+    assert sensors.staff is not None
+    code = await sensors.staff.error_code(CREATE, {"i": water_level("cp-b2", device.client_id, [])})
+    assert code == "SENSOR_CODE_TAKEN"
+    [[count]] = await sensors.rig.node_sql("SELECT count(*) FROM sensors")
+    assert count == 1
+
+
+async def test_a_rule_that_cannot_work_is_refused(sensors: SensorRig) -> None:
+    assert sensors.staff is not None
+    backwards = high_water(level=0.8, clear=0.9)  # clears above its alarm: no hysteresis
+    code = await sensors.staff.error_code(
+        CREATE, {"i": water_level("cp-b2", "device-1", [backwards])}
+    )
+    assert code == "INVALID_SENSOR_RULE"
+    no_window = {"id": "rise", "kind": "RATE", "level": 0.3}
+    code = await sensors.staff.error_code(
+        CREATE, {"i": water_level("cp-b2", "device-1", [no_window])}
+    )
+    assert code == "INVALID_SENSOR_RULE"
