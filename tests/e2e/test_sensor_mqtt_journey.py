@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import orjson
 import pytest
 
@@ -24,7 +25,7 @@ from node.mqtt import sensor_topic
 from node.simulator.scenario import CAR_PARK_LEVEL, RAIN_GAUGE
 from node.simulator.transports import MqttTransport
 from schema.enums import OrgKind
-from tests.brokers import SHARED_BROKER, forget_session, unique
+from tests.brokers import SHARED_BROKER, PrivateBroker, forget_session, unique
 from tests.conftest import BACKENDS
 from tests.e2e.test_flag_journey import oauth_token
 from tests.hub.flags.conftest import Subscriber, eventually
@@ -213,3 +214,50 @@ async def test_over_mqtt_duplicates_are_stored_once_and_bad_messages_refused_wit
         'linli_node_mqtt_refused_total{code="SENSOR_NOT_OWNED"}': 1,
     }.items():
         assert metric(text, name) == expected, name
+
+
+BURST = 10_000
+
+
+async def test_a_burst_of_10000_readings_over_mqtt_is_all_stored(
+    rig: FlagRig, tmp_path: Path
+) -> None:
+    """Published as fast as the broker takes them, one reading a message: none dropped.
+
+    A broker of the test's own, configured as README advises (``max_queued_messages 0``):
+    the node's in-flight window holds the burst back at the broker, not in the node.
+    """
+    with PrivateBroker.running(tmp_path / "broker") as broker:
+        client_id = unique("linli-node")
+        sensors = await start(rig, mqtt_url=broker.url, mqtt_client_id=client_id)
+        try:
+
+            async def subscribed() -> bool:
+                return metric(await rig.metrics(), "linli_node_mqtt_connected") == 1
+
+            await eventually(subscribed, timeout_s=30)
+            device = await sensors.device()
+            level_id = await sensors.create_sensor(car_park(device.client_id))
+            topic = sensor_topic("linli", COMMUNITY, device.client_id, CAR_PARK_LEVEL.code)
+            host, port = broker.url.removeprefix("mqtt://").split(":")
+            slots = asyncio.Semaphore(200)
+            async with aiomqtt.Client(host, int(port), identifier=unique("dev")) as client:
+                client.pending_calls_threshold = 201
+
+                async def publish(i: int) -> None:
+                    async with slots:
+                        body = orjson.dumps([{"u": "m", "t": at(i / 1000), "v": 0.01}])
+                        await client.publish(topic, body, qos=1, timeout=60)
+
+                await asyncio.gather(*(publish(i) for i in range(BURST)))
+
+            async def all_stored() -> int | None:
+                count = len(await sensors.readings(local(level_id)))
+                return count if count >= BURST else None
+
+            assert await eventually(all_stored, timeout_s=300) == BURST
+            text = await rig.metrics()
+            assert metric(text, 'linli_node_mqtt_readings_total{outcome="stored"}') == BURST
+            assert metric(text, 'linli_node_mqtt_messages_total{outcome="refused"}') == 0
+        finally:
+            await sensors.close()
