@@ -16,8 +16,11 @@ from node.auth import node_authenticator, node_revocation_poller
 from node.context import NodeContext
 from node.flags import create_flags
 from node.graphql import node_queries
+from node.mqtt import MqttMetrics, MqttSubscriber
+from node.mqtt.readings import ingest_sink
+from node.sensors import create_sensors
 from node.settings import NodeSettings, check_authentication
-from node.tables import AID, AUDIT_LOG, FLAGS, POLICY, TABLES
+from node.tables import AID, AUDIT_LOG, FLAGS, POLICY, SENSORS, TABLES
 from policies.caller import Authenticator
 from policies.enforce import PolicyEnforcer
 from policies.engine import Owner
@@ -94,6 +97,17 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         audit_log=AUDIT_LOG,
     )
     aid = create_aid(settings, db, party, flags.wake)
+    sensors = create_sensors(
+        settings, db, SENSORS, specs["Sensor"], specs["RiskFlag"], FLAGS, flags.wake.set
+    )
+    record_hooks = {**flags.record_hooks, **sensors.record_hooks, **aid.record_hooks}
+
+    # Readings over MQTT, when a broker is configured (node/mqtt).
+    mqtt = (
+        MqttSubscriber(settings, ingest_sink(sensors.store, settings.org_code), MqttMetrics())
+        if settings.mqtt_url is not None
+        else None
+    )
 
     app = create_source(
         name="node",
@@ -108,7 +122,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         new_context=functools.partial(
             NodeContext,
             settings=settings,
-            record_hooks={**flags.record_hooks, **aid.record_hooks},
+            record_hooks=record_hooks,
         ),
         queries=node_queries(specs, {**flags.query_fields(), **aid.query_fields()}),
         mutations={
@@ -117,13 +131,25 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
             **aid.mutation_fields(),
         },
         # Workers stop before the client closes.
-        lifecycles=[http_client, lambda: poll_revocations(poller), flags.lifecycle],
+        lifecycles=[
+            http_client,
+            lambda: poll_revocations(poller),
+            flags.lifecycle,
+            sensors.lifecycle,
+            *([mqtt.running] if mqtt is not None else []),
+        ],
     )
     if poller is not None:
         poller.register(app.state.metrics.registry)
     flags.metrics.register(app.state.metrics.registry)
+    sensors.metrics.register(app.state.metrics.registry)
     app.state.flags = flags
     app.include_router(flags.router(auth.authenticate))
     app.state.aid = aid
     app.include_router(aid.router(auth.authenticate))
+    app.state.sensors = sensors
+    app.include_router(sensors.router(auth.authenticate))
+    if mqtt is not None:
+        mqtt.metrics.register(app.state.metrics.registry)
+    app.state.mqtt = mqtt
     return wrap(app, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from policies.source.settings import SourceSettings
 from policies.static import TrustedCaller, is_placeholder
@@ -38,10 +38,88 @@ class NodeSettings(SourceSettings):
         max_length=200,
         description="Contact for pick-ups, disclosed with the address once a request is committed",
     )
+    # Sensor readings (node/sensors)
+    sensor_raw_retention_s: float = Field(
+        7 * 86400.0, gt=0, description="Raw sensor readings are kept this long, then downsampled"
+    )
+    sensor_aggregate_s: float = Field(
+        3600.0,
+        gt=0,
+        le=86400,
+        description="Window of the aggregates (count, min, mean, max) that downsampled readings "
+        "and a sensor's series keep",
+    )
+    sensor_aggregate_retention_s: float = Field(
+        180 * 86400.0, gt=0, description="Aggregates of sensor readings are kept this long"
+    )
+    sensor_max_future_s: float = Field(
+        300.0, ge=0, description="Readings timed further ahead than this are refused"
+    )
+    sensor_max_batch: int = Field(
+        5000, gt=0, le=100_000, description="Most SenML records in one pack"
+    )
+    sensor_max_inflight: int = Field(
+        2,
+        gt=0,
+        le=64,
+        description="SenML packs a node takes at once (one process stores one at a time); "
+        "the others wait their turn",
+    )
+    sensor_queue_wait_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a pack waits for its turn before it is refused (HTTP 429, "
+        "INGEST_BUSY) to be sent again",
+    )
+    sensor_check_s: float = Field(
+        10.0, gt=0, description="Seconds between checks for silent sensors and retention rounds"
+    )
+    # Sensor readings over MQTT (node/mqtt): subscribed when mqtt_url is set
+    mqtt_url: str | None = Field(
+        None,
+        pattern=r"^mqtts?://[^/@:]+(:[0-9]+)?/?$",
+        description="MQTT broker of the sensors, mqtt://host:1883 (mqtts:// for TLS); the node"
+        " subscribes to <mqtt_topic_prefix>/<node id>/devices/+/sensors/# with QoS 1",
+    )
+    mqtt_username: str | None = Field(None, description="The node's user name at the broker")
+    mqtt_password: SecretStr | None = Field(
+        None, description="The node's password at the broker (never logged)"
+    )
+    mqtt_client_id: str | None = Field(
+        None,
+        description="MQTT client id; the broker keeps this node's session (subscription and"
+        " unacknowledged readings) under it: keep it stable. None: linli-node-<node id>",
+    )
+    mqtt_topic_prefix: str = Field(
+        "linli", pattern=r"^[A-Za-z0-9_-]+$", description="First level of the sensor topics"
+    )
+    mqtt_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of connecting and subscribing to the broker"
+    )
+    mqtt_keepalive_s: int = Field(
+        30, ge=5, description="MQTT keep-alive: a silent broker is found dead within 1.5 times it"
+    )
+    mqtt_reconnect_base_s: float = Field(
+        0.5, gt=0, description="First delay before reconnecting to the broker (doubles, jitter)"
+    )
+    mqtt_reconnect_max_s: float = Field(
+        15.0, gt=0, description="Longest delay between reconnection attempts (they never stop)"
+    )
+    mqtt_batch: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Most MQTT messages stored in one transaction (acknowledged after it)",
+    )
 
     @property
     def source_id(self) -> str:
         return self.node_id or self.org_code
+
+    @property
+    def mqtt_identifier(self) -> str:
+        """The MQTT client id, stable across restarts."""
+        return self.mqtt_client_id or f"linli-node-{self.source_id}"
 
     @property
     def delivers_flags(self) -> bool:
@@ -71,6 +149,12 @@ def check_authentication(settings: NodeSettings) -> None:
         value = secret.get_secret_value()
         if is_placeholder(value):
             raise ValueError("hub_client_secret is a placeholder or too short for production")
+    if settings.production and settings.mqtt_url is not None:
+        password = settings.mqtt_password
+        if settings.mqtt_username is None or password is None:
+            raise ValueError("a production node needs mqtt_username and mqtt_password")
+        if is_placeholder(password.get_secret_value()):
+            raise ValueError("mqtt_password is a placeholder or too short for production")
     if settings.production:
         for caller in settings.trusted_callers:
             if is_placeholder(caller.token):

@@ -105,6 +105,7 @@ _RISKS = [
     ),
     RiskCategory("disease_cluster", "疑似聚集性疫情", "Suspected disease cluster", "public_health"),
     RiskCategory("other", "其他", "Other", "social_security"),
+    RiskCategory("sensor_fault", "传感器故障/失联", "Sensor silent or faulty", "accident"),
 ]
 
 RISK_CATEGORIES: dict[str, RiskCategory] = {risk.code: risk for risk in _RISKS}

@@ -201,3 +201,34 @@ class AidRequestStatus(enum.StrEnum):
     ACCEPTED = "accepted"  # RequisitionResource: the requester takes the offer
     IN_TRANSIT = "in_transit"  # deployment status: handed to transport
     RETURN_REQUESTED = "return_requested"  # RequestReturn
+
+
+class SensorKind(enum.StrEnum):
+    """What a sensor measures."""
+
+    WATER_LEVEL = "water_level"  # e.g. an underground car park, in m
+    RAINFALL = "rainfall"  # mm, or mm/h
+    GAS = "gas"  # concentration: %LEL, ppm
+    SMOKE = "smoke"
+    TILT = "tilt"  # structural tilt, degrees
+    RIVER_STAGE = "river_stage"  # m
+
+
+class SensorStatus(enum.StrEnum):
+    """A sensor's state: its rules quiet, one in alarm, or silent for too long."""
+
+    OK = "ok"
+    ALARM = "alarm"
+    STALE = "stale"
+
+
+class SensorRuleKind(enum.StrEnum):
+    """What a sensor rule watches."""
+
+    ABOVE = "above"  # at or above ``level`` for ``duration_s``; clears below ``clear``
+    BELOW = "below"  # at or below ``level`` for ``duration_s``; clears above ``clear``
+    RATE = "rate"  # the change over ``window_s`` reaches ``level`` (a fall when negative)
+    SILENCE = "silence"  # no reading for ``silence_s``: the sensor is stale
+
+
+__all__ += ["SensorKind", "SensorRuleKind", "SensorStatus"]

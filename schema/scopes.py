@@ -29,3 +29,4 @@ class Scope(enum.StrEnum):
     SITREP_WRITE = "sitrep:write"
     SITREP_SUBMIT = "sitrep:submit"
     RISK_READ = "risk:read"
+    SENSORS_WRITE = "sensors:write"

@@ -121,12 +121,29 @@ def test_demo_runs_a_district_delivers_flags_and_restarts_a_dead_node(tmp_path: 
 
         # The seeded flags reached the emergency office by the time the demo said it was ready.
         seeded = _graphql(
-            hub_graphql, office, "{ flags { edges { node { community assignedTo } } } }"
-        )
-        assert sorted(e["node"]["community"] for e in seeded["data"]["flags"]["edges"]) == [
+            hub_graphql, office,
+            "{ flags { edges { node { id community assignedTo source { sensor rule } "
+            "evidence { v } } } } }",
+        )  # fmt: skip
+        flags = [e["node"] for e in seeded["data"]["flags"]["edges"]]
+        by_person = [f for f in flags if f["source"] is None]
+        assert sorted(f["community"] for f in by_person) == [
             "110105001001", "110105001002",
         ], seeded  # fmt: skip
-        assert {e["node"]["assignedTo"] for e in seeded["data"]["flags"]["edges"]} == {OFFICE}
+        assert {f["assignedTo"] for f in flags} == {OFFICE}
+        # The simulated storm raised a flag by itself, which reached the office within the
+        # first minute of the simulation; the demo printed it.
+        by_sensor = re.search(
+            r"Sensor-raised flag reached the emergency office (\d+) s after the storm began: "
+            r"(RiskFlag:110105001003:\w+)",
+            text,
+        )
+        assert by_sensor, text
+        assert int(by_sensor.group(1)) <= 60
+        (sensor_flag,) = [f for f in flags if f["source"] is not None]
+        assert sensor_flag["id"] == by_sensor.group(2)
+        assert sensor_flag["source"]["rule"] == "high-water"
+        assert min(r["v"] for r in sensor_flag["evidence"]) >= 0.30
 
         # demo.json holds a ready token per role; the printed header of the staff is one of them.
         department = state["roles"]["department"]

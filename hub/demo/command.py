@@ -120,7 +120,20 @@ DEMO_CLIENTS: list[dict[str, str]] = (
         }
         for c in COMMUNITIES
     ]
+    + [
+        {
+            # The car park's water-level gauge and the rain gauge: one device (linli sensors).
+            "client_id": f"device-{EXAMPLE_FLAG_COMMUNITY}-carpark",
+            "org": EXAMPLE_FLAG_COMMUNITY,
+            "org_kind": "community",
+            "label": "地下车库水位计与雨量计 Car park water level and rain gauges",
+            "scopes": _scopes(Scope.SENSORS_WRITE),
+        }
+    ]
 )
+SENSOR_DEVICE = f"device-{EXAMPLE_FLAG_COMMUNITY}-carpark"
+SIMULATOR_SPEED = 120.0  # the storm's 90 minutes in 45 s: the alarm about 10 s in
+SENSOR_FLAG_TIMEOUT_S = 90.0
 
 EXAMPLE_QUERIES = [
     (
@@ -337,6 +350,127 @@ def _seed(url: str, token: str, community: DemoCommunity) -> tuple[int, list[str
     return count, flag_ids
 
 
+_SENSORS: list[dict[str, Any]] = [
+    {
+        "name": "地下车库B2层水位 Car park B2 water level",
+        "kind": "WATER_LEVEL",
+        "code": "carpark-b2-level",
+        "unit": "m",
+        "observed": "建国里3号楼地下车库B2层 Underground car park B2, block 3",
+        "category": "flooding",
+        "location": {"type": "Point", "coordinates": [116.4399, 39.9061]},
+        "address": "建国里3号楼地下车库",
+        "device": SENSOR_DEVICE,
+        "rules": [
+            {
+                "id": "high-water",
+                "kind": "ABOVE",
+                "level": 0.30,
+                "clear": 0.15,
+                "durationS": 10,
+                "severity": "II",
+            }
+        ],
+    },
+    {
+        "name": "雨量计 Rain gauge (roof of block 3)",
+        "kind": "RAINFALL",
+        "code": "rain-gauge-01",
+        "unit": "mm/h",
+        "observed": "建国里3号楼楼顶 Roof of block 3",
+        "category": "flooding",
+        "location": {"type": "Point", "coordinates": [116.4398, 39.9062]},
+        "address": "建国里3号楼",
+        "device": SENSOR_DEVICE,
+        "rules": [],
+    },
+]
+SENSOR_FLAGS = (
+    "query { flags(first: 100) { edges { node { id community category severity assignedTo "
+    "source { sensor rule unit level } evidence { t v } } } } }"
+)
+
+
+def _sensor_flag_ids(hub_url: str, token: str) -> set[str]:
+    """The ids of the sensor-raised flags the department sees now."""
+    try:
+        data = _graphql(hub_url, token, SENSOR_FLAGS)
+    except (httpx.HTTPError, ValueError, RuntimeError):
+        return set()
+    return {e["node"]["id"] for e in data["flags"]["edges"] if e["node"]["source"]}
+
+
+@dataclass
+class _Storm:
+    """The sensor simulator running the rain scenario, and the flags seen before it began."""
+
+    process: subprocess.Popen[bytes]
+    started: float
+    known: set[str]
+
+    def wait_for_flag(self, hub_url: str, token: str) -> dict[str, Any] | None:
+        """The first new sensor-raised flag the department sees, or None after the timeout."""
+        deadline = self.started + SENSOR_FLAG_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                data = _graphql(hub_url, token, SENSOR_FLAGS)
+            except (httpx.HTTPError, ValueError, RuntimeError):
+                data = {"flags": {"edges": []}}
+            for edge in data["flags"]["edges"]:
+                flag = edge["node"]
+                if flag["source"] and flag["id"] not in self.known:
+                    return dict(flag)
+            time.sleep(0.5)
+        return None
+
+
+def _start_storm(node_url: str, staff: str, device: str, log: Path, known: set[str]) -> _Storm:
+    """Register the car park's sensors (once) and start ``linli sensors simulate`` over HTTP."""
+    have = _graphql(node_url, staff, "{ sensors(first: 50) { edges { node { code } } } }")
+    codes = {e["node"]["code"] for e in have["sensors"]["edges"]}
+    for sensor in _SENSORS:
+        if sensor["code"] not in codes:
+            _graphql(
+                node_url,
+                staff,
+                "mutation($input: SensorCreateInput!) { createSensor(input: $input) { id } }",
+                {"input": sensor},
+            )
+    args = [
+        "sensors", "simulate", "--transport", "http", "--node-url", node_url,
+        "--speed", str(SIMULATOR_SPEED), "--interval", "1",
+    ]  # fmt: skip
+    env = {**_base_env(), "LINLI_DEVICE_TOKEN": device}
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "hub.cli", *args], env=env, stdout=out, stderr=out
+        )
+    return _Storm(process, time.monotonic(), known)
+
+
+def _print_sensor_flag(flag: dict[str, Any] | None, started: float) -> None:
+    if flag is None:
+        console.print(
+            f"[yellow]  no sensor-raised flag reached the emergency office within "
+            f"{SENSOR_FLAG_TIMEOUT_S:.0f} s (see the simulator's log)[/]"
+        )
+        return
+    values = [reading["v"] for reading in flag["evidence"]]
+    evidence = (
+        f"{len(values)} readings, {min(values):g}–{max(values):g} {flag['source']['unit']}"
+        if values
+        else "no readings"
+    )
+    console.print(
+        f"  [bold]Sensor-raised flag reached the emergency office[/] "
+        f"{time.monotonic() - started:.0f} s after the storm began: {flag['id']} "
+        f"({flag['category']}, severity {flag['severity']}, rule {flag['source']['rule']} "
+        f"≥ {flag['source']['level']:g} {flag['source']['unit']}; evidence {evidence}), "
+        f"assigned to {flag['assignedTo']}",
+        soft_wrap=True,
+    )
+
+
 _ENUM_FIELDS = frozenset({"estimatedSeverity"})
 
 
@@ -399,17 +533,19 @@ def demo(
     hub_url = f"http://127.0.0.1:{port}"
     hub_db = f"sqlite+aiosqlite:///{data / 'hub.db'}"
     services: list[_Service] = []
+    extras: list[subprocess.Popen[bytes]] = []  # not restarted: the sensor simulator
 
     def stop() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
-        for service in services:
-            if service.process.poll() is None:
-                service.process.terminate()
-        for service in services:
+        processes = [service.process for service in services] + extras
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
             try:
-                service.process.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                service.process.kill()
+                process.kill()
 
     def on_sigterm(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops start-up and supervision as Ctrl-C does: exit 0
@@ -535,6 +671,26 @@ def demo(
                 f"  {arrived} of {len(seeded_flags)} seeded risk flags reached the emergency office"
                 + (f"; still in the nodes' outboxes: {', '.join(missing)}" if missing else "")
             )
+        sensor_node = dict((c.code, p) for c, p in nodes)[EXAMPLE_FLAG_COMMUNITY]
+        simulator = _start_storm(
+            f"http://127.0.0.1:{sensor_node}",
+            staff_tokens[EXAMPLE_FLAG_COMMUNITY],
+            _token(
+                hub_url,
+                SENSOR_DEVICE,
+                secrets_by_id[SENSOR_DEVICE],
+                resource=EXAMPLE_FLAG_COMMUNITY,
+            ),
+            data / "simulator.log",
+            _sensor_flag_ids(hub_url, office),
+        )
+        extras.append(simulator.process)
+        step(
+            "simulating a rainstorm over the underground car park of "
+            f"{EXAMPLE_FLAG_COMMUNITY} (linli sensors simulate, {SIMULATOR_SPEED:g}x, "
+            f"log: {data / 'simulator.log'}) …"
+        )
+        _print_sensor_flag(simulator.wait_for_flag(hub_url, office), simulator.started)
         expires_at = (datetime.now(UTC) + timedelta(seconds=TOKEN_TTL_S)).isoformat()
         clients = {spec["client_id"]: spec for spec in DEMO_CLIENTS}
         state = {

@@ -86,6 +86,8 @@ class HubFlags:
 
     async def receive(self, body: Any, caller: Caller) -> service.Received:
         """Take in one inbox message (its own transaction)."""
+        if isinstance(body, dict) and body.get("kind") == "flag.cleared":
+            return await self.receive_cleared(body, caller)
         message, content, flag_id = service.parse_inbox_message(body, caller)
         try:
             async with self.db.transaction() as session:
@@ -105,6 +107,20 @@ class HubFlags:
             return service.Received("duplicate", flag_id)
         if received.flag is not None and received.hops is not None:
             self._changed([(received.flag, received.hops)])
+        return received
+
+    async def receive_cleared(self, body: Any, caller: Caller) -> service.Received:
+        """A node says the condition behind one of its flags ended (its own transaction)."""
+        message = service.parse_cleared_message(body, caller)
+        try:
+            async with self.db.transaction() as session:
+                received = await service.note_condition_cleared(
+                    session, message=message, events=self.events, now=utcnow()
+                )
+        except IntegrityError:
+            return service.Received("duplicate", message.flag_id)
+        if received.flag is not None:
+            self.notifier.notify()
         return received
 
     async def transition(

@@ -94,6 +94,7 @@ class FlagEventType(enum.StrEnum):
     STATUS_CHANGED = "flag.status_changed"
     ESCALATED = "flag.escalated"
     EXTERNAL_STATUS = "flag.external_status"  # filed with / status read back from Open311
+    CONDITION_CLEARED = "flag.condition_cleared"  # a sensor's condition behind the flag ended
 
 
 class Notifier:
@@ -308,7 +309,7 @@ class FlagHop:
     hop: str = strawberry.field(
         description="raised_at_node, received_at_hub, routed, delivered, acknowledged, "
         "verifying, confirmed, dismissed, resolved, escalated[_n], "
-        "external:open311:<submitted|open|closed>[_n]"
+        "external:open311:<submitted|open|closed>[_n], condition_cleared"
     )
     at: datetime
 
@@ -322,8 +323,8 @@ def hops_of(timeline: dict[str, datetime]) -> list[FlagHop]:
 class FlagEvent:
     seq: int
     type: str = strawberry.field(
-        description="flag.raised, flag.routed, flag.status_changed, flag.escalated "
-        "or flag.external_status"
+        description="flag.raised, flag.routed, flag.status_changed, flag.escalated, "
+        "flag.external_status or flag.condition_cleared"
     )
     flag_id: strawberry.ID
     status: RiskFlagStatus

@@ -23,7 +23,7 @@ from hub.flags.tables import (
 from hub.settings import HubSettings
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo
-from schema.api.types import GeoPoint
+from schema.api.types import FlagSourceType, GeoPoint, SensorReadingType
 from schema.enums import RiskFlagStatus, SeverityLevel
 from schema.errors import Forbidden
 from schema.runtime.db import Database
@@ -121,6 +121,12 @@ class FlagCase:
     address: str
     severity: SeverityLevel
     evidence_links: list[str]
+    source: FlagSourceType | None = strawberry.field(
+        description="The sensor rule that raised it by itself (none: a person raised it)"
+    )
+    evidence: list[SensorReadingType] = strawberry.field(
+        description="The readings that raised it, oldest first (a sensor's flag)"
+    )
     status: RiskFlagStatus
     assigned_to: str | None
     deadline_at: datetime | None = strawberry.field(
@@ -148,6 +154,8 @@ class FlagCase:
             address=row.address,
             severity=SeverityLevel(row.severity),
             evidence_links=list(row.evidence_links),
+            source=FlagSourceType.from_pydantic(row.source) if row.source is not None else None,
+            evidence=[SensorReadingType.from_pydantic(r) for r in row.evidence],
             status=RiskFlagStatus(row.status),
             assigned_to=row.assigned_to,
             deadline_at=row.deadline_at,

@@ -31,13 +31,15 @@ from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, pag
 from schema.enums import OrgKind, RiskFlagStatus
 from schema.errors import Forbidden, InvalidInput, NotFound, StaleVersion
 from schema.ids import GlobalId, InvalidGlobalId
-from schema.records import RiskFlagCreate
+from schema.records import FlagSource, RiskFlagCreate, SensorReading
 from schema.scopes import Scope
 
 __all__ = [
     "ALLOWED",
+    "CLEARED_HOP",
     "FLAG_SCOPE",
     "VERIFY_SCOPE",
+    "ClearedMessage",
     "HopLag",
     "InboxMessage",
     "Received",
@@ -47,6 +49,8 @@ __all__ = [
     "get_visible_flag",
     "list_flags",
     "mark_delivered",
+    "note_condition_cleared",
+    "parse_cleared_message",
     "parse_inbox_message",
     "receive_flag",
     "timeline_of",
@@ -78,6 +82,37 @@ class InboxMessage(BaseModel):
     flag: dict[str, Any]
     raised_at: AwareDatetime
     sent_at: AwareDatetime
+
+
+CLEARED_HOP = "condition_cleared"
+MAX_EVIDENCE = 50
+
+
+class ClearedMessage(BaseModel):
+    """``POST /flags/inbox``: the condition behind a flag a sensor raised has ended.
+
+    The flag keeps its status (only its department resolves it); its timeline
+    gets the ``condition_cleared`` hop at the event time the condition ended,
+    and a ``flag.condition_cleared`` event tells the department.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: uuid.UUID
+    kind: Literal["flag.cleared"]
+    flag_id: str
+    cleared_at: AwareDatetime
+    note: str = ""
+    sent_at: AwareDatetime
+
+
+class _SensorFacts(BaseModel):
+    """What a sensor's flag carries besides a person's: its source and its evidence."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    source: FlagSource | None = None
+    evidence: list[SensorReading] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +195,10 @@ async def receive_flag(
     raised_at = message.raised_at
     timeline = {"raised_at_node": raised_at, "received_at_hub": now}
     version = message.flag.get("version")
+    try:
+        facts = _SensorFacts.model_validate(message.flag)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc, prefix="flag") from exc
     row = FlagRow(
         id=flag_id,
         community=community,
@@ -169,6 +208,8 @@ async def receive_flag(
         address=content.address,
         severity=content.estimated_severity.value,
         evidence_links=[str(link) for link in content.evidence_links],
+        source=facts.source,
+        evidence=facts.evidence[-MAX_EVIDENCE:],
         status=S.RAISED.value,
         transitions=[_step(S.RAISED, raised_at, org=community, client_id=caller.client_id)],
         timeline=timeline,
@@ -203,6 +244,62 @@ async def receive_flag(
     await session.flush()
     await events.append(session, type=FlagEventType.ROUTED, flag=row, at=now, timeline=row.timeline)
     return Received("accepted", flag_id, row, row.timeline)
+
+
+def parse_cleared_message(body: Any, caller: Caller) -> ClearedMessage:
+    """The message; ``InvalidInput`` or ``Forbidden`` (a flag of another community)."""
+    if not caller.has_scope(FLAG_SCOPE):
+        raise Forbidden(f"sending flags needs the scope {FLAG_SCOPE!r}", scope=FLAG_SCOPE)
+    try:
+        message = ClearedMessage.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from exc
+    try:
+        global_id = GlobalId.parse(message.flag_id)
+    except InvalidGlobalId as exc:
+        raise InvalidInput(str(exc), code="INVALID_ID", field="flag_id") from exc
+    if global_id.type != "RiskFlag":
+        raise InvalidInput("flag_id must name a RiskFlag", code="INVALID_ID", field="flag_id")
+    if caller.org != global_id.owner:
+        raise Forbidden(
+            f"organisation {caller.org} may not report on flags owned by {global_id.owner}",
+            owner=global_id.owner,
+        )
+    return message
+
+
+async def note_condition_cleared(
+    session: AsyncSession,
+    *,
+    message: ClearedMessage,
+    events: FlagEvents,
+    now: datetime,
+) -> Received:
+    """Record once (by message id) that a flag's condition ended; its status stays. Flushes."""
+    flag_id = message.flag_id
+    if await session.get(InboxMessageRow, str(message.message_id)) is not None:
+        return Received("duplicate", flag_id)
+    row = await session.get(FlagRow, flag_id, populate_existing=True)
+    if row is None:
+        # The node sends a flag's raising before its clearing, in order: an unknown flag
+        # was refused here (or is not this hub's). A 4xx the node marks failed, rather
+        # than a retry that would hold up the flags behind it.
+        raise InvalidInput(f"no flag {flag_id} at this hub", code="UNKNOWN_FLAG", field="flag_id")
+    session.add(
+        InboxMessageRow(message_id=str(message.message_id), flag_id=flag_id, received_at=now)
+    )
+    timeline = {**row.timeline, CLEARED_HOP: message.cleared_at}
+    values = {"timeline": timeline, "updated_at": now}
+    if not await _conditional_update(session, flag_id, row.version, [], values):
+        raise StaleVersion(
+            "the flag changed meanwhile; send the message again",
+            currentVersion=row.version + 1,
+        )
+    await session.refresh(row)
+    await events.append(
+        session, type=FlagEventType.CONDITION_CLEARED, flag=row, at=now, timeline=timeline
+    )
+    return Received("accepted", flag_id, row, {CLEARED_HOP: message.cleared_at})
 
 
 async def _conditional_update(

@@ -11,7 +11,7 @@ from sqlmodel import Field
 
 from hub.db import HubTable
 from schema.geo import GeoPoint
-from schema.records import FlagTransition
+from schema.records import FlagSource, FlagTransition, SensorReading
 from schema.storage import PydanticJSON, UTCDateTime
 
 __all__ = [
@@ -55,6 +55,11 @@ class FlagRow(HubTable, table=True):
     address: str = Field(default="", max_length=500)
     severity: str = Field(max_length=4)
     evidence_links: list[str] = Field(default_factory=list, sa_type=PydanticJSON(list[str]))
+    # A flag a sensor's rule raised: which, and the readings that raised it.
+    source: FlagSource | None = Field(default=None, sa_type=PydanticJSON(FlagSource))
+    evidence: list[SensorReading] = Field(
+        default_factory=list, sa_type=PydanticJSON(list[SensorReading])
+    )
     status: str = Field(index=True, max_length=20)
     assigned_to: str | None = Field(default=None, index=True, max_length=64)
     escalate_to: str | None = Field(default=None, max_length=64)

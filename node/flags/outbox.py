@@ -44,6 +44,7 @@ from schema.store.tables import RowMixin
 
 __all__ = [
     "KIND_AID_STEP",
+    "KIND_CLEARED",
     "KIND_RAISED",
     "ROUTES",
     "Claim",
@@ -65,6 +66,8 @@ __all__ = [
 
 KIND_RAISED = "flag.raised"
 KIND_AID_STEP = "aid.step"
+KIND_CLEARED = "flag.cleared"
+"""The condition behind a flag a sensor raised has ended (``node.flags.raising``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ ROUTES: dict[str, Route] = {
     KIND_RAISED: Route("/flags/inbox", Scope.RISK_FLAG),
     # A step is the requester's (aid:request) or the provider's (aid:respond): the hub checks.
     KIND_AID_STEP: Route("/aid/inbox", None),
+    KIND_CLEARED: Route("/flags/inbox", Scope.RISK_FLAG),
 }
 
 

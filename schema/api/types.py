@@ -21,12 +21,16 @@ from schema.records import (
     AlertArea,
     AlertInfo,
     AlertResource,
+    FlagSource,
     FlagTransition,
     NameValue,
     OrganisationPublic,
     QuantityBand,
     RecordType,
     RiskFlagHop,
+    SensorReading,
+    SensorRule,
+    SeriesPoint,
 )
 
 __all__ = [
@@ -34,10 +38,12 @@ __all__ = [
     "RECORD_TYPES",
     "UPDATE_INPUTS",
     "BBox",
+    "FlagSourceType",
     "GeoPoint",
     "GeoPointInput",
     "GeoPolygon",
     "Organisation",
+    "SensorReadingType",
 ]
 
 for _enum in (
@@ -58,6 +64,9 @@ for _enum in (
     enums.VolunteerAvailability,
     enums.RiskFlagStatus,
     enums.AidRequestStatus,
+    enums.SensorKind,
+    enums.SensorStatus,
+    enums.SensorRuleKind,
 ):
     strawberry.enum(_enum)
 
@@ -122,6 +131,31 @@ class AlertAreaType:
 
 @sp.type(model=AlertInfo, all_fields=True, name="AlertInfo")
 class AlertInfoType:
+    pass
+
+
+@sp.type(model=FlagSource, all_fields=True, name="FlagSource")
+class FlagSourceType:
+    pass
+
+
+@sp.type(model=SensorReading, all_fields=True, name="SensorReading")
+class SensorReadingType:
+    pass
+
+
+@sp.type(model=SeriesPoint, all_fields=True, name="SeriesPoint")
+class SeriesPointType:
+    pass
+
+
+@sp.type(model=SensorRule, all_fields=True, name="SensorRule")
+class SensorRuleType:
+    pass
+
+
+@sp.input(model=SensorRule, all_fields=True, name="SensorRuleInput")
+class SensorRuleInput:
     pass
 
 

@@ -7,7 +7,16 @@ entry-point group. Everything else about a record type is derived from it.
 
 from importlib.metadata import entry_points
 
-from schema.records import aid_request, alert, incident, resource, risk_flag, shelter, volunteer
+from schema.records import (
+    aid_request,
+    alert,
+    incident,
+    resource,
+    risk_flag,
+    sensor,
+    shelter,
+    volunteer,
+)
 from schema.records._family import QuantityBand, RecordEnvelope, public_model, update_model
 from schema.records._registry import Band, Fact, FactValue, Filter, RecordType, Registry, code
 from schema.records.aid_request import (
@@ -33,6 +42,7 @@ from schema.records.incident import IncidentBase, IncidentCreate, IncidentPublic
 from schema.records.organisation import OrganisationBase, OrganisationPublic
 from schema.records.resource import ResourceBase, ResourceCreate, ResourcePublic, ResourceUpdate
 from schema.records.risk_flag import (
+    FlagSource,
     FlagTransition,
     RiskFlagBase,
     RiskFlagCreate,
@@ -40,6 +50,15 @@ from schema.records.risk_flag import (
     RiskFlagPublic,
     RiskFlagState,
     RiskFlagUpdate,
+)
+from schema.records.sensor import (
+    SensorCreate,
+    SensorPublic,
+    SensorReading,
+    SensorRule,
+    SensorState,
+    SensorUpdate,
+    SeriesPoint,
 )
 from schema.records.shelter import ShelterBase, ShelterCreate, ShelterPublic, ShelterUpdate
 from schema.records.volunteer import (
@@ -67,6 +86,7 @@ __all__ = [
     "Fact",
     "FactValue",
     "Filter",
+    "FlagSource",
     "FlagTransition",
     "IncidentBase",
     "IncidentCreate",
@@ -89,6 +109,13 @@ __all__ = [
     "RiskFlagPublic",
     "RiskFlagState",
     "RiskFlagUpdate",
+    "SensorCreate",
+    "SensorPublic",
+    "SensorReading",
+    "SensorRule",
+    "SensorState",
+    "SensorUpdate",
+    "SeriesPoint",
     "ShelterBase",
     "ShelterCreate",
     "ShelterPublic",
@@ -104,7 +131,7 @@ __all__ = [
     "update_model",
 ]
 
-_DECLARED = (incident, resource, shelter, volunteer, risk_flag, aid_request, alert)
+_DECLARED = (incident, resource, shelter, volunteer, risk_flag, aid_request, alert, sensor)
 
 REGISTRY = Registry(
     [module.RECORD for module in _DECLARED]

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, StringConstraints
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from schema.enums import RiskFlagStatus, SeverityLevel
 from schema.fields import FieldGroup, grouped
@@ -14,11 +14,13 @@ from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
 from schema.records._registry import Filter, RecordType
 from schema.records._types import LongText, RiskCategoryCode, ShortText
+from schema.records.sensor import SensorReading
 from schema.scopes import Scope
 from schema.storage import PydanticJSON
 
 __all__ = [
     "RECORD",
+    "FlagSource",
     "FlagTransition",
     "RiskFlagBase",
     "RiskFlagCreate",
@@ -45,6 +47,15 @@ class RiskFlagHop(SQLModel):
 
     hop: str
     at: datetime
+
+
+class FlagSource(SQLModel):
+    """What raised a flag by itself: a sensor's rule (none: a person raised it)."""
+
+    sensor: str = Field(max_length=200, description="Global id of the sensor")
+    rule: str = Field(max_length=40, description="The sensor rule's id")
+    unit: str = Field(default="", max_length=40, description="Unit of the evidence readings")
+    level: float | None = Field(default=None, description="The rule's alarm level")
 
 
 class RiskFlagBase(SQLModel):
@@ -77,6 +88,15 @@ class RiskFlagState(SQLModel):
     assigned_to: str | None = grouped(FieldGroup.STATUS, default=None, max_length=64)
     timeline: list[RiskFlagHop] = grouped(
         FieldGroup.STATUS, default_factory=list, sa_type=PydanticJSON(list[RiskFlagHop])
+    )
+    source: FlagSource | None = grouped(
+        FieldGroup.DESCRIPTION, default=None, sa_type=PydanticJSON(FlagSource)
+    )
+    evidence: list[SensorReading] = grouped(
+        FieldGroup.DESCRIPTION,
+        default_factory=list,
+        sa_type=PydanticJSON(list[SensorReading]),
+        description="The readings that raised it (a sensor's flag), oldest first",
     )
 
 

@@ -75,6 +75,7 @@ def _facts(variant: str, caller: Caller) -> tuple[str, dict[str, FactValue]]:
         "Alert/Private": ("Alert", {"scope": "Private"}),
         "AidRequest/party": ("AidRequest", {"parties": frozenset({OWNER.org, caller.org})}),
         "AidRequest/other": ("AidRequest", {"parties": OUTSIDERS}),
+        "Sensor": ("Sensor", {"kind": "water_level"}),
     }
     return variants[variant]
 
@@ -97,6 +98,7 @@ _SELF = {
     "Alert/Private": both("EEE..E."),
     "AidRequest/party": both("EEEE..."),
     "AidRequest/other": both("EEEE..."),
+    "Sensor": both("EEEEE.."),
 }
 _NOTHING = {
     "Incident": both("-----.."),
@@ -111,6 +113,7 @@ _NOTHING = {
     "Alert/Private": both("---..-."),
     "AidRequest/party": both("----..."),
     "AidRequest/other": both("----..."),
+    "Sensor": both("-----.."),
 }
 # What anyone with the read scopes sees: open shelters and public alerts.
 _PUBLIC = {
@@ -125,6 +128,8 @@ _NEIGHBOUR = {
     "Resource/shareable": ("EEEAA..", "EEEEA.."),
     "Shelter/open": both("EEEAA.."),
     "Volunteer": both("EE....-"),
+    # That a sensor is in alarm, and where to ~500 m; never its readings or rules.
+    "Sensor": both("EE--A.."),
 }
 _DEPARTMENT = {
     **_PUBLIC,
@@ -137,6 +142,7 @@ _DEPARTMENT = {
     "RiskFlag": both("EEE.E.."),
     "Alert/Public": both("EEE..E."),
     "Alert/Restricted": both("EEE..E."),
+    "Sensor": both("EEEEE.."),
 }
 _DEPARTMENT_NO_PERSONAL = {**_DEPARTMENT, "Volunteer": both("EE....-")}
 
@@ -192,6 +198,7 @@ def test_the_table_covers_every_audience_and_record_type() -> None:
         "RiskFlag",
         "Alert",
         "AidRequest",
+        "Sensor",
     }
     assert set(EXPECTED) == set(AUDIENCES)
     assert all(set(row) == set(_SELF) for row in EXPECTED.values())

@@ -130,7 +130,7 @@ def test_an_invalid_schema_is_refused(tmp_path: Path) -> None:
 def test_the_baseline_loads_alone_and_every_policy_has_an_id() -> None:
     engine = PolicyEngine()
     assert engine.files == (str(BASELINE_PATH),)
-    assert len(engine.policy_ids) == len(set(engine.policy_ids)) == 28
+    assert len(engine.policy_ids) == len(set(engine.policy_ids)) == 31
     assert "guard.personal-data" in engine.policy_ids
 
 

@@ -35,6 +35,7 @@ def test_a_filter_names_a_column_or_a_condition() -> None:
 def test_every_type_has_a_read_scope_and_a_unique_field() -> None:
     assert REGISTRY.field_names == (
         "incidents", "resources", "shelters", "volunteers", "riskFlags", "aidRequests", "alerts",
+        "sensors",
     )  # fmt: skip
     assert all(isinstance(r.scope, Scope) for r in REGISTRY.values())
     assert REGISTRY.by_field("riskFlags").name == "RiskFlag"
