@@ -53,7 +53,11 @@ def test_the_scope_list_is_the_designed_one() -> None:
         "audit:read",
         "admin",
         "records:write",
+        "sitrep:read",
+        "sitrep:write",
+        "sitrep:submit",
         "risk:read",
+        "sensors:write",
     ]
     assert parse_scopes("admin  pii:read") == {"admin", "pii:read"}
     assert format_scopes({"admin", "incidents:read"}) == "incidents:read admin"
