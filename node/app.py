@@ -124,7 +124,9 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
             settings=settings,
             record_hooks=record_hooks,
         ),
-        queries=node_queries(specs, {**flags.query_fields(), **aid.query_fields()}),
+        queries=node_queries(
+            specs, {**flags.query_fields(), **aid.query_fields(), **sensors.query_fields()}
+        ),
         mutations={
             **mutation_fields(specs),
             **flags.mutation_fields(),

@@ -437,26 +437,30 @@ class Federation:
             edges[-1] = (end_cursor, edges[-1][1])
         return _Page(edges, has_next, end_cursor, returned, frozenset(state.done))
 
-    async def get(
-        self, global_id: str, caller: Caller, selection: str, gql_type: Any, purpose: str | None
-    ) -> FederatedRecord:
-        """``node(id)``, asked of the owning source only."""
-        parsed = GlobalId.parse(global_id)
-        source = (
-            self.registry.sources.get(parsed.owner)
+    def owning_source(self, owner: str) -> Source | None:
+        """The source that answers for the records of ``owner`` (a global id's owner part)."""
+        return (
+            self.registry.sources.get(owner)
             or next(
-                (s for s in self.registry.sources.values() if s.division_code == parsed.owner),
+                (s for s in self.registry.sources.values() if s.division_code == owner),
                 None,
             )
             or next(  # a hub below: its area holds the owner (hierarchical federation)
                 (
                     s
                     for s in self.registry.sources.values()
-                    if s.kind == SourceKind.HUB and _area_holds(s.division_code, parsed.owner)
+                    if s.kind == SourceKind.HUB and _area_holds(s.division_code, owner)
                 ),
                 None,
             )
         )
+
+    async def get(
+        self, global_id: str, caller: Caller, selection: str, gql_type: Any, purpose: str | None
+    ) -> FederatedRecord:
+        """``node(id)``, asked of the owning source only."""
+        parsed = GlobalId.parse(global_id)
+        source = self.owning_source(parsed.owner)
         if source is None:
             raise NotFound(f"no source holds {global_id}")
         document = (

@@ -17,6 +17,7 @@ from hub.federation.executor import PageRequest, SourceFailed
 from hub.federation.registry import organisations
 from hub.federation.reports import SourceStatus
 from hub.federation.selection import ENVELOPE, node_selection, print_selection
+from hub.federation.series import series_field
 from policies.audit import AuditEntry
 from policies.caller import Caller
 from schema.api.pagination import Connection, Edge, PageInfo, RecordOrder, page_size
@@ -184,6 +185,7 @@ def query_fields() -> dict[str, Any]:
         description="Every source's totals (by area, kind and status) of the records the caller"
         " may count, summed; no record is fetched",
     )
+    fields.update(series_field())
     fields["node"] = strawberry.field(resolver=_node, description="A record by global id")
     fields["sources"] = strawberry.field(resolver=_sources, description="The federated sources")
     fields["communities"] = strawberry.field(

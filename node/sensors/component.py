@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.flags.tables import FlagTables
 from node.sensors.endpoints import readings_router
 from node.sensors.retention import downsample
+from node.sensors.series import series_field
 from node.sensors.service import SensorStore
 from node.sensors.tables import SensorTables
 from node.settings import NodeSettings
@@ -68,6 +69,10 @@ class NodeSensors:
     def record_hooks(self) -> dict[str, RecordHooks]:
         """For the GraphQL context: refuse a second sensor with the same code."""
         return {self.store.sensor_spec.type_name: SensorCodeHooks()}
+
+    def query_fields(self) -> dict[str, Any]:
+        """``sensorSeries``: a sensor's windowed aggregates over a range."""
+        return series_field(self.store)
 
     def router(self, authenticate: Authenticate) -> APIRouter:
         """``POST /sensors/readings``."""
