@@ -21,6 +21,11 @@ class TrustedIssuer(BaseModel):
     issuer: str = Field(min_length=1, description="The `iss` of its tokens")
     jwks_url: str | None = Field(None, description="Where its signing keys are published")
     jwks_file: Path | None = Field(None, description="Its signing keys as a JWKS file instead")
+    revocations_url: str | None = Field(
+        None,
+        description="Where it publishes revoked tokens and disabled clients;"
+        " none: <issuer>/oauth/revocations",
+    )
 
     def model_post_init(self, _: object) -> None:
         if (self.jwks_url is None) == (self.jwks_file is None):
@@ -170,7 +175,14 @@ class HubSettings(ServiceSettings):
         default_factory=list,
         description="Authorization servers of higher hubs whose tokens this hub accepts, only"
         " for its own audience (`hub_id`): JSON list of {issuer, jwks_url} or"
-        " {issuer, jwks_file}",
+        " {issuer, jwks_file}, each with an optional revocations_url",
+    )
+    trusted_revocation_poll_s: float = Field(
+        2.0,
+        gt=0,
+        le=3.0,
+        description="Seconds between polls of each trusted issuer's revocation list (with its"
+        " refresh, a token it revokes is refused here within 5 s, as at nodes)",
     )
     max_actor_chain: int = Field(
         3,

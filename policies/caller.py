@@ -44,6 +44,8 @@ class Caller:
     expires_at: float | None = field(default=None, compare=False)  # the token's ``exp``
     # Every actor of the token, the latest first: ``act``, ``act.act``, ... (RFC 8693 §4.1).
     actors: tuple[str, ...] = ()
+    # The token's ``iss``: whose revocation list can refuse it (this hub's or a trusted one's).
+    issuer: str | None = field(default=None, compare=False)
 
     def has_scope(self, scope: str) -> bool:
         """Whether the token grants ``scope``."""

@@ -80,8 +80,14 @@ class Revocation:
 class RevocationList:
     """Revoked token ids (until their token expires) and disabled client ids, in memory."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self._clock = clock
+        self._on_change = on_change
         self._revoked: dict[str, Revocation] = {}
         self._disabled: frozenset[str] = frozenset()
         self._changed = asyncio.Event()
@@ -109,14 +115,14 @@ class RevocationList:
                 self._revoked[revocation.jti] = revocation
                 added = True
         if added:
-            self._notify()
+            self.notify()
 
     def set_disabled(self, client_ids: Iterable[str]) -> None:
         """The disabled clients are exactly ``client_ids``."""
         disabled = frozenset(client_ids)
         if disabled != self._disabled:
             self._disabled = disabled
-            self._notify()
+            self.notify()
 
     def disable(self, client_id: str) -> None:
         """Add one disabled client."""
@@ -152,9 +158,12 @@ class RevocationList:
         """An event set at the next change (take it before checking, then wait on it)."""
         return self._changed
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Set the current ``changed()`` event (and call ``on_change``): the list changed."""
         self._changed.set()
         self._changed = asyncio.Event()
+        if self._on_change is not None:
+            self._on_change()
 
 
 def _is_number(value: object) -> bool:

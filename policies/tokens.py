@@ -421,6 +421,7 @@ def _caller(claims: Mapping[str, Any]) -> Caller:
         token_id=_string(claims, "jti"),
         expires_at=_numeric_date(claims, "exp"),
         actors=actors,
+        issuer=claims["iss"] if isinstance(claims.get("iss"), str) else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from hub.auth.tokens import (
     own_jwks,
     trusted_verifiers,
 )
+from hub.auth.trusted import TrustedRevocations, trusted_revocations
 from hub.settings import HubSettings
 from policies.tokens import JwksCache
 from schema.runtime.db import Database
@@ -46,6 +48,7 @@ class HubAuth:
     router: APIRouter
     jwks_http: httpx.AsyncClient
     trusted_http: tuple[httpx.AsyncClient, ...] = ()
+    trusted_revocations: TrustedRevocations | None = None
 
     @asynccontextmanager
     async def lifecycle(self) -> AsyncIterator[None]:
@@ -56,7 +59,10 @@ class HubAuth:
             # Not fatal: readiness reports the database, and keys load on first use.
             log.exception("could not load the hub's signing keys at start-up")
         try:
-            async with self.revocations.lifecycle():
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(self.revocations.lifecycle())
+                if self.trusted_revocations is not None:
+                    await stack.enter_async_context(self.trusted_revocations.lifecycle())
                 yield
         finally:
             await self.jwks_http.aclose()
@@ -88,14 +94,19 @@ def create_auth(
         )
     )
     trusted = trusted_verifiers(settings, trusted_http, trusted_files)
+    # Their revocation lists: a change wakes open subscriptions as a local one does.
+    followed = trusted_revocations(
+        settings, trusted, trusted_http, on_change=revocations.list.notify
+    )
     return HubAuth(
         keys=keys,
         issuer=issuer,
         jwks=jwks,
-        authenticator=hub_authenticator(settings, jwks, revocations, trusted),
+        authenticator=hub_authenticator(settings, jwks, revocations, trusted, followed),
         revocations=revocations,
         server=server,
         router=auth_router(settings, db, keys, jwks, server, revocations),
         jwks_http=jwks_http,
         trusted_http=(trusted_http, trusted_files),
+        trusted_revocations=followed,
     )

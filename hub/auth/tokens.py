@@ -17,6 +17,7 @@ from joserfc.errors import JoseError
 from hub.auth.keys import KeyRing
 from hub.auth.revocations import HubRevocations
 from hub.auth.scopes import format_scopes
+from hub.auth.trusted import TrustedRevocations
 from hub.settings import HubSettings
 from policies.caller import Caller
 from policies.tokens import (
@@ -25,6 +26,7 @@ from policies.tokens import (
     FederationLoop,
     JwksCache,
     TokenError,
+    TokenExpired,
     TokenIssuerInvalid,
     TokenVerifier,
     actor_claim,
@@ -219,7 +221,8 @@ class HubAuthenticator:
     (``FEDERATION_LOOP``): the call went round.
 
     Revocations and disabled clients are checked in memory (``HubRevocations``):
-    no database read per request.
+    no database read per request. A trusted issuer's tokens are checked against that
+    issuer's own list (``trusted_revocations``, polled from it: ``hub.auth.trusted``).
     """
 
     def __init__(
@@ -230,9 +233,11 @@ class HubAuthenticator:
         hub_id: str = "",
         max_actor_chain: int = 3,
         trusted: Mapping[str, TokenVerifier] | None = None,
+        trusted_revocations: TrustedRevocations | None = None,
     ) -> None:
         self.verifier = verifier
         self.revocations = revocations
+        self.trusted_revocations = trusted_revocations or TrustedRevocations({})
         self.hub_id = hub_id
         self.max_actor_chain = max_actor_chain
         self._bearer = BearerAuthenticator(verifier)
@@ -247,6 +252,7 @@ class HubAuthenticator:
         foreign = self._trusted.get(claimed or "")
         if foreign is not None and claimed != self.verifier.issuer:
             caller = await foreign.authenticate(authorization)
+            self.trusted_revocations.check(caller)
         elif claimed is not None and claimed != self.verifier.issuer:
             # Checked before any key: an unknown issuer's kid means nothing here.
             raise TokenIssuerInvalid(
@@ -270,6 +276,11 @@ class HubAuthenticator:
 
     def still_valid(self, caller: Caller) -> None:
         """Raise a ``TokenError`` if the caller's token has since expired or been refused."""
+        if caller.issuer is not None and caller.issuer != self.verifier.issuer:
+            if caller.expires_at is not None and caller.expires_at <= time.time():
+                raise TokenExpired("token has expired")
+            self.trusted_revocations.check(caller)
+            return
         self.revocations.still_valid(caller)
 
 
@@ -324,6 +335,7 @@ def hub_authenticator(
     jwks: JwksCache,
     revocations: HubRevocations,
     trusted: Mapping[str, TokenVerifier] | None = None,
+    trusted_revocations: TrustedRevocations | None = None,
 ) -> HubAuthenticator:
     """The check of callers of the hub itself: ``aud`` = the hub's id, keys from memory."""
     verifier = TokenVerifier(settings.issuer, settings.hub_id, jwks, algorithms=("ES256",))
@@ -333,4 +345,5 @@ def hub_authenticator(
         hub_id=settings.hub_id,
         max_actor_chain=settings.max_actor_chain,
         trusted=trusted,
+        trusted_revocations=trusted_revocations,
     )
