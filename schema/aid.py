@@ -37,6 +37,11 @@ Errors (each with a stable ``code``)::
         ├── AidRecordRetired          AID_RECORD_RETIRED         (resourceId)
         ├── AidNotOwner               AID_NOT_OWNER              (resourceId)
         └── AidKindMismatch           AID_KIND_MISMATCH          (kind, resourceKind)
+
+A request open to the district (``provider`` None) is matched at the hub and passed on
+to the owners of the matching resources, each as if addressed to it. The first owner's
+offer names the provider; every other owner's copy is cancelled with the reason
+``AID_TAKEN`` (``TAKEN``), and a later offer from another owner is ignored.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ __all__ = [
     "HOLDING",
     "MAX_QUANTITY",
     "OPEN",
+    "TAKEN",
     "TERMINAL",
     "AidAboveAvailable",
     "AidDisclosure",
@@ -76,6 +82,8 @@ __all__ = [
 ]
 
 MAX_NOTE = 1000
+TAKEN = "AID_TAKEN"
+"""Reason of the cancel the hub sends the other owners once an open request has a provider."""
 MAX_QUANTITY = 1_000_000_000
 
 
@@ -224,7 +232,10 @@ class AidStep(BaseModel):
     kind: AidStepKind
     request_id: str = Field(max_length=200, description="AidRequest:<requester>:<local>")
     requester: DivisionCode
-    provider: DivisionCode
+    provider: DivisionCode | None = Field(
+        default=None,
+        description="None only on the request step of a request open to the district",
+    )
     sender: DivisionCode = Field(description="The party that took the step")
     resource_id: str | None = Field(
         default=None, max_length=200, description="Resource:<provider>:<local>"

@@ -29,7 +29,8 @@ class AidRequestBase(SQLModel):
     """A RequestResource message: who needs how much of what, by when, and why."""
 
     requester: DivisionCode = grouped(FieldGroup.IDENTITY, max_length=12)
-    provider: DivisionCode = grouped(FieldGroup.IDENTITY, max_length=12)
+    # None: open to the district; the first owner of a matching resource to offer answers.
+    provider: DivisionCode | None = grouped(FieldGroup.IDENTITY, default=None, max_length=12)
     resource_kind: ResourceKindCode = grouped(FieldGroup.IDENTITY, max_length=40)
     resource_id: str | None = grouped(FieldGroup.IDENTITY, default=None, max_length=200)
     quantity: int = grouped(FieldGroup.QUANTITY_EXACT, gt=0, le=1_000_000_000)
