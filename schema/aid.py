@@ -55,6 +55,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schema.enums import AidRequestStatus
 from schema.errors import LinliError
+from schema.geo import GeoPoint
 from schema.records._types import DivisionCode, ResourceKindCode
 
 __all__ = [
@@ -246,6 +247,9 @@ class AidStep(BaseModel):
     note: str = Field(default="", max_length=MAX_NOTE)
     reason: str | None = Field(default=None, max_length=60, description="Code of a refusal")
     needed_by: AwareDatetime | None = None
+    place: GeoPoint | None = Field(
+        default=None, description="Only on request: where it is needed (matching, nearest first)"
+    )
     at: AwareDatetime
     disclosure: AidDisclosure | None = Field(
         default=None, description="Only on commit: the pick-up address and contact"

@@ -275,10 +275,11 @@ class HubAid:
             if report.status.value not in ("ok", "stale"):
                 log.warning("aid: matching %s: source %s %s: %s", step.request_id,
                             report.source, report.status.value, report.message)  # fmt: skip
+        origin = (step.place.lon, step.place.lat) if step.place is not None else None
         matches = [
             match
             for _, node in page.edges
-            if (match := _match(node.to_pydantic(), step.quantity or 1, None, step.requester))
+            if (match := _match(node.to_pydantic(), step.quantity or 1, origin, step.requester))
             is not None
             and match.enough is not False
         ]

@@ -411,6 +411,7 @@ async def open_request(session: AsyncSession, party: AidParty, request: Any) -> 
         unit=request.unit,
         note=request.purpose,
         needed_by=request.needed_by,
+        place=request.location,
         at=now,
     )
     await _insert_case(session, party, step, AidRole.REQUESTER)

@@ -181,15 +181,19 @@ async def test_first_offer_wins_the_other_owner_is_cancelled(rig: AidRig) -> Non
     await start(rig)
     assert rig.hub is not None
     from_b = await create(rig, B, generator())
-    from_c = await create(rig, C, {**generator(), "address": "C 社区仓库"})
+    far_east = {"coordinates": [116.5200, 39.9090]}
+    from_c = await create(rig, C, {**generator(), "address": "C 社区仓库", "location": far_east})
     await federated(rig, "portable_generator", 2)
     a, b, c = rig.staff(A), rig.staff(B), rig.staff(C)
     named = await a.error_code(CREATE_REQUEST, {"i": {**OPEN_REQUEST, "resourceId": from_b}})
     assert named == "AID_NOT_OWNER"  # an open request names no resource: the offer does
-    request_id = (await a.data(CREATE_REQUEST, {"i": OPEN_REQUEST}))["createAidRequest"]["id"]
+    # Needed in the east, next to C's generator: C is asked first (nearest first).
+    east = {"coordinates": [116.5190, 39.9090]}
+    request = {**OPEN_REQUEST, "location": east}
+    request_id = (await a.data(CREATE_REQUEST, {"i": request}))["createAidRequest"]["id"]
     await status_at(b, request_id, "REQUESTED")
     await status_at(c, request_id, "REQUESTED")
-    assert sorted(await hub_providers(rig, request_id)) == sorted([B, C])
+    assert await hub_providers(rig, request_id) == [C, B]
 
     await c.data(STEP, {"r": request_id, "k": "OFFER", "q": 1, "res": from_c})
     taken = await status_at(b, request_id, "CANCELLED")  # B's copy, closed by the hub
@@ -249,12 +253,15 @@ async def test_first_offer_wins_the_other_owner_is_cancelled(rig: AidRig) -> Non
 async def test_cancelling_an_open_request_closes_every_owners_copy(rig: AidRig) -> None:
     await start(rig)
     await create(rig, B, generator())
-    await create(rig, C, generator())
+    await create(rig, C, {**generator(), "location": {"coordinates": [116.5200, 39.9090]}})
     await federated(rig, "portable_generator", 2)
     a, b, c = rig.staff(A), rig.staff(B), rig.staff(C)
-    request_id = (await a.data(CREATE_REQUEST, {"i": OPEN_REQUEST}))["createAidRequest"]["id"]
+    west = {"coordinates": [116.4460, 39.9090]}  # next to B's generator: B is asked first
+    request = {**OPEN_REQUEST, "location": west}
+    request_id = (await a.data(CREATE_REQUEST, {"i": request}))["createAidRequest"]["id"]
     await status_at(b, request_id, "REQUESTED")
     await status_at(c, request_id, "REQUESTED")
+    assert await hub_providers(rig, request_id) == [B, C]
     await a.data(STEP, {"r": request_id, "k": "CANCEL"})
     await status_at(b, request_id, "CANCELLED")
     await status_at(c, request_id, "CANCELLED")

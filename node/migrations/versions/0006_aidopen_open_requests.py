@@ -1,4 +1,4 @@
-"""aid requests open to the district: AidRequest.provider may be null
+"""aid requests open to the district: AidRequest.provider may be null; AidRequest.location
 
 Revision ID: 0006_aidopen
 Revises: 0005_sensors
@@ -22,11 +22,13 @@ def upgrade() -> None:
         batch.alter_column(
             'provider', existing_type=sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True
         )
+        batch.add_column(sa.Column('location', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     op.execute(sa.text("DELETE FROM aid_requests WHERE provider IS NULL"))
     with op.batch_alter_table('aid_requests') as batch:
+        batch.drop_column('location')
         batch.alter_column(
             'provider', existing_type=sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False
         )
