@@ -118,7 +118,8 @@ def _hub_app(settings: HubSettings) -> Any:
         events_changed=flags.notifier.notify,
         superior=superior,
     )
-    aid = create_aid(db, authenticate=auth.authenticator.authenticate, notifier=flags.notifier)
+    aid = create_aid(db, authenticate=auth.authenticator.authenticate, notifier=flags.notifier,
+                     federation=federation.executor)  # fmt: skip
     app = service_app(
         name="hub",
         title=f"Linli hub {settings.hub_id} {settings.hub_name}",

@@ -37,6 +37,11 @@ Errors (each with a stable ``code``)::
         ├── AidRecordRetired          AID_RECORD_RETIRED         (resourceId)
         ├── AidNotOwner               AID_NOT_OWNER              (resourceId)
         └── AidKindMismatch           AID_KIND_MISMATCH          (kind, resourceKind)
+
+A request open to the district (``provider`` None) is matched at the hub and passed on
+to the owners of the matching resources, each as if addressed to it. The first owner's
+offer names the provider; every other owner's copy is cancelled with the reason
+``AID_TAKEN`` (``TAKEN``), and a later offer from another owner is ignored.
 """
 
 from __future__ import annotations
@@ -50,12 +55,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schema.enums import AidRequestStatus
 from schema.errors import LinliError
+from schema.geo import GeoPoint
 from schema.records._types import DivisionCode, ResourceKindCode
 
 __all__ = [
     "HOLDING",
     "MAX_QUANTITY",
     "OPEN",
+    "TAKEN",
     "TERMINAL",
     "AidAboveAvailable",
     "AidDisclosure",
@@ -76,6 +83,8 @@ __all__ = [
 ]
 
 MAX_NOTE = 1000
+TAKEN = "AID_TAKEN"
+"""Reason of the cancel the hub sends the other owners once an open request has a provider."""
 MAX_QUANTITY = 1_000_000_000
 
 
@@ -224,7 +233,10 @@ class AidStep(BaseModel):
     kind: AidStepKind
     request_id: str = Field(max_length=200, description="AidRequest:<requester>:<local>")
     requester: DivisionCode
-    provider: DivisionCode
+    provider: DivisionCode | None = Field(
+        default=None,
+        description="None only on the request step of a request open to the district",
+    )
     sender: DivisionCode = Field(description="The party that took the step")
     resource_id: str | None = Field(
         default=None, max_length=200, description="Resource:<provider>:<local>"
@@ -235,6 +247,9 @@ class AidStep(BaseModel):
     note: str = Field(default="", max_length=MAX_NOTE)
     reason: str | None = Field(default=None, max_length=60, description="Code of a refusal")
     needed_by: AwareDatetime | None = None
+    place: GeoPoint | None = Field(
+        default=None, description="Only on request: where it is needed (matching, nearest first)"
+    )
     at: AwareDatetime
     disclosure: AidDisclosure | None = Field(
         default=None, description="Only on commit: the pick-up address and contact"

@@ -215,9 +215,10 @@ def step_to_element(step: AidStep, *, message: RmMessage | None = None) -> Eleme
     if chosen is M.REQUISITION_RESOURCE:  # the specification requires Funding here
         funding = w.node(root, MSG_NAMESPACE, "Funding")
         w.add(funding, CT_NAMESPACE, "FundingInfo", _FUNDING, f"{path}/Funding")
-    for i, (role, code) in enumerate(
-        (("Sender", step.sender), ("Requester", step.requester), ("Owner", step.provider)), 1
-    ):
+    parties = [("Sender", step.sender), ("Requester", step.requester)]
+    if step.provider is not None:  # none yet: a request open to the district
+        parties.append(("Owner", step.provider))
+    for i, (role, code) in enumerate(parties, 1):
         contact = w.node(root, MSG_NAMESPACE, "ContactInformation")
         where = f"{path}/ContactInformation[{i}]"
         w.add(contact, CT_NAMESPACE, "ContactDescription", code, where)
@@ -419,6 +420,8 @@ def step_from_element(root: Element) -> AidStep:
         read, root, infos[0], message, f"{path}/ResourceInformation[1]"
     )
     read.set("kind", kind, read.paths.get("kind", path))
+    if "provider" not in read.fields and kind is not K.REQUEST:  # only a request may be open
+        raise read.not_a_step("no <ContactInformation> with ContactRole Owner names its community")
     try:
         return AidStep(**read.fields)
     except ValidationError as exc:
@@ -441,7 +444,7 @@ def _read_contacts(read: _Read, root: Element, path: str) -> None:
         code = _text(_child(contact, CT_NAMESPACE, "ContactDescription")).strip()
         read.set(_ROLES[role], code, f"{where}/ContactDescription")
     for role in _ROLES:
-        if role not in seen:
+        if role not in seen and role != "Owner":  # no Owner: open to the district
             raise read.not_a_step(
                 f"no <ContactInformation> with ContactRole {role} names its community"
             )

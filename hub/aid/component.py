@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,10 @@ from hub.aid import service
 from hub.aid.events import AidEvent
 from hub.aid.tables import AID_SEQUENCE, AidCaseRow, AidEventRow
 from hub.federation.context import HubContext
-from hub.federation.executor import PageRequest
+from hub.federation.executor import Federation, PageRequest
 from hub.flags.events import Notifier, follow_log, start_cursor
 from policies.caller import Caller
-from schema.aid import MAX_QUANTITY, AidQuantityInvalid, AidStep
+from schema.aid import MAX_QUANTITY, AidQuantityInvalid, AidStep, AidStepKind
 from schema.api.filters import NearInput
 from schema.api.pagination import RecordOrder
 from schema.codes import RESOURCE_KINDS
@@ -40,11 +41,13 @@ from schema.store.specs import SPECS
 
 __all__ = ["AID_SCOPES", "HubAid", "create_aid", "require_view"]
 
+log = logging.getLogger("linli.hub.aid")
 Authenticate = Callable[[str | None], Awaitable[Caller]]
 AID_SCOPES = frozenset({Scope.AID_REQUEST, Scope.AID_RESPOND})
 VIEW_SCOPES = AID_SCOPES | {Scope.RISK_VERIFY, Scope.ADMIN}
 MAX_PAGE = 100
 MATCH_CANDIDATES = 100
+MATCH_OWNERS = 20  # owners notified of one request open to the district
 MATCH_SELECTION = (
     "{ id owner version createdAt updatedAt name kind unit available "
     "availableBand { low high label } "
@@ -238,15 +241,66 @@ class HubAid:
     authenticate: Authenticate
     notifier: Notifier
     metrics: AidMetrics = field(default_factory=AidMetrics)
+    federation: Federation | None = None  # matches requests open to the district
+
+    async def match_owners(self, step: AidStep, caller: Caller) -> list[str]:
+        """The owners of the shareable resources matching an open request, best first.
+
+        The district is asked as the requester (``resources:read``, ``aid:request``) sees
+        it; owners whose shown availability surely cannot cover the quantity are left out.
+        """
+        if self.federation is None or step.kind is not AidStepKind.REQUEST or step.provider:
+            return []
+        asking = Caller(
+            org=step.requester,
+            org_kind=caller.org_kind,
+            scopes=frozenset({Scope.RESOURCES_READ, Scope.AID_REQUEST}),
+            client_id=caller.client_id,
+            subject=caller.subject,
+            district=caller.district,
+        )
+        page = await self.federation.list_page(
+            SPECS["Resource"],
+            PageRequest(
+                caller=asking,
+                where={"kinds": [step.resource_kind], "shareable": True},
+                first=MATCH_CANDIDATES,
+                after=None,
+                order=RecordOrder.UPDATED_DESC,
+                selection=MATCH_SELECTION,
+                purpose=None,  # the request is its purpose; no query purpose of the list
+            ),
+        )
+        for report in page.reports:
+            if report.status.value not in ("ok", "stale"):
+                log.warning("aid: matching %s: source %s %s: %s", step.request_id,
+                            report.source, report.status.value, report.message)  # fmt: skip
+        origin = (step.place.lon, step.place.lat) if step.place is not None else None
+        matches = [
+            match
+            for _, node in page.edges
+            if (match := _match(node.to_pydantic(), step.quantity or 1, origin, step.requester))
+            is not None
+            and match.enough is not False
+        ]
+        matches.sort(key=_dispatch_order)
+        owners: list[str] = []
+        for match in matches:
+            if match.owner not in owners and len(owners) < MATCH_OWNERS:
+                owners.append(match.owner)
+        return owners
 
     async def deliver(self, step: AidStep, caller: Caller) -> dict[str, str]:
         """Apply one step sent by ``caller``, once, and pass it on: the inbox's answer.
 
         ``POST /aid/inbox`` (JSON) and ``POST /aid/inbox/edxl-rm`` (EDXL-RM) both end here.
         """
+        owners = await self.match_owners(step, caller) if step.provider is None else []
         try:
             async with self.db.transaction() as session:
-                received = await service.receive_step(session, step, caller, now=utcnow())
+                received = await service.receive_step(
+                    session, step, caller, now=utcnow(), owners=owners
+                )
         except IntegrityError:
             return {"status": "duplicate", "request_id": step.request_id}
         if received.status == "applied":
@@ -444,6 +498,12 @@ class HubAid:
         }
 
 
-def create_aid(db: Database, *, authenticate: Authenticate, notifier: Notifier) -> HubAid:
+def create_aid(
+    db: Database,
+    *,
+    authenticate: Authenticate,
+    notifier: Notifier,
+    federation: Federation | None = None,
+) -> HubAid:
     """The aid part of one hub process; it shares the flags' notifier and node outbox."""
-    return HubAid(db, authenticate, notifier)
+    return HubAid(db, authenticate, notifier, federation=federation)

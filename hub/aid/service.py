@@ -12,6 +12,7 @@ The disclosure of a commit is passed on to the requester, never kept in the hub'
 from __future__ import annotations
 
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,16 @@ from hub.flags.events import announce, next_sequence
 from hub.flags.outbox import enqueue_node_message
 from hub.flags.webhooks import enqueue_event
 from policies.caller import Caller
-from schema.aid import OPEN, AidError, AidNotYourStep, AidRole, AidStep, AidStepKind, advance
+from schema.aid import (
+    OPEN,
+    TAKEN,
+    AidError,
+    AidNotYourStep,
+    AidRole,
+    AidStep,
+    AidStepKind,
+    advance,
+)
 from schema.enums import AidRequestStatus, OrgKind
 from schema.errors import Forbidden, InvalidInput
 from schema.scopes import Scope
@@ -98,10 +108,80 @@ async def _seen(session: AsyncSession, message_id: str) -> bool:
     return await session.get(AidInboxMessageRow, message_id) is not None
 
 
+async def notified_owners(session: AsyncSession, request_id: str) -> list[str]:
+    """The owners an open request was passed on to (one ``aid.request`` event each)."""
+    rows = await session.execute(
+        select(AidEventRow.provider)
+        .where(col(AidEventRow.request_id) == request_id, col(AidEventRow.type) == "aid.request")
+        .order_by(col(AidEventRow.seq))
+    )
+    return [p for p in rows.scalars() if p]
+
+
+def _copy_id(message_id: str, owner: str) -> str:
+    """The id of one owner's copy of a hub-made or fanned-out step (stable under retries)."""
+    return str(uuid.uuid5(uuid.UUID(message_id), owner))
+
+
+async def _open_case_step(
+    session: AsyncSession, case: AidCaseRow, step: AidStep, role: AidRole
+) -> Literal["apply", "ignore"]:
+    """Whether a step on a request still open to the district (no provider yet) applies.
+
+    An owner's first offer binds it as the provider; an owner's decline closes only its own
+    copy (ignored here: others may still offer); a step of a community that was not
+    notified is refused.
+    """
+    if role is AidRole.REQUESTER:
+        return "apply"
+    owners = await notified_owners(session, case.request_id)
+    if step.provider not in owners:
+        raise AidNotYourStep(f"{step.sender} was not asked for {case.request_id}",
+                             step=step.kind.value, role="none")  # fmt: skip
+    return "apply" if step.kind is AidStepKind.OFFER else "ignore"
+
+
+async def _pass_on(
+    session: AsyncSession,
+    step: AidStep,
+    *,
+    nodes: Sequence[str],
+    now: datetime,
+    **changes: Any,
+) -> None:
+    """Owe each of ``nodes`` its own copy of ``step`` addressed to it (an open request)."""
+    for node in nodes:
+        copy = step.model_copy(
+            update={
+                "message_id": uuid.UUID(_copy_id(str(step.message_id), node)),
+                "provider": node,
+                **changes,
+            }
+        )
+        await enqueue_node_message(
+            session,
+            node=node,
+            message_id=str(copy.message_id),
+            subject_id=step.request_id,
+            path=NODE_PATH,
+            payload=copy.model_dump(mode="json"),
+            now=now,
+        )
+
+
 async def receive_step(
-    session: AsyncSession, step: AidStep, caller: Caller, *, now: datetime
+    session: AsyncSession,
+    step: AidStep,
+    caller: Caller,
+    *,
+    now: datetime,
+    owners: Sequence[str] = (),
 ) -> Received:
-    """Apply one step from a party's node, once; pass it on to the other party. Flushes."""
+    """Apply one step from a party's node, once; pass it on to the other party. Flushes.
+
+    ``owners``: for a request open to the district (no provider), the owners of the
+    matching resources, in the dispatcher's order; each gets the request as its own.
+    """
     role = check_sender(step, caller)
     message_id = str(step.message_id)
     # A write that changes nothing locks the case first (the row on PostgreSQL, the database
@@ -123,6 +203,25 @@ async def receive_step(
             field="request_id",
         )
     current = AidRequestStatus(case.status) if case is not None else None
+    is_open = case is not None and not case.provider
+    # Another notified owner's offer (or decline) that crossed the AID_TAKEN cancel is
+    # ignored below; a community that was never asked is refused.
+    if (
+        case is not None
+        and not is_open
+        and step.provider != case.provider
+        and step.provider not in await notified_owners(session, step.request_id)
+    ):
+        raise AidNotYourStep(f"{step.sender} is not the provider of {step.request_id}",
+                             step=step.kind.value, role="none")  # fmt: skip
+    if case is not None and (
+        (is_open and await _open_case_step(session, case, step, role) == "ignore")
+        or (not is_open and step.provider != case.provider)
+    ):
+        session.add(AidInboxMessageRow(message_id=message_id, request_id=step.request_id,
+                                       outcome="ignored", received_at=now))  # fmt: skip
+        await session.flush()
+        return Received("ignored", step.request_id, case)
     try:
         after = advance(current, step.kind, role)
     except AidError:
@@ -137,7 +236,7 @@ async def receive_step(
         case = AidCaseRow(
             request_id=step.request_id,
             requester=step.requester,
-            provider=step.provider,
+            provider=step.provider or "",  # "": open to the district until the first offer
             resource_id=step.resource_id,
             resource_kind=step.resource_kind,
             unit=step.unit,
@@ -151,6 +250,11 @@ async def receive_step(
     case.status = after.value
     case.steps = [*case.steps, step.history_entry()]
     case.updated_at = now
+    others: list[str] = []
+    if is_open and step.kind is AidStepKind.OFFER:
+        assert step.provider is not None
+        case.provider = step.provider
+        others = [o for o in await notified_owners(session, step.request_id) if o != step.provider]
     if step.kind is AidStepKind.OFFER:
         case.resource_id = step.resource_id or case.resource_id
         if case.first_offer_at is None:
@@ -163,6 +267,44 @@ async def receive_step(
         case.received_at = hops["received"] = step.at
     session.add(AidInboxMessageRow(message_id=message_id, request_id=step.request_id,
                                    outcome="applied", received_at=now))  # fmt: skip
+    if step.kind is AidStepKind.REQUEST and step.provider is None:
+        # Open to the district: each matching owner is notified as if it were addressed.
+        for owner in owners:
+            await _record_event(session, step, after, provider=owner, now=now)
+        await _pass_on(session, step, nodes=owners, now=now)
+    elif is_open and step.kind is AidStepKind.CANCEL:
+        owners_asked = await notified_owners(session, step.request_id)
+        await _record_event(session, step, after, provider=case.provider, now=now)
+        await _pass_on(session, step, nodes=owners_asked, now=now)
+    else:
+        assert case.provider
+        await _record_event(session, step, after, provider=case.provider, now=now)
+        other = case.provider if role is AidRole.REQUESTER else step.requester
+        await enqueue_node_message(
+            session,
+            node=other,
+            message_id=message_id,  # the node drops repeats by the step's own id
+            subject_id=step.request_id,
+            path=NODE_PATH,
+            payload=step.model_dump(mode="json"),
+            now=now,
+        )
+    if others:  # the request is taken: the other owners' copies are cancelled
+        taken = step.model_copy(
+            update={"kind": AidStepKind.CANCEL, "sender": step.requester, "reason": TAKEN,
+                    "note": f"answered by {step.provider}", "quantity": None,
+                    "resource_id": None}
+        )  # fmt: skip
+        await _pass_on(session, taken, nodes=others, now=now)
+    await announce(session)
+    await session.flush()
+    return Received("applied", step.request_id, case, hops)
+
+
+async def _record_event(
+    session: AsyncSession, step: AidStep, after: AidRequestStatus, *, provider: str, now: datetime
+) -> None:
+    """Number one event of ``step`` for ``aidEvents``, and queue the parties' webhooks."""
     seq = await next_sequence(session, AID_SEQUENCE)
     event = AidEventRow(
         seq=seq,
@@ -170,7 +312,7 @@ async def receive_step(
         request_id=step.request_id,
         status=after.value,
         requester=step.requester,
-        provider=step.provider,
+        provider=provider,
         resource_kind=step.resource_kind,
         quantity=step.quantity,
         at=now,
@@ -179,26 +321,13 @@ async def receive_step(
     await session.flush()
     await enqueue_event(  # the parties' signed webhooks, but the sender's own
         session,
-        orgs={step.requester, step.provider} - {step.sender},
+        orgs={step.requester, provider} - {step.sender, ""},
         seq=seq,
         type=event.type,
         subject_id=step.request_id,
         data=aid_event_json(event),
         at=now,
     )
-    other = step.provider if role is AidRole.REQUESTER else step.requester
-    await enqueue_node_message(
-        session,
-        node=other,
-        message_id=message_id,  # the node drops repeats by the step's own id
-        subject_id=step.request_id,
-        path=NODE_PATH,
-        payload=step.model_dump(mode="json"),
-        now=now,
-    )
-    await announce(session)
-    await session.flush()
-    return Received("applied", step.request_id, case, hops)
 
 
 def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:

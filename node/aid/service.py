@@ -316,10 +316,11 @@ async def _store(
     if case.role is AidRole.REQUESTER:
         requests = party.requests
         local = GlobalId.parse(case.request_id).local
+        record: dict[str, Any] = {"provider": changes["provider"]} if "provider" in changes else {}
         await session.execute(
             sa.update(requests)
             .where(requests.id == local)
-            .values(status=after, version=requests.version + 1, updated_at=now)
+            .values(status=after, version=requests.version + 1, updated_at=now, **record)
             .execution_options(synchronize_session=False)
         )
     updated = await load_case(session, party, case.request_id)
@@ -335,6 +336,8 @@ async def _apply(
     kind = step.kind
     if kind in (AidStepKind.OFFER, AidStepKind.ACCEPT):
         changes["offered"] = step.quantity
+        if not case.provider and step.provider:  # an open request: its first offer binds
+            changes["provider"] = step.provider
         if step.resource_id is not None:
             changes["resource_id"] = step.resource_id
     elif kind is AidStepKind.COMMIT:
@@ -359,7 +362,7 @@ def _step(case: AidCase, kind: AidStepKind, sender: str, **fields: Any) -> AidSt
         kind=kind,
         request_id=case.request_id,
         requester=case.requester,
-        provider=case.provider,
+        provider=case.provider or None,
         sender=sender,
         resource_id=fields.pop("resource_id", case.resource_id),
         resource_kind=case.resource_kind,
@@ -378,6 +381,11 @@ async def open_request(session: AsyncSession, party: AidParty, request: Any) -> 
         )
     if request.provider == party.org:
         raise AidNotYourStep("a community cannot request aid from itself", step="request")
+    if request.provider is None and request.resource_id is not None:
+        raise AidNotOwner(
+            "a request open to the district names no resource (the offer does)",
+            resourceId=request.resource_id,
+        )
     if request.resource_id is not None:
         try:
             parsed = GlobalId.parse(request.resource_id)
@@ -403,6 +411,7 @@ async def open_request(session: AsyncSession, party: AidParty, request: Any) -> 
         unit=request.unit,
         note=request.purpose,
         needed_by=request.needed_by,
+        place=request.location,
         at=now,
     )
     await _insert_case(session, party, step, AidRole.REQUESTER)
@@ -421,7 +430,7 @@ async def _insert_case(
             request_id=step.request_id,
             role=role.value,
             requester=step.requester,
-            provider=step.provider,
+            provider=step.provider or "",  # "": open to the district, until the first offer
             resource_id=step.resource_id,
             resource_kind=step.resource_kind,
             unit=step.unit,

@@ -9,11 +9,12 @@ from sqlmodel import SQLModel
 
 from schema.enums import AidRequestStatus
 from schema.fields import FieldGroup, grouped
+from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
 from schema.records._registry import Fact, Filter, RecordType
 from schema.records._types import DivisionCode, LongText, Moment, Name, ResourceKindCode
 from schema.scopes import Scope
-from schema.storage import UTCDateTime
+from schema.storage import PydanticJSON, UTCDateTime
 
 __all__ = [
     "RECORD",
@@ -29,13 +30,18 @@ class AidRequestBase(SQLModel):
     """A RequestResource message: who needs how much of what, by when, and why."""
 
     requester: DivisionCode = grouped(FieldGroup.IDENTITY, max_length=12)
-    provider: DivisionCode = grouped(FieldGroup.IDENTITY, max_length=12)
+    # None: open to the district; the first owner of a matching resource to offer answers.
+    provider: DivisionCode | None = grouped(FieldGroup.IDENTITY, default=None, max_length=12)
     resource_kind: ResourceKindCode = grouped(FieldGroup.IDENTITY, max_length=40)
     resource_id: str | None = grouped(FieldGroup.IDENTITY, default=None, max_length=200)
     quantity: int = grouped(FieldGroup.QUANTITY_EXACT, gt=0, le=1_000_000_000)
     unit: Name = grouped(FieldGroup.IDENTITY, max_length=20)
     needed_by: Moment | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
     purpose: LongText = grouped(FieldGroup.DESCRIPTION, default="")
+    # Where it is needed: an open request is matched nearest first from here.
+    location: GeoPoint | None = grouped(
+        FieldGroup.LOCATION_EXACT, default=None, sa_type=PydanticJSON(GeoPoint)
+    )
 
 
 class AidRequestCreate(AidRequestBase):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,14 @@ __all__ = [
     "A",
     "AidRig",
     "B",
+    "C",
     "aid_rig",
 ]
 
 DISTRICT = "110105"
 A = "110105001001"  # the requester
 B = "110105002001"  # the provider
+C = "110105003001"  # a third community (only with ``aid_rig(..., with_c=True)``)
 STAFF_TOKEN = "aid-staff-token-0123456789abcdef"
 NO_AID_TOKEN = "aid-no-scope-token-0123456789abcdef"  # reads only
 REQUEST_ONLY_TOKEN = "aid-request-only-0123456789abcdef"
@@ -211,24 +213,22 @@ async def _sql(url: str, statement: str, **params: Any) -> list[Any]:
 
 
 @asynccontextmanager
-async def aid_rig(backend: str, folder: Path) -> AsyncIterator[AidRig]:
-    """Migrated databases for the hub and nodes A and B, and the nodes' clients at the hub."""
-    for name in ("hub", "a", "b"):
-        (folder / name).mkdir()
-    async with (
-        _empty_database(backend, folder / "hub") as hub_db,
-        _empty_database(backend, folder / "a") as a_db,
-        _empty_database(backend, folder / "b") as b_db,
-    ):
-        await migrate(HUB_MIGRATIONS, hub_db.url)
-        await migrate(NODE_MIGRATIONS, a_db.url)
-        await migrate(NODE_MIGRATIONS, b_db.url)
-        rig = AidRig(
-            backend,
-            folder,
-            hub_db.url,
-            {A: Node(A, "建外某社区 A", a_db.url), B: Node(B, "建外另一社区 B", b_db.url)},
-        )
+async def aid_rig(backend: str, folder: Path, *, with_c: bool = False) -> AsyncIterator[AidRig]:
+    """Migrated databases for the hub and nodes A and B (and C), and the nodes' hub clients."""
+    names = ("hub", "a", "b", "c") if with_c else ("hub", "a", "b")
+    async with AsyncExitStack() as stack:
+        urls = {}
+        for name in names:
+            (folder / name).mkdir()
+            urls[name] = (await stack.enter_async_context(
+                _empty_database(backend, folder / name))).url  # fmt: skip
+        await migrate(HUB_MIGRATIONS, urls["hub"])
+        for name in names[1:]:
+            await migrate(NODE_MIGRATIONS, urls[name])
+        nodes = {A: Node(A, "建外某社区 A", urls["a"]), B: Node(B, "建外另一社区 B", urls["b"])}
+        if with_c:
+            nodes[C] = Node(C, "建外第三社区 C", urls["c"])
+        rig = AidRig(backend, folder, urls["hub"], nodes)
         await rig.register_clients()
         try:
             yield rig

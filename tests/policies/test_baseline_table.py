@@ -96,8 +96,8 @@ _SELF = {
     "Alert/Public": both("EEE..E."),
     "Alert/Restricted": both("EEE..E."),
     "Alert/Private": both("EEE..E."),
-    "AidRequest/party": both("EEEE..."),
-    "AidRequest/other": both("EEEE..."),
+    "AidRequest/party": both("EEEEE.."),
+    "AidRequest/other": both("EEEEE.."),
     "Sensor": both("EEEEE.."),
 }
 _NOTHING = {
@@ -111,8 +111,8 @@ _NOTHING = {
     "Alert/Public": both("---..-."),
     "Alert/Restricted": both("---..-."),
     "Alert/Private": both("---..-."),
-    "AidRequest/party": both("----..."),
-    "AidRequest/other": both("----..."),
+    "AidRequest/party": both("-----.."),
+    "AidRequest/other": both("-----.."),
     "Sensor": both("-----.."),
 }
 # What anyone with the read scopes sees: open shelters and public alerts.
@@ -120,7 +120,7 @@ _PUBLIC = {
     **_NOTHING,
     "Shelter/open": both("EE--A.."),
     "Alert/Public": both("EEE..-."),
-    "AidRequest/party": both("EEEE..."),
+    "AidRequest/party": both("EEEEE.."),
 }
 _NEIGHBOUR = {
     **_PUBLIC,

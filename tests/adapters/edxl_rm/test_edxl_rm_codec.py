@@ -574,9 +574,9 @@ def test_validate_message_checks_without_mapping() -> None:
             None,
         ),
         (
-            K.REQUEST,
+            K.OFFER,
             set_text("m:ContactInformation[3]/r:ContactRole", "Approver"),
-            "/RequestResource",
+            "/ResponseToRequestResource",
             "no <ContactInformation> with ContactRole Owner names its community",
         ),
         (
