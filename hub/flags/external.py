@@ -77,7 +77,7 @@ async def enqueue_external_push(
     session: AsyncSession, row: FlagRow, routing: RoutingRules, *, now: datetime
 ) -> ExternalPushRow | None:
     """Owe the flag's Open311 system a service request, if its route names one. Flushes."""
-    target = routing.open311_target(row.category, row.community, row.assigned_to)
+    target = routing.open311_target(row.category, row.community, row.assigned_to, row.severity)
     if target is None:
         return None
     push = ExternalPushRow(

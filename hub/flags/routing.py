@@ -1,4 +1,4 @@
-"""Which department gets a flag: rules by category and area, from a TOML file.
+"""Which department gets a flag: rules by category, area and severity, from a TOML file.
 
     [defaults]
     department = "110105400000"      # when no rule matches (else the duty desk)
@@ -13,6 +13,12 @@
     escalate_to = "110105400000"     # optional; the duty desk when absent
     open311 = "city311"              # optional: confirmed flags go out to this Open311 system
 
+    [[routes]]
+    category = "gas_leak"
+    area = "110105001"
+    severity = "II"                  # optional: flags of severity II or more severe (II, I)
+    department = "110100400001"      # e.g. a department of the city above the district
+
     [open311.city311]                # one table per municipal Open311 GeoReport v2 system
     endpoint = "https://311.example.gov.cn/open311/v2"
     api_key = "..."                  # or api_key_env = "CITY311_API_KEY" (read at start-up)
@@ -25,6 +31,14 @@
 
 ``[defaults]`` may name an ``open311`` system too (for flags no rule matches).
 The rule with the longest matching ``area`` for the flag's category wins.
+
+``severity`` (a ``SeverityLevel``: I, the most severe, to IV) makes a rule match
+only flags of *at least* that severity (``estimated_severity`` as severe or more
+severe: "II" matches I and II). Among the rules of the longest matching area, a
+rule with a matching severity beats one without, and of two with a matching
+severity the stricter (more severe threshold) wins; a longer area still beats a
+shorter one whatever their severities. A flag of unknown severity matches only
+rules without one. An unknown severity stops the hub like any other bad rule.
 Rules are checked when the hub starts; a bad file stops it with a message
 naming the file, the rule and the problem (never a secret's value).
 """
@@ -44,13 +58,24 @@ from pydantic import SecretStr
 
 from hub.flags.errors import RoutingConfigError
 from schema.codes import RISK_CATEGORIES
+from schema.enums import SeverityLevel
 
 __all__ = ["Open311Target", "Route", "RoutingRules", "load_routing"]
 
 _DEPARTMENT = re.compile(r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$")
 _AREA = re.compile(r"^[0-9]{0,12}$")
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-_RULE_KEYS = {"category", "area", "department", "ack_deadline_s", "escalate_to", "open311"}
+_RULE_KEYS = {
+    "category",
+    "area",
+    "department",
+    "ack_deadline_s",
+    "escalate_to",
+    "open311",
+    "severity",
+}
+# how severe each level is: a higher rank is more severe (I is the most severe)
+_SEVERITY_RANK = {level.value: len(SeverityLevel) - i for i, level in enumerate(SeverityLevel)}
 _DEFAULT_KEYS = {"department", "ack_deadline_s", "escalate_to", "open311"}
 _OPEN311_KEYS = {
     "endpoint",
@@ -113,6 +138,19 @@ class _Rule:
     category: str
     area: str
     route: Route
+    severity: str | None = None  # the least severe level the rule takes; None: any
+
+    def matches(self, category: str, community: str, severity: str | None) -> bool:
+        if self.category != category or not community.startswith(self.area):
+            return False
+        if self.severity is None:
+            return True
+        rank = _SEVERITY_RANK.get(severity or "")
+        return rank is not None and rank >= _SEVERITY_RANK[self.severity]
+
+    def precedence(self) -> tuple[int, int]:
+        """Longest area first; then a rule with a severity, the stricter the better."""
+        return len(self.area), _SEVERITY_RANK[self.severity] if self.severity else 0
 
 
 class RoutingRules:
@@ -128,12 +166,16 @@ class RoutingRules:
         self.default = default
         self.open311 = open311 or {}
 
-    def route(self, category: str, community: str) -> Route:
-        """The route of a flag of ``category`` raised by ``community`` (longest area wins)."""
-        matches = [r for r in self.rules if r.category == category and community.startswith(r.area)]
+    def route(self, category: str, community: str, severity: str | None = None) -> Route:
+        """The route of a flag of ``category`` and ``severity`` raised by ``community``.
+
+        The longest matching area wins; for the same area a rule whose severity the flag
+        reaches beats one without (see the module docstring).
+        """
+        matches = [r for r in self.rules if r.matches(category, community, severity)]
         if not matches:
             return self.default
-        return max(matches, key=lambda r: len(r.area)).route
+        return max(matches, key=_Rule.precedence).route
 
     def departments(self) -> dict[str, str]:
         """Every department a flag can be sent to, and the first rule that names it."""
@@ -164,9 +206,11 @@ class RoutingRules:
                 )
         return found
 
-    def open311_target(self, category: str, community: str, department: str | None) -> str | None:
+    def open311_target(
+        self, category: str, community: str, department: str | None, severity: str | None = None
+    ) -> str | None:
         """The Open311 system of a flag's route, if ``department`` is still the route's own."""
-        route = self.route(category, community)
+        route = self.route(category, community, severity)
         return route.open311 if route.department == department else None
 
 
@@ -316,16 +360,25 @@ def load_routing(
             raise RoutingConfigError(
                 f"{where}: area = {area!r} must be a division-code prefix (up to 12 digits)"
             )
+        severity = item.get("severity")
+        if severity is not None and severity not in _SEVERITY_RANK:
+            raise RoutingConfigError(
+                f"{where}: severity = {severity!r} is not a severity level "
+                f"({', '.join(_SEVERITY_RANK)}; a rule takes flags of at least that severity)"
+            )
         if "department" not in item:
             raise RoutingConfigError(f"{where}: department is missing")
+        at_least = f", severity {severity} or more" if severity else ""
         route = Route(
             _department(item["department"], where, "department"),
             _deadline(item.get("ack_deadline_s", default.ack_deadline_s), where),
             _department(item.get("escalate_to", duty_desk), where, "escalate_to"),
-            f"route #{index} ({category} in {area or 'any area'})",
+            f"route #{index} ({category} in {area or 'any area'}{at_least})",
             _open311_name(item, targets, where),
         )
-        if any(r.category == category and r.area == area for r in rules):
-            raise RoutingConfigError(f"{where}: another rule has the same category and area")
-        rules.append(_Rule(category, area, route))
+        if any(r.category == category and r.area == area and r.severity == severity for r in rules):
+            raise RoutingConfigError(
+                f"{where}: another rule has the same category, area and severity"
+            )
+        rules.append(_Rule(category, area, route, severity))
     return RoutingRules(rules, default, targets)

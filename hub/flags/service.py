@@ -224,7 +224,7 @@ async def receive_flag(
     session.add(row)
     await session.flush()
     await events.append(session, type=FlagEventType.RAISED, flag=row, at=now, timeline=timeline)
-    route = routing.route(content.category, community)
+    route = routing.route(content.category, community, content.estimated_severity.value)
     row.status = S.ROUTED.value
     row.assigned_to = route.department
     row.escalate_to = route.escalate_to
