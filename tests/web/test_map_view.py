@@ -79,7 +79,8 @@ async def test_resources_are_drawn_by_what_the_viewer_sees(demo: Demo, browser: 
     records = [e["node"] for e in answer["data"]["resources"]["edges"]]
     banded = [r for r in records if r["available"] is None and r["availableBand"]]
     exact = [r for r in records if r["available"] is not None]
-    assert banded and exact, records
+    assert banded, records
+    assert exact, records
     assert {r["owner"] for r in exact} == {STAFF}
     assert STAFF not in {r["owner"] for r in banded}
     for record in banded:
@@ -104,9 +105,7 @@ async def test_resources_are_drawn_by_what_the_viewer_sees(demo: Demo, browser: 
     office, _ = await sign_in(browser, demo.hub, *person(demo, "duty"))
     await _ready(office)
     assert await office.locator('.feature[data-precision="band"]').count() == 0
-    assert await office.locator('.feature.resource[data-precision="exact"]').count() >= len(
-        records
-    )
+    assert await office.locator('.feature.resource[data-precision="exact"]').count() >= len(records)
     assert log.errors == []
 
 
@@ -144,9 +143,7 @@ async def _until(page: Page, check: Any) -> None:
     raise AssertionError("the map did not change")
 
 
-async def test_zoom_and_pan_by_wheel_drag_keyboard_and_touch(
-    demo: Demo, browser: Browser
-) -> None:
+async def test_zoom_and_pan_by_wheel_drag_keyboard_and_touch(demo: Demo, browser: Browser) -> None:
     page, log = await sign_in(browser, demo.hub, *person(demo, "duty"))
     await _ready(page)
     pair = Pair(page)
@@ -169,7 +166,8 @@ async def test_zoom_and_pan_by_wheel_drag_keyboard_and_touch(
     await page.mouse.move(middle[0] + 80, middle[1] + 60, steps=5)
     await page.mouse.up()
     distance, (bx, by) = await pair.measure()
-    assert abs((bx - ax) - 80) < 6 and abs((by - ay) - 60) < 6, (ax, ay, bx, by)
+    assert abs((bx - ax) - 80) < 6, (ax, bx)
+    assert abs((by - ay) - 60) < 6, (ay, by)
     assert abs(distance - zoomed) < 1  # panning does not zoom
     await expect(page.locator("#details-panel")).to_be_hidden()
 
@@ -180,13 +178,17 @@ async def test_zoom_and_pan_by_wheel_drag_keyboard_and_touch(
     _, (cx, cy) = await pair.measure()
     await page.keyboard.press("ArrowLeft")
     _, (dx, dy) = await pair.measure()
-    assert dx > cx + 10 and abs(dy - cy) < 1  # the map moves, as a page scrolls, to the right
+    assert dx > cx + 10  # the map moves, as a page scrolls, to the right
+    assert abs(dy - cy) < 1
     await page.keyboard.press("ArrowUp")
     _, (ex, ey) = await pair.measure()
-    assert ey > dy + 10 and abs(ex - dx) < 1
+    assert ey > dy + 10
+    assert abs(ex - dx) < 1
     await page.keyboard.press("0")
     back, (fx, fy) = await pair.measure()
-    assert abs(back - home) < 1 and abs(fx - hx) < 1 and abs(fy - hy) < 1
+    assert abs(back - home) < 1
+    assert abs(fx - hx) < 1
+    assert abs(fy - hy) < 1
     await page.keyboard.press("+")
     await _until(page, lambda: _grew(pair, home))
     # the buttons do the same
@@ -212,8 +214,12 @@ async def test_zoom_and_pan_by_wheel_drag_keyboard_and_touch(
         visible = await focused.bounding_box()
         assert visible is not None
         what = (await focused.get_attribute("aria-label"), visible)
-        assert box["x"] - 1 <= visible["x"] + visible["width"] / 2 <= box["x"] + box["width"] + 1, what
-        assert box["y"] - 1 <= visible["y"] + visible["height"] / 2 <= box["y"] + box["height"] + 1, what
+        assert box["x"] - 1 <= visible["x"] + visible["width"] / 2 <= box["x"] + box["width"] + 1, (
+            what
+        )
+        assert (
+            box["y"] - 1 <= visible["y"] + visible["height"] / 2 <= box["y"] + box["height"] + 1
+        ), what
     assert log.errors == []
 
 
@@ -267,7 +273,8 @@ async def test_touch_pinch_zooms_and_a_finger_pans(demo: Demo, browser: Browser)
         await touch("touchMove", [(cx + 5 * step, cy + 5 * step)])
     await touch("touchEnd", [])
     distance, (bx, by) = await pair.measure()
-    assert abs((bx - ax) - 40) < 6 and abs((by - ay) - 40) < 6, (ax, ay, bx, by)
+    assert abs((bx - ax) - 40) < 6, (ax, bx)
+    assert abs((by - ay) - 40) < 6, (ay, by)
     assert abs(distance - pinched) < 1
     # a page that scrolls sideways on a phone is broken: zooming keeps it in place
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
