@@ -211,8 +211,9 @@ async def test_zoom_and_pan_by_wheel_drag_keyboard_and_touch(demo: Demo, browser
             # the demo's sample CAP alerts are in California: centred too, but thousands of
             # kilometres at this zoom are beyond what Chromium's layout measures (±2^25 px)
             continue
-        visible = await focused.bounding_box()
-        assert visible is not None
+        visible = await page.evaluate(
+            "() => document.querySelector('#map .feature:focus').getBoundingClientRect().toJSON()"
+        )
         what = (await focused.get_attribute("aria-label"), visible)
         assert box["x"] - 1 <= visible["x"] + visible["width"] / 2 <= box["x"] + box["width"] + 1, (
             what

@@ -274,6 +274,15 @@ export class DistrictMap {
   /** Draw everything anew: areas [{code, name, box}], alerts, point features. */
   draw({ communities, alerts, features }) {
     this.last = { communities, alerts, features };
+    // Nothing new (the same answer again, the same view): keep the elements as they are,
+    // so a feature being clicked or measured is not replaced under the pointer.
+    // (asOf of a live source is the time of each answer; a stale one's is in its label)
+    const drawn = JSON.stringify(
+      [communities, alerts, features, this.scale, this.offset, this.selectedId],
+      (key, value) => (key === "asOf" ? undefined : value),
+    );
+    if (drawn === this.drawn) return;
+    this.drawn = drawn;
     const focused = this.svg.contains(document.activeElement) ? document.activeElement.dataset?.id : null;
     this.areas.replaceChildren();
     this.alertLayer.replaceChildren();
