@@ -1,7 +1,7 @@
 """Browser tests: Playwright driving Debian's Chromium (``/usr/bin/chromium``), never a download.
 
 ``demo`` runs ``linli demo`` (a hub, three community nodes and the CAP adapter, each a
-real process) once for the module; ``browser`` is one headless Chromium.
+real process) once for the package (every module here shares the running district); ``browser`` is one headless Chromium.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Demo:
         ).json()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """``linli demo`` on free ports, ready (every source ok, seeded flags at the office)."""
     folder = tmp_path_factory.mktemp("demo")

@@ -54,8 +54,10 @@ async def test_a_duty_officer_sees_the_whole_district(
             ).to_be_attached(timeout=WAIT_MS)
     await expect(page.locator('.feature.alert[data-owner="adapter-cap"]').first).to_be_attached()
     # the two seeded flags, routed to the office, with the time left to acknowledge them
+    # (the demo's sensor simulator raises another one at 建国里 while the test runs)
     flags = page.locator("#flags li[data-status=ROUTED]")
-    await expect(flags).to_have_count(2, timeout=WAIT_MS)
+    for node in NODES[:2]:
+        await expect(flags.filter(has_text=node)).to_have_count(1, timeout=WAIT_MS)
     await expect(flags.first.locator(".deadline")).to_contain_text("剩余")
     await expect(flags.first.locator("button[data-to=ACKNOWLEDGED]")).to_be_visible()
     # every source answered, live

@@ -108,6 +108,9 @@ async function boot() {
     onPick: pickPlace,
   });
   $("map-note").textContent = config.tileUrl ? "" : t("mapNoTiles");
+  $("zoom-in").addEventListener("click", () => map.zoomAt(1.5));
+  $("zoom-out").addEventListener("click", () => map.zoomAt(1 / 1.5));
+  $("zoom-reset").addEventListener("click", () => map.reset());
   legend();
   if (!WALL) {
     $("sign-out").hidden = false;
@@ -176,10 +179,11 @@ function legend() {
   const entries = [
     [t("resources"), KIND_COLOURS.resource], [t("shelters"), KIND_COLOURS.shelter],
     [t("incidents"), KIND_COLOURS.incident], [t("alertArea"), KIND_COLOURS.alert],
+    [t("exactAmount"), "#37474f"], [t("bandAmount"), "#37474f", "band"],
     ...Object.entries(STATUS_COLOURS).slice(1, 8).map(([s, c]) => [t(`S_${s}`), c]),
   ];
-  $("legend").replaceChildren(...entries.map(([label, colour]) => {
-    const span = make("span", {}, label);
+  $("legend").replaceChildren(...entries.map(([label, colour, kind]) => {
+    const span = make("span", kind ? { class: kind } : {}, label);
     span.style.setProperty("--c", colour); // CSSOM, which the page's CSP allows
     return span;
   }));
@@ -268,21 +272,23 @@ function liveState(live) {
 
 function features() {
   const out = [];
-  const add = (kind, field, colourOf, labelOf) => {
+  const add = (kind, field, colourOf, labelOf, amountOf = () => ({})) => {
     for (const [source, entry] of Object.entries(state.layers[field] ?? {})) {
       for (const record of entry.records) {
         const point = record.location?.coordinates;
         if (!point) continue;
+        const { exact, band } = amountOf(record);
+        const amount = band ? ` · ${t("approx")} ${band}` : exact ? ` · ${exact}` : "";
         out.push({
           id: record.id, kind, owner: source, record, lon: point[0], lat: point[1],
-          colour: colourOf(record), stale: entry.stale, asOf: entry.asOf,
-          status: record.status, ariaLabel: `${t(field)}: ${labelOf(record)}${entry.stale ? ` (${t("stale")} ${when(entry.asOf)})` : ""}`,
+          colour: colourOf(record), stale: entry.stale, asOf: entry.asOf, exact, band,
+          status: record.status, ariaLabel: `${t(field)}: ${labelOf(record)}${amount}${entry.stale ? ` (${t("stale")} ${when(entry.asOf)})` : ""}`,
         });
       }
     }
   };
-  add("resource", "resources", () => KIND_COLOURS.resource, (r) => r.name ?? r.kind ?? r.id);
-  add("shelter", "shelters", () => KIND_COLOURS.shelter, (r) => r.name ?? r.id);
+  add("resource", "resources", () => KIND_COLOURS.resource, (r) => r.name ?? r.kind ?? r.id, resourceAmount);
+  add("shelter", "shelters", () => KIND_COLOURS.shelter, (r) => r.name ?? r.id, shelterAmount);
   add("incident", "incidents", () => KIND_COLOURS.incident, (r) => r.title ?? r.id);
   add("flag", "riskFlags", (r) => STATUS_COLOURS[r.status] ?? "#000", (r) => `${category(r.category)} ${t(`S_${r.status}`)}`);
   for (const flag of state.flags.values()) {
@@ -294,6 +300,19 @@ function features() {
     });
   }
   return out;
+}
+
+/** A resource's quantity as the viewer may see it: exact (a number) or a band (its label). */
+function resourceAmount(r) {
+  const exact = r.available ?? r.quantity;
+  if (exact != null) return { exact: `${exact}${r.unit ? ` ${r.unit}` : ""}`, band: null };
+  return { exact: null, band: r.availableBand?.label ?? null };
+}
+
+/** A shelter's free places: exact (capacity minus occupancy) or a band. */
+function shelterAmount(s) {
+  if (s.capacity != null && s.occupancy != null) return { exact: `${s.occupancy}/${s.capacity}`, band: null };
+  return { exact: null, band: s.freeBedsBand?.label ?? null };
 }
 
 function alertAreas() {

@@ -3,6 +3,10 @@
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 1000;
 const HEIGHT = 750;
+const MIN_ZOOM = 0.5;
+const MAX_ZOOM = 64;
+const KEY_ZOOM = 1.5;
+const DRAG_THRESHOLD = 4; // SVG units a pointer moves before a press becomes a drag
 
 export const STATUS_COLOURS = {
   RAISED: "#d32f2f", ROUTED: "#d32f2f", ACKNOWLEDGED: "#f57c00", VERIFYING: "#f9a825",
@@ -40,8 +44,12 @@ export class DistrictMap {
     this.picking = false;
     this.svg = element("svg", {
       viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: "xMidYMid meet",
-      role: "group", "aria-label": label,
+      role: "group", "aria-label": label, tabindex: 0, "aria-keyshortcuts": "+ - 0 ArrowLeft ArrowRight ArrowUp ArrowDown",
     });
+    const defs = element("defs", {}, this.svg);
+    const hatch = element("pattern", { id: "band-hatch", width: 5, height: 5, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" }, defs);
+    element("rect", { width: 5, height: 5, fill: "#fff" }, hatch);
+    element("line", { x1: 0, y1: 0, x2: 0, y2: 5, stroke: "#37474f", "stroke-width": 2 }, hatch);
     this.tiles = element("g", { class: "tiles" }, this.svg);
     this.areas = element("g", { class: "areas" }, this.svg);
     this.alertLayer = element("g", { class: "alert-areas" }, this.svg);
@@ -52,7 +60,7 @@ export class DistrictMap {
     }
     container.append(this.svg);
     this.svg.addEventListener("click", (event) => {
-      if (!this.picking) return;
+      if (!this.picking || this.dragged) return;
       const point = this.svg.createSVGPoint();
       point.x = event.clientX;
       point.y = event.clientY;
@@ -61,6 +69,154 @@ export class DistrictMap {
     });
     this.bounds = null;
     this.selectedId = null;
+    this.last = null;
+    this.zoomLevel = 1;
+    this.navigation();
+  }
+
+  // --- zoom and pan: mouse wheel and drag, touch (one finger pans, two pinch), keyboard
+
+  /** A point of the page (clientX, clientY) in the SVG's own units. */
+  local(clientX, clientY) {
+    const point = this.svg.createSVGPoint();
+    point.x = clientX;
+    point.y = clientY;
+    return point.matrixTransform(this.svg.getScreenCTM().inverse());
+  }
+
+  /** Zoom by ``factor`` keeping the map point under (x, y) (SVG units) where it is. */
+  zoomAt(factor, x = WIDTH / 2, y = HEIGHT / 2) {
+    if (!this.scale) return;
+    const next = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, this.zoomLevel * factor));
+    const applied = next / this.zoomLevel;
+    if (applied === 1) return;
+    this.zoomLevel = next;
+    this.scale *= applied;
+    this.offset = [x - (x - this.offset[0]) * applied, y - (y - this.offset[1]) * applied];
+    this.redraw();
+  }
+
+  panBy(dx, dy) {
+    if (!this.scale) return;
+    this.offset = [this.offset[0] + dx, this.offset[1] + dy];
+    this.redraw();
+  }
+
+  /** Back to the whole district. */
+  reset() {
+    this.boundsKey = null;
+    if (this.lastBoxes) this.fit(this.lastBoxes);
+    this.redraw();
+  }
+
+  redraw() {
+    this.drawTiles();
+    if (this.last) this.draw(this.last);
+    this.svg.dataset.zoom = this.zoomLevel.toFixed(3);
+    this.svg.dataset.offset = this.offset.map((v) => v.toFixed(1)).join(",");
+  }
+
+  /** A feature's anchor in SVG units: a point, a community's centre, an alert's vertices' mean. */
+  anchor(id) {
+    const { communities = [], alerts = [], features = [] } = this.last ?? {};
+    const point = features.find((f) => f.id === id);
+    if (point) return this.xy(point.lon, point.lat);
+    const area = communities.find((c) => c.id === id);
+    if (area) {
+      const [w, s, e, n] = area.box;
+      return this.xy((w + e) / 2, (s + n) / 2);
+    }
+    const alert = alerts.find((a) => a.id === id);
+    const vertices = alert?.rings.flat() ?? [];
+    if (!vertices.length) return [null, null];
+    const lon = vertices.reduce((sum, v) => sum + v[0], 0) / vertices.length;
+    const lat = vertices.reduce((sum, v) => sum + v[1], 0) / vertices.length;
+    return this.xy(lon, lat);
+  }
+
+  navigation() {
+    const svg = this.svg;
+    svg.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      const at = this.local(event.clientX, event.clientY);
+      this.zoomAt(Math.exp(-event.deltaY / 300), at.x, at.y);
+    }, { passive: false });
+    const pointers = new Map(); // pointerId -> {x, y} in SVG units
+    let pinch = null;
+    svg.addEventListener("pointerdown", () => { this.pressing = true; }, true);
+    document.addEventListener("pointerup", () => { this.pressing = false; });
+    document.addEventListener("pointercancel", () => { this.pressing = false; });
+    svg.addEventListener("pointerdown", (event) => {
+      if (event.pointerType === "mouse" && event.button !== 0) return;
+      pointers.set(event.pointerId, this.local(event.clientX, event.clientY));
+      this.dragged = false;
+      this.moved = 0;
+      if (pointers.size === 2) {
+        const [a, b] = [...pointers.values()];
+        pinch = Math.hypot(a.x - b.x, a.y - b.y);
+      }
+    });
+    svg.addEventListener("pointermove", (event) => {
+      const before = pointers.get(event.pointerId);
+      if (!before) return;
+      const now = this.local(event.clientX, event.clientY);
+      pointers.set(event.pointerId, now);
+      if (pointers.size === 2 && pinch) {
+        const [a, b] = [...pointers.values()];
+        const distance = Math.hypot(a.x - b.x, a.y - b.y);
+        this.dragged = true;
+        this.zoomAt(distance / pinch, (a.x + b.x) / 2, (a.y + b.y) / 2);
+        pinch = distance;
+        return;
+      }
+      this.moved += Math.hypot(now.x - before.x, now.y - before.y);
+      if (this.moved > DRAG_THRESHOLD) {
+        if (!this.dragged && !svg.hasPointerCapture(event.pointerId)) svg.setPointerCapture(event.pointerId);
+        this.dragged = true;
+        svg.classList.add("dragging");
+        this.panBy(now.x - before.x, now.y - before.y);
+      }
+    });
+    const up = (event) => {
+      pointers.delete(event.pointerId);
+      if (pointers.size < 2) pinch = null;
+      svg.classList.remove("dragging");
+    };
+    svg.addEventListener("pointerup", up);
+    svg.addEventListener("pointercancel", up);
+    // a drag is not a click: neither a feature's nor the raising pick
+    svg.addEventListener("click", (event) => {
+      if (this.dragged) {
+        event.stopPropagation();
+        event.preventDefault();
+        this.dragged = false;
+      }
+    }, true);
+    svg.addEventListener("keydown", (event) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      const step = 60;
+      const moves = {
+        "+": () => this.zoomAt(KEY_ZOOM), "=": () => this.zoomAt(KEY_ZOOM), "-": () => this.zoomAt(1 / KEY_ZOOM),
+        "_": () => this.zoomAt(1 / KEY_ZOOM), "0": () => this.reset(),
+        ArrowLeft: () => this.panBy(step, 0), ArrowRight: () => this.panBy(-step, 0),
+        ArrowUp: () => this.panBy(0, step), ArrowDown: () => this.panBy(0, -step),
+      };
+      const action = moves[event.key];
+      if (!action) return;
+      event.preventDefault();
+      action();
+    });
+    // a feature reached by Tab is brought into view: zoomed in, nothing is out of reach
+    svg.addEventListener("focusin", (event) => {
+      const target = event.target.closest?.(".feature");
+      // only focus from the keyboard: a press of the mouse or a finger focuses without moving
+      if (!target || !this.scale || this.restoring || this.pressing) return;
+      // where the feature is, from its data (in double precision: far away features are
+      // beyond what the browser's layout can measure)
+      const [x, y] = this.anchor(target.dataset.id);
+      if (x == null || (x >= 0 && y >= 0 && x <= WIDTH && y <= HEIGHT)) return;
+      this.panBy(WIDTH / 2 - x, HEIGHT / 2 - y);
+    });
   }
 
   /** Fit the view to the communities' areas (or, without them, to the features). */
@@ -72,8 +228,10 @@ export class DistrictMap {
       const [bx, by] = project(e, s);
       x0 = Math.min(x0, ax); y0 = Math.min(y0, ay); x1 = Math.max(x1, bx); y1 = Math.max(y1, by);
     }
+    this.lastBoxes = boxes;
     const key = [x0, y0, x1, y1].join();
     if (this.boundsKey === key) return;
+    this.zoomLevel = 1;
     this.boundsKey = key;
     const pad = 0.08;
     const scale = Math.min((WIDTH * (1 - 2 * pad)) / Math.max(x1 - x0, 1e-9), (HEIGHT * (1 - 2 * pad)) / Math.max(y1 - y0, 1e-9));
@@ -115,6 +273,17 @@ export class DistrictMap {
 
   /** Draw everything anew: areas [{code, name, box}], alerts, point features. */
   draw({ communities, alerts, features }) {
+    this.last = { communities, alerts, features };
+    // Nothing new (the same answer again, the same view): keep the elements as they are,
+    // so a feature being clicked or measured is not replaced under the pointer.
+    // (asOf of a live source is the time of each answer; a stale one's is in its label)
+    const drawn = JSON.stringify(
+      [communities, alerts, features, this.scale, this.offset, this.selectedId],
+      (key, value) => (key === "asOf" ? undefined : value),
+    );
+    if (drawn === this.drawn) return;
+    this.drawn = drawn;
+    const focused = this.svg.contains(document.activeElement) ? document.activeElement.dataset?.id : null;
     this.areas.replaceChildren();
     this.alertLayer.replaceChildren();
     this.points.replaceChildren();
@@ -139,15 +308,41 @@ export class DistrictMap {
       const group = this.feature(this.points, feature);
       const colour = feature.colour;
       if (feature.kind === "shelter") {
-        element("rect", { x: x - 9, y: y - 9, width: 18, height: 18, fill: colour, stroke: "#fff", "stroke-width": 2 }, group);
+        const band = feature.band ? { fill: "url(#band-hatch)", stroke: colour, "stroke-width": 3, "stroke-dasharray": "4 3", class: "band-ring" } : { fill: colour, stroke: "#fff", "stroke-width": 2 };
+        element("rect", { x: x - 9, y: y - 9, width: 18, height: 18, ...band }, group);
       } else if (feature.kind === "incident") {
         element("path", { d: `M${x} ${y - 11}L${x + 10} ${y + 8}L${x - 10} ${y + 8}Z`, fill: colour, stroke: "#fff", "stroke-width": 2 }, group);
       } else if (feature.kind === "flag") {
         element("path", { d: `M${x} ${y - 12}L${x + 12} ${y}L${x} ${y + 12}L${x - 12} ${y}Z`, fill: colour, stroke: "#000", "stroke-width": 1.5 }, group);
+      } else if (feature.band) {
+        // approximate: a hatched ring, never a solid dot
+        element("circle", { cx: x, cy: y, r: 11, fill: "url(#band-hatch)", stroke: colour, "stroke-width": 3, "stroke-dasharray": "4 3", class: "band-ring" }, group);
       } else {
         element("circle", { cx: x, cy: y, r: 8, fill: colour, stroke: "#fff", "stroke-width": 2 }, group);
       }
+      this.quantityLabel(group, feature, x, y);
     }
+    if (focused) {
+      const again = this.svg.querySelector(`.feature[data-id="${CSS.escape(focused)}"]`);
+      if (again) {
+        this.restoring = true;
+        again.focus({ preventScroll: true });
+        this.restoring = false;
+      }
+    }
+  }
+
+  /** What the viewer may see of a quantity: "≈ band" (approximate) or the exact number. */
+  quantityLabel(group, feature, x, y) {
+    const text = feature.band ? `≈ ${feature.band}` : feature.exact;
+    if (text == null || text === "") return;
+    group.dataset.precision = feature.band ? "band" : "exact";
+    const label = element("text", {
+      x: x + 14, y: y + 5, "font-size": 13, class: `quantity ${feature.band ? "band" : "exact"}`,
+      "font-style": feature.band ? "italic" : "normal", "font-weight": feature.band ? 400 : 700,
+      fill: "#1b1f24", stroke: "#fff", "stroke-width": 3, "paint-order": "stroke", "aria-hidden": "true",
+    }, group);
+    label.textContent = text;
   }
 
   feature(layer, feature) {
