@@ -214,15 +214,20 @@ class JwksCache:
         *,
         timeout_s: float = 5.0,
         min_refresh_interval_s: float = 60.0,
+        retry_after_failure_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self._http = http
         self._timeout = httpx.Timeout(timeout_s)
         self._min_refresh_interval_s = min_refresh_interval_s
+        self._retry_after_failure_s = retry_after_failure_s
         self._clock = clock
         self._keys: dict[str, Key] = {}
         self._last_fetch: float | None = None
+        # After a failed fetch (the issuer starting, restarting, unreachable) the next one
+        # may come sooner than the interval: 1 s, doubling up to the interval.
+        self._failures = 0
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> Key:
@@ -243,7 +248,11 @@ class JwksCache:
     def _may_refresh(self) -> bool:
         if self._last_fetch is None:
             return True
-        return self._clock() - self._last_fetch >= self._min_refresh_interval_s
+        interval = self._min_refresh_interval_s
+        if self._failures:
+            backoff = self._retry_after_failure_s * 2 ** (self._failures - 1)
+            interval = min(interval, backoff)
+        return self._clock() - self._last_fetch >= interval
 
     async def _refresh(self) -> None:
         # Count the attempt even if it fails, so a failing issuer is not hammered.
@@ -252,9 +261,14 @@ class JwksCache:
             response = await self._http.get(self.url, timeout=self._timeout, follow_redirects=False)
             response.raise_for_status()
             document = response.json()
-        except (httpx.HTTPError, ValueError) as error:
+            keys = _signing_keys(document)
+        except (httpx.HTTPError, ValueError, JwksUnavailable) as error:
+            self._failures = min(self._failures + 1, 16)
+            if isinstance(error, JwksUnavailable):
+                raise
             raise JwksUnavailable("the issuer's JWKS could not be fetched") from error
-        self._keys = _signing_keys(document)
+        self._failures = 0
+        self._keys = keys
 
 
 def _signing_keys(document: object) -> dict[str, Key]:

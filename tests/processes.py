@@ -47,7 +47,7 @@ class ServiceProcess:
         """Start the process and wait until its ``/readyz`` answers 200."""
         process = self.spawn()
         deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise AssertionError(f"{self.name} exited:\n{self.tail()}")

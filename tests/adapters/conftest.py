@@ -134,7 +134,7 @@ async def start_adapter(
 ) -> RunningAdapter:
     """Serve ``adapter`` (polling only if ``poll``: tests poll in their own loop otherwise)."""
     settings = service_settings(database_url, **overrides)
-    app = create_adapter_app(settings, adapter, httpx.AsyncClient(), poll=poll)
+    app = create_adapter_app(settings, adapter, httpx.AsyncClient(timeout=30.0), poll=poll)
     server = ServerThread(app).start()
     return RunningAdapter(
         url=server.url,

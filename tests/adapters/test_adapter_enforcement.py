@@ -65,7 +65,7 @@ async def service(adapter_db: DatabaseUnderTest, tmp_path: Path) -> AsyncIterato
             client_id="declarer",
         ),
     ]
-    http = httpx.AsyncClient()
+    http = httpx.AsyncClient(timeout=30.0)
     adapter = CapAdapter(
         CapSettings(sources=["http://127.0.0.1:9/none.xml"]),
         HttpFetcher(http, timeout_s=1, max_bytes=1 << 20),
@@ -158,7 +158,7 @@ async def test_emergency_declared_at_the_adapter_widens_sharing_until_it_ends(
 
 
 async def test_well_known_document_is_the_one_model(service: RunningAdapter) -> None:
-    async with httpx.AsyncClient(base_url=service.url) as client:
+    async with httpx.AsyncClient(base_url=service.url, timeout=30.0) as client:
         document = WellKnown.model_validate((await client.get("/.well-known/linli-node")).json())
     assert document.kind is SourceKind.ADAPTER
     assert document.id == "adapter-test"

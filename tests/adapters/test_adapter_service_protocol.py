@@ -67,7 +67,7 @@ async def test_token_checks_well_known_and_readiness(
     state, base = upstream
     state.fail_with = 500  # the upstream is down from the start
     issuer = serve(jwks_app())
-    http = httpx.AsyncClient()
+    http = httpx.AsyncClient(timeout=30.0)
     adapter = CapAdapter(
         CapSettings(sources=[f"{base}/feed.atom"], interval_s=0.1),
         HttpFetcher(http, timeout_s=2, max_bytes=1 << 20),
@@ -79,7 +79,7 @@ async def test_token_checks_well_known_and_readiness(
         jwks_url=f"{issuer.url}/jwks.json",
     )
     server = serve(create_adapter_app(settings, adapter, http, poll=True))
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
         # Tokens: missing, meant for another source, and the right one.
         missing = await client.post("/graphql", json={"query": ALERTS})
         assert missing.status_code == 401
@@ -179,7 +179,7 @@ async def test_an_unchanged_upstream_keeps_the_problems_of_its_last_import() -> 
 async def test_start_adapter_helper_serves_only_its_capabilities(
     adapter_db: DatabaseUnderTest,
 ) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         adapter = CapAdapter(CapSettings(), HttpFetcher(http, timeout_s=1, max_bytes=1024))
         service = await start_adapter(adapter_db.url, adapter)
         try:

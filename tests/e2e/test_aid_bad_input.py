@@ -182,7 +182,7 @@ async def test_duplicate_deliveries_take_effect_once(rig: AidRig) -> None:
     other = await rig.hub.client_token(org="110105003001", kind=OrgKind.COMMUNITY,
                                        scopes="aid:request aid:respond")  # fmt: skip
     no_scope = await rig.hub.client_token(org=A, kind=OrgKind.COMMUNITY, scopes="resources:read")
-    async with httpx.AsyncClient(base_url=rig.hub.url) as http:
+    async with httpx.AsyncClient(base_url=rig.hub.url, timeout=30.0) as http:
 
         async def post(token: str) -> httpx.Response:
             return await http.post(

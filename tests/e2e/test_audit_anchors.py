@@ -110,7 +110,7 @@ async def _anchor(rig: FlagRig) -> dict[str, Any]:
     """Ask the node to report its chain to the hub now; the hub's answer."""
 
     async def anchored() -> dict[str, Any] | None:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             response = await http.post(
                 f"{rig.node_url}/audit/anchor",
                 headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"},
@@ -234,7 +234,7 @@ async def test_rewriting_a_row_and_every_later_hash_is_named(rig: FlagRig, tmp_p
     # The forger cannot re-anchor the rewritten rows: the hub never replaces an anchor.
     rows = [(r["seq"], r["hash"]) for r in (await _rows(rig.node_db_url))[24:]]
     token = await _node_token(rig)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         response = await http.post(
             f"{rig.hub_url}/audit/anchors",
             json={"source": COMMUNITY, "rows": rows, "mac": anchor_mac("k", COMMUNITY, rows)},
@@ -252,7 +252,7 @@ def _error(response: httpx.Response) -> dict[str, Any]:
 
 
 async def _node_token(rig: FlagRig) -> str:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         response = await http.post(
             f"{rig.hub_url}/oauth/token",
             data={"grant_type": "client_credentials"},
@@ -278,7 +278,7 @@ async def test_only_the_owner_anchors_and_bad_reports_write_nothing(rig: FlagRig
     await _anchor(rig)  # the hub knows the node's owner from here on
     rows = [(2, "a" * 64)]
     report = {"source": COMMUNITY, "rows": rows, "mac": anchor_mac("k", COMMUNITY, rows)}
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         token = (
             await http.post(
                 f"{rig.hub_url}/oauth/token",
@@ -436,7 +436,7 @@ async def test_an_adapter_service_anchors_its_chain_and_verify_names_a_cut(
     )
     async with _empty_database(fresh_database.backend, tmp_path / "adapter") as adapter_db:
         await migrate(ADAPTER_MIGRATIONS, adapter_db.url)
-        http = httpx.AsyncClient()
+        http = httpx.AsyncClient(timeout=30.0)
         adapter = CapAdapter(
             CapSettings(sources=["http://127.0.0.1:9/feed.atom"]),
             HttpFetcher(http, timeout_s=1, max_bytes=1 << 20),

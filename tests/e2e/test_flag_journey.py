@@ -68,7 +68,7 @@ async def oauth_token(
     form = {"grant_type": "client_credentials", "scope": scopes}
     if resource:
         form["resource"] = resource
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         response = await http.post(
             f"{hub_url}/oauth/token", data=form, auth=(client.client_id, secret)
         )
@@ -202,7 +202,7 @@ class HubProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"hub exited: {self.log.read_text('utf-8')[-2000:]}")
             try:
-                async with httpx.AsyncClient() as http:
+                async with httpx.AsyncClient(timeout=30.0) as http:
                     response = await http.get(f"{self.rig.hub_url}/readyz", timeout=1)
                 return response.status_code == 200
             except httpx.HTTPError:

@@ -38,7 +38,7 @@ class AdapterService:
 
     async def described(self) -> dict[str, Any]:
         """Its ``/.well-known/linli-node`` document."""
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             response = await http.get(f"{self.url}/.well-known/linli-node")
         response.raise_for_status()
         body: dict[str, Any] = response.json()
@@ -74,7 +74,7 @@ class Federated:
             jwks_url=f"{self.hub.url}/.well-known/jwks.json",
             **overrides,
         )
-        app = create_adapter_app(settings, adapter, httpx.AsyncClient(), poll=True)
+        app = create_adapter_app(settings, adapter, httpx.AsyncClient(timeout=30.0), poll=True)
         server = ServerThread(app, self.ports[adapter_id]).start()
         service = AdapterService(adapter_id, server.url, server, settings)
         self.services[adapter_id] = service

@@ -132,7 +132,7 @@ async def test_every_sample_reaches_the_hub_api_and_its_public_cap_feed(
     district: Federated = await federated(CAP_SOURCE)
     sources = [f"{base}/cap/{name}" for name in messages] + [f"{base}/nws.atom"]
     service = await district.start_adapter(
-        CAP_SOURCE, cap_adapter(sources, httpx.AsyncClient()), org_code=ALERT_OWNER
+        CAP_SOURCE, cap_adapter(sources, httpx.AsyncClient(timeout=30.0)), org_code=ALERT_OWNER
     )
     department = await district.reader(
         org=DEPARTMENT, kind=OrgKind.DEPARTMENT, scopes="alerts:read"
@@ -221,7 +221,9 @@ async def test_update_and_cancel_change_what_the_hub_reports_active(
     state.put("/current.xml", write_alert(original))
     district: Federated = await federated(CAP_SOURCE)
     await district.start_adapter(
-        CAP_SOURCE, cap_adapter([f"{base}/current.xml"], httpx.AsyncClient()), org_code=ALERT_OWNER
+        CAP_SOURCE,
+        cap_adapter([f"{base}/current.xml"], httpx.AsyncClient(timeout=30.0)),
+        org_code=ALERT_OWNER,
     )
     department = await district.reader(
         org=DEPARTMENT, kind=OrgKind.DEPARTMENT, scopes="alerts:read"
@@ -277,7 +279,7 @@ async def test_the_hub_finds_alerts_by_area_and_leaves_expired_ones_out_of_its_f
     district: Federated = await federated(CAP_SOURCE)
     sources = [f"{base}/storm.xml", f"{base}/expired.xml"]
     await district.start_adapter(
-        CAP_SOURCE, cap_adapter(sources, httpx.AsyncClient()), org_code=ALERT_OWNER
+        CAP_SOURCE, cap_adapter(sources, httpx.AsyncClient(timeout=30.0)), org_code=ALERT_OWNER
     )
     department = await district.reader(
         org=DEPARTMENT, kind=OrgKind.DEPARTMENT, scopes="alerts:read"

@@ -151,7 +151,7 @@ async def test_bad_token_is_refused_with_its_reason_and_nothing_written(
     header, reason = cases[attack]
     before = await _count(secure)
     headers = {"Authorization": header} if header is not None else {}
-    async with httpx.AsyncClient(base_url=secure.url) as http:
+    async with httpx.AsyncClient(base_url=secure.url, timeout=30.0) as http:
         response = await http.post(
             "/graphql",
             json={"query": CREATE_RESOURCE, "variables": {"input": resource()}},
@@ -264,7 +264,7 @@ async def test_disclosures_are_audited_and_readable_only_by_own_auditors(
 
 
 async def test_purpose_over_200_characters_is_refused(secure: SecureNode) -> None:
-    async with httpx.AsyncClient(base_url=secure.url) as http:
+    async with httpx.AsyncClient(base_url=secure.url, timeout=30.0) as http:
         response = await http.post(
             "/graphql",
             json={"query": RESOURCE_QUERY},

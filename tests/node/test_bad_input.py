@@ -221,7 +221,7 @@ async def test_update_of_unknown_id_is_not_found(node: RunningNode) -> None:
 async def test_oversized_body_is_refused_before_parsing(node: RunningNode) -> None:
     before = await count_resources(node)
     huge = resource(description="x" * 70_000)
-    async with httpx.AsyncClient(base_url=node.url) as http:
+    async with httpx.AsyncClient(base_url=node.url, timeout=30.0) as http:
         response = await http.post(
             "/graphql",
             json={"query": CREATE_RESOURCE, "variables": {"input": huge}},
@@ -233,7 +233,7 @@ async def test_oversized_body_is_refused_before_parsing(node: RunningNode) -> No
 
 
 async def test_missing_or_unknown_token_is_unauthenticated(node: RunningNode) -> None:
-    async with httpx.AsyncClient(base_url=node.url) as http:
+    async with httpx.AsyncClient(base_url=node.url, timeout=30.0) as http:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
             response = await http.post(
                 "/graphql", json={"query": "{ resourceKinds { code } }"}, headers=headers
@@ -251,7 +251,7 @@ async def test_writes_need_own_org_and_scope(node: RunningNode) -> None:
 
 
 async def test_batch_requests_are_refused(node: RunningNode) -> None:
-    async with httpx.AsyncClient(base_url=node.url) as http:
+    async with httpx.AsyncClient(base_url=node.url, timeout=30.0) as http:
         response = await http.post(
             "/graphql",
             json=[{"query": "{ resourceKinds { code } }"}, {"query": "{ resourceKinds { code } }"}],

@@ -30,7 +30,7 @@ async def test_production_mode_hides_the_schema(tmp_path: Path, issuer: TestIssu
     token = issuer.mint(org=ORG, aud=ORG)
     headers = {"Authorization": f"Bearer {token}"}
     try:
-        async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30.0) as http:
             ide = await http.get("/graphql", headers={"Accept": "text/html"})
             assert "graphiql" not in ide.text.lower()
             assert not ide.headers["content-type"].startswith("text/html")

@@ -205,7 +205,7 @@ async def test_other_record_types_are_created_and_listed(node: RunningNode) -> N
 
 
 async def test_protocol_endpoints(node: RunningNode) -> None:
-    async with httpx.AsyncClient(base_url=node.url) as http:
+    async with httpx.AsyncClient(base_url=node.url, timeout=30.0) as http:
         well_known = WellKnown.model_validate((await http.get("/.well-known/linli-node")).json())
         assert well_known.id == ORG
         assert well_known.kind is SourceKind.COMMUNITY

@@ -53,6 +53,7 @@ class JwksServerState:
 
     keys: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
+    failing: int = 0  # the next this many requests answer 503
 
 
 @dataclass
@@ -68,6 +69,9 @@ class FakeClock:
 def _jwks_app(state: JwksServerState) -> Starlette:
     async def jwks(request: Request) -> JSONResponse:
         state.requests += 1
+        if state.failing > 0:
+            state.failing -= 1
+            return JSONResponse({"error": "starting"}, status_code=503)
         return JSONResponse({"keys": state.keys})
 
     return Starlette(routes=[Route("/jwks.json", jwks)])
@@ -116,12 +120,13 @@ async def verifier(
 ) -> AsyncIterator[TokenVerifier]:
     issuer_state.keys = [_public_jwk(HUB_KEY, KID)]
     issuer_state.requests = 0
+    issuer_state.failing = 0
     elsewhere_state.keys = [
         _public_jwk(ATTACKER_KEY, KID),
         _public_jwk(ATTACKER_KEY, "attacker"),
     ]
     elsewhere_state.requests = 0
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         cache = JwksCache(issuer_url, http, min_refresh_interval_s=REFRESH_S, clock=clock)
         yield TokenVerifier(ISSUER, AUDIENCE, cache)
 
@@ -311,7 +316,7 @@ async def test_rs256_token_with_an_ec_kid_is_rejected(verifier: TokenVerifier) -
 
 @pytest.mark.parametrize("algorithms", [("HS256",), ("ES256", "none"), ("hs512",)])
 async def test_verifier_refuses_unsafe_algorithms(algorithms: tuple[str, ...]) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         cache = JwksCache("http://127.0.0.1:1/jwks.json", http)
         with pytest.raises(ValueError, match="not allowed"):
             TokenVerifier(ISSUER, AUDIENCE, cache, algorithms=algorithms)
@@ -379,6 +384,33 @@ async def test_sprayed_unknown_kids_refetch_at_most_once_per_interval(
     assert await _reason(verifier, sprayed[0]) == "TOKEN_KID_UNKNOWN"
     assert await _reason(verifier, sprayed[1]) == "TOKEN_KID_UNKNOWN"
     assert issuer_state.requests == 2
+
+
+async def test_an_issuer_that_failed_is_asked_again_soon_backing_off(
+    verifier: TokenVerifier, issuer_state: JwksServerState, clock: FakeClock
+) -> None:
+    # The issuer is starting: its JWKS answers 503 three times, then the keys.
+    issuer_state.failing = 3
+    token = _mint()
+    assert await _reason(verifier, token) == "JWKS_UNAVAILABLE"
+    assert await _reason(verifier, token) == "TOKEN_KID_UNKNOWN"  # no refetch at once
+    assert issuer_state.requests == 1
+    clock.now += 1.0  # first retry after 1 s
+    assert await _reason(verifier, token) == "JWKS_UNAVAILABLE"
+    clock.now += 1.0  # then 2 s
+    assert await _reason(verifier, token) == "TOKEN_KID_UNKNOWN"
+    clock.now += 1.0
+    assert await _reason(verifier, token) == "JWKS_UNAVAILABLE"
+    assert issuer_state.requests == 3
+    clock.now += 4.0  # then 4 s, far sooner than the 60 s interval
+    caller = await verifier.verify(token)
+    assert caller.subject == "user-42"
+    assert issuer_state.requests == 4
+    # Once keys were read, an unknown kid waits the whole interval again.
+    assert await _reason(verifier, _mint(headers={"kid": "other"})) == "TOKEN_KID_UNKNOWN"
+    clock.now += 4.0
+    assert await _reason(verifier, _mint(headers={"kid": "other"})) == "TOKEN_KID_UNKNOWN"
+    assert issuer_state.requests == 4
 
 
 async def test_concurrent_first_requests_fetch_once(

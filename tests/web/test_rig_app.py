@@ -50,7 +50,7 @@ async def _person(rig: FlagRig, hub_url: str, *, org: str, kind: OrgKind, scopes
             )
     finally:
         await db.dispose()
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         response = await http.post(
             f"{hub_url}/oauth/token",
             data={"grant_type": "client_credentials"},
@@ -73,7 +73,7 @@ async def test_staff_and_a_department_work_a_flag_through_the_page(
     )
 
     async def described() -> bool:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             body = (
                 await http.post(
                     f"{hub.url}/graphql",
@@ -116,7 +116,7 @@ async def test_staff_and_a_department_work_a_flag_through_the_page(
     assert await mine.locator("button").count() == 0
 
     # the officer's session ends (its token revoked): the page asks for a sign-in again
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         revoked = await http.post(
             f"{hub.url}/oauth/revoke",
             data={"token": officer.token},
@@ -169,7 +169,7 @@ async def test_a_person_signs_in_stays_signed_in_and_keeps_the_form_across_sessi
     await page.fill("#raise-description", "边坡裂缝 a crack, typed before the session ended")
     await page.select_option("#raise-category", "slope_instability")
     refresh = await page.evaluate("sessionStorage.getItem('linli.refresh')")
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         ended = await http.post(
             f"{hub.url}/oauth/revoke", data={"token": refresh, "client_id": "linli-web"}
         )
@@ -197,7 +197,7 @@ async def test_a_person_signs_in_stays_signed_in_and_keeps_the_form_across_sessi
     await page.click("#sign-out")
     await page.wait_for_selector("body[data-signed-out=true]", timeout=WAIT_MS)
     await expect(page.locator("#signin")).to_be_visible()
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         refused = await http.post(
             f"{hub.url}/graphql",
             json={"query": "{ flags { edges { node { id } } } }"},

@@ -66,7 +66,7 @@ def cap_adapter(feed_url: str, http: httpx.AsyncClient, **settings: object) -> C
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30.0) as client:
         yield client
 
 
@@ -170,7 +170,7 @@ async def test_feed_polling_update_cancel_and_bad_documents(
         assert set(active) == expected_active - {"KSTO1055887203"}
 
         # The public ATOM feed lists exactly the active public alerts; each link is valid CAP.
-        async with httpx.AsyncClient(base_url=service.url) as public:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30.0) as public:
             response = await public.get("/alerts.atom")
             assert response.status_code == 200
             assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
@@ -208,7 +208,7 @@ async def test_restricted_alerts_stay_out_of_the_public_feed(
         community = await service.community.data(ACTIVE, {"active": True})
         shown = {e["node"]["identifier"] for e in community["alerts"]["edges"]}
         assert "RESTRICTED-1" not in shown
-        async with httpx.AsyncClient(base_url=service.url) as public:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30.0) as public:
             feed = parse_feed((await public.get("/alerts.atom")).content)
             assert all("RESTRICTED-1" not in (e.link or "") for e in feed)
             assert (await public.get("/alerts/RESTRICTED-1.xml")).status_code == 404
@@ -306,7 +306,7 @@ async def test_alerts_are_found_by_their_areas_and_expire(
         assert await found(near={**north, "radiusKm": 3}) == {"AREA-QUAKE": True}
         assert await found(near={**north, "radiusKm": 1}) == {}
         # The public feed lists active alerts only: the expired one is left out.
-        async with httpx.AsyncClient(base_url=service.url) as public:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30.0) as public:
             entries = parse_feed((await public.get("/alerts.atom")).content)
         links = {e.link for e in entries}
         assert "http://alerts.test/alerts/AREA-STORM" in links

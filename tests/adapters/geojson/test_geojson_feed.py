@@ -47,7 +47,7 @@ INCIDENTS = "{ incidents(first: 50) { edges { node { title severityLevel capSeve
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30.0) as client:
         yield client
 
 

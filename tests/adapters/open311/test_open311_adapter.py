@@ -58,7 +58,7 @@ def fake(serve: Callable[..., ServerThread]) -> tuple[FakeOpen311, str]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(timeout=30.0) as client:
         yield client
 
 

@@ -46,7 +46,7 @@ async def test_rotation_signs_with_a_new_key_and_keeps_the_old_one_published(
     new_kid = await hub.auth.keys.rotate()  # as `linli keys rotate` or another replica would
     assert new_kid != old_kid
     # The server reloads its keys within key_refresh_s.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while (new_token := await hub.access_token(hub.staff)) and _kid(new_token) != new_kid:
         assert time.monotonic() < deadline, "the hub never switched to the new key"
         await asyncio.sleep(0.1)
@@ -74,7 +74,7 @@ async def test_retired_keys_go_once_their_tokens_have_expired(hub: RunningHub) -
         assert row is not None
         assert row.retired_at is not None
         row.retired_at = row.retired_at.replace(year=row.retired_at.year - 1)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while kid in await _served_kids(hub):
         assert time.monotonic() < deadline, "the expired key is still published"
         await asyncio.sleep(0.1)

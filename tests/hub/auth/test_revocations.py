@@ -126,7 +126,7 @@ async def test_a_token_revoked_at_the_hub_is_refused_at_an_adapter_service_withi
     alerts = "{ alerts(first: 1) { edges { node { identifier } } } }"
     async with _empty_database(hub.database.backend, tmp_path / "adapter") as database:
         await migrate(ADAPTER_MIGRATIONS, database.url)
-        http = httpx.AsyncClient()
+        http = httpx.AsyncClient(timeout=30.0)
         adapter = CapAdapter(
             CapSettings(sources=["http://127.0.0.1:9/feed.atom"]),
             HttpFetcher(http, timeout_s=1, max_bytes=1 << 20),

@@ -53,7 +53,7 @@ class RunningHub:
                 )
         finally:
             await db.dispose()
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             response = await http.post(
                 f"{self.url}/oauth/token",
                 data={
@@ -93,8 +93,10 @@ def hub_settings(
         port=port,
         issuer=overrides.pop("issuer", f"http://127.0.0.1:{port}"),
         sources_file=sources_file,
-        source_timeout_s=overrides.pop("source_timeout_s", 5.0),
-        deadline_s=overrides.pop("deadline_s", 10.0),
+        # Generous: the suite shares two cores with browsers and many servers; the tests
+        # of timeouts set their own.
+        source_timeout_s=overrides.pop("source_timeout_s", 20.0),
+        deadline_s=overrides.pop("deadline_s", 30.0),
         # Property tests page as fast as the hub answers; throttling has its own tests.
         graphql_rate_per_client=overrides.pop("graphql_rate_per_client", 10_000),
         health_interval_s=overrides.pop("health_interval_s", 0.5),

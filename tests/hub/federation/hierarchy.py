@@ -19,7 +19,7 @@ from node.settings import NodeSettings
 from schema.enums import OrgKind
 from schema.runtime.db import Database
 from tests.conftest import GraphQLClient, ServerThread, _empty_database, free_port, migrate
-from tests.hub.federation.conftest import ALL_READ, RunningHub, hub_settings
+from tests.hub.federation.conftest import ALL_READ, RunningHub, hub_settings, wait_sources_ok
 
 __all__ = [
     "CITY",
@@ -250,6 +250,10 @@ async def hierarchy(
                 nodes[code] = ServerThread(create_node(node_settings), node_ports[code]).start()
                 stack.push_async_callback(asyncio.to_thread, nodes[code].stop)
         built = Hierarchy(hubs, nodes, backend)
+        # Every hub has read the description of each source below it before the test asks.
+        for division in levels:
+            watcher = await built.department(division, org=f"{division}400099", scopes="admin")
+            await wait_sources_ok(watcher, len(below[division]))
         try:
             yield built
         finally:

@@ -62,7 +62,7 @@ class NodeProcess:
         """Start the process; the moment it is ready."""
         process = self.spawn()
         deadline = time.monotonic() + 30
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise AssertionError(f"node exited: {self.log.read_text('utf-8')[-2000:]}")

@@ -230,7 +230,7 @@ async def test_malformed_well_known_document_is_a_clear_error_on_that_source(
     assert malformed.calls == 0
 
     # The hub's own document, as a source of a higher hub, is the same model.
-    async with httpx.AsyncClient(base_url=hub.url) as http:
+    async with httpx.AsyncClient(base_url=hub.url, timeout=30.0) as http:
         document = WellKnown.model_validate((await http.get("/.well-known/linli-node")).json())
     assert document.kind is SourceKind.HUB
     assert document.id == hub.settings.hub_id

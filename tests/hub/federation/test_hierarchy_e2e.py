@@ -162,7 +162,7 @@ async def test_district_hubs_accept_the_city_issuer_only_for_their_own_audience(
     sibling = await city.hubs[DISTRICT_B].client_token(
         org="110106400009", kind=OrgKind.DEPARTMENT, scopes="resources:read", district=DISTRICT_B
     )
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
 
         async def reason(url: str, token: str) -> tuple[int, str]:
             response = await http.post(

@@ -67,7 +67,7 @@ class CityClient:
         return cls(built, client.client_id, secret)
 
     async def token(self) -> str:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             response = await http.post(
                 f"{self.city.url}/oauth/token",
                 data={
@@ -89,7 +89,7 @@ class CityClient:
         return client
 
     async def revoke(self, token: str) -> None:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             response = await http.post(
                 f"{self.city.url}/oauth/revoke",
                 data={"token": token},
@@ -199,7 +199,7 @@ async def test_the_district_keeps_working_while_the_city_is_down_and_catches_up(
         assert (await refused_within(early, BOUND_S))[:2] == (401, "TOKEN_REVOKED")
 
         await asyncio.to_thread(city_hub.server.stop)
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             with pytest.raises(httpx.ConnectError):  # the city's list is out of reach
                 await http.get(f"{city_hub.url}{REVOCATIONS_PATH}")
         # The city's authorization server revokes `late` while the district cannot see

@@ -110,7 +110,7 @@ def flag_message(
     }
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout_s: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout_s: float = 30.0) -> Any:
     """The first truthy result of ``check``, polled until ``timeout_s`` (then fail)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -317,18 +317,18 @@ class Subscriber:
             )
         )
 
-    async def message(self, timeout_s: float = 10.0) -> dict[str, Any]:
+    async def message(self, timeout_s: float = 30.0) -> dict[str, Any]:
         message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout_s))
         return message
 
-    async def event(self, timeout_s: float = 10.0) -> dict[str, Any]:
+    async def event(self, timeout_s: float = 30.0) -> dict[str, Any]:
         message = await self.message(timeout_s)
         assert message["type"] == "next", message
         assert "errors" not in message["payload"], message
         event: dict[str, Any] = message["payload"]["data"]["flagEvents"]
         return event
 
-    async def events(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    async def events(self, count: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         return [await self.event(timeout_s) for _ in range(count)]
 
     async def nothing_more(self, wait_s: float = 1.5) -> None:

@@ -153,7 +153,7 @@ async def test_a_token_refused_before_connecting_is_refused_at_connection_init(
 ) -> None:
     hub, db = hub_db
     department = await _department(hub, db, "sub-refused-early")
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         response = await http.post(
             f"{hub.url}/oauth/revoke",
             data={"token": department.token},

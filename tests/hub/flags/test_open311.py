@@ -450,7 +450,7 @@ async def test_the_open311_sink_is_the_linli_adapters_entry_point(tmp_path: Path
     assert entry.value == "adapters.open311.service:open311_flag_sink"
     text = f'{ROUTE}[open311.city311]\n{GOOD_TARGET}services = {{ gas_leak = "002" }}\n'
     rules = load_routing(_write(tmp_path, text), duty_desk="110105400000")
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         sinks = flag_sinks(http, rules.open311)
         sink = sinks["city311"]
         assert isinstance(sink, Open311FlagSink)
@@ -525,6 +525,6 @@ async def test_routes_naming_an_adapter_that_is_not_installed_stop_the_hub(
     monkeypatch.setattr(hub.flags.external, "entry_points", lambda **_: [])
     text = f"{ROUTE}[open311.city311]\n{GOOD_TARGET}"
     rules = load_routing(_write(tmp_path, text), duty_desk="110105400000")
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         with pytest.raises(RoutingConfigError, match="no adapter 'open311' is installed"):
             flag_sinks(http, rules.open311)

@@ -59,7 +59,7 @@ async def test_node_that_fails_twice_gets_every_update_once_in_order(
     )
 
     # Each update carried a token the hub minted for this node, naming the district hub.
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         verifier = TokenVerifier(
             hub.hub.settings.issuer, COMMUNITY, JwksCache(f"{hub.url}/.well-known/jwks.json", http)
         )

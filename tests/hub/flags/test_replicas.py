@@ -47,7 +47,7 @@ class Replicas:
     department: tuple[str, str]
 
     async def token(self, replica: ServiceProcess, client: tuple[str, str]) -> str:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             response = await http.post(
                 f"{replica.url}/oauth/token",
                 data={"grant_type": "client_credentials"},
@@ -58,7 +58,7 @@ class Replicas:
         return token
 
     async def raise_at(self, replica: ServiceProcess, token: str) -> str:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             response = await http.post(
                 f"{replica.url}/flags/inbox",
                 json=flag_message(),

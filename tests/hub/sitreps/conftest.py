@@ -137,7 +137,7 @@ async def register_client(
 
 
 async def client_token(url: str, client_id: str, secret: str, scopes: str) -> str:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         response = await http.post(
             f"{url}/oauth/token",
             data={"grant_type": "client_credentials", "scope": scopes},

@@ -205,7 +205,7 @@ class FlagRig:
         return [r[0] for r in rows]
 
     async def metrics(self) -> str:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=30.0) as http:
             return (await http.get(f"{self.node_url}/metrics")).text
 
     async def close(self) -> None:

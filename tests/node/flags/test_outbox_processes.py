@@ -41,7 +41,7 @@ def node_process(rig: FlagRig, name: str, port: int) -> ServiceProcess:
 
 
 async def _attempts(node: ServiceProcess) -> float:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         text = (await http.get(f"{node.url}/metrics")).text
     return metric(text, "linli_node_flag_delivery_attempts_total")
 

@@ -74,7 +74,7 @@ def update(
 
 async def post(rig: FlagRig, token: str | None, body: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         return await http.post(f"{rig.node_url}/flags/updates", json=body, headers=headers)
 
 
@@ -189,7 +189,7 @@ async def test_unknown_flags_and_bad_bodies_are_refused(rig: FlagRig, hub: Hub) 
     assert response.status_code == 400
     extensions = response.json()["errors"][0]["extensions"]
     assert (extensions["code"], extensions["field"]) == ("MISSING_FIELD", "transitions")
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30.0) as http:
         response = await http.post(
             f"{rig.node_url}/flags/updates",
             content=b"{not json",
