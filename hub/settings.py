@@ -161,6 +161,12 @@ class HubSettings(ServiceSettings):
         description="Department told (event and webhooks) when a report is overdue;"
         " none: duty_desk",
     )
+    sitrep_relay_from: str = Field(
+        "II",
+        pattern=r"^(I|II|III|IV|off)$",
+        description="Reports received from hubs below on incidents of this GB/T 35561 level"
+        " or more severe are sent on, unchanged, to this hub's superior (越级上报); off: none",
+    )
     sitrep_check_interval_s: float = Field(
         5.0, gt=0, description="Seconds between checks for overdue situation reports"
     )

@@ -24,7 +24,7 @@ from hub.sitreps.superior import ReportForwarder
 from hub.sitreps.tables import SitrepRow, SitrepVersionRow
 from policies.audit import append_many
 from policies.caller import Caller
-from schema.enums import OrgKind
+from schema.enums import OrgKind, SeverityLevel
 from schema.runtime.db import Database
 from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
@@ -111,14 +111,20 @@ class HubSitreps:
 
     async def receive(self, body: Any, caller: Caller) -> service.Received:
         """A version from a hub below: stored and audited in one transaction."""
+        relay = self.settings.sitrep_relay_from
+        relay_from = None if relay == "off" or self.forwarder is None else SeverityLevel(relay)
         async with self.db.transaction() as session:
-            received = await service.receive_report(session, caller=caller, body=body, now=utcnow())
+            received = await service.receive_report(
+                session, caller=caller, body=body, now=utcnow(), relay_from=relay_from
+            )
             if received.status == "accepted":
                 await append_many(
                     session,
                     AUDIT_LOG,
                     [service.submission_audit(caller, received.report, "sitrep.receive")],
                 )
+        if received.status == "accepted" and relay_from is not None:
+            self.submitted.notify()  # the forwarder relays it if it is severe enough
         return received
 
     async def report(

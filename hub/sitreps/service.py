@@ -7,7 +7,10 @@ report per hub (``REPORT_OUT_OF_ORDER``). Each submission of a revision of the
 report is a new version (v1, v2 ...), stored as sent and audited; submitting a
 revision already submitted is ``REPORT_ALREADY_SUBMITTED``. Reports received from a
 hub below are stored the same way; the same version received again is a duplicate
-(nothing changes), with other content ``REPORT_VERSION_CONFLICT``.
+(nothing changes), with other content ``REPORT_VERSION_CONFLICT``. A received version
+of a severe enough incident (``relay_from``) is owed, unchanged, to this hub's own
+superior too (越级上报): a province hears of a major incident in a district as the city
+does, without waiting for the city to write its own report.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from hub.sitreps.model import ReportFields, ReportKind, ReportStatus, validated_
 from hub.sitreps.prefill import IncidentFacts, Prefill
 from hub.sitreps.tables import SitrepMissedRow, SitrepRow, SitrepVersionRow
 from policies.audit import AuditEntry
-from policies.caller import Caller
+from policies.caller import Caller, is_superior_division
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
-from schema.enums import SeverityLevel
+from schema.enums import OrgKind, SeverityLevel
 from schema.errors import Forbidden, InvalidInput, NotFound, StaleVersion
 from schema.scopes import Scope
 
@@ -65,6 +68,14 @@ RECORD_TYPE = "SituationReport"
 OVERDUE_EVENT = "report.overdue"
 MISSING_EVENT = "report.missing"
 _ORDER = RecordOrder.CREATED_DESC
+_SEVERITY_RANK = {level.value: len(SeverityLevel) - i for i, level in enumerate(SeverityLevel)}
+
+
+def relayed(severity: str, relay_from: SeverityLevel | None) -> bool:
+    """Whether a received report of ``severity`` goes on up: ``relay_from`` or more severe."""
+    if relay_from is None:
+        return False
+    return _SEVERITY_RANK.get(severity, 0) >= _SEVERITY_RANK[relay_from.value]
 
 
 def require(caller: Caller, scope: Scope) -> Caller:
@@ -354,16 +365,25 @@ def _moment(body: Mapping[str, Any], name: str) -> datetime:
 
 
 async def receive_report(
-    session: AsyncSession, *, caller: Caller, body: Any, now: datetime
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    body: Any,
+    now: datetime,
+    relay_from: SeverityLevel | None = None,
 ) -> Received:
-    """Store a version a hub below submitted.
+    """Store a version a hub below submitted (or relayed); owed further up by ``relay_from``.
 
     The token is the lower hub's own client here: its ``org`` is the report's origin (the
-    lower hub's id, as ``hub.federation.superior`` registers it) or the origin's district.
+    lower hub's id, as ``hub.federation.superior`` registers it) or the origin's district;
+    or a hub whose district is the city of the origin's district, relaying it.
     """
     require(caller, Scope.SITREP_SUBMIT)
     report, fields = _parse_body(body)
-    if caller.org not in (report["origin"], report["originDistrict"]):
+    relaying = caller.org_kind is OrgKind.HUB and is_superior_division(
+        caller.district, report["originDistrict"]
+    )
+    if caller.org not in (report["origin"], report["originDistrict"]) and not relaying:
         raise Forbidden(
             f"the token's organisation {caller.org} does not write the reports of"
             f" {report['originDistrict']}"
@@ -432,6 +452,7 @@ async def receive_report(
             submitted_at=submitted,
             submitted_by=caller.client_id[:64],
             received_at=now,
+            forward_next_at=now if relayed(report["severity"], relay_from) else None,
         )
     )
     await session.flush()

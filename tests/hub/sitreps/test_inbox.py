@@ -98,6 +98,17 @@ async def test_bad_versions_from_below_are_refused_and_nothing_is_stored(
         district.hub.db_url, org=LOWER, kind=OrgKind.HUB, scopes="sitrep:read", district=None
     )
     reader_token = await client_token(district.url, *reader, "sitrep:read")
+    # Relaying is for the hub of the origin's own city or province, and only a hub.
+    far = await register_client(
+        district.hub.db_url, org="hub-120100", kind=OrgKind.HUB, scopes="sitrep:submit",
+        district="120100",
+    )  # fmt: skip
+    far_token = await client_token(district.url, *far, "sitrep:submit")
+    office = await register_client(
+        district.hub.db_url, org="110100400001", kind=OrgKind.DEPARTMENT,
+        scopes="sitrep:submit", district="110100",
+    )  # fmt: skip
+    office_token = await client_token(district.url, *office, "sitrep:submit")
     cases = [
         (token, version(kind="final", local="f1"), "REPORT_OUT_OF_ORDER"),
         (token, version(kind="follow_up", local="u1"), "REPORT_OUT_OF_ORDER"),
@@ -111,6 +122,8 @@ async def test_bad_versions_from_below_are_refused_and_nothing_is_stored(
         (token, [version()], "INVALID_JSON"),
         (other_token, version(), "FORBIDDEN"),  # another district's client
         (reader_token, version(), "FORBIDDEN"),  # no sitrep:submit
+        (far_token, version(), "FORBIDDEN"),  # another city's hub
+        (office_token, version(), "FORBIDDEN"),  # the city, but not its hub
     ]
     for caller, body, code in cases:
         response = await _post(district, caller, body)

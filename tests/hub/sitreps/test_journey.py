@@ -8,6 +8,7 @@ own client there. The same code stores and shows it at the city.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +29,6 @@ from tests.conftest import DatabaseUnderTest, GraphQLClient, _empty_database, fr
 from tests.hub.flags.conftest import eventually
 from tests.hub.sitreps.conftest import (
     CITY,
-    CITY_OFFICE,
     EDIT,
     INCIDENT_TITLE,
     REPORT,
@@ -40,6 +40,7 @@ from tests.hub.sitreps.conftest import (
 from tests.processes import ServiceProcess
 
 DISTRICT_HUB = "hub-110105"  # the default hub_id of a district hub
+PROVINCE = "110000"
 CITY_REPORTS = """{ situationReports(first: 10) { edges { node { id origin originDistrict
   incidentId kind status version fields { injured needs summary } versions { version receivedAt }
 } } } }"""
@@ -58,42 +59,62 @@ class City:
         return self.process.url
 
 
-@pytest.fixture
-async def city(fresh_database: DatabaseUnderTest, tmp_path: Path) -> AsyncIterator[City]:
-    """A city hub process on its own database of the backend under test."""
-    async with _empty_database(fresh_database.backend, tmp_path / "city") as database:
+@contextlib.asynccontextmanager
+async def upper_hub(
+    backend: str,
+    folder: Path,
+    division: str,
+    lower: tuple[str, str],
+    superior: dict[str, str] | None = None,
+) -> AsyncIterator[City]:
+    """A hub process of ``division`` on its own database, taking reports from ``lower``.
+
+    ``lower`` is (the lower hub's id, its district); ``superior`` the LINLI_SUPERIOR_*
+    settings of this hub's own superior, if it has one.
+    """
+    async with _empty_database(backend, folder / division) as database:
         await migrate(HUB_MIGRATIONS, database.url)
         # As hub.federation.superior has it: the lower hub's own client, named by its id.
-        district_client = await register_client(
-            database.url, org=DISTRICT_HUB, kind=OrgKind.HUB, scopes="sitrep:submit",
-            district="110105",
+        lower_client = await register_client(
+            database.url, org=lower[0], kind=OrgKind.HUB, scopes="sitrep:submit",
+            district=lower[1],
         )  # fmt: skip
         office_client = await register_client(
-            database.url, org=CITY_OFFICE, kind=OrgKind.DEPARTMENT, scopes="sitrep:read",
-            district=CITY,
+            database.url, org=f"{division}400001", kind=OrgKind.DEPARTMENT,
+            scopes="sitrep:read", district=division,
         )  # fmt: skip
         port = free_port()
         env = {
             "LINLI_DATABASE_URL": database.url,
             "LINLI_ISSUER": f"http://127.0.0.1:{port}",
-            "LINLI_HUB_ID": f"hub-{CITY}",
-            "LINLI_HUB_NAME": "北京市应急数据枢纽 Beijing city hub",
-            "LINLI_DISTRICT": CITY,
-            "LINLI_DUTY_DESK": "110100400000",
+            "LINLI_HUB_ID": f"hub-{division}",
+            "LINLI_HUB_NAME": f"应急数据枢纽 hub {division}",
+            "LINLI_DISTRICT": division,
+            "LINLI_DUTY_DESK": f"{division}400000",
+            "LINLI_DELIVERY_POLL_S": "0.1",
+            **(superior or {}),
         }
         process = ServiceProcess(
-            "city hub", ["hub", "serve", "--no-migrate"], env, port, tmp_path / "city.log"
-        )
+            f"hub {division}", ["hub", "serve", "--no-migrate"], env, port,
+            folder / f"{division}.log",
+        )  # fmt: skip
         try:
             await process.start()
             token = await client_token(process.url, *office_client, "sitrep:read")
             office = GraphQLClient(process.url, token)
             try:
-                yield City(process, database.url, office, token, district_client)
+                yield City(process, database.url, office, token, lower_client)
             finally:
                 await office.aclose()
         finally:
             await asyncio.to_thread(process.stop)
+
+
+@pytest.fixture
+async def city(fresh_database: DatabaseUnderTest, tmp_path: Path) -> AsyncIterator[City]:
+    """A city hub process on its own database of the backend under test."""
+    async with upper_hub(fresh_database.backend, tmp_path, CITY, (DISTRICT_HUB, "110105")) as up:
+        yield up
 
 
 async def test_an_initial_report_prefilled_edited_submitted_is_seen_at_the_city(
@@ -185,3 +206,63 @@ async def test_an_initial_report_prefilled_edited_submitted_is_seen_at_the_city(
         await db.dispose()
     assert [json.loads(r["decision"])["version"] for r in rows] == [1, 2]
     assert {(r["org"], r["client_id"]) for r in rows} == {(DISTRICT_HUB, city.district_client[0])}
+
+
+async def test_reports_on_severe_incidents_are_relayed_to_the_province_unchanged(
+    fresh_database: DatabaseUnderTest, tmp_path: Path, start_district: Callable[..., Any]
+) -> None:
+    # Province 110000 over city 110100 over district 110105: the city relays what it
+    # receives on incidents of level II or worse (the default), and keeps the others.
+    backend = fresh_database.backend
+    async with upper_hub(backend, tmp_path, PROVINCE, (f"hub-{CITY}", CITY)) as province:
+        superior = {
+            "LINLI_SUPERIOR_URL": province.url,
+            "LINLI_SUPERIOR_CLIENT_ID": province.district_client[0],
+            "LINLI_SUPERIOR_CLIENT_SECRET": province.district_client[1],
+        }
+        async with upper_hub(backend, tmp_path, CITY, (DISTRICT_HUB, "110105"), superior) as city:
+            district: District = await start_district(
+                superior_url=city.url,
+                superior_client_id=city.district_client[0],
+                superior_client_secret=city.district_client[1],
+                delivery_poll_s=0.1,
+            )
+            minor = await district.create(await district.add_incident(title="积水", level="IV"))
+            await district.office.data(SUBMIT, {"id": minor["id"], "rev": 1})
+            severe = await district.create(await district.add_incident(level="I"))
+            await district.office.data(
+                EDIT, {"id": severe["id"], "rev": 1, "fields": {"needs": "冲锋舟 4 艘"}}
+            )
+            await district.office.data(SUBMIT, {"id": severe["id"], "rev": 2})
+
+            async def reports(at: City) -> dict[str, dict[str, Any]]:
+                data = await at.office.data(CITY_REPORTS)
+                return {e["node"]["id"]: e["node"] for e in data["situationReports"]["edges"]}
+
+            async def at_province() -> dict[str, dict[str, Any]]:
+                return {k: v for k, v in (await reports(province)).items() if k == severe["id"]}
+
+            relayed = (await eventually(at_province, timeout_s=30.0))[severe["id"]]
+            # The city has both; the province only the severe one (sent after the minor).
+            assert set(await reports(city)) == {minor["id"], severe["id"]}
+            assert set(await reports(province)) == {severe["id"]}
+            assert (relayed["origin"], relayed["originDistrict"]) == (DISTRICT_HUB, "110105")
+            assert relayed["fields"]["needs"] == "冲锋舟 4 艘"
+            assert [v["version"] for v in relayed["versions"]] == [1]
+
+            # The province's audit log names the city's hub as the one that sent it.
+            db = Database(province.db_url)
+            try:
+                async with db.sessions() as session:
+                    rows = list(
+                        (
+                            await session.execute(
+                                sa.select(AUDIT_LOG).where(AUDIT_LOG.c.action == "sitrep.receive")
+                            )
+                        ).mappings()
+                    )
+            finally:
+                await db.dispose()
+            assert [(r["org"], r["client_id"]) for r in rows] == [
+                (f"hub-{CITY}", province.district_client[0])
+            ]
