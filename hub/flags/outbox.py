@@ -66,13 +66,16 @@ def hub_caller(*, hub_id: str, district: str) -> Caller:
 
 
 def update_payload(row: FlagRow, message_id: str) -> dict[str, object]:
-    """``POST <node>/flags/updates``: the flag's status, steps, assignee and hop times."""
+    """``POST <node>/flags/updates``: the flag's status, steps (with their persons), assignee
+    and hop times."""
     return {
         "message_id": message_id,
         "flag_id": row.id,
         "status": row.status,
         "transitions": [
-            FlagTransition(status=s.status, at=s.at, by=s.by, note=s.note).model_dump(mode="json")
+            FlagTransition(
+                status=s.status, at=s.at, by=s.by, note=s.note, person=s.person
+            ).model_dump(mode="json")
             for s in row.transitions
         ],
         "assigned_to": row.assigned_to,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -31,7 +31,7 @@ from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, pag
 from schema.enums import OrgKind, RiskFlagStatus
 from schema.errors import Forbidden, InvalidInput, NotFound, StaleVersion
 from schema.ids import GlobalId, InvalidGlobalId
-from schema.records import FlagSource, RiskFlagCreate, SensorReading
+from schema.records import FlagSource, FlagTransition, RiskFlagCreate, SensorReading
 from schema.scopes import Scope
 
 __all__ = [
@@ -86,6 +86,8 @@ class InboxMessage(BaseModel):
 
 CLEARED_HOP = "condition_cleared"
 MAX_EVIDENCE = 50
+MAX_NODE_STEPS = 200
+"""The most steps a node's new flag may carry (it sends one: RAISED)."""
 
 
 class ClearedMessage(BaseModel):
@@ -106,13 +108,21 @@ class ClearedMessage(BaseModel):
     sent_at: AwareDatetime
 
 
-class _SensorFacts(BaseModel):
-    """What a sensor's flag carries besides a person's: its source and its evidence."""
+class _NodeFacts(BaseModel):
+    """What a flag carries besides its content: a sensor's source and evidence, and the
+    node's steps (its RAISED step names the person who raised it, if a person did)."""
 
     model_config = ConfigDict(extra="ignore")
 
     source: FlagSource | None = None
     evidence: list[SensorReading] = []
+    transitions: list[FlagTransition] = Field(default=[], max_length=MAX_NODE_STEPS)
+
+    @property
+    def raised_by(self) -> str | None:
+        """The person who raised the flag at the node (None: a machine client or a sensor)."""
+        raised = [t for t in self.transitions if t.status is S.RAISED]
+        return raised[0].person if raised else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +206,7 @@ async def receive_flag(
     timeline = {"raised_at_node": raised_at, "received_at_hub": now}
     version = message.flag.get("version")
     try:
-        facts = _SensorFacts.model_validate(message.flag)
+        facts = _NodeFacts.model_validate(message.flag)
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc, prefix="flag") from exc
     row = FlagRow(
@@ -211,7 +221,15 @@ async def receive_flag(
         source=facts.source,
         evidence=facts.evidence[-MAX_EVIDENCE:],
         status=S.RAISED.value,
-        transitions=[_step(S.RAISED, raised_at, org=community, client_id=caller.client_id)],
+        transitions=[
+            _step(
+                S.RAISED,
+                raised_at,
+                org=community,
+                client_id=caller.client_id,
+                person=facts.raised_by,
+            )
+        ],
         timeline=timeline,
         node_version=version if isinstance(version, int) and version > 0 else 1,
         raised_at=raised_at,

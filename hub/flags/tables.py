@@ -34,12 +34,11 @@ EVENT_SEQUENCE = "flag_events"
 
 
 class FlagStep(FlagTransition):
-    """A workflow step as the hub records it: ``FlagTransition`` plus the client and the
-    person (a token's ``sub``, for people signed in at the web app) that made it."""
+    """A workflow step as the hub records it: ``FlagTransition`` (with its person) plus the
+    organisation and the client that made it."""
 
     org: str = ""
     client_id: str = ""
-    person: str | None = None
 
 
 class FlagRow(HubTable, table=True):

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.flags.outbox import KIND_CLEARED, enqueue_raised, new_message_id
 from node.flags.tables import FlagTables, OutboxStatus
 from schema.ids import GlobalId
-from schema.records import RiskFlagCreate, RiskFlagHop
+from schema.records import Actor, RiskFlagCreate, RiskFlagHop
 from schema.storage import utcnow
 from schema.store import service
 from schema.store.specs import RecordSpec
@@ -43,9 +43,10 @@ async def raise_flag(
     subject: str,
     **state: Any,
 ) -> RowMixin:
-    """Store a new flag raised by ``subject`` with its outbox row; ``state``: e.g. its evidence."""
+    """Store a new flag raised by ``subject`` (a machine, no person) with its outbox row;
+    ``state``: e.g. its evidence."""
     initial = spec.record.initial_state
-    system = {} if initial is None else initial(subject, utcnow())
+    system = {} if initial is None else initial(Actor(subject), utcnow())
     row = await service.create_record(session, spec, content, **{**system, **state})
     await enqueue_raised(session, tables, spec, row, owner)
     return row

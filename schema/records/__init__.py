@@ -18,7 +18,16 @@ from schema.records import (
     volunteer,
 )
 from schema.records._family import QuantityBand, RecordEnvelope, public_model, update_model
-from schema.records._registry import Band, Fact, FactValue, Filter, RecordType, Registry, code
+from schema.records._registry import (
+    Actor,
+    Band,
+    Fact,
+    FactValue,
+    Filter,
+    RecordType,
+    Registry,
+    code,
+)
 from schema.records.aid_request import (
     AidRequestBase,
     AidRequestCreate,
@@ -70,6 +79,7 @@ from schema.records.volunteer import (
 
 __all__ = [
     "REGISTRY",
+    "Actor",
     "AidRequestBase",
     "AidRequestCreate",
     "AidRequestPublic",

@@ -23,6 +23,7 @@ from schema.geo import GeoPolygon
 from schema.scopes import Scope
 
 __all__ = [
+    "Actor",
     "Band",
     "Fact",
     "FactValue",
@@ -43,6 +44,15 @@ def code(value: Any) -> str:
     if isinstance(value, enum.Enum):
         return str(value.value)
     return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who creates a record: the acting subject, and the person signed in (None: a machine)."""
+
+    subject: str
+    person: str | None = None
+    """The person (a token's ``sub``) when one signed in, not a client acting for itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +143,8 @@ class RecordType:
     create_scopes: tuple[Scope, ...] = ()
     """Scopes besides ``records:write`` that let own staff create (not change) it."""
     create_verb: str = "create"
-    initial_state: Callable[[str, datetime], dict[str, Any]] | None = None
-    """(acting subject, now) -> the ``state`` columns of a new record."""
+    initial_state: Callable[[Actor, datetime], dict[str, Any]] | None = None
+    """(who creates it, now) -> the ``state`` columns of a new record."""
     derived: Callable[[Any], dict[str, Any]] | None = None
     """Public fields computed from a stored row."""
     search_fields: tuple[str, ...] = ()

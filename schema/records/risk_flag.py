@@ -12,7 +12,7 @@ from schema.enums import RiskFlagStatus, SeverityLevel
 from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
-from schema.records._registry import Filter, RecordType
+from schema.records._registry import Actor, Filter, RecordType
 from schema.records._types import LongText, RiskCategoryCode, ShortText
 from schema.records.sensor import SensorReading
 from schema.scopes import Scope
@@ -40,6 +40,11 @@ class FlagTransition(SQLModel):
     at: datetime
     by: str = ""
     note: str = ""
+    person: str | None = Field(
+        default=None,
+        description="The person who made the step (username, the token's sub), when a person"
+        " signed in made it; null for a machine client",
+    )
 
 
 class RiskFlagHop(SQLModel):
@@ -100,10 +105,13 @@ class RiskFlagState(SQLModel):
     )
 
 
-def _raised(subject: str, now: datetime) -> dict[str, Any]:
+def _raised(actor: Actor, now: datetime) -> dict[str, Any]:
+    step = FlagTransition(
+        status=RiskFlagStatus.RAISED, at=now, by=actor.subject, person=actor.person
+    )
     return {
         "status": RiskFlagStatus.RAISED,
-        "transitions": [FlagTransition(status=RiskFlagStatus.RAISED, at=now, by=subject)],
+        "transitions": [step],
         "timeline": [RiskFlagHop(hop="raised_at_node", at=now)],
     }
 

@@ -21,7 +21,7 @@ from schema.enums import SensorKind, SensorRuleKind, SensorStatus, SeverityLevel
 from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
-from schema.records._registry import Fact, Filter, RecordType, code
+from schema.records._registry import Actor, Fact, Filter, RecordType, code
 from schema.records._types import LongText, Name, RiskCategoryCode, ShortText
 from schema.scopes import Scope
 from schema.storage import PydanticJSON, UTCDateTime
@@ -184,7 +184,7 @@ class SensorState(SQLModel):
     )
 
 
-def _initial(subject: str, now: datetime) -> dict[str, Any]:
+def _initial(actor: Actor, now: datetime) -> dict[str, Any]:
     return {"status": SensorStatus.OK, "alarm_rules": [], "series": []}
 
 

@@ -20,6 +20,7 @@ from schema.api.pagination import (
 )
 from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
+from schema.records import Actor
 from schema.runtime.db import Database
 from schema.scopes import Scope
 from schema.storage import utcnow
@@ -66,6 +67,11 @@ class RecordContext(Protocol):
         ``also``: scopes that suffice besides the service's write scope (creating a type
         whose ``RecordSpec.create_scopes`` names them).
         """
+        ...
+
+    @property
+    def person(self) -> str | None:
+        """The person signed in (the token's ``sub``); None for a machine client."""
         ...
 
     async def disclose(
@@ -324,7 +330,8 @@ def _create(spec: RecordSpec) -> Any:
         subject = context.require_staff(also=spec.create_scopes)
         data = _pydantic(input)
         initial_state = spec.record.initial_state
-        system = {} if initial_state is None else initial_state(subject, utcnow())
+        actor = Actor(subject, context.person)
+        system = {} if initial_state is None else initial_state(actor, utcnow())
         hooks = _hooks(context, spec)
         async with context.db.transaction() as session:
             row = await service.create_record(session, spec, data, **system)

@@ -36,10 +36,8 @@ from tests.hub.auth.web import (
     WEB,
     Tokens,
     add_person,
-    code_for,
-    exchange,
     from_address,
-    tokens_of,
+    signed_in,
 )
 from tests.hub.federation.conftest import DISTRICT, RunningHub, hub_over, wait_sources_ok
 from tests.hub.flags.conftest import (
@@ -103,8 +101,7 @@ async def rig(fresh_database: DatabaseUnderTest, tmp_path: Path) -> AsyncIterato
 
 async def person_client(rig: Rig, username: str) -> tuple[GraphQLClient, Tokens]:
     """``username`` signs in at the hub as the web app does; a GraphQL client with their token."""
-    code, verifier, _ = await code_for(rig.http, rig.hub.url, username)
-    tokens = tokens_of(await exchange(rig.http, rig.hub.url, code, verifier))
+    tokens = await signed_in(rig.http, rig.hub.url, username)
     assert tokens.claims["sub"] == username
     client = GraphQLClient(rig.hub.url, tokens.access)
     rig.hub.clients.append(client)

@@ -53,7 +53,8 @@ async def test_node_that_fails_twice_gets_every_update_once_in_order(
         "confirmed",
         "resolved",
     ]
-    assert set(last["transitions"][0]) == {"status", "at", "by", "note"}
+    # The node's FlagTransition, with the step's person; not the hub's org or client.
+    assert set(last["transitions"][0]) == {"status", "at", "by", "note", "person"}
     assert {"raised_at_node", "received_at_hub", "routed", "acknowledged", "resolved"} <= set(
         last["timeline"]
     )
