@@ -253,12 +253,13 @@ def _write_resource_information(
         w.add(resource, MSG_NAMESPACE, "ResourceID", step.resource_id, where)
     w.value_list(resource, "TypeStructure", KIND_LIST_URN, step.resource_kind, where)
     w.value_list(resource, "Keyword", STEP_LIST_URN, step.kind.value, where)
-    supply_class = RESOURCE_KINDS[step.resource_kind].supply_class
-    w.value_list(resource, "Keyword", SUPPLY_CLASS_LIST_URN, supply_class.value, where)
+    known = RESOURCE_KINDS.get(step.resource_kind)  # None: volunteers (no supply class)
+    if known is not None:
+        w.value_list(resource, "Keyword", SUPPLY_CLASS_LIST_URN, known.supply_class.value, where)
     w.value_list(resource, "Keyword", UNIT_LIST_URN, step.unit, where)
     if step.reason is not None and not answers:
         w.value_list(resource, "Keyword", REASON_LIST_URN, step.reason, where)
-    if step.disclosure is not None:
+    if step.disclosure is not None and step.disclosure.resource_id is not None:
         w.value_list(resource, "Keyword", DISCLOSED_LIST_URN, step.disclosure.resource_id, where)
     if step.quantity is not None or step.disclosure is not None:
         assignment = w.node(info, MSG_NAMESPACE, "AssignmentInformation")
