@@ -66,7 +66,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schema.codes import VOLUNTEER_SKILLS, VOLUNTEERS_KIND
 from schema.enums import AidRequestStatus
@@ -328,6 +328,16 @@ class AidStep(BaseModel):
     disclosure: AidDisclosure | None = Field(
         default=None, description="Only on commit: the pick-up address and contact"
     )
+
+    @model_validator(mode="after")
+    def _a_request_for_volunteers_is_whole(self) -> AidStep:
+        """A request step for volunteers names a known skill, a number and a window."""
+        if self.kind is AidStepKind.REQUEST:
+            check_volunteer_request(
+                self.resource_kind, self.quantity or 0, self.skill, self.window_from,
+                self.window_to,
+            )  # fmt: skip
+        return self
 
     def role(self) -> AidRole:
         """Which party sent the step."""

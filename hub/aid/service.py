@@ -34,6 +34,7 @@ from schema.aid import (
     OPEN,
     TAKEN,
     AidError,
+    AidNotOwner,
     AidNotYourStep,
     AidRole,
     AidStep,
@@ -101,6 +102,10 @@ def check_sender(step: AidStep, caller: Caller) -> AidRole:
         f"AidRequest:{step.requester}:"
     ):
         raise Forbidden("a request id names its requester", reason="NOT_SENDER")
+    for volunteer_id in step.volunteer_ids or ():
+        if not volunteer_id.startswith(f"Volunteer:{step.provider}:"):
+            raise AidNotOwner(f"{volunteer_id} is not a volunteer of {step.provider}",
+                              resourceId=volunteer_id)  # fmt: skip
     return role
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -242,6 +243,27 @@ async def test_offers_of_the_wrong_volunteers_are_refused(rig: AidRig) -> None:
     ):
         assert await b.error_code(OFFER, {"r": request_id, "v": named}) == code, named
     assert (await status_at(b, request_id, "REQUESTED", query=CASE))["volunteerIds"] is None
+    # Straight to the hub's inbox: another community's volunteer, a request with no skill.
+    assert rig.hub is not None
+    step = {
+        "message_id": str(uuid.uuid4()), "kind": "offer", "request_id": request_id,
+        "requester": A, "provider": B, "sender": B, "resource_kind": "volunteers",
+        "quantity": 1, "unit": "人", "volunteer_ids": [of_c], "at": datetime.now(UTC).isoformat(),
+    }  # fmt: skip
+    for org, body, code in (
+        (B, step, "AID_NOT_OWNER"),
+        (A, {**step, "kind": "request", "sender": A, "volunteer_ids": None,
+             "request_id": f"AidRequest:{A}:x1"}, "AID_SKILL_UNKNOWN"),
+    ):  # fmt: skip
+        token = await rig.hub.client_token(org=org, kind=OrgKind.COMMUNITY,
+                                           scopes="aid:request aid:respond")  # fmt: skip
+        at_hub = GraphQLClient(rig.hub.url, token)
+        rig.clients.append(at_hub)
+        answer = await at_hub.http.post("/aid/inbox", json=body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["errors"][0]["extensions"]["code"] == code
+    cases = await rig.hub_sql("SELECT request_id, status FROM aid_cases")
+    assert [tuple(c) for c in cases] == [(request_id, "requested")]  # nothing moved or made
     no_skill = await a_hub_error(rig)
     assert no_skill == "FORBIDDEN"
 
