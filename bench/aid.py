@@ -221,7 +221,7 @@ async def phase_notify(http: aiohttp.ClientSession, district: District) -> dict[
 SPECS = bind_specs(TABLES)
 PARTY = AidParty(
     org=B, contact="值班室", aid=AID, outbox=FLAGS, resources=SPECS["Resource"].table,
-    requests=SPECS["AidRequest"].table, audit_log=AUDIT_LOG,
+    requests=SPECS["AidRequest"].table, volunteers=SPECS["Volunteer"].table, audit_log=AUDIT_LOG,
 )  # fmt: skip
 STAFF = Caller(org=B, org_kind=OrgKind.COMMUNITY, scopes=frozenset({Scope.AID_RESPOND}),
                client_id="bench", subject="bench")  # fmt: skip

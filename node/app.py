@@ -94,6 +94,7 @@ def create_app(settings: NodeSettings, authenticator: Authenticator | None = Non
         outbox=FLAGS,
         resources=specs["Resource"].table,
         requests=specs["AidRequest"].table,
+        volunteers=specs["Volunteer"].table,
         audit_log=AUDIT_LOG,
     )
     aid = create_aid(settings, db, party, flags.wake)

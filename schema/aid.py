@@ -36,7 +36,22 @@ Errors (each with a stable ``code``)::
         ├── AidAboveAvailable         AID_ABOVE_AVAILABLE        (quantity, available)
         ├── AidRecordRetired          AID_RECORD_RETIRED         (resourceId)
         ├── AidNotOwner               AID_NOT_OWNER              (resourceId)
-        └── AidKindMismatch           AID_KIND_MISMATCH          (kind, resourceKind)
+        ├── AidKindMismatch           AID_KIND_MISMATCH          (kind, resourceKind)
+        ├── AidSkillUnknown           AID_SKILL_UNKNOWN          (skill)
+        ├── AidWindowInvalid          AID_WINDOW_INVALID         (windowFrom, windowTo, maxHours)
+        ├── AidVolunteerBooked        AID_VOLUNTEER_BOOKED       (volunteerId, requestId)
+        └── AidVolunteerUnavailable   AID_VOLUNTEER_UNAVAILABLE  (volunteerId, availability)
+
+Volunteers. A request whose ``resource_kind`` is ``volunteers`` asks for ``quantity``
+people with ``skill`` (``schema.codes.VOLUNTEER_SKILLS``) from ``window_from`` to
+``window_to``. The steps are the same; the provider is the volunteers' community, and
+its offer names Volunteer records (``volunteer_ids``) instead of a resource. Its node
+books them when the accept arrives, in the accept's transaction (a volunteer is never
+booked twice for overlapping windows, and must be ``available``); the commit discloses
+their names and phones to the requester. ``dispatch`` means they set out, ``receive``
+that they arrived, ``return`` (or ``cancel``/``decline``) releases the booking;
+``in_transit`` does not apply and is refused (``AID_STEP_OUT_OF_ORDER``);
+``request_return`` is the community calling its people back.
 
 A request open to the district (``provider`` None) is matched at the hub and passed on
 to the owners of the matching resources, each as if addressed to it. The first owner's
@@ -49,18 +64,21 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from schema.codes import VOLUNTEER_SKILLS, VOLUNTEERS_KIND
 from schema.enums import AidRequestStatus
 from schema.errors import LinliError
 from schema.geo import GeoPoint
-from schema.records._types import DivisionCode, ResourceKindCode
+from schema.records._types import AidKindCode, DivisionCode
 
 __all__ = [
     "HOLDING",
     "MAX_QUANTITY",
+    "MAX_VOLUNTEERS",
+    "MAX_WINDOW",
     "OPEN",
     "TAKEN",
     "TERMINAL",
@@ -70,14 +88,20 @@ __all__ = [
     "AidKindMismatch",
     "AidNotOwner",
     "AidNotYourStep",
+    "AidPerson",
     "AidQuantityInvalid",
     "AidRecordRetired",
     "AidRole",
+    "AidSkillUnknown",
     "AidStep",
     "AidStepKind",
     "AidStepOutOfOrder",
+    "AidVolunteerBooked",
+    "AidVolunteerUnavailable",
+    "AidWindowInvalid",
     "Transition",
     "advance",
+    "check_volunteer_request",
     "new_message_id",
     "releases",
 ]
@@ -86,6 +110,10 @@ MAX_NOTE = 1000
 TAKEN = "AID_TAKEN"
 """Reason of the cancel the hub sends the other owners once an open request has a provider."""
 MAX_QUANTITY = 1_000_000_000
+MAX_VOLUNTEERS = 200
+"""People one request may ask for."""
+MAX_WINDOW = timedelta(days=14)
+"""The longest time window a request for volunteers may span."""
 
 
 class AidRole(enum.StrEnum):
@@ -208,14 +236,52 @@ class AidKindMismatch(AidError):
     code = "AID_KIND_MISMATCH"
 
 
-class AidDisclosure(BaseModel):
-    """What the requester learns only once the provider has committed: where and whom."""
+class AidSkillUnknown(AidError):
+    """The skill is not in the volunteer skill code list."""
+
+    code = "AID_SKILL_UNKNOWN"
+
+
+class AidWindowInvalid(AidError):
+    """A request for volunteers needs a window: from before to, at most ``MAX_WINDOW`` long."""
+
+    code = "AID_WINDOW_INVALID"
+
+
+class AidVolunteerBooked(AidError):
+    """The volunteer is already committed to a request whose window overlaps this one."""
+
+    code = "AID_VOLUNTEER_BOOKED"
+
+
+class AidVolunteerUnavailable(AidError):
+    """The volunteer's availability is not ``available`` (on duty, unavailable)."""
+
+    code = "AID_VOLUNTEER_UNAVAILABLE"
+
+
+class AidPerson(BaseModel):
+    """A committed volunteer as the requester learns of them: who, and how to reach them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    resource_id: str = Field(max_length=200)
-    address: str = Field(max_length=500)
+    volunteer_id: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class AidDisclosure(BaseModel):
+    """What the requester learns only once the provider has committed: where and whom.
+
+    For a resource: its pick-up address; for volunteers: ``people`` (no resource, no address).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource_id: str | None = Field(default=None, max_length=200)
+    address: str = Field(default="", max_length=500)
     contact: str = Field(max_length=200)
+    people: list[AidPerson] = Field(default_factory=list, max_length=MAX_VOLUNTEERS)
 
 
 class AidStep(BaseModel):
@@ -241,7 +307,7 @@ class AidStep(BaseModel):
     resource_id: str | None = Field(
         default=None, max_length=200, description="Resource:<provider>:<local>"
     )
-    resource_kind: ResourceKindCode
+    resource_kind: AidKindCode
     quantity: int | None = Field(default=None, ge=0, le=MAX_QUANTITY)
     unit: str = Field(max_length=20)
     note: str = Field(default="", max_length=MAX_NOTE)
@@ -250,10 +316,28 @@ class AidStep(BaseModel):
     place: GeoPoint | None = Field(
         default=None, description="Only on request: where it is needed (matching, nearest first)"
     )
+    skill: str | None = Field(default=None, max_length=40, description="Volunteers: the skill")
+    window_from: AwareDatetime | None = Field(default=None, description="Volunteers: from")
+    window_to: AwareDatetime | None = Field(default=None, description="Volunteers: until")
+    volunteer_ids: list[str] | None = Field(
+        default=None,
+        max_length=MAX_VOLUNTEERS,
+        description="Volunteers: on offer and accept, the Volunteer records offered",
+    )
     at: AwareDatetime
     disclosure: AidDisclosure | None = Field(
         default=None, description="Only on commit: the pick-up address and contact"
     )
+
+    @model_validator(mode="after")
+    def _a_request_for_volunteers_is_whole(self) -> AidStep:
+        """A request step for volunteers names a known skill, a number and a window."""
+        if self.kind is AidStepKind.REQUEST:
+            check_volunteer_request(
+                self.resource_kind, self.quantity or 0, self.skill, self.window_from,
+                self.window_to,
+            )  # fmt: skip
+        return self
 
     def role(self) -> AidRole:
         """Which party sent the step."""
@@ -262,6 +346,50 @@ class AidStep(BaseModel):
     def history_entry(self) -> dict[str, object]:
         """The step as each side's history records it: everything but the disclosure."""
         return self.model_dump(mode="json", exclude={"disclosure"})
+
+
+def check_volunteer_request(
+    kind: str,
+    quantity: int,
+    skill: str | None,
+    window_from: datetime | None,
+    window_to: datetime | None,
+) -> None:
+    """Refuse a request for volunteers that names no known skill, too many people, or no window.
+
+    A request for a resource must not name a skill or window (``AID_KIND_MISMATCH``).
+    """
+    if kind != VOLUNTEERS_KIND:
+        if skill is not None or window_from is not None or window_to is not None:
+            raise AidKindMismatch(
+                "a skill and a window are for requests of volunteers",
+                kind=kind,
+                resourceKind=VOLUNTEERS_KIND,
+            )
+        return
+    if skill is None or skill not in VOLUNTEER_SKILLS:
+        raise AidSkillUnknown(
+            f"{(skill or '')[:40]!r} is not in the volunteer skill code list", skill=skill
+        )
+    if quantity <= 0 or quantity > MAX_VOLUNTEERS:
+        raise AidQuantityInvalid(
+            f"a request asks for 1..{MAX_VOLUNTEERS} volunteers, not {quantity}",
+            quantity=quantity,
+            limit=MAX_VOLUNTEERS,
+        )
+    hours = MAX_WINDOW.total_seconds() / 3600
+    if (
+        window_from is None
+        or window_to is None
+        or window_to <= window_from
+        or window_to - window_from > MAX_WINDOW
+    ):
+        raise AidWindowInvalid(
+            f"volunteers need a window from before to, at most {hours:g} hours long",
+            windowFrom=window_from.isoformat() if window_from else None,
+            windowTo=window_to.isoformat() if window_to else None,
+            maxHours=hours,
+        )
 
 
 def new_message_id() -> uuid.UUID:

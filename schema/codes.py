@@ -141,3 +141,47 @@ PURPOSE_CODE_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 DEFAULT_PURPOSES: dict[str, str] = {purpose.code: purpose.label for purpose in _PURPOSES}
 """The purposes every service accepts unless its ``purposes`` setting says otherwise."""
 __all__ += ["DEFAULT_PURPOSES", "PURPOSE_CODE_PATTERN", "Purpose"]
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerSkill:
+    """One entry of the skill code list an aid request for volunteers names.
+
+    A Volunteer record's ``skills`` are free text; a volunteer has the skill when one
+    of its skills contains one of ``labels`` (case-folded), as the ``skills`` filter does.
+    """
+
+    code: str
+    name_zh: str
+    name_en: str
+    labels: tuple[str, ...]
+
+
+_SKILLS = [
+    VolunteerSkill("first_aid", "急救", "First aid", ("急救", "first aid")),
+    VolunteerSkill("electrician", "电工", "Electrician", ("电工", "electrician")),
+    VolunteerSkill("driver", "驾驶", "Driver", ("驾驶", "司机", "driver")),
+    VolunteerSkill(
+        "medical", "医护", "Nurse or doctor", ("医生", "护士", "医护", "nurse", "doctor")
+    ),
+    VolunteerSkill("rescue", "救援", "Search and rescue", ("救援", "搜救", "rescue")),
+    VolunteerSkill("counselling", "心理疏导", "Counselling", ("心理", "counsel")),
+    VolunteerSkill("cooking", "炊事", "Cooking", ("炊事", "做饭", "cook")),
+    VolunteerSkill("logistics", "搬运物资", "Carrying and logistics", ("搬运", "logistics")),
+]
+
+VOLUNTEER_SKILLS: dict[str, VolunteerSkill] = {skill.code: skill for skill in _SKILLS}
+VOLUNTEERS_KIND = "volunteers"
+"""The ``resourceKind`` of an aid request for people (EDXL-RM resource type: personnel)."""
+
+
+def has_skill(skills: list[str], code: str) -> bool:
+    """Whether free-text ``skills`` hold the listed skill ``code``."""
+    known = VOLUNTEER_SKILLS.get(code)
+    if known is None:
+        return False
+    held = [s.casefold() for s in skills]
+    return any(label.casefold() in h for label in known.labels for h in held)
+
+
+__all__ += ["VOLUNTEERS_KIND", "VOLUNTEER_SKILLS", "VolunteerSkill", "has_skill"]

@@ -34,9 +34,16 @@ Where the fields go::
     quantity      AssignmentInformation/Quantity/MeasuredQuantity/Amount
     reason        ResponseInformation/ReasonCode in answers, else Keyword urn:linli:edxl-rm:reason
     needed_by     ScheduleInformation RequestedArrival
+    skill         Resource/Keyword urn:linli:volunteer-skill (a request for volunteers, whose
+                  TypeStructure is ``volunteers``: EDXL-RM personnel)
+    window_from, window_to
+                  ScheduleInformation BeginAvailable, EndAvailable (volunteers)
     disclosure    ScheduleInformation Committed/Location (address),
                   AssignmentInstructions/ReportingInstructions (contact),
                   Keyword urn:linli:edxl-rm:disclosed-resource-id
+
+Not carried yet: the volunteer ids of an offer, accept or commit, and the people of a
+volunteers' disclosure (its contact is).
 
 Free text (note, ids, unit, reason, address, contact) is kept exactly as
 written; codes (division codes, kinds, types, times, numbers) are read without
@@ -103,6 +110,7 @@ KIND_LIST_URN = "urn:linli:resource-kind"
 UNIT_LIST_URN = "urn:linli:unit"
 REASON_LIST_URN = "urn:linli:edxl-rm:reason"
 DISCLOSED_LIST_URN = "urn:linli:edxl-rm:disclosed-resource-id"
+VOLUNTEER_SKILL_LIST_URN = "urn:linli:volunteer-skill"
 SUPPLY_CLASS_LIST_URN = "urn:linli:gb-t-38565:class"
 """The first-level GB/T 38565-2020 class of the kind (1, 2 or 3), for systems that type by it."""
 _LINLI_LISTS = (
@@ -111,6 +119,7 @@ _LINLI_LISTS = (
     REASON_LIST_URN,
     DISCLOSED_LIST_URN,
     SUPPLY_CLASS_LIST_URN,
+    VOLUNTEER_SKILL_LIST_URN,
 )
 
 _ELEMENT_ID = "1"
@@ -253,12 +262,15 @@ def _write_resource_information(
         w.add(resource, MSG_NAMESPACE, "ResourceID", step.resource_id, where)
     w.value_list(resource, "TypeStructure", KIND_LIST_URN, step.resource_kind, where)
     w.value_list(resource, "Keyword", STEP_LIST_URN, step.kind.value, where)
-    supply_class = RESOURCE_KINDS[step.resource_kind].supply_class
-    w.value_list(resource, "Keyword", SUPPLY_CLASS_LIST_URN, supply_class.value, where)
+    known = RESOURCE_KINDS.get(step.resource_kind)  # None: volunteers (no supply class)
+    if known is not None:
+        w.value_list(resource, "Keyword", SUPPLY_CLASS_LIST_URN, known.supply_class.value, where)
     w.value_list(resource, "Keyword", UNIT_LIST_URN, step.unit, where)
+    if step.skill is not None:
+        w.value_list(resource, "Keyword", VOLUNTEER_SKILL_LIST_URN, step.skill, where)
     if step.reason is not None and not answers:
         w.value_list(resource, "Keyword", REASON_LIST_URN, step.reason, where)
-    if step.disclosure is not None:
+    if step.disclosure is not None and step.disclosure.resource_id is not None:
         w.value_list(resource, "Keyword", DISCLOSED_LIST_URN, step.disclosure.resource_id, where)
     if step.quantity is not None or step.disclosure is not None:
         assignment = w.node(info, MSG_NAMESPACE, "AssignmentInformation")
@@ -280,6 +292,10 @@ def _write_resource_information(
     schedules: list[tuple[str, datetime | None, str | None]] = []
     if step.needed_by is not None:
         schedules.append(("RequestedArrival", step.needed_by, None))
+    if step.window_from is not None:
+        schedules.append(("BeginAvailable", step.window_from, None))
+    if step.window_to is not None:
+        schedules.append(("EndAvailable", step.window_to, None))
     if step.kind in _DEPLOYMENT_SCHEDULE:
         schedules.append((_DEPLOYMENT_SCHEDULE[step.kind], step.at, None))
     if step.disclosure is not None:
@@ -529,6 +545,12 @@ def _read_resource_information(
     schedules = _read_schedules(read, info, path)
     if "RequestedArrival" in schedules and schedules["RequestedArrival"][0] is not None:
         read.set("needed_by", schedules["RequestedArrival"][0], schedules["RequestedArrival"][2])
+    for schedule_type, field in (("BeginAvailable", "window_from"), ("EndAvailable", "window_to")):
+        if schedule_type in schedules and schedules[schedule_type][0] is not None:
+            read.set(field, schedules[schedule_type][0], schedules[schedule_type][2])
+    if VOLUNTEER_SKILL_LIST_URN in keywords:
+        value, at = keywords[VOLUNTEER_SKILL_LIST_URN]
+        read.set("skill", value.strip(), at)
     _read_disclosure(read, keywords, schedules, contact)
 
     recall = _child(root, MSG_NAMESPACE, "MessageRecall")

@@ -27,11 +27,17 @@ from hub.federation.context import HubContext
 from hub.federation.executor import Federation, PageRequest
 from hub.flags.events import Notifier, follow_log, start_cursor
 from policies.caller import Caller
-from schema.aid import MAX_QUANTITY, AidQuantityInvalid, AidStep, AidStepKind
+from schema.aid import (
+    MAX_QUANTITY,
+    AidQuantityInvalid,
+    AidSkillUnknown,
+    AidStep,
+    AidStepKind,
+)
 from schema.api.filters import NearInput
 from schema.api.pagination import RecordOrder
-from schema.codes import RESOURCE_KINDS
-from schema.enums import AidRequestStatus
+from schema.codes import RESOURCE_KINDS, VOLUNTEER_SKILLS, VOLUNTEERS_KIND, has_skill
+from schema.enums import AidRequestStatus, VolunteerAvailability
 from schema.errors import Forbidden, InvalidInput, PageSizeTooLarge
 from schema.geo import distance_km
 from schema.runtime.db import Database
@@ -53,6 +59,7 @@ MATCH_SELECTION = (
     "availableBand { low high label } "
     "location { type coordinates } }"
 )
+VOLUNTEER_SELECTION = "{ id owner version createdAt updatedAt skills team availability }"
 DISTRICT_WINDOW = 10_000
 _BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400)
 
@@ -97,6 +104,12 @@ class AidCaseAtHub:
     received: int | None
     status: AidRequestStatus
     steps: JSON = strawberry.field(description="Every step applied, in order (no disclosure)")
+    skill: str | None = strawberry.field(description="Volunteers: the skill code asked for")
+    window_from: datetime | None = strawberry.field(description="Volunteers: needed from")
+    window_to: datetime | None = strawberry.field(description="Volunteers: needed until")
+    volunteer_ids: list[strawberry.ID] | None = strawberry.field(
+        description="Volunteers: the Volunteer records offered"
+    )
     requested_at: datetime
     first_offer_at: datetime | None
     committed_at: datetime | None
@@ -116,6 +129,14 @@ class AidCaseAtHub:
             received=row.received,
             status=AidRequestStatus(row.status),
             steps=JSON(row.steps),
+            skill=row.skill,
+            window_from=row.window_from,
+            window_to=row.window_to,
+            volunteer_ids=(
+                [strawberry.ID(v) for v in row.volunteer_ids]
+                if row.volunteer_ids is not None
+                else None
+            ),
             requested_at=row.requested_at,
             first_offer_at=row.first_offer_at,
             committed_at=row.committed_at,
@@ -150,6 +171,18 @@ class AidMatch:
         description="Whether what is shown covers the quantity (null: the band leaves it open)"
     )
     distance_km: float | None = strawberry.field(description="From near, as the location shows")
+
+
+@strawberry.type(
+    description="A volunteer who could answer a request for people, as the caller may see them "
+    "(never who they are: their community is asked, not them)"
+)
+class AidVolunteerMatch:
+    volunteer_id: strawberry.ID
+    owner: str = strawberry.field(description="The volunteer's community: the one to ask")
+    skills: list[str]
+    team: str | None
+    availability: VolunteerAvailability
 
 
 @strawberry.type(description="p50 and p90 in seconds (null: no request got there yet)")
@@ -212,6 +245,23 @@ def _dispatch_order(match: AidMatch) -> tuple[int, float, int]:
     return (covers, distance, -shown)
 
 
+_AVAILABILITY_RANK = {
+    VolunteerAvailability.AVAILABLE: 0,
+    VolunteerAvailability.ON_DUTY: 1,
+    VolunteerAvailability.UNAVAILABLE: 2,
+}
+
+
+def _volunteer_order(match: AidVolunteerMatch) -> tuple[int, str, str]:
+    """Available first; Volunteer records carry no location, so then by community."""
+    return (_AVAILABILITY_RANK[match.availability], match.owner, str(match.volunteer_id))
+
+
+def _owners(owners: list[str]) -> list[str]:
+    """The distinct owners in order, at most ``MATCH_OWNERS``."""
+    return list(dict.fromkeys(owners))[:MATCH_OWNERS]
+
+
 def _times(p50_p90: tuple[float | None, float | None]) -> AidTimes:
     return AidTimes(p50=p50_p90[0], p90=p50_p90[1])
 
@@ -254,11 +304,14 @@ class HubAid:
         asking = Caller(
             org=step.requester,
             org_kind=caller.org_kind,
-            scopes=frozenset({Scope.RESOURCES_READ, Scope.AID_REQUEST}),
+            scopes=frozenset({Scope.RESOURCES_READ, Scope.VOLUNTEERS_READ, Scope.AID_REQUEST}),
             client_id=caller.client_id,
             subject=caller.subject,
             district=caller.district,
         )
+        if step.resource_kind == VOLUNTEERS_KIND:
+            found, _ = await self.volunteer_matches(asking, step.skill or "", purpose=None)
+            return _owners([m.owner for m in found])
         page = await self.federation.list_page(
             SPECS["Resource"],
             PageRequest(
@@ -284,11 +337,59 @@ class HubAid:
             and match.enough is not False
         ]
         matches.sort(key=_dispatch_order)
-        owners: list[str] = []
-        for match in matches:
-            if match.owner not in owners and len(owners) < MATCH_OWNERS:
-                owners.append(match.owner)
-        return owners
+        return _owners([match.owner for match in matches])
+
+    async def volunteer_matches(
+        self, caller: Caller, skill: str, *, purpose: str | None
+    ) -> tuple[list[AidVolunteerMatch], list[Any]]:
+        """Available volunteers with ``skill`` of other communities, as ``caller`` sees them.
+
+        In the dispatcher's order (``_volunteer_order``), with the sources' reports.
+        """
+        known = VOLUNTEER_SKILLS.get(skill)
+        if known is None:
+            raise AidSkillUnknown(f"{skill[:40]!r} is not in the volunteer skill code list",
+                                  skill=skill[:40])  # fmt: skip
+        assert self.federation is not None
+        page = await self.federation.list_page(
+            SPECS["Volunteer"],
+            PageRequest(
+                caller=caller,
+                where={
+                    "skills": list(known.labels),
+                    "availabilities": [VolunteerAvailability.AVAILABLE.name],
+                },
+                first=MATCH_CANDIDATES,
+                after=None,
+                order=RecordOrder.UPDATED_DESC,
+                selection=VOLUNTEER_SELECTION,
+                purpose=purpose,
+            ),
+        )
+        for report in page.reports:
+            if report.status.value not in ("ok", "stale"):
+                log.warning("aid: volunteers with %s: source %s %s: %s", skill, report.source,
+                            report.status.value, report.message)  # fmt: skip
+        matches = []
+        for _, node in page.edges:
+            volunteer = node.to_pydantic()
+            if (
+                volunteer.owner == caller.org
+                or volunteer.availability is not VolunteerAvailability.AVAILABLE
+                or not has_skill(list(volunteer.skills or []), skill)
+            ):
+                continue
+            matches.append(
+                AidVolunteerMatch(
+                    volunteer_id=strawberry.ID(volunteer.id),
+                    owner=volunteer.owner,
+                    skills=list(volunteer.skills or []),
+                    team=volunteer.team,
+                    availability=volunteer.availability,
+                )
+            )
+        matches.sort(key=_volunteer_order)
+        return matches, list(page.reports)
 
     async def deliver(self, step: AidStep, caller: Caller) -> dict[str, str]:
         """Apply one step sent by ``caller``, once, and pass it on: the inbox's answer.
@@ -429,6 +530,24 @@ class HubAid:
             matches.sort(key=_dispatch_order)
             return matches[:first]
 
+        async def aid_volunteer_matches(
+            info: Info[HubContext, None], skill: str, first: int = 20
+        ) -> list[AidVolunteerMatch]:
+            context = info.context
+            caller = context.caller
+            if not caller.has_scope(Scope.VOLUNTEERS_READ) or not (
+                caller.has_scope(Scope.AID_REQUEST) or caller.has_scope(Scope.RISK_VERIFY)
+            ):
+                raise Forbidden(
+                    "matching volunteers needs volunteers:read and aid:request (or risk:verify)",
+                    scope=[Scope.VOLUNTEERS_READ, Scope.AID_REQUEST],
+                )
+            if first > MAX_PAGE or first < 0:
+                raise PageSizeTooLarge(f"first must be 0..{MAX_PAGE}", max=MAX_PAGE)
+            matches, reports = await self.volunteer_matches(caller, skill, purpose=context.purpose)
+            context.add_reports(reports, info.path.as_list())
+            return matches[:first]
+
         async def aid_district(info: Info[HubContext, None]) -> AidDistrict:
             caller = info.context.caller
             if not (caller.has_scope(Scope.RISK_VERIFY) or caller.has_scope(Scope.ADMIN)):
@@ -460,6 +579,14 @@ class HubAid:
                 "dispatcher would ask them: those whose shown availability (exact or band) surely "
                 "covers the quantity, then those that may, then the rest; nearer first within "
                 "each; the caller's own left out",
+            ),
+            "aid_volunteer_matches": strawberry.field(
+                resolver=aid_volunteer_matches,
+                description="Available volunteers with a skill (a code of the volunteer skill "
+                "list) in other communities, as the caller may see them (skills, team, "
+                "availability; never who they are), in the order a dispatcher would ask their "
+                "communities: available first, then by community (volunteers carry no location). "
+                "Refused with AID_SKILL_UNKNOWN",
             ),
             "aid_district": strawberry.field(
                 resolver=aid_district,

@@ -34,6 +34,7 @@ from schema.aid import (
     OPEN,
     TAKEN,
     AidError,
+    AidNotOwner,
     AidNotYourStep,
     AidRole,
     AidStep,
@@ -101,6 +102,10 @@ def check_sender(step: AidStep, caller: Caller) -> AidRole:
         f"AidRequest:{step.requester}:"
     ):
         raise Forbidden("a request id names its requester", reason="NOT_SENDER")
+    for volunteer_id in step.volunteer_ids or ():
+        if not volunteer_id.startswith(f"Volunteer:{step.provider}:"):
+            raise AidNotOwner(f"{volunteer_id} is not a volunteer of {step.provider}",
+                              resourceId=volunteer_id)  # fmt: skip
     return role
 
 
@@ -241,6 +246,9 @@ async def receive_step(
             resource_kind=step.resource_kind,
             unit=step.unit,
             requested=step.quantity or 0,
+            skill=step.skill,
+            window_from=step.window_from,
+            window_to=step.window_to,
             status=after.value,
             steps=[],
             requested_at=step.at,
@@ -257,6 +265,8 @@ async def receive_step(
         others = [o for o in await notified_owners(session, step.request_id) if o != step.provider]
     if step.kind is AidStepKind.OFFER:
         case.resource_id = step.resource_id or case.resource_id
+        if step.volunteer_ids is not None:
+            case.volunteer_ids = list(step.volunteer_ids)
         if case.first_offer_at is None:
             case.first_offer_at = hops["first_offer"] = step.at
     elif step.kind is AidStepKind.COMMIT:

@@ -36,6 +36,11 @@ class AidCaseRow(HubTable, table=True):
     steps: list[dict[str, Any]] = Field(
         default_factory=list, sa_type=PydanticJSON(list[dict[str, Any]])
     )
+    # Requests for volunteers only: the skill code, the window, the Volunteer ids offered.
+    skill: str | None = Field(default=None, max_length=40)
+    window_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    window_to: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    volunteer_ids: list[str] | None = Field(default=None, sa_type=PydanticJSON(list[str]))
     requested_at: datetime = Field(index=True, sa_type=UTCDateTime)
     first_offer_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     committed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -41,11 +41,19 @@ strawberry.enum(AidStepKind, name="AidStepKind")
 strawberry.enum(AidRole, name="AidRole")
 
 
+@strawberry.type(name="AidPerson", description="A committed volunteer: who, how to reach them")
+class AidPersonType:
+    volunteer_id: strawberry.ID
+    name: str
+    phone: str | None
+
+
 @strawberry.type(description="Where and whom: disclosed to the requester once committed")
 class AidDisclosureType:
-    resource_id: strawberry.ID
-    address: str
+    resource_id: strawberry.ID | None = strawberry.field(description="Null for volunteers")
+    address: str = strawberry.field(description="The pick-up address (empty for volunteers)")
     contact: str
+    people: list[AidPersonType] = strawberry.field(description="The volunteers committed")
 
 
 @strawberry.type(name="AidCase", description="One aid request this community is a party to")
@@ -68,6 +76,12 @@ class AidCaseType:
     steps: JSON = strawberry.field(description="The steps applied here, in order")
     updated_at: datetime
     version: int
+    skill: str | None = strawberry.field(description="Volunteers: the skill code asked for")
+    window_from: datetime | None = strawberry.field(description="Volunteers: needed from")
+    window_to: datetime | None = strawberry.field(description="Volunteers: needed until")
+    volunteer_ids: list[strawberry.ID] | None = strawberry.field(
+        description="Volunteers: the Volunteer records offered (and committed)"
+    )
 
     @classmethod
     def of(cls, case: AidCase) -> AidCaseType:
@@ -87,9 +101,15 @@ class AidCaseType:
             status=case.status,
             disclosure=(
                 AidDisclosureType(
-                    resource_id=strawberry.ID(shown.resource_id),
+                    resource_id=strawberry.ID(shown.resource_id) if shown.resource_id else None,
                     address=shown.address,
                     contact=shown.contact,
+                    people=[
+                        AidPersonType(
+                            volunteer_id=strawberry.ID(p.volunteer_id), name=p.name, phone=p.phone
+                        )
+                        for p in shown.people
+                    ],
                 )
                 if shown is not None
                 else None
@@ -97,6 +117,14 @@ class AidCaseType:
             steps=JSON(case.steps),
             updated_at=case.updated_at,
             version=case.version,
+            skill=case.skill,
+            window_from=case.window_from,
+            window_to=case.window_to,
+            volunteer_ids=(
+                [strawberry.ID(v) for v in case.volunteer_ids]
+                if case.volunteer_ids is not None
+                else None
+            ),
         )
 
 
@@ -214,6 +242,7 @@ class NodeAid:
             quantity: int | None = None,
             resource_id: strawberry.ID | None = None,
             note: str = "",
+            volunteer_ids: list[strawberry.ID] | None = None,
         ) -> AidCaseType:
             context = info.context
             context.require_staff(also=(Scope.AID_REQUEST, Scope.AID_RESPOND))
@@ -230,6 +259,9 @@ class NodeAid:
                     quantity=quantity,
                     resource_id=str(resource_id) if resource_id is not None else None,
                     note=note,
+                    volunteer_ids=[str(v) for v in volunteer_ids]
+                    if volunteer_ids is not None
+                    else None,
                 )
             self.wake.set()
             return AidCaseType.of(case)
@@ -239,9 +271,11 @@ class NodeAid:
                 resolver=aid_step,
                 description="Take a step of an aid request: offer, decline, dispatch, in_transit, "
                 "request_return (provider, aid:respond); accept, receive, return, cancel "
-                "(requester, aid:request). Refused with AID_STEP_OUT_OF_ORDER, "
+                "(requester, aid:request). An offer for a request of volunteers names them in "
+                "volunteerIds (in_transit does not apply). Refused with AID_STEP_OUT_OF_ORDER, "
                 "AID_NOT_YOUR_STEP, AID_QUANTITY_INVALID, AID_ABOVE_AVAILABLE, AID_NOT_OWNER, "
-                "AID_RECORD_RETIRED or AID_KIND_MISMATCH",
+                "AID_RECORD_RETIRED, AID_KIND_MISMATCH, AID_VOLUNTEER_BOOKED or "
+                "AID_VOLUNTEER_UNAVAILABLE",
             )
         }
 

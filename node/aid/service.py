@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from node.aid.bookings import book_volunteers, check_volunteers, release_volunteers
 from node.aid.tables import AidTables
 from node.flags import outbox
 from node.flags.tables import FlagTables
@@ -42,11 +43,12 @@ from schema.aid import (
     AidStepKind,
     AidStepOutOfOrder,
     advance,
+    check_volunteer_request,
     consumes,
     new_message_id,
     releases,
 )
-from schema.codes import RESOURCE_KINDS
+from schema.codes import RESOURCE_KINDS, VOLUNTEERS_KIND
 from schema.enums import AidRequestStatus, OrgKind
 from schema.errors import Forbidden, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
@@ -95,6 +97,7 @@ class AidParty:
     outbox: FlagTables
     resources: Any  # the Resource table class
     requests: Any  # the AidRequest table class
+    volunteers: Any  # the Volunteer table class
     audit_log: sa.Table
 
 
@@ -120,6 +123,15 @@ class AidCase:
     created_at: datetime
     updated_at: datetime
     version: int
+    skill: str | None = None  # a request for volunteers: the skill, the window, who is offered
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    volunteer_ids: list[str] | None = None
+
+    @property
+    def for_volunteers(self) -> bool:
+        """Whether the request asks for people rather than a resource."""
+        return self.resource_kind == VOLUNTEERS_KIND
 
     @classmethod
     def of(cls, row: Mapping[Any, Any]) -> AidCase:
@@ -143,6 +155,10 @@ class AidCase:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             version=row["version"],
+            skill=row["skill"],
+            window_from=row["window_from"],
+            window_to=row["window_to"],
+            volunteer_ids=list(row["volunteer_ids"]) if row["volunteer_ids"] is not None else None,
         )
 
 
@@ -155,6 +171,8 @@ class Received:
 
 
 def _reusable(kind: str) -> bool:
+    if kind == VOLUNTEERS_KIND:
+        return True  # people come back: ``return`` releases their booking
     known = RESOURCE_KINDS.get(kind)
     return known.reusable if known is not None else False
 
@@ -340,6 +358,8 @@ async def _apply(
             changes["provider"] = step.provider
         if step.resource_id is not None:
             changes["resource_id"] = step.resource_id
+        if step.volunteer_ids is not None:
+            changes["volunteer_ids"] = step.volunteer_ids
     elif kind is AidStepKind.COMMIT:
         changes["committed"] = step.quantity
         if case.role is AidRole.REQUESTER and step.disclosure is not None:
@@ -353,6 +373,14 @@ async def _apply(
             changes["committed"] = 0
         elif consumes(after, reusable=case.reusable):
             await release_units(session, party.resources, local, case.committed, consumed=True)
+    elif (
+        case.role is AidRole.PROVIDER
+        and case.for_volunteers
+        and case.committed > 0
+        and releases(case.status, after, reusable=True)
+    ):
+        await release_volunteers(session, party.aid.bookings, case.request_id)
+        changes["committed"] = 0
     return await _store(session, party, case, step, after, **changes)
 
 
@@ -366,6 +394,7 @@ def _step(case: AidCase, kind: AidStepKind, sender: str, **fields: Any) -> AidSt
         sender=sender,
         resource_id=fields.pop("resource_id", case.resource_id),
         resource_kind=case.resource_kind,
+        volunteer_ids=fields.pop("volunteer_ids", None),
         unit=case.unit,
         at=utcnow(),
         **fields,
@@ -374,6 +403,10 @@ def _step(case: AidCase, kind: AidStepKind, sender: str, **fields: Any) -> AidSt
 
 async def open_request(session: AsyncSession, party: AidParty, request: Any) -> AidCase:
     """The requester's case of a new AidRequest row, and its ``request`` step to the hub."""
+    check_volunteer_request(
+        request.resource_kind, request.quantity, request.skill, request.window_from,
+        request.window_to,
+    )  # fmt: skip
     if request.requester != party.org:
         raise Forbidden(
             f"this node requests for {party.org} only, not {request.requester}",
@@ -412,6 +445,9 @@ async def open_request(session: AsyncSession, party: AidParty, request: Any) -> 
         note=request.purpose,
         needed_by=request.needed_by,
         place=request.location,
+        skill=request.skill,
+        window_from=request.window_from,
+        window_to=request.window_to,
         at=now,
     )
     await _insert_case(session, party, step, AidRole.REQUESTER)
@@ -445,6 +481,10 @@ async def _insert_case(
             created_at=now,
             updated_at=now,
             version=1,
+            skill=step.skill,
+            window_from=step.window_from,
+            window_to=step.window_to,
+            volunteer_ids=None,
         )
     )
 
@@ -515,6 +555,7 @@ async def take_step(
     quantity: int | None,
     resource_id: str | None,
     note: str,
+    volunteer_ids: list[str] | None = None,
 ) -> AidCase:
     """A step this community's staff take; applied here and owed to the hub."""
     if kind not in STAFF_STEPS:
@@ -534,8 +575,29 @@ async def take_step(
             scope=scope,
         )
     after = advance(case.status, kind, case.role)
-    quantity = case.offered if kind is AidStepKind.ACCEPT else _check_quantity(case, kind, quantity)
-    if kind is AidStepKind.OFFER:
+    if case.for_volunteers:
+        if kind is AidStepKind.IN_TRANSIT:
+            raise AidStepOutOfOrder("volunteers are dispatched, then received: no in_transit",
+                                    status=case.status.value, step=kind.value)  # fmt: skip
+        if resource_id is not None:
+            raise AidNotOwner("a request for volunteers names no resource", resourceId=resource_id)
+        if kind is AidStepKind.OFFER:
+            offered = volunteer_ids or []
+            quantity = _check_quantity(case, kind, len(offered) if quantity is None else quantity)
+            if quantity != len(offered):
+                raise AidQuantityInvalid(
+                    f"{len(offered)} volunteers named for {quantity}",
+                    quantity=quantity,
+                    limit=len(offered),
+                )
+            await _check_volunteers(session, party, case, offered, lock=False)
+    if volunteer_ids is not None and not (case.for_volunteers and kind is AidStepKind.OFFER):
+        raise AidNotOwner("only an offer of volunteers names volunteers", resourceId=None)
+    if kind is AidStepKind.ACCEPT:
+        quantity, volunteer_ids = case.offered, case.volunteer_ids
+    elif not (case.for_volunteers and kind is AidStepKind.OFFER):
+        quantity = _check_quantity(case, kind, quantity)
+    if kind is AidStepKind.OFFER and not case.for_volunteers:
         assert quantity is not None
         resource_id = await _check_offer(session, party, case, resource_id, quantity)
     elif resource_id is not None and resource_id != case.resource_id:
@@ -547,10 +609,31 @@ async def take_step(
         resource_id=resource_id or case.resource_id,
         quantity=quantity,
         note=note,
+        volunteer_ids=volunteer_ids,
     )
     updated = await _apply(session, party, case, step, after)
     await _send(session, party, step)
     return updated
+
+
+async def _check_volunteers(
+    session: AsyncSession, party: AidParty, case: AidCase, volunteer_ids: list[str], *, lock: bool
+) -> list[Any]:
+    """The offered volunteers, if each may be committed to the case (``book`` books them)."""
+    assert case.skill is not None
+    assert case.window_from is not None
+    assert case.window_to is not None
+    book = book_volunteers if lock else check_volunteers
+    return await book(
+        session,
+        org=party.org,
+        volunteers=party.volunteers,
+        bookings=party.aid.bookings,
+        request_id=case.request_id,
+        volunteer_ids=volunteer_ids,
+        skill=case.skill,
+        window=(case.window_from, case.window_to),
+    )
 
 
 async def _commit(
@@ -558,10 +641,16 @@ async def _commit(
 ) -> AidCase:
     """The provider's answer to ``accept``: reserve and disclose, or refuse with the reason."""
     quantity = accept.quantity or 0
-    assert case.resource_id is not None
-    local = _resource_local(party, case.resource_id)
+    people: list[Any] = []
+    local = ""
     try:
-        await commit_units(session, party.resources, local, quantity)  # writes nothing if refused
+        if case.for_volunteers:  # writes nothing if refused
+            people = await _check_volunteers(session, party, case, case.volunteer_ids or [],
+                                             lock=True)  # fmt: skip
+        else:
+            assert case.resource_id is not None
+            local = _resource_local(party, case.resource_id)
+            await commit_units(session, party.resources, local, quantity)  # nothing if refused
     except AidError as exc:
         refusal = _step(case, AidStepKind.REFUSE, party.org, reason=exc.code, note=exc.message)
         refused = await _apply(session, party, case, refusal, AidRequestStatus.DECLINED)
@@ -574,12 +663,22 @@ async def _commit(
         refused = await _apply(session, party, case, refusal, AidRequestStatus.DECLINED)
         await _send(session, party, refusal)
         return refused
-    resources = party.resources
-    address = (
-        await session.execute(sa.select(resources.address).where(resources.id == local))
-    ).scalar_one()
-    disclosure = AidDisclosure(resource_id=case.resource_id, address=address, contact=party.contact)
-    commit = _step(case, AidStepKind.COMMIT, party.org, quantity=quantity, disclosure=disclosure)
+    disclosed: tuple[str, int, list[str], object]
+    if case.for_volunteers:
+        disclosure = AidDisclosure(contact=party.contact, people=people)
+        disclosed = ("Volunteer", len(people), ["name", "phone", "contact"],
+                     [p.volunteer_id for p in people])  # fmt: skip
+    else:
+        resources = party.resources
+        address = (
+            await session.execute(sa.select(resources.address).where(resources.id == local))
+        ).scalar_one()
+        disclosure = AidDisclosure(resource_id=case.resource_id, address=address,
+                                   contact=party.contact)  # fmt: skip
+        disclosed = ("Resource", 1, ["address", "contact"], case.resource_id)
+    record_type, count, fields, record = disclosed
+    commit = _step(case, AidStepKind.COMMIT, party.org, quantity=quantity, disclosure=disclosure,
+                   volunteer_ids=case.volunteer_ids)  # fmt: skip
     committed = await _apply(session, party, case, commit, AidRequestStatus.COMMITTED)
     await append(
         session,
@@ -594,12 +693,12 @@ async def _commit(
                 client_id="aid-commit",
                 subject=case.requester,
             ),
-            record_type="Resource",
-            count=1,
+            record_type=record_type,
+            count=count,
             decision={
                 "effect": "allow_exact",
-                "fields": ["address", "contact"],
-                "record": case.resource_id,
+                "fields": fields,
+                "record": record,
                 "request": case.request_id,
                 "reason": "committed",
             },

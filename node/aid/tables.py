@@ -13,10 +13,11 @@ __all__ = ["AidTables", "define_aid_tables"]
 
 @dataclass(frozen=True, slots=True)
 class AidTables:
-    """``aid_cases`` and ``aid_messages``."""
+    """``aid_cases``, ``aid_messages`` and ``aid_volunteer_bookings``."""
 
     cases: sa.Table
     messages: sa.Table
+    bookings: sa.Table
 
 
 def define_aid_tables(metadata: sa.MetaData) -> AidTables:
@@ -41,6 +42,11 @@ def define_aid_tables(metadata: sa.MetaData) -> AidTables:
         # The requester's only: the pick-up address and contact, set by the commit.
         sa.Column("disclosure", sa.JSON, nullable=True),
         sa.Column("steps", sa.JSON, nullable=False),  # AidStep.history_entry() in order
+        # Requests for volunteers only: the skill code, the window, the Volunteer ids offered.
+        sa.Column("skill", sa.String(40), nullable=True),
+        sa.Column("window_from", UTCDateTime(), nullable=True),
+        sa.Column("window_to", UTCDateTime(), nullable=True),
+        sa.Column("volunteer_ids", sa.JSON, nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("version", sa.Integer, nullable=False, default=1),
@@ -55,4 +61,16 @@ def define_aid_tables(metadata: sa.MetaData) -> AidTables:
         sa.Column("outcome", sa.String(12), nullable=False),  # applied | ignored
         sa.Column("received_at", UTCDateTime(), nullable=False),
     )
-    return AidTables(cases, messages)
+    bookings = sa.Table(
+        "aid_volunteer_bookings",
+        metadata,
+        # The provider's: a volunteer committed to a request for its window, until released.
+        sa.Column("volunteer_id", sa.String(200), primary_key=True),
+        sa.Column("request_id", sa.String(200), primary_key=True),
+        sa.Column("window_from", UTCDateTime(), nullable=False),
+        sa.Column("window_to", UTCDateTime(), nullable=False),
+        sa.Column("booked_at", UTCDateTime(), nullable=False),
+        sa.Column("released_at", UTCDateTime(), nullable=True),
+        sa.Index("ix_aid_volunteer_bookings_request_id", "request_id"),
+    )
+    return AidTables(cases, messages, bookings)

@@ -9,9 +9,10 @@ from typing import Annotated
 from pydantic import AfterValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES
+from schema.codes import RESOURCE_KINDS, RISK_CATEGORIES, VOLUNTEERS_KIND
 
 __all__ = [
+    "AidKindCode",
     "DivisionCode",
     "LongText",
     "Moment",
@@ -50,6 +51,10 @@ def _resource_kind(value: str) -> str:
     return value
 
 
+def _aid_kind(value: str) -> str:
+    return value if value == VOLUNTEERS_KIND else _resource_kind(value)
+
+
 def _risk_category(value: str) -> str:
     if value not in RISK_CATEGORIES:
         raise PydanticCustomError(
@@ -72,4 +77,6 @@ DivisionCode = Annotated[str, AfterValidator(_division_code)]
 Moment = Annotated[datetime, AfterValidator(_aware)]
 """A point in time with its time zone: a naive one means nothing across sources."""
 ResourceKindCode = Annotated[str, AfterValidator(_resource_kind)]
+AidKindCode = Annotated[str, AfterValidator(_aid_kind)]
+"""What an aid request asks for: a resource kind, or ``volunteers`` (people, by skill)."""
 RiskCategoryCode = Annotated[str, AfterValidator(_risk_category)]

@@ -12,7 +12,7 @@ from schema.fields import FieldGroup, grouped
 from schema.geo import GeoPoint
 from schema.records._family import public_model, update_model
 from schema.records._registry import Fact, Filter, RecordType
-from schema.records._types import DivisionCode, LongText, Moment, Name, ResourceKindCode
+from schema.records._types import AidKindCode, DivisionCode, LongText, Moment, Name
 from schema.scopes import Scope
 from schema.storage import PydanticJSON, UTCDateTime
 
@@ -32,12 +32,17 @@ class AidRequestBase(SQLModel):
     requester: DivisionCode = grouped(FieldGroup.IDENTITY, max_length=12)
     # None: open to the district; the first owner of a matching resource to offer answers.
     provider: DivisionCode | None = grouped(FieldGroup.IDENTITY, default=None, max_length=12)
-    resource_kind: ResourceKindCode = grouped(FieldGroup.IDENTITY, max_length=40)
+    # A resource kind, or "volunteers": people with ``skill`` for the window, ``quantity`` of them.
+    resource_kind: AidKindCode = grouped(FieldGroup.IDENTITY, max_length=40)
     resource_id: str | None = grouped(FieldGroup.IDENTITY, default=None, max_length=200)
     quantity: int = grouped(FieldGroup.QUANTITY_EXACT, gt=0, le=1_000_000_000)
     unit: Name = grouped(FieldGroup.IDENTITY, max_length=20)
     needed_by: Moment | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
     purpose: LongText = grouped(FieldGroup.DESCRIPTION, default="")
+    # Only for volunteers: a skill code (schema.codes.VOLUNTEER_SKILLS) and when they are needed.
+    skill: str | None = grouped(FieldGroup.IDENTITY, default=None, max_length=40)
+    window_from: Moment | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
+    window_to: Moment | None = grouped(FieldGroup.STATUS, default=None, sa_type=UTCDateTime)
     # Where it is needed: an open request is matched nearest first from here.
     location: GeoPoint | None = grouped(
         FieldGroup.LOCATION_EXACT, default=None, sa_type=PydanticJSON(GeoPoint)

@@ -97,11 +97,13 @@ def generator() -> dict[str, Any]:
     }
 
 
-async def status_at(client: GraphQLClient, request_id: str, status: str) -> dict[str, Any]:
-    """The node's case once it reaches ``status``."""
+async def status_at(
+    client: GraphQLClient, request_id: str, status: str, *, query: str = CASE
+) -> dict[str, Any]:
+    """The node's case once it reaches ``status`` (``query`` selects its fields)."""
 
     async def reached() -> dict[str, Any] | None:
-        case: dict[str, Any] | None = (await client.data(CASE, {"r": request_id}))["aidCase"]
+        case: dict[str, Any] | None = (await client.data(query, {"r": request_id}))["aidCase"]
         return case if case is not None and case["status"] == status else None
 
     found: dict[str, Any] = await eventually(reached, timeout_s=30)

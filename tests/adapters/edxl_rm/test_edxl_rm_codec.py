@@ -144,6 +144,24 @@ def test_every_step_round_trips_through_its_message(kind: AidStepKind, message: 
     assert parse_step(data) == original
 
 
+def test_a_request_for_volunteers_round_trips_with_its_skill_and_window() -> None:
+    original = step(
+        K.REQUEST,
+        resource_kind="volunteers",
+        resource_id=None,
+        unit="人",
+        skill="first_aid",
+        window_from=datetime(2026, 12, 1, 18, 0, tzinfo=CST),
+        window_to=datetime(2026, 12, 1, 22, 0, tzinfo=CST),
+    )
+    data = write_step(original)
+    root = root_of(data)
+    assert validate_message(data) is RmMessage.REQUEST_RESOURCE
+    schedules = [e.text for e in root.iter(msg("ScheduleType"))]
+    assert schedules == ["RequestedArrival", "BeginAvailable", "EndAvailable"]
+    assert parse_step(data) == original
+
+
 def test_the_default_message_of_each_kind() -> None:
     expected = {
         K.REQUEST: "RequestResource",

@@ -48,6 +48,7 @@ PARTY = AidParty(
     outbox=FLAGS,
     resources=SPECS["Resource"].table,
     requests=SPECS["AidRequest"].table,
+    volunteers=SPECS["Volunteer"].table,
     audit_log=AUDIT_LOG,
 )
 STAFF = Caller(
