@@ -1,0 +1,301 @@
+"""Flags held by the hubs below: a city department lists and works them at its own hub.
+
+A district hub's routing rules may assign a flag to a department of the city (by
+severity, or on a missed deadline). The flag stays at the district hub, whose inbox,
+workflow and outbox own it. The city hub answers for it through the federation: its
+``flags`` field asks every hub source that serves ``flags`` (each answers with the
+flags assigned to the caller's organisation) and merges their pages with its own;
+``flag(id)`` and ``transitionFlag`` go to the hub that holds the flag (its area holds
+the flag's community). Each call carries a token the city hub mints for that hub on
+the caller's behalf (the act chain); no token passes through. A refusal of the hub
+below (a stale version, a flag not assigned to the caller, a move the workflow does
+not allow) reaches the caller with that hub's code; a hub below that does not answer
+is ``SOURCE_UNAVAILABLE`` (or ``SOURCE_TIMEOUT``), and nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub.federation.codec import DecodeError, decode
+from hub.federation.context import HubContext
+from hub.federation.cursor import FederatedPosition
+from hub.federation.executor import SourceFailed, SourceReply
+from hub.federation.registry import Source
+from hub.federation.reports import SourceReport, SourceStatus
+from hub.flags import service
+from hub.flags.tables import FlagRow
+from schema.enums import RiskFlagStatus
+from schema.errors import LinliError, NotFound
+from schema.ids import GlobalId, InvalidGlobalId
+from schema.runtime.wellknown import SourceKind
+
+__all__ = [
+    "FLAGS_CAPABILITY",
+    "FLAG_ENVELOPE",
+    "RefusedBelow",
+    "flag_below",
+    "hubs_below",
+    "list_flags",
+    "transition_below",
+]
+
+FLAGS_CAPABILITY = "flags"
+"""What a hub's ``/.well-known/linli-node`` lists when it answers ``flags`` for the hub above."""
+
+FLAG_ENVELOPE = ("id", "receivedAt")
+"""Asked of every hub below whatever the caller selected: the merge orders by them."""
+
+# The codes of a hub below that reach the caller as they are: they say why the move or
+# the read was refused, and the caller acts on them (reload, ask the assignee ...).
+_PASSED_ON = frozenset(
+    {"STALE_VERSION", "FORBIDDEN", "NOT_FOUND", "INVALID_TRANSITION", "INVALID_INPUT"}
+)
+
+
+class RefusedBelow(LinliError):
+    """The hub below refused: its code and details, and ``source``, the hub that said so."""
+
+    def __init__(self, report: SourceReport, refusal: dict[str, Any]) -> None:
+        details = {k: v for k, v in refusal.items() if k != "code"}
+        super().__init__(f"hub {report.source}: {report.message}", **details, source=report.source)
+        self._code = str(refusal["code"])
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self._code, **self.details}
+
+
+def hubs_below(context: HubContext) -> list[Source]:
+    """The hub sources that answer ``flags`` (none at a district hub: its sources are nodes)."""
+    return [
+        s
+        for s in context.federation.plan(FLAGS_CAPABILITY, None)
+        if s.kind == SourceKind.HUB and s.described
+    ]
+
+
+def _failed(reply_report: SourceReport) -> LinliError:
+    refusal = reply_report.refusal
+    if refusal is not None and refusal.get("code") in _PASSED_ON:
+        return RefusedBelow(reply_report, refusal)
+    return SourceFailed(reply_report)
+
+
+def _owner_hub(context: HubContext, flag_id: str) -> Source | None:
+    """The hub below whose area holds the flag's community, if any."""
+    try:
+        owner = GlobalId.parse(flag_id).owner
+    except InvalidGlobalId:
+        return None
+    source = context.federation.owning_source(owner)
+    if source is None or source.kind != SourceKind.HUB or not source.serves(FLAGS_CAPABILITY):
+        return None
+    return source
+
+
+async def _one(
+    context: HubContext,
+    source: Source,
+    document: str,
+    variables: dict[str, Any],
+    field_name: str,
+    gql_type: Any,
+    path: Sequence[str | int],
+) -> Any:
+    reply = await context.call_source(source.id, document, variables, field_name=field_name)
+    context.add_reports([reply.report], path)
+    if reply.payload is None:
+        raise _failed(reply.report)
+    try:
+        found = decode(gql_type, reply.payload)
+    except DecodeError as exc:
+        reply.report.status = SourceStatus.ERROR
+        reply.report.message = f"answer does not fit the schema: {exc}"
+        raise SourceFailed(reply.report) from exc
+    reply.report.count = 1
+    return found
+
+
+async def flag_below(
+    context: HubContext, flag_id: str, selection: str, gql_type: Any, path: Sequence[str | int]
+) -> Any:
+    """``flag(id)`` of the hub below that holds it; ``NotFound`` if no hub below may hold it."""
+    source = _owner_hub(context, flag_id)
+    if source is None:
+        raise NotFound(f"no flag {flag_id}")
+    document = f"query($id: ID!) {{ flag(id: $id) {selection} }}"
+    return await _one(context, source, document, {"id": flag_id}, "flag", gql_type, path)
+
+
+_TRANSITION = (
+    "mutation($id: ID!, $to: RiskFlagStatus!, $v: Int!, $note: String) {{"
+    " transitionFlag(id: $id, to: $to, expectedVersion: $v, note: $note) {selection} }}"
+)
+
+
+async def transition_below(
+    context: HubContext,
+    flag_id: str,
+    *,
+    to: RiskFlagStatus,
+    note: str,
+    expected_version: int,
+    selection: str,
+    gql_type: Any,
+    path: Sequence[str | int],
+) -> Any:
+    """Move a flag the hub below holds, there, as the caller; ``NotFound`` if none may hold it.
+
+    The hub below applies it through its own workflow and version check, and sends the
+    node its update; this hub writes nothing. No retry: a move is not idempotent.
+    """
+    source = _owner_hub(context, flag_id)
+    if source is None:
+        raise NotFound(f"no flag {flag_id}")
+    document = _TRANSITION.format(selection=selection)
+    variables = {"id": flag_id, "to": to.name, "v": expected_version, "note": note}
+    return await _one(context, source, document, variables, "transitionFlag", gql_type, path)
+
+
+_LIST = (
+    "query($status: RiskFlagStatus, $first: Int, $after: String) {{"
+    " flags(status: $status, first: $first, after: $after) {{"
+    " edges {{ cursor node {selection} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+)
+
+_Key = tuple[datetime, str]
+
+
+@dataclass
+class _Stream:
+    """One part's page in order: this hub's own rows or one hub's edges."""
+
+    part: str
+    items: list[tuple[_Key, str, Any]]  # (order key, the part's cursor, the object)
+    has_next: bool
+
+
+@dataclass(frozen=True)
+class FlagsPage:
+    edges: list[tuple[str, Any]]
+    has_next: bool
+    end_cursor: str | None
+
+
+async def list_flags(
+    context: HubContext,
+    below: list[Source],
+    *,
+    local_part: str,
+    status: RiskFlagStatus | None,
+    size: int,
+    after: str | None,
+    selection: str,
+    gql_type: Any,
+    of_row: Callable[[FlagRow], Any],
+    secret: bytes,
+    path: Sequence[str | int],
+) -> FlagsPage:
+    """The caller's flags here and at the hubs ``below``, newest first, paged as one list.
+
+    The cursor holds each part's own cursor (this hub's as ``local_part``); a part that
+    has given everything is not asked again. Each hub below gets a report.
+    """
+    codec = context.federation.cursors
+    query = f"flags:{status.value if status is not None else ''}"
+    position = codec.decode(after, query) if after else FederatedPosition(query)
+    streams: list[_Stream] = []
+    if local_part not in position.done:
+        async with context.db.sessions() as session:
+            page, has_next = await service.list_flags(
+                session,
+                context.caller,
+                status=status,
+                first=size,
+                after=position.after.get(local_part),
+                secret=secret,
+            )
+        streams.append(
+            _Stream(
+                local_part,
+                [((row.received_at, row.id), cursor, of_row(row)) for cursor, row in page],
+                has_next,
+            )
+        )
+    document = _LIST.format(selection=selection)
+    deadline = time.monotonic() + context.federation.deadline_s
+    asked = [s for s in below if s.id not in position.done]
+
+    async def ask(source: Source) -> SourceReply:
+        variables = {
+            "status": status.name if status is not None else None,
+            "first": size,
+            "after": position.after.get(source.id),
+        }
+        return await context.federation.call(
+            source, context.caller, document, variables, deadline, context.purpose,
+            stale_key=None, field_name="flags",
+        )  # fmt: skip
+
+    reports: dict[str, SourceReport] = {}
+    for source, reply in zip(asked, await asyncio.gather(*(ask(s) for s in asked)), strict=True):
+        reports[source.id] = reply.report
+        if reply.payload is None:
+            continue
+        try:
+            streams.append(_remote_stream(source.id, reply.payload, gql_type))
+        except (DecodeError, KeyError, TypeError, ValueError) as exc:
+            reply.report.status = SourceStatus.ERROR
+            reply.report.message = f"answer does not fit the schema: {exc!r}"
+    state = position.copy()
+    taken: dict[str, int] = {}
+    edges: list[tuple[str, Any]] = []
+    merged = heapq.merge(
+        *([(key, stream, cursor, obj) for key, cursor, obj in stream.items] for stream in streams),
+        key=lambda item: item[0],
+        reverse=True,
+    )
+    for _key, stream, cursor, obj in merged:
+        if len(edges) == size:
+            break
+        state.after[stream.part] = cursor
+        taken[stream.part] = taken.get(stream.part, 0) + 1
+        edges.append((codec.encode(state), obj))
+    for stream in streams:
+        if not stream.has_next and taken.get(stream.part, 0) == len(stream.items):
+            state.done.add(stream.part)
+    for source in below:
+        report = reports.get(source.id) or SourceReport(source.id, SourceStatus.OK, 0.0)
+        report.count = taken.get(source.id, 0)
+        report.exhausted = source.id in state.done
+        reports[source.id] = report
+    context.add_reports([reports[s.id] for s in below], path)
+    await context.federation.relay_audit(
+        context.caller, "RiskFlag", [reports[s.id] for s in asked], context.purpose
+    )
+    has_next = any(s.part not in state.done for s in streams)
+    end_cursor = codec.encode(state) if (edges or has_next) else None
+    if edges and end_cursor is not None:
+        edges[-1] = (end_cursor, edges[-1][1])
+    return FlagsPage(edges, has_next, end_cursor)
+
+
+def _remote_stream(part: str, payload: dict[str, Any], gql_type: Any) -> _Stream:
+    items: list[tuple[_Key, str, Any]] = []
+    for edge in payload["edges"]:
+        node = edge["node"]
+        at = datetime.fromisoformat(node["receivedAt"])
+        if at.tzinfo is None:
+            raise DecodeError(f"receivedAt {node['receivedAt'][:40]!r} has no time zone")
+        items.append(((at, str(node["id"])), str(edge["cursor"]), decode(gql_type, node)))
+    keys = [item[0] for item in items]
+    if keys != sorted(keys, reverse=True):
+        raise DecodeError("the flags are out of order")
+    return _Stream(part, items, bool(payload["pageInfo"]["hasNextPage"]))
