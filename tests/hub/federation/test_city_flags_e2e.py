@@ -23,6 +23,7 @@ from tests.hub.federation.hierarchy import (
     DISTRICT_A,
     DISTRICT_B,
     NODES,
+    PROVINCE,
     Hierarchy,
     dumps,
     entries,
@@ -70,9 +71,7 @@ AT_NODE = """query ($id: ID!) { node(id: $id) { ... on RiskFlag {
 @pytest.fixture(params=BACKENDS)
 async def city(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Hierarchy]:
     routing = tmp_path / "routing.toml"
-    routing.write_text(
-        ROUTING.replace("district-desk-placeholder", f"{DISTRICT_A}400003"), "utf-8"
-    )
+    routing.write_text(ROUTING.replace("district-desk-placeholder", f"{DISTRICT_A}400003"), "utf-8")
     async with hierarchy(
         tmp_path, request.param, district_settings={"routing_file": routing}, deliver_flags=True
     ) as built:
@@ -105,10 +104,10 @@ async def raise_flag(staff: GraphQLClient, category: str, severity: str, text: s
     return flag_id
 
 
-async def listed_at_city(
+async def listed(
     client: GraphQLClient, wanted: set[str], *, timeout_s: float = 30.0
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Poll the city's ``flags`` until every flag of ``wanted`` is listed; (by id, body)."""
+    """Poll a hub's ``flags`` until every flag of ``wanted`` is listed; (by id, body)."""
     deadline = time.monotonic() + timeout_s
     while True:
         body = await client.post(LIST, {"first": 100})
@@ -133,7 +132,7 @@ async def test_a_severe_flag_is_worked_by_the_city_department_at_the_city_hub(
 
     # The city department lists, at its own hub, the flags both districts assigned to it,
     # with each district hub's status (and, nested, its own sources').
-    found, body = await listed_at_city(gas, {severe, second, other})
+    found, body = await listed(gas, {severe, second, other})
     assert minor not in found  # routed to the district's desk, not the city
     assert {found[f]["assignedTo"] for f in (severe, second, other)} == {CITY_GAS}
     assert found[severe]["status"] == "ROUTED"
@@ -224,7 +223,51 @@ async def test_a_flag_not_acknowledged_in_time_reaches_the_city_department(
     flood = await city.department(CITY, org=CITY_FLOOD, scopes="risk:verify")
     flag_id = await raise_flag(staff, "flooding", "III", "积水 地下车库 Water in the garage")
     # Past the deadline the district's rule escalates it: the city office finds it at its hub.
-    found, _ = await listed_at_city(flood, {flag_id})
+    found, _ = await listed(flood, {flag_id})
     assert found[flag_id]["assignedTo"] == CITY_FLOOD
     assert found[flag_id]["escalationLevel"] == 1
     assert found[flag_id]["community"] == A2
+
+
+PROVINCE_DESK = f"{PROVINCE}400001"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_three_levels_a_province_department_works_a_flag_from_the_province_hub(
+    tmp_path: Path, backend: str
+) -> None:
+    routing = tmp_path / "routing.toml"
+    routing.write_text(
+        f'[[routes]]\ncategory = "gas_leak"\narea = ""\nseverity = "I"\n'
+        f'department = "{PROVINCE_DESK}"\nack_deadline_s = 600\n',
+        "utf-8",
+    )
+    async with hierarchy(
+        tmp_path, backend, province=True, district_settings={"routing_file": routing},
+        deliver_flags=True,
+    ) as built:  # fmt: skip
+        staff = await staff_of(built, B2, DISTRICT_B)
+        flag_id = await raise_flag(staff, "gas_leak", "I", "燃气爆炸风险 Risk of explosion")
+        desk = await built.department(PROVINCE, org=PROVINCE_DESK, scopes="risk:verify")
+        # Province > city > district: the city's entry nests each district's status.
+        found, body = await listed(desk, {flag_id})
+        assert found[flag_id]["assignedTo"] == PROVINCE_DESK
+        city_entry = entries(body, "flags")[hub_id(CITY)]
+        assert city_entry["status"] == "ok"
+        assert city_entry["count"] == 1
+        nested = {d["source"]: d["status"] for d in city_entry["sources"]}
+        assert nested == {hub_id(DISTRICT_A): "ok", hub_id(DISTRICT_B): "ok"}, dumps(body)
+        version = found[flag_id]["version"]
+        moved = await desk.data(
+            MOVE, {"id": flag_id, "to": "ACKNOWLEDGED", "v": version, "note": "省应急 收到"}
+        )
+        assert moved["transitionFlag"]["transitions"][-1]["org"] == PROVINCE_DESK
+        deadline = time.monotonic() + 30.0
+        while True:
+            state = (await staff.data(AT_NODE, {"id": flag_id}))["node"]
+            if state["status"] == "ACKNOWLEDGED" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert state["transitions"][-1] == {
+            "status": "ACKNOWLEDGED", "by": PROVINCE_DESK, "note": "省应急 收到",
+        }  # fmt: skip
