@@ -110,6 +110,7 @@ def _hub_app(settings: HubSettings) -> Any:
         node_url=node_url,
         node_http=federation.client.http,
         staffed=staffed,
+        federation=federation.executor,
     )
     superior = superior_hub(settings)  # the hub of the level above, if there is one
     sitreps = create_sitreps(

@@ -17,34 +17,49 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
 from hub.federation.codec import DecodeError, decode
 from hub.federation.context import HubContext
 from hub.federation.cursor import FederatedPosition
-from hub.federation.executor import SourceFailed, SourceReply
+from hub.federation.executor import Federation, SourceFailed, SourceReply
 from hub.federation.registry import Source
 from hub.federation.reports import SourceReport, SourceStatus
 from hub.flags import service
-from hub.flags.tables import FlagRow
-from schema.enums import RiskFlagStatus
-from schema.errors import LinliError, NotFound
+from hub.flags.events import FLAG_EVENT_PREFIX, event_json, number_event, sequence_bounds
+from hub.flags.tables import FlagEventRow, FlagRelayCursorRow, FlagRow
+from hub.flags.webhooks import enqueue_event_deliveries
+from policies.caller import Caller, is_superior_division
+from schema.enums import OrgKind, RiskFlagStatus
+from schema.errors import Forbidden, InvalidInput, LinliError, NotFound
 from schema.ids import GlobalId, InvalidGlobalId
+from schema.runtime.db import Database
 from schema.runtime.wellknown import SourceKind
+from schema.storage import utcnow
 
 __all__ = [
     "FLAGS_CAPABILITY",
     "FLAG_ENVELOPE",
+    "SUPERIOR_EVENTS_FIELD",
+    "EventRelay",
     "RefusedBelow",
     "flag_below",
     "hubs_below",
     "list_flags",
+    "superior_events",
     "transition_below",
 ]
+
+log = logging.getLogger("linli.hub.flags")
 
 FLAGS_CAPABILITY = "flags"
 """What a hub's ``/.well-known/linli-node`` lists when it answers ``flags`` for the hub above."""
@@ -299,3 +314,163 @@ def _remote_stream(part: str, payload: dict[str, Any], gql_type: Any) -> _Stream
     if keys != sorted(keys, reverse=True):
         raise DecodeError("the flags are out of order")
     return _Stream(part, items, bool(payload["pageInfo"]["hasNextPage"]))
+
+
+# --- events: the hub below's events of flags assigned to this hub's departments ------------
+
+SUPERIOR_EVENTS_FIELD = "superiorFlagEvents"
+MAX_EVENT_BATCH = 500
+
+
+def superior_prefix(caller: Caller, district: str) -> str:
+    """The division whose departments' flag events ``caller`` may read here: its own.
+
+    Only a hub (``org_kind`` hub) of a division above ``district`` (this hub's), with
+    ``risk:verify``: the city hub, in its own name, copying its departments' events.
+    """
+    if not (
+        caller.org_kind is OrgKind.HUB
+        and caller.has_scope(service.VERIFY_SCOPE)
+        and caller.district is not None
+        and is_superior_division(caller.district, district)
+    ):
+        raise Forbidden("only a hub of a division above this one reads its departments' events")
+    return caller.district
+
+
+async def superior_events(
+    db: Database, caller: Caller, *, district: str, after: int, first: int
+) -> tuple[list[FlagEventRow], int]:
+    """Flag events after ``after`` of flags assigned (or once assigned) to a department of the
+    calling superior hub's division, oldest first; and the last sequence number here."""
+    prefix = superior_prefix(caller, district)
+    if not 0 < first <= MAX_EVENT_BATCH:
+        raise InvalidInput(
+            f"first must be 1 to {MAX_EVENT_BATCH}", code="INVALID_PAGE_SIZE", field="first"
+        )
+    async with db.sessions() as session:
+        last, _ = await sequence_bounds(session)
+        rows = (
+            await session.execute(
+                select(FlagEventRow)
+                .where(
+                    col(FlagEventRow.seq) > after,
+                    col(FlagEventRow.seq) <= last,
+                    col(FlagEventRow.type).startswith(FLAG_EVENT_PREFIX),
+                    sa.or_(
+                        col(FlagEventRow.assigned_to).startswith(prefix),
+                        col(FlagEventRow.previous_assignee).startswith(prefix),
+                    ),
+                )
+                .order_by(col(FlagEventRow.seq))
+                .limit(first)
+            )
+        ).scalars()
+        return list(rows), last
+
+
+_EVENTS = (
+    "query($after: Int!, $first: Int!) {"
+    f" {SUPERIOR_EVENTS_FIELD}(after: $after, first: $first) {{ lastSeq events {{"
+    " seq type flagId status community assignedTo previousAssignee at timeline { hop at } } } }"
+)
+
+
+def _copied(raw: dict[str, Any]) -> tuple[int, FlagEventRow]:
+    """(the seq below, a copy to number here) of one event the hub below sent."""
+    at = datetime.fromisoformat(raw["at"])
+    timeline = {str(h["hop"]): datetime.fromisoformat(h["at"]) for h in raw["timeline"]}
+    if at.tzinfo is None or any(t.tzinfo is None for t in timeline.values()):
+        raise DecodeError("a time without a time zone")
+    event = FlagEventRow(
+        seq=0,
+        type=str(raw["type"])[:40],
+        flag_id=str(raw["flagId"])[:200],
+        status=RiskFlagStatus[str(raw["status"])].value,
+        community=str(raw["community"])[:64],
+        assigned_to=None if raw["assignedTo"] is None else str(raw["assignedTo"])[:64],
+        previous_assignee=(
+            None if raw["previousAssignee"] is None else str(raw["previousAssignee"])[:64]
+        ),
+        at=at,
+        timeline=timeline,
+    )
+    if not event.type.startswith(FLAG_EVENT_PREFIX):
+        raise DecodeError(f"{event.type!r} is not a flag event")
+    return int(raw["seq"]), event
+
+
+class EventRelay:
+    """Copies, into this hub's event log, the hubs below's events of its departments' flags.
+
+    Subscribers (``flagEvents``) and webhooks of this hub's departments then get them as
+    they get this hub's own (``enqueue_event_deliveries``). Each round asks every hub
+    below that serves ``flags`` for its events after the stored cursor, as this hub
+    (a token it mints for itself, ``hub_caller``); the copies and the cursor commit
+    together, and a cursor moved meanwhile (another replica) rolls the round back.
+    """
+
+    def __init__(
+        self, db: Database, federation: Federation, caller: Caller, *, batch: int = 200
+    ) -> None:
+        self.db = db
+        self.federation = federation
+        self.caller = caller
+        self.batch = batch
+
+    def sources(self) -> list[Source]:
+        return [
+            s
+            for s in self.federation.plan(FLAGS_CAPABILITY, None)
+            if s.kind == SourceKind.HUB and s.described
+        ]
+
+    async def relay_once(self) -> int:
+        """One round over the hubs below; how many events were copied."""
+        copied = 0
+        for source in self.sources():
+            try:
+                copied += await self._relay(source)
+            except (DecodeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("flag events of %s do not fit the schema: %r", source.id, exc)
+            except IntegrityError:
+                pass  # another replica copied them first: the next round goes on from there
+        return copied
+
+    async def _relay(self, source: Source) -> int:
+        async with self.db.sessions() as session:
+            stored = await session.get(FlagRelayCursorRow, source.id)
+            cursor = stored.last_seq if stored is not None else 0
+        reply = await self.federation.call(
+            source, self.caller, _EVENTS, {"after": cursor, "first": self.batch},
+            time.monotonic() + self.federation.deadline_s, None,
+            stale_key=None, field_name=SUPERIOR_EVENTS_FIELD,
+        )  # fmt: skip
+        if reply.payload is None:
+            return 0  # down or refusing: its health and breaker say so; the next round retries
+        events = [_copied(raw) for raw in reply.payload["events"]]
+        if not events:
+            return 0
+        now = utcnow()
+        async with self.db.transaction() as session:
+            moved = await session.execute(
+                sa.update(FlagRelayCursorRow)
+                .where(
+                    col(FlagRelayCursorRow.source) == source.id,
+                    col(FlagRelayCursorRow.last_seq) == cursor,
+                )
+                .values(last_seq=events[-1][0], updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(moved, "rowcount", 0) != 1:
+                if cursor != 0:
+                    raise IntegrityError("moved meanwhile", None, ValueError())
+                session.add(
+                    FlagRelayCursorRow(source=source.id, last_seq=events[-1][0], updated_at=now)
+                )
+            for seq, event in events:
+                if seq <= cursor:
+                    raise DecodeError("an event at or before the cursor")
+                await number_event(session, event)
+                await enqueue_event_deliveries(session, event, event_json(event))
+        return len(events)

@@ -265,6 +265,12 @@ class WebhookDelivery:
         )
 
 
+@strawberry.type(description="A batch of flag events for the hub above, oldest first")
+class SuperiorFlagEvents:
+    events: list[FlagEvent]
+    last_seq: int = strawberry.field(description="The last sequence number given out here")
+
+
 def _selection(info: Info[HubContext, None]) -> str:
     """The caller's selection of a ``FlagCase`` field, to ask of the hub below."""
     return print_selection(info.selected_fields[0].selections, ("id",))
@@ -351,6 +357,15 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
             for x in lags
         ]
 
+    async def superior_flag_events(
+        info: Info[HubContext, None], after: int, first: int = 200
+    ) -> SuperiorFlagEvents | None:
+        rows, last = await below.superior_events(
+            flags.db, info.context.caller, district=flags.settings.district, after=after,
+            first=first,
+        )  # fmt: skip
+        return SuperiorFlagEvents(events=[FlagEvent.of(r) for r in rows], last_seq=last)
+
     async def webhook_list(info: Info[HubContext, None]) -> list[Webhook] | None:
         async with flags.db.sessions() as session:
             rows = await webhooks.list_webhooks(session, info.context.caller)
@@ -383,6 +398,11 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
         ),
         "flag_lag": strawberry.field(
             resolver=flag_lag, description="Lag percentiles per hop (ms from raising)"
+        ),
+        "superior_flag_events": strawberry.field(
+            resolver=superior_flag_events,
+            description="For the hub above (a hub token of a higher division, risk:verify): "
+            "events after seq `after` of the flags assigned here to its departments",
         ),
         "webhooks": strawberry.field(resolver=webhook_list, description="The caller's webhooks"),
         "webhook_deliveries": strawberry.field(

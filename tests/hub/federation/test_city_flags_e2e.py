@@ -30,6 +30,7 @@ from tests.hub.federation.hierarchy import (
     hierarchy,
     hub_id,
 )
+from tests.hub.flags.conftest import Subscriber
 
 A1, A2 = NODES[DISTRICT_A]
 B1, B2 = NODES[DISTRICT_B]
@@ -129,6 +130,13 @@ async def test_a_severe_flag_is_worked_by_the_city_department_at_the_city_hub(
     other = await raise_flag(staff_b1, "gas_leak", "I", "燃气泄漏 B1")
     minor = await raise_flag(staff_a1, "gas_leak", "IV", "轻微燃气味 A faint smell")
     gas = await city.department(CITY, org=CITY_GAS, scopes="risk:verify")
+    # The city department follows its flags' events at the city hub (copied from below).
+    gas_token = gas.http.headers["Authorization"].removeprefix("Bearer ")
+    events = await Subscriber.open(
+        city.hubs[CITY].url.replace("http", "ws") + "/graphql", gas_token
+    )
+    assert (await events.ack())["type"] == "connection_ack"
+    await events.subscribe(after=0)
 
     # The city department lists, at its own hub, the flags both districts assigned to it,
     # with each district hub's status (and, nested, its own sources').
@@ -198,6 +206,18 @@ async def test_a_severe_flag_is_worked_by_the_city_department_at_the_city_hub(
         ("VERIFYING", CITY_GAS, "市燃气 VERIFYING"),
         ("CONFIRMED", CITY_GAS, "市燃气 CONFIRMED"),
     ]
+
+    # Its subscription at the city hub got the routing of its three flags and the moves.
+    got = await events.events(6, timeout_s=30.0)
+    await events.close()
+    routed = sorted(e["flagId"] for e in got if e["type"] == "flag.routed")
+    assert routed == sorted([severe, second, other]), dumps(got)
+    moves = [e["status"] for e in got if e["type"] == "flag.status_changed"]
+    assert moves == ["ACKNOWLEDGED", "VERIFYING", "CONFIRMED"], dumps(got)
+    assert {e["assignedTo"] for e in got} == {CITY_GAS}
+    seqs = [e["seq"] for e in got]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 6
 
     # District A's hub down: the city lists B's flag and marks A; a move of A's flag is
     # refused as unavailable, and nothing is written at the city.
