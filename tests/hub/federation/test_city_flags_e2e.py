@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from schema.enums import OrgKind
-from tests.conftest import BACKENDS, GraphQLClient
+from tests.conftest import BACKENDS, GraphQLClient, ServerThread
 from tests.hub.federation.hierarchy import (
     CITY,
     DISTRICT_A,
@@ -30,7 +31,7 @@ from tests.hub.federation.hierarchy import (
     hierarchy,
     hub_id,
 )
-from tests.hub.flags.conftest import Subscriber
+from tests.hub.flags.conftest import Receiver, Subscriber
 
 A1, A2 = NODES[DISTRICT_A]
 B1, B2 = NODES[DISTRICT_B]
@@ -65,6 +66,7 @@ ONE = """query ($id: ID!) { flag(id: $id) { id status version assignedTo
 MOVE = """mutation ($id: ID!, $to: RiskFlagStatus!, $v: Int!, $note: String) {
   transitionFlag(id: $id, to: $to, expectedVersion: $v, note: $note) {
     id status version transitions { status org note } } }"""
+REGISTER = """mutation ($url: String!) { registerWebhook(url: $url) { webhook { id } secret } }"""
 AT_NODE = """query ($id: ID!) { node(id: $id) { ... on RiskFlag {
   status assignedTo transitions { status by note } } } }"""
 
@@ -241,12 +243,30 @@ async def test_a_flag_not_acknowledged_in_time_reaches_the_city_department(
 ) -> None:
     staff = await staff_of(city, A2, DISTRICT_A)
     flood = await city.department(CITY, org=CITY_FLOOD, scopes="risk:verify")
-    flag_id = await raise_flag(staff, "flooding", "III", "积水 地下车库 Water in the garage")
-    # Past the deadline the district's rule escalates it: the city office finds it at its hub.
-    found, _ = await listed(flood, {flag_id})
-    assert found[flag_id]["assignedTo"] == CITY_FLOOD
-    assert found[flag_id]["escalationLevel"] == 1
-    assert found[flag_id]["community"] == A2
+    # The city office's webhook, registered at the city hub.
+    receiver = Receiver()
+    server = ServerThread(receiver.app(), None).start()
+    try:
+        registered = (await flood.data(REGISTER, {"url": server.url + "/hook"}))["registerWebhook"]
+        flag_id = await raise_flag(staff, "flooding", "III", "积水 地下车库 Water in the garage")
+        # Past the deadline the district's rule escalates it: the city office finds it at its hub.
+        found, _ = await listed(flood, {flag_id})
+        assert found[flag_id]["assignedTo"] == CITY_FLOOD
+        assert found[flag_id]["escalationLevel"] == 1
+        assert found[flag_id]["community"] == A2
+        # ... and its webhook gets the escalation, signed by the city hub.
+        deadline = time.monotonic() + 30.0
+        while not receiver.received:
+            assert time.monotonic() < deadline, "no webhook delivery"
+            await asyncio.sleep(0.2)
+    finally:
+        await asyncio.to_thread(server.stop)
+    entry = receiver.received[0]
+    payload = Webhook(registered["secret"]).verify(entry.body, entry.headers)
+    assert payload["type"] == "flag.escalated"
+    assert payload["data"]["flagId"] == flag_id
+    assert payload["data"]["assignedTo"] == CITY_FLOOD
+    assert payload["data"]["previousAssignee"] == f"{DISTRICT_A}400003"
 
 
 PROVINCE_DESK = f"{PROVINCE}400001"
