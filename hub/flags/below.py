@@ -78,7 +78,7 @@ class RefusedBelow(LinliError):
     """The hub below refused: its code and details, and ``source``, the hub that said so."""
 
     def __init__(self, report: SourceReport, refusal: dict[str, Any]) -> None:
-        details = {k: v for k, v in refusal.items() if k != "code"}
+        details = {k: v for k, v in refusal.items() if k not in ("code", "source")}
         super().__init__(f"hub {report.source}: {report.message}", **details, source=report.source)
         self._code = str(refusal["code"])
 
@@ -96,11 +96,17 @@ def hubs_below(context: HubContext) -> list[Source]:
     ]
 
 
-def _failed(reply_report: SourceReport) -> LinliError:
-    refusal = reply_report.refusal
+def _failed(report: SourceReport) -> LinliError:
+    """The error of a call that gave no answer: the hub below's own refusal, if it refused.
+
+    A refusal passed on is the field's one error: the hub below answered, so its report
+    says ``ok`` (no second error naming it).
+    """
+    refusal = report.refusal
     if refusal is not None and refusal.get("code") in _PASSED_ON:
-        return RefusedBelow(reply_report, refusal)
-    return SourceFailed(reply_report)
+        report.status = SourceStatus.OK
+        return RefusedBelow(report, refusal)
+    return SourceFailed(report)
 
 
 def _owner_hub(context: HubContext, flag_id: str) -> Source | None:
@@ -125,9 +131,11 @@ async def _one(
     path: Sequence[str | int],
 ) -> Any:
     reply = await context.call_source(source.id, document, variables, field_name=field_name)
-    context.add_reports([reply.report], path)
     if reply.payload is None:
-        raise _failed(reply.report)
+        error = _failed(reply.report)
+        context.add_reports([reply.report], path)
+        raise error
+    context.add_reports([reply.report], path)
     try:
         found = decode(gql_type, reply.payload)
     except DecodeError as exc:
