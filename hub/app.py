@@ -18,6 +18,7 @@ from hub.federation.component import create_federation
 from hub.federation.context import HubContext
 from hub.federation.registry import SourceHealth
 from hub.federation.superior import superior_hub
+from hub.flags.below import FLAGS_CAPABILITY
 from hub.flags.component import create_flags
 from hub.flags.resolvers import SUBSCRIBE_SCOPES
 from hub.governance.anchors import anchors_router, checkpoint_signer
@@ -58,7 +59,8 @@ def hub_well_known(settings: HubSettings, federates: list[str] | None = None) ->
         division_code=settings.district,
         district=settings.district,
         schema_version=SCHEMA_VERSION,
-        capabilities=[spec.field_name for spec in SPECS.values()] + [AGGREGATES_FIELD],
+        capabilities=[spec.field_name for spec in SPECS.values()]
+        + [AGGREGATES_FIELD, FLAGS_CAPABILITY],
         federates=federates or [],
     )
 
@@ -108,6 +110,7 @@ def _hub_app(settings: HubSettings) -> Any:
         node_url=node_url,
         node_http=federation.client.http,
         staffed=staffed,
+        federation=federation.executor,
     )
     superior = superior_hub(settings)  # the hub of the level above, if there is one
     sitreps = create_sitreps(

@@ -124,7 +124,10 @@ class HubSettings(ServiceSettings):
         7 * 24 * 3600.0, gt=0, description="Flag events older than this are pruned"
     )
     delivery_poll_s: float = Field(
-        0.5, gt=0, description="Seconds between rounds of the outbox and webhook workers"
+        0.5,
+        gt=0,
+        description="Seconds between rounds of the outbox and webhook workers, and of a city"
+        " hub copying its departments' flag events from the hubs below",
     )
     delivery_retry_base_s: float = Field(
         1.0, gt=0, description="First retry delay of node and webhook deliveries (doubles)"

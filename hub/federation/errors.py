@@ -17,7 +17,7 @@ stable ``code`` of the GraphQL error that names the source::
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hub.federation.reports import SourceStatus
 
@@ -40,6 +40,9 @@ class SourceError(Exception):
 
     status: ClassVar[SourceStatus] = SourceStatus.ERROR
     code: ClassVar[str] = "SOURCE_ERROR"
+    #: The ``extensions`` of the source's own GraphQL error (its code and details), when it
+    #: answered with one: a hub relaying a mutation passes a refusal on as the source gave it.
+    refusal: dict[str, Any] | None = None
 
     @property
     def message(self) -> str:

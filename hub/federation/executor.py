@@ -288,6 +288,7 @@ class Federation:
                 self.stale.put(source.id, stale_key, payload, utcnow())
         except SourceError as exc:
             report.status, report.message = exc.status, exc.message
+            report.refusal = exc.refusal
             if stale_key is not None and exc.status not in _ANSWERED:
                 kept = await self.stale.get(source.id, stale_key)
                 if kept is not None:
@@ -539,19 +540,25 @@ def _field(body: dict[str, Any], field_name: str) -> dict[str, Any]:
         raise SourceNotFound("the source has no such record")
     if not isinstance(data, dict) or not isinstance(data.get(field_name), dict):
         errors = body.get("errors") or [{}]
-        code = (errors[0].get("extensions") or {}).get("code")
+        extensions = errors[0].get("extensions") or {}
+        code = extensions.get("code")
         message = f"{errors[0].get('message', 'no data')} ({code})"
+        error: SourceError
         if code == "NOT_FOUND":
-            raise SourceNotFound(message)
+            error = SourceNotFound(message)
         # A source whose purpose list lacks the caller's purpose refuses it: an answer about
         # this caller, not a failure of the source (see policies.purposes).
-        if code in ("UNAUTHENTICATED", "FORBIDDEN", PURPOSE_UNKNOWN):
-            raise SourceDenied(message)
-        if code in ("DATABASE_BUSY", "DATABASE_UNAVAILABLE"):
+        elif code in ("UNAUTHENTICATED", "FORBIDDEN", PURPOSE_UNKNOWN):
+            error = SourceDenied(message)
+        elif code in ("DATABASE_BUSY", "DATABASE_UNAVAILABLE"):
             raise SourceBusy(message)
-        if code not in (None, "INTERNAL"):
-            raise SourceRefused(message)
-        raise SourceError(message)
+        elif code not in (None, "INTERNAL"):
+            error = SourceRefused(message)
+        else:
+            raise SourceError(message)
+        if isinstance(extensions, dict) and isinstance(code, str):
+            error.refusal = {str(k): v for k, v in list(extensions.items())[:20]}
+        raise error
     payload: dict[str, Any] = data[field_name]
     return payload
 

@@ -60,6 +60,8 @@ class SourceReport:
     path: tuple[str | int, ...] = ()
     # A hub source's own ``extensions.sources`` for the field, nested (hierarchical federation).
     sources: list[dict[str, Any]] | None = None
+    # The source's own error (``extensions``: code and details), when it refused; not sent on.
+    refusal: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The entry as it goes on the wire."""

@@ -42,8 +42,8 @@ def print_selection(selections: Iterable[Selection], extra: Iterable[str] = ()) 
     return "{ " + " ".join(parts) + " }"
 
 
-def node_selection(connection_field: Any) -> str:
-    """From a connection field's selection, what to ask of each record (plus the envelope)."""
+def node_selection(connection_field: Any, envelope: Iterable[str] = ENVELOPE) -> str:
+    """From a connection field's selection, what to ask of each record (plus ``envelope``)."""
     nodes: list[Selection] = []
     for field in _flatten(connection_field.selections):
         if field.name == "edges":
@@ -55,4 +55,4 @@ def node_selection(connection_field: Any) -> str:
             )
         elif field.name == "nodes":
             nodes.extend(field.selections)
-    return print_selection(nodes, ENVELOPE)
+    return print_selection(nodes, envelope)

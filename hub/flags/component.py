@@ -19,7 +19,9 @@ import httpx
 from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 
+from hub.federation.executor import Federation
 from hub.flags import resolvers, service
+from hub.flags.below import EventRelay
 from hub.flags.endpoints import inbox_router
 from hub.flags.events import EventChannel, FlagEvents, Notifier, prune_events
 from hub.flags.external import ExternalPushes, flag_sinks, push_owed
@@ -63,6 +65,8 @@ class HubFlags:
     external: ExternalPushes | None = None  # set by create_flags
     # The departments with an active client or person that may verify flags (routing warnings).
     staffed: Callable[[], Awaitable[set[str]]] | None = None
+    # Copies the hubs below's events of this hub's departments' flags (a city hub).
+    relay: EventRelay | None = None
 
     @property
     def router(self) -> APIRouter:
@@ -199,7 +203,14 @@ class HubFlags:
             tasks = await stack.enter_async_context(BackgroundTasks("flag escalation"))
             interval_s = self.settings.escalation_interval_s
             tasks.start(repeat("flag escalation", self.maintain_once, interval_s=interval_s))
+            if self.relay is not None:
+                tasks.start(repeat("flag event relay", self.relay_once, interval_s=poll_s))
             yield
+
+    async def relay_once(self) -> None:
+        """Copy the hubs below's new events of this hub's departments' flags, if any."""
+        if self.relay is not None and await self.relay.relay_once():
+            self.notifier.notify()
 
 
 def create_flags(
@@ -211,6 +222,7 @@ def create_flags(
     node_url: NodeUrl,
     node_http: httpx.AsyncClient,
     staffed: Callable[[], Awaitable[set[str]]] | None = None,
+    federation: Federation | None = None,
 ) -> HubFlags:
     """The flag part of one hub process; a bad routing file stops the hub here.
 
@@ -257,6 +269,9 @@ def create_flags(
         ),
     )
     flags.webhooks.delivered = flags._webhook_delivered
+    if federation is not None:
+        caller = hub_caller(hub_id=settings.hub_id, district=settings.district)
+        flags.relay = EventRelay(db, federation, caller)
     flags.external = ExternalPushes(
         db,
         routing,

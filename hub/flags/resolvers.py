@@ -10,7 +10,8 @@ import strawberry
 from strawberry.types import Info
 
 from hub.federation.context import HubContext
-from hub.flags import service, webhooks
+from hub.federation.selection import node_selection, print_selection
+from hub.flags import below, service, webhooks
 from hub.flags.events import FlagEvent, FlagHop, Notifier, follow_events, hops_of, start_cursor
 from hub.flags.tables import (
     FlagEventRow,
@@ -22,10 +23,10 @@ from hub.flags.tables import (
 )
 from hub.settings import HubSettings
 from policies.caller import Caller
-from schema.api.pagination import Connection, Edge, PageInfo
+from schema.api.pagination import Connection, Edge, PageInfo, page_size
 from schema.api.types import FlagSourceType, GeoPoint, SensorReadingType
 from schema.enums import RiskFlagStatus, SeverityLevel
-from schema.errors import Forbidden
+from schema.errors import Forbidden, NotFound
 from schema.runtime.db import Database
 from schema.storage import utcnow
 
@@ -264,6 +265,17 @@ class WebhookDelivery:
         )
 
 
+@strawberry.type(description="A batch of flag events for the hub above, oldest first")
+class SuperiorFlagEvents:
+    events: list[FlagEvent]
+    last_seq: int = strawberry.field(description="The last sequence number given out here")
+
+
+def _selection(info: Info[HubContext, None]) -> str:
+    """The caller's selection of a ``FlagCase`` field, to ask of the hub below."""
+    return print_selection(info.selected_fields[0].selections, ("id",))
+
+
 def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     """``flag``, ``flags``, ``flagTimeline``, ``flagLag``, ``webhooks``, ``webhookDeliveries``.
 
@@ -272,8 +284,15 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
     """
 
     async def flag(info: Info[HubContext, None], id: strawberry.ID) -> FlagCase | None:
-        async with flags.db.sessions() as session:
-            row = await service.get_visible_flag(session, info.context.caller, str(id))
+        try:
+            async with flags.db.sessions() as session:
+                row = await service.get_visible_flag(session, info.context.caller, str(id))
+        except NotFound:
+            # Not here: a hub below may hold it, assigned to the caller (a city department).
+            found: FlagCase = await below.flag_below(
+                info.context, str(id), _selection(info), FlagCase, info.path.as_list()
+            )
+            return found
         return FlagCase.of(row)
 
     async def flags_page(
@@ -282,6 +301,26 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[FlagCase] | None:
+        context = info.context
+        hubs = below.hubs_below(context)
+        if hubs:  # a city (or province) hub: its own flags and those the hubs below assigned
+            merged = await below.list_flags(
+                context,
+                hubs,
+                local_part=flags.settings.hub_id,
+                status=status,
+                size=page_size(first),
+                after=after,
+                selection=node_selection(info.selected_fields[0], below.FLAG_ENVELOPE),
+                gql_type=FlagCase,
+                of_row=FlagCase.of,
+                secret=flags.settings.cursor_secret.encode(),
+                path=info.path.as_list(),
+            )
+            return Connection(
+                edges=[Edge(cursor=c, node=n) for c, n in merged.edges],
+                page_info=PageInfo(has_next_page=merged.has_next, end_cursor=merged.end_cursor),
+            )
         async with flags.db.sessions() as session:
             page, has_next = await service.list_flags(
                 session,
@@ -318,6 +357,15 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
             for x in lags
         ]
 
+    async def superior_flag_events(
+        info: Info[HubContext, None], after: int, first: int = 200
+    ) -> SuperiorFlagEvents | None:
+        rows, last = await below.superior_events(
+            flags.db, info.context.caller, district=flags.settings.district, after=after,
+            first=first,
+        )  # fmt: skip
+        return SuperiorFlagEvents(events=[FlagEvent.of(r) for r in rows], last_seq=last)
+
     async def webhook_list(info: Info[HubContext, None]) -> list[Webhook] | None:
         async with flags.db.sessions() as session:
             rows = await webhooks.list_webhooks(session, info.context.caller)
@@ -351,6 +399,11 @@ def query_fields(flags: FlagWorkflow) -> dict[str, Any]:
         "flag_lag": strawberry.field(
             resolver=flag_lag, description="Lag percentiles per hop (ms from raising)"
         ),
+        "superior_flag_events": strawberry.field(
+            resolver=superior_flag_events,
+            description="For the hub above (a hub token of a higher division, risk:verify): "
+            "events after seq `after` of the flags assigned here to its departments",
+        ),
         "webhooks": strawberry.field(resolver=webhook_list, description="The caller's webhooks"),
         "webhook_deliveries": strawberry.field(
             resolver=webhook_deliveries, description="The caller's webhook deliveries, newest first"
@@ -368,9 +421,16 @@ def mutation_fields(flags: FlagWorkflow) -> dict[str, Any]:
         expected_version: int,
         note: str | None = None,
     ) -> FlagCase:
-        row = await flags.transition(
-            info.context.caller, str(id), to, (note or "")[:1000], expected_version
-        )
+        note = (note or "")[:1000]
+        try:
+            row = await flags.transition(info.context.caller, str(id), to, note, expected_version)
+        except NotFound:
+            # Not here: the hub below that holds it moves it, as the caller (nothing written here).
+            moved: FlagCase = await below.transition_below(
+                info.context, str(id), to=to, note=note, expected_version=expected_version,
+                selection=_selection(info), gql_type=FlagCase, path=info.path.as_list(),
+            )  # fmt: skip
+            return moved
         return FlagCase.of(row)
 
     async def register_webhook(info: Info[HubContext, None], url: str) -> WebhookRegistration:

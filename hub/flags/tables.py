@@ -19,6 +19,7 @@ __all__ = [
     "EventSequenceRow",
     "ExternalPushRow",
     "FlagEventRow",
+    "FlagRelayCursorRow",
     "FlagRow",
     "FlagStep",
     "InboxMessageRow",
@@ -130,6 +131,19 @@ class FlagEventRow(HubTable, table=True):
     timeline: dict[str, datetime] = Field(
         default_factory=dict, sa_type=PydanticJSON(dict[str, datetime])
     )
+
+
+class FlagRelayCursorRow(HubTable, table=True):
+    """How far this hub has copied the flag events of one hub below (``hub/flags/below.py``).
+
+    Moved in the transaction that copies the events, so each is copied exactly once.
+    """
+
+    __tablename__ = "flag_relay_cursors"
+
+    source: str = Field(primary_key=True, max_length=200)
+    last_seq: int = Field(default=0, sa_type=sa.BigInteger)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class NodeOutboxRow(HubTable, table=True):
