@@ -1,7 +1,7 @@
 """flags below: how far a city hub has copied each district hub's flag events
 
-Revision ID: 0012_flag_relay
-Revises: 0011_sensors
+Revision ID: 0013_flag_relay
+Revises: 0012_aidvolunteers
 Create Date: 2026-11-30 20:40:00.000000
 """
 
@@ -14,8 +14,8 @@ import schema.storage
 from alembic import op
 
 
-revision: str = '0012_flag_relay'
-down_revision: str | None = '0011_sensors'
+revision: str = '0013_flag_relay'
+down_revision: str | None = '0012_aidvolunteers'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
