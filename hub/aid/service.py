@@ -292,7 +292,7 @@ async def receive_step(
     if others:  # the request is taken: the other owners' copies are cancelled
         taken = step.model_copy(
             update={"kind": AidStepKind.CANCEL, "sender": step.requester, "reason": TAKEN,
-                    "note": f"answered by {step.provider}", "quantity": None,
+                    "note": "answered by another community", "quantity": None,
                     "resource_id": None}
         )  # fmt: skip
         await _pass_on(session, taken, nodes=others, now=now)
