@@ -330,10 +330,25 @@ async def _record_event(
     )
 
 
+def _of_district(caller: Caller, requester: Any) -> sa.ColumnElement[bool]:
+    """Requests of the caller's own county (a community code begins with its GB/T 2260 code).
+
+    A department of another county, or of a city or province above (``superior``: aggregates
+    only, ``aidDistrict``), sees no case.
+    """
+    district = caller.district or ""
+    if len(district) != 6 or not district.isdigit() or district.endswith("00"):
+        return sa.false()
+    return sa.func.substr(requester, 1, 6) == district
+
+
 def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:
-    """Cases the caller may see: its own as a party; a department or admin, the district's."""
-    if caller.has_scope(Scope.ADMIN) or caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+    """Cases the caller may see: its own as a party; a department of the district, the
+    district's; admin, all."""
+    if caller.has_scope(Scope.ADMIN):
         return sa.true()
+    if caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+        return _of_district(caller, col(AidCaseRow.requester))
     if caller.org_kind is OrgKind.COMMUNITY:
         return sa.or_(
             col(AidCaseRow.requester) == caller.org, col(AidCaseRow.provider) == caller.org
@@ -343,8 +358,10 @@ def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:
 
 def visible_events(caller: Caller) -> sa.ColumnElement[bool]:
     """Events the caller may see, as ``visible_cases``."""
-    if caller.has_scope(Scope.ADMIN) or caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+    if caller.has_scope(Scope.ADMIN):
         return sa.true()
+    if caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+        return _of_district(caller, col(AidEventRow.requester))
     if caller.org_kind is OrgKind.COMMUNITY:
         return sa.or_(
             col(AidEventRow.requester) == caller.org, col(AidEventRow.provider) == caller.org

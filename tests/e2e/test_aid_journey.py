@@ -60,7 +60,7 @@ class AidSubscriber:
         self.ws = ws
 
     @classmethod
-    async def open(cls, hub_url: str, token: str) -> AidSubscriber:
+    async def open(cls, hub_url: str, token: str, after: int | None = None) -> AidSubscriber:
         ws = await connect(
             hub_url.replace("http://", "ws://") + "/graphql",
             subprotocols=[Subprotocol("graphql-transport-ws")],
@@ -70,7 +70,8 @@ class AidSubscriber:
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ack["type"] == "connection_ack", ack
         await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": EVENTS, "variables": {}}}))  # fmt: skip
+                                  "payload": {"query": EVENTS,
+                                              "variables": {"after": after}}}))  # fmt: skip
         return cls(ws)
 
     async def event(self, timeout_s: float = 15.0) -> dict[str, Any]:
@@ -350,3 +351,44 @@ async def test_matches_come_in_dispatch_order(rig: AidRig) -> None:
     assert refused["errors"][0]["extensions"]["code"] == "UNKNOWN_RESOURCE_KIND"
     refused = await a_at_hub.post(MATCHES, {"k": "portable_generator", "q": 0})
     assert refused["errors"][0]["extensions"]["code"] == "AID_QUANTITY_INVALID"
+
+
+async def test_departments_see_their_own_countys_cases_only(rig: AidRig) -> None:
+    """A department above (city: aggregates only) or beside (another county) sees no case."""
+    a_at_hub = await start(rig)
+    assert rig.hub is not None
+    _, request_id = await find_and_request(rig, a_at_hub)
+    own = await rig.hub.graphql(org="110105400003", kind=OrgKind.DEPARTMENT, scopes="risk:verify")
+
+    async def relayed() -> dict[str, Any] | None:
+        case: dict[str, Any] | None = (await own.data(HUB_CASE, {"r": request_id}))["aidCase"]
+        return case
+
+    assert (await eventually(relayed, timeout_s=30))["status"] == "REQUESTED"
+    cases = "{ aidCases { items { requestId } hasNextPage endCursor } }"
+    assert [c["requestId"] for c in (await own.data(cases))["aidCases"]["items"]] == [request_id]
+    step = f"/aid/cases/{request_id}/steps/1/edxl-rm"
+    for org, district in (("110100400001", "110100"), ("110106400001", "110106")):
+        token = await rig.hub.client_token(org=org, kind=OrgKind.DEPARTMENT,
+                                           scopes="risk:verify", district=district)  # fmt: skip
+        other = GraphQLClient(rig.hub.url, token)
+        rig.clients.append(other)
+        assert (await other.data(HUB_CASE, {"r": request_id}))["aidCase"] is None
+        assert (await other.data(cases))["aidCases"] == {
+            "items": [], "hasNextPage": False, "endCursor": None,
+        }  # fmt: skip
+        answer = await other.http.get(step)
+        assert answer.status_code == 404, answer.text
+        subscriber = await AidSubscriber.open(rig.hub.url, token, after=0)
+        try:
+            with pytest.raises(TimeoutError):
+                await subscriber.event(timeout_s=1.0)
+        finally:
+            await subscriber.close()
+    # The district's department sees its event from the log.
+    subscriber = await AidSubscriber.open(rig.hub.url, await rig.hub.client_token(
+        org="110105400003", kind=OrgKind.DEPARTMENT, scopes="risk:verify"), after=0)  # fmt: skip
+    try:
+        assert (await subscriber.event())["requestId"] == request_id
+    finally:
+        await subscriber.close()
