@@ -437,7 +437,7 @@ class HubAid:
                     scope=[Scope.RISK_VERIFY, Scope.ADMIN],
                 )
             async with self.db.sessions() as session:
-                figures = await service.district_figures(session, limit=DISTRICT_WINDOW)
+                figures = await service.district_figures(session, caller, limit=DISTRICT_WINDOW)
             return AidDistrict(
                 open_needs=[_need(n) for n in figures.open_needs],
                 unmet_needs=[_need(n) for n in figures.unmet],

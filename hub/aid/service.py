@@ -48,6 +48,7 @@ __all__ = [
     "ROLE_SCOPES",
     "AidDistrictFigures",
     "Received",
+    "counted_cases",
     "district_figures",
     "parse_step",
     "receive_step",
@@ -342,6 +343,19 @@ def _of_district(caller: Caller, requester: Any) -> sa.ColumnElement[bool]:
     return sa.func.substr(requester, 1, 6) == district
 
 
+def counted_cases(caller: Caller) -> sa.ColumnElement[bool]:
+    """Cases ``aidDistrict`` counts for the caller: its county's, or under its city or
+    province (``superior``: aggregates); admin, all; anyone else, none."""
+    if caller.has_scope(Scope.ADMIN):
+        return sa.true()
+    district = caller.district or ""
+    if len(district) != 6 or not district.isdigit():
+        return sa.false()
+    prefix = district[:2] if district.endswith("0000") else district.removesuffix("00")
+    requester = col(AidCaseRow.requester)
+    return sa.func.substr(requester, 1, len(prefix)) == prefix
+
+
 def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:
     """Cases the caller may see: its own as a party; a department of the district, the
     district's; admin, all."""
@@ -398,12 +412,17 @@ class AidDistrictFigures:
     cases: int
 
 
-async def district_figures(session: AsyncSession, *, limit: int) -> AidDistrictFigures:
-    """The district view over the newest ``limit`` requests."""
+async def district_figures(
+    session: AsyncSession, caller: Caller, *, limit: int
+) -> AidDistrictFigures:
+    """The district view over the newest ``limit`` requests the caller may count."""
     rows = list(
         (
             await session.execute(
-                select(AidCaseRow).order_by(col(AidCaseRow.requested_at).desc()).limit(limit)
+                select(AidCaseRow)
+                .where(counted_cases(caller))
+                .order_by(col(AidCaseRow.requested_at).desc())
+                .limit(limit)
             )
         ).scalars()
     )

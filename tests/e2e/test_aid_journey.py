@@ -353,8 +353,12 @@ async def test_matches_come_in_dispatch_order(rig: AidRig) -> None:
     assert refused["errors"][0]["extensions"]["code"] == "AID_QUANTITY_INVALID"
 
 
+DISTRICT_VIEW = """{ aidDistrict { requests openNeeds { area resourceKind requests quantity } } }"""
+
+
 async def test_departments_see_their_own_countys_cases_only(rig: AidRig) -> None:
-    """A department above (city: aggregates only) or beside (another county) sees no case."""
+    """A department above (city: aggregates only) or beside (another county) sees no case,
+    and another county's counts none in ``aidDistrict``."""
     a_at_hub = await start(rig)
     assert rig.hub is not None
     _, request_id = await find_and_request(rig, a_at_hub)
@@ -379,6 +383,11 @@ async def test_departments_see_their_own_countys_cases_only(rig: AidRig) -> None
         }  # fmt: skip
         answer = await other.http.get(step)
         assert answer.status_code == 404, answer.text
+        figures = (await other.data(DISTRICT_VIEW))["aidDistrict"]
+        # The city above counts it (aggregates); another county does not.
+        counted = [{"area": A, "resourceKind": "portable_generator", "requests": 1,
+                    "quantity": 1}] if district == "110100" else []  # fmt: skip
+        assert (figures["requests"], figures["openNeeds"]) == (len(counted), counted)
         subscriber = await AidSubscriber.open(rig.hub.url, token, after=0)
         try:
             with pytest.raises(TimeoutError):
