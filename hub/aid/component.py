@@ -96,14 +96,17 @@ class AidCaseAtHub:
     committed: int
     received: int | None
     status: AidRequestStatus
-    steps: JSON = strawberry.field(description="Every step applied, in order (no disclosure)")
+    steps: JSON = strawberry.field(
+        description="Every step applied, in order (no disclosure; place and note to the "
+        "parties only)"
+    )
     requested_at: datetime
     first_offer_at: datetime | None
     committed_at: datetime | None
     received_at: datetime | None
 
     @classmethod
-    def of(cls, row: AidCaseRow) -> AidCaseAtHub:
+    def of(cls, row: AidCaseRow, caller: Caller) -> AidCaseAtHub:
         return cls(
             request_id=strawberry.ID(row.request_id),
             requester=row.requester,
@@ -115,7 +118,7 @@ class AidCaseAtHub:
             committed=row.committed,
             received=row.received,
             status=AidRequestStatus(row.status),
-            steps=JSON(row.steps),
+            steps=JSON(service.shown_steps(row, caller)),
             requested_at=row.requested_at,
             first_offer_at=row.first_offer_at,
             committed_at=row.committed_at,
@@ -345,7 +348,7 @@ class HubAid:
                         )
                     )
                 ).scalar_one_or_none()
-            return AidCaseAtHub.of(row) if row is not None else None
+            return AidCaseAtHub.of(row, caller) if row is not None else None
 
         async def aid_cases(
             info: Info[HubContext, None],
@@ -371,7 +374,7 @@ class HubAid:
                 rows = list((await session.execute(query)).scalars())
             page = rows[:first]
             return AidCaseAtHubPage(
-                items=[AidCaseAtHub.of(r) for r in page],
+                items=[AidCaseAtHub.of(r, caller) for r in page],
                 end_cursor=page[-1].request_id if page else after,
                 has_next_page=len(rows) > first,
             )

@@ -52,6 +52,7 @@ __all__ = [
     "district_figures",
     "parse_step",
     "receive_step",
+    "shown_steps",
     "visible_cases",
     "visible_events",
 ]
@@ -354,6 +355,22 @@ def counted_cases(caller: Caller) -> sa.ColumnElement[bool]:
     prefix = district[:2] if district.endswith("0000") else district.removesuffix("00")
     requester = col(AidCaseRow.requester)
     return sa.func.substr(requester, 1, len(prefix)) == prefix
+
+
+PARTY_FIELDS = ("place", "note")
+"""What only the parties see of a step at the hub: where it is needed, the purpose and notes.
+
+The hub relays them without the requester's policy for ``AidRequest`` (location exact,
+description); a department reads them from the requester's node, as that policy allows.
+"""
+
+
+def shown_steps(case: AidCaseRow, caller: Caller) -> list[dict[str, Any]]:
+    """The case's history as ``caller`` may see it: in full to a party, else without
+    ``PARTY_FIELDS``."""
+    if caller.org_kind is OrgKind.COMMUNITY and caller.org in (case.requester, case.provider):
+        return list(case.steps)
+    return [{k: v for k, v in step.items() if k not in PARTY_FIELDS} for step in case.steps]
 
 
 def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:

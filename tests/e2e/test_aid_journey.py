@@ -368,7 +368,18 @@ async def test_departments_see_their_own_countys_cases_only(rig: AidRig) -> None
         case: dict[str, Any] | None = (await own.data(HUB_CASE, {"r": request_id}))["aidCase"]
         return case
 
-    assert (await eventually(relayed, timeout_s=30))["status"] == "REQUESTED"
+    at_hub = await eventually(relayed, timeout_s=30)
+    assert at_hub["status"] == "REQUESTED"
+    # The purpose and place travel to the parties; a department reads them (as the
+    # requester's policy allows) from A's node, not from the hub's relay.
+    purpose = "居民楼停电，电梯困人救援 Power for a stuck lift"
+    assert "note" not in at_hub["steps"][0]
+    assert "place" not in at_hub["steps"][0]
+    as_edxl = await own.http.get(f"/aid/cases/{request_id}/steps/1/edxl-rm")
+    assert as_edxl.status_code == 200, as_edxl.text
+    assert "电梯" not in as_edxl.text
+    party = (await a_at_hub.data(HUB_CASE, {"r": request_id}))["aidCase"]
+    assert party["steps"][0]["note"] == purpose
     cases = "{ aidCases { items { requestId } hasNextPage endCursor } }"
     assert [c["requestId"] for c in (await own.data(cases))["aidCases"]["items"]] == [request_id]
     step = f"/aid/cases/{request_id}/steps/1/edxl-rm"
