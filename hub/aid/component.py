@@ -103,7 +103,10 @@ class AidCaseAtHub:
     committed: int
     received: int | None
     status: AidRequestStatus
-    steps: JSON = strawberry.field(description="Every step applied, in order (no disclosure)")
+    steps: JSON = strawberry.field(
+        description="Every step applied, in order (no disclosure; place and note to the "
+        "parties only)"
+    )
     skill: str | None = strawberry.field(description="Volunteers: the skill code asked for")
     window_from: datetime | None = strawberry.field(description="Volunteers: needed from")
     window_to: datetime | None = strawberry.field(description="Volunteers: needed until")
@@ -116,7 +119,7 @@ class AidCaseAtHub:
     received_at: datetime | None
 
     @classmethod
-    def of(cls, row: AidCaseRow) -> AidCaseAtHub:
+    def of(cls, row: AidCaseRow, caller: Caller) -> AidCaseAtHub:
         return cls(
             request_id=strawberry.ID(row.request_id),
             requester=row.requester,
@@ -128,7 +131,7 @@ class AidCaseAtHub:
             committed=row.committed,
             received=row.received,
             status=AidRequestStatus(row.status),
-            steps=JSON(row.steps),
+            steps=JSON(service.shown_steps(row, caller)),
             skill=row.skill,
             window_from=row.window_from,
             window_to=row.window_to,
@@ -446,7 +449,7 @@ class HubAid:
                         )
                     )
                 ).scalar_one_or_none()
-            return AidCaseAtHub.of(row) if row is not None else None
+            return AidCaseAtHub.of(row, caller) if row is not None else None
 
         async def aid_cases(
             info: Info[HubContext, None],
@@ -472,7 +475,7 @@ class HubAid:
                 rows = list((await session.execute(query)).scalars())
             page = rows[:first]
             return AidCaseAtHubPage(
-                items=[AidCaseAtHub.of(r) for r in page],
+                items=[AidCaseAtHub.of(r, caller) for r in page],
                 end_cursor=page[-1].request_id if page else after,
                 has_next_page=len(rows) > first,
             )
@@ -556,7 +559,7 @@ class HubAid:
                     scope=[Scope.RISK_VERIFY, Scope.ADMIN],
                 )
             async with self.db.sessions() as session:
-                figures = await service.district_figures(session, limit=DISTRICT_WINDOW)
+                figures = await service.district_figures(session, caller, limit=DISTRICT_WINDOW)
             return AidDistrict(
                 open_needs=[_need(n) for n in figures.open_needs],
                 unmet_needs=[_need(n) for n in figures.unmet],

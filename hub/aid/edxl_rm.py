@@ -65,16 +65,17 @@ def edxl_rm_router(aid: HubAid) -> APIRouter:
         caller = await aid.authenticate(authorization)
         require_view(caller)
         async with aid.db.sessions() as session:
-            steps = (
+            case = (
                 await session.execute(
-                    select(AidCaseRow.steps).where(
+                    select(AidCaseRow).where(
                         col(AidCaseRow.request_id) == request_id,
                         service.visible_cases(caller),
                     )
                 )
             ).scalar_one_or_none()
-        if steps is None:
+        if case is None:
             raise NotFound(f"no aid request {request_id} you may see", type="AidRequest")
+        steps = service.shown_steps(case, caller)
         if not 1 <= number <= len(steps):
             raise NotFound(
                 f"{request_id} has {len(steps)} step(s), not a step {number}",

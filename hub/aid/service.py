@@ -49,9 +49,11 @@ __all__ = [
     "ROLE_SCOPES",
     "AidDistrictFigures",
     "Received",
+    "counted_cases",
     "district_figures",
     "parse_step",
     "receive_step",
+    "shown_steps",
     "visible_cases",
     "visible_events",
 ]
@@ -302,7 +304,7 @@ async def receive_step(
     if others:  # the request is taken: the other owners' copies are cancelled
         taken = step.model_copy(
             update={"kind": AidStepKind.CANCEL, "sender": step.requester, "reason": TAKEN,
-                    "note": f"answered by {step.provider}", "quantity": None,
+                    "note": "answered by another community", "quantity": None,
                     "resource_id": None}
         )  # fmt: skip
         await _pass_on(session, taken, nodes=others, now=now)
@@ -340,10 +342,54 @@ async def _record_event(
     )
 
 
-def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:
-    """Cases the caller may see: its own as a party; a department or admin, the district's."""
-    if caller.has_scope(Scope.ADMIN) or caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+def _of_district(caller: Caller, requester: Any) -> sa.ColumnElement[bool]:
+    """Requests of the caller's own county (a community code begins with its GB/T 2260 code).
+
+    A department of another county, or of a city or province above (``superior``: aggregates
+    only, ``aidDistrict``), sees no case.
+    """
+    district = caller.district or ""
+    if len(district) != 6 or not district.isdigit() or district.endswith("00"):
+        return sa.false()
+    return sa.func.substr(requester, 1, 6) == district
+
+
+def counted_cases(caller: Caller) -> sa.ColumnElement[bool]:
+    """Cases ``aidDistrict`` counts for the caller: its county's, or under its city or
+    province (``superior``: aggregates); admin, all; anyone else, none."""
+    if caller.has_scope(Scope.ADMIN):
         return sa.true()
+    district = caller.district or ""
+    if len(district) != 6 or not district.isdigit():
+        return sa.false()
+    prefix = district[:2] if district.endswith("0000") else district.removesuffix("00")
+    requester = col(AidCaseRow.requester)
+    return sa.func.substr(requester, 1, len(prefix)) == prefix
+
+
+PARTY_FIELDS = ("place", "note")
+"""What only the parties see of a step at the hub: where it is needed, the purpose and notes.
+
+The hub relays them without the requester's policy for ``AidRequest`` (location exact,
+description); a department reads them from the requester's node, as that policy allows.
+"""
+
+
+def shown_steps(case: AidCaseRow, caller: Caller) -> list[dict[str, Any]]:
+    """The case's history as ``caller`` may see it: in full to a party, else without
+    ``PARTY_FIELDS``."""
+    if caller.org_kind is OrgKind.COMMUNITY and caller.org in (case.requester, case.provider):
+        return list(case.steps)
+    return [{k: v for k, v in step.items() if k not in PARTY_FIELDS} for step in case.steps]
+
+
+def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:
+    """Cases the caller may see: its own as a party; a department of the district, the
+    district's; admin, all."""
+    if caller.has_scope(Scope.ADMIN):
+        return sa.true()
+    if caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+        return _of_district(caller, col(AidCaseRow.requester))
     if caller.org_kind is OrgKind.COMMUNITY:
         return sa.or_(
             col(AidCaseRow.requester) == caller.org, col(AidCaseRow.provider) == caller.org
@@ -353,8 +399,10 @@ def visible_cases(caller: Caller) -> sa.ColumnElement[bool]:
 
 def visible_events(caller: Caller) -> sa.ColumnElement[bool]:
     """Events the caller may see, as ``visible_cases``."""
-    if caller.has_scope(Scope.ADMIN) or caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+    if caller.has_scope(Scope.ADMIN):
         return sa.true()
+    if caller.org_kind in (OrgKind.DEPARTMENT, OrgKind.HUB):
+        return _of_district(caller, col(AidEventRow.requester))
     if caller.org_kind is OrgKind.COMMUNITY:
         return sa.or_(
             col(AidEventRow.requester) == caller.org, col(AidEventRow.provider) == caller.org
@@ -391,12 +439,17 @@ class AidDistrictFigures:
     cases: int
 
 
-async def district_figures(session: AsyncSession, *, limit: int) -> AidDistrictFigures:
-    """The district view over the newest ``limit`` requests."""
+async def district_figures(
+    session: AsyncSession, caller: Caller, *, limit: int
+) -> AidDistrictFigures:
+    """The district view over the newest ``limit`` requests the caller may count."""
     rows = list(
         (
             await session.execute(
-                select(AidCaseRow).order_by(col(AidCaseRow.requested_at).desc()).limit(limit)
+                select(AidCaseRow)
+                .where(counted_cases(caller))
+                .order_by(col(AidCaseRow.requested_at).desc())
+                .limit(limit)
             )
         ).scalars()
     )

@@ -53,7 +53,7 @@ from hub.sealed import SealedSecretError, Sealer
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
 from schema.enums import OrgKind
-from schema.errors import Forbidden, NotFound
+from schema.errors import Forbidden, InvalidInput, NotFound
 from schema.runtime.db import Database
 from schema.runtime.outbound import (
     URL_NOT_ALLOWED,
@@ -67,6 +67,7 @@ from schema.scopes import Scope
 from schema.storage import utcnow
 
 __all__ = [
+    "MAX_WEBHOOKS",
     "WebhookDispatcher",
     "enqueue_deliveries",
     "enqueue_event",
@@ -82,6 +83,8 @@ __all__ = [
 VERIFY_SCOPE = Scope.RISK_VERIFY
 AID_SCOPES = frozenset({Scope.AID_RESPOND, Scope.AID_REQUEST})
 _ORDER = RecordOrder.CREATED_DESC
+MAX_WEBHOOKS = 20
+"""Active webhooks of one organisation: each event is queued once per webhook."""
 
 
 def new_secret() -> str:
@@ -127,6 +130,20 @@ async def register_webhook(
     department = _department(caller)
     # Before any statement: a name's resolution holds no database lock.
     await outbound.check(url)
+    active = (
+        await session.execute(
+            select(sa.func.count())
+            .select_from(WebhookRow)
+            .where(col(WebhookRow.department) == department, col(WebhookRow.active))
+        )
+    ).scalar_one()
+    if active >= MAX_WEBHOOKS:
+        raise InvalidInput(
+            f"{department} has {active} active webhooks; at most {MAX_WEBHOOKS}",
+            code="TOO_MANY_WEBHOOKS",
+            field="url",
+            limit=MAX_WEBHOOKS,
+        )
     secret = new_secret()
     row = WebhookRow(
         id=f"wh_{uuid.uuid4().hex}",

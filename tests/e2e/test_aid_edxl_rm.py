@@ -95,7 +95,9 @@ async def test_steps_go_in_and_out_of_the_hub_as_edxl_rm(rig: AidRig) -> None:
         resource_id, request_id = await find_and_request(rig, a_at_hub)
         await status_at(b, request_id, "REQUESTED")
         await b.data(STEP, {"r": request_id, "k": "OFFER", "q": 1, "res": resource_id})
-        case = await hub_case(rig, request_id, "OFFERED")
+        await hub_case(rig, request_id, "OFFERED")
+        # A party reads the steps in full (place and note are the parties' only).
+        case = (await a_at_hub.data(HUB_CASE, {"r": request_id}))["aidCase"]
         relayed = [AidStep.model_validate(entry) for entry in case["steps"]]
         assert [s.kind for s in relayed] == [AidStepKind.REQUEST, AidStepKind.OFFER]
         messages = []
@@ -147,7 +149,7 @@ async def test_steps_go_in_and_out_of_the_hub_as_edxl_rm(rig: AidRig) -> None:
         )
         assert response.status_code == 200, response.text
         assert response.json()["outcome"] == "ignored"
-        assert (await hub_case(rig, request_id, "OFFERED"))["steps"] == case["steps"]
+        assert (await a_at_hub.data(HUB_CASE, {"r": request_id}))["aidCase"] == case
 
         # --- in: a request sent to the hub as EDXL-RM reaches B's node like any other
         new_id = f"AidRequest:{A}:edxl-rm-1"

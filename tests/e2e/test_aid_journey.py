@@ -60,7 +60,7 @@ class AidSubscriber:
         self.ws = ws
 
     @classmethod
-    async def open(cls, hub_url: str, token: str) -> AidSubscriber:
+    async def open(cls, hub_url: str, token: str, after: int | None = None) -> AidSubscriber:
         ws = await connect(
             hub_url.replace("http://", "ws://") + "/graphql",
             subprotocols=[Subprotocol("graphql-transport-ws")],
@@ -70,7 +70,8 @@ class AidSubscriber:
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ack["type"] == "connection_ack", ack
         await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": EVENTS, "variables": {}}}))  # fmt: skip
+                                  "payload": {"query": EVENTS,
+                                              "variables": {"after": after}}}))  # fmt: skip
         return cls(ws)
 
     async def event(self, timeout_s: float = 15.0) -> dict[str, Any]:
@@ -352,3 +353,64 @@ async def test_matches_come_in_dispatch_order(rig: AidRig) -> None:
     assert refused["errors"][0]["extensions"]["code"] == "UNKNOWN_RESOURCE_KIND"
     refused = await a_at_hub.post(MATCHES, {"k": "portable_generator", "q": 0})
     assert refused["errors"][0]["extensions"]["code"] == "AID_QUANTITY_INVALID"
+
+
+DISTRICT_VIEW = """{ aidDistrict { requests openNeeds { area resourceKind requests quantity } } }"""
+
+
+async def test_departments_see_their_own_countys_cases_only(rig: AidRig) -> None:
+    """A department above (city: aggregates only) or beside (another county) sees no case,
+    and another county's counts none in ``aidDistrict``."""
+    a_at_hub = await start(rig)
+    assert rig.hub is not None
+    _, request_id = await find_and_request(rig, a_at_hub)
+    own = await rig.hub.graphql(org="110105400003", kind=OrgKind.DEPARTMENT, scopes="risk:verify")
+
+    async def relayed() -> dict[str, Any] | None:
+        case: dict[str, Any] | None = (await own.data(HUB_CASE, {"r": request_id}))["aidCase"]
+        return case
+
+    at_hub = await eventually(relayed, timeout_s=30)
+    assert at_hub["status"] == "REQUESTED"
+    # The purpose and place travel to the parties; a department reads them (as the
+    # requester's policy allows) from A's node, not from the hub's relay.
+    purpose = "居民楼停电，电梯困人救援 Power for a stuck lift"
+    assert "note" not in at_hub["steps"][0]
+    assert "place" not in at_hub["steps"][0]
+    as_edxl = await own.http.get(f"/aid/cases/{request_id}/steps/1/edxl-rm")
+    assert as_edxl.status_code == 200, as_edxl.text
+    assert "电梯" not in as_edxl.text
+    party = (await a_at_hub.data(HUB_CASE, {"r": request_id}))["aidCase"]
+    assert party["steps"][0]["note"] == purpose
+    cases = "{ aidCases { items { requestId } hasNextPage endCursor } }"
+    assert [c["requestId"] for c in (await own.data(cases))["aidCases"]["items"]] == [request_id]
+    step = f"/aid/cases/{request_id}/steps/1/edxl-rm"
+    for org, district in (("110100400001", "110100"), ("110106400001", "110106")):
+        token = await rig.hub.client_token(org=org, kind=OrgKind.DEPARTMENT,
+                                           scopes="risk:verify", district=district)  # fmt: skip
+        other = GraphQLClient(rig.hub.url, token)
+        rig.clients.append(other)
+        assert (await other.data(HUB_CASE, {"r": request_id}))["aidCase"] is None
+        assert (await other.data(cases))["aidCases"] == {
+            "items": [], "hasNextPage": False, "endCursor": None,
+        }  # fmt: skip
+        answer = await other.http.get(step)
+        assert answer.status_code == 404, answer.text
+        figures = (await other.data(DISTRICT_VIEW))["aidDistrict"]
+        # The city above counts it (aggregates); another county does not.
+        counted = [{"area": A, "resourceKind": "portable_generator", "requests": 1,
+                    "quantity": 1}] if district == "110100" else []  # fmt: skip
+        assert (figures["requests"], figures["openNeeds"]) == (len(counted), counted)
+        subscriber = await AidSubscriber.open(rig.hub.url, token, after=0)
+        try:
+            with pytest.raises(TimeoutError):
+                await subscriber.event(timeout_s=1.0)
+        finally:
+            await subscriber.close()
+    # The district's department sees its event from the log.
+    subscriber = await AidSubscriber.open(rig.hub.url, await rig.hub.client_token(
+        org="110105400003", kind=OrgKind.DEPARTMENT, scopes="risk:verify"), after=0)  # fmt: skip
+    try:
+        assert (await subscriber.event())["requestId"] == request_id
+    finally:
+        await subscriber.close()

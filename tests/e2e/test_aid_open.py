@@ -12,6 +12,7 @@ from it is ignored by the hub; a community that was never asked is refused.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -198,6 +199,8 @@ async def test_first_offer_wins_the_other_owner_is_cancelled(rig: AidRig) -> Non
     await c.data(STEP, {"r": request_id, "k": "OFFER", "q": 1, "res": from_c})
     taken = await status_at(b, request_id, "CANCELLED")  # B's copy, closed by the hub
     assert taken["steps"][-1]["reason"] == "AID_TAKEN"
+    # B is no party any more: nothing of its copy names the community that answered.
+    assert C not in json.dumps(taken)
     assert await b.error_code(
         STEP, {"r": request_id, "k": "OFFER", "q": 1, "res": from_b}
     ) == "AID_STEP_OUT_OF_ORDER"  # fmt: skip

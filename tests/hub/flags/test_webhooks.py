@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from hub.flags.webhooks import MAX_WEBHOOKS
 from schema.runtime.settings import Environment
 from tests.hub.flags.conftest import (
     DEPT_GAS,
@@ -121,6 +122,26 @@ async def test_refused_webhook_urls_write_nothing(start_flags_hub: StartHub, url
     assert (await department.data("{ webhooks { id } }"))["webhooks"] == []
     await register(department, "http://127.0.0.1:9/hook")  # the same hub takes an allowed one
     assert await hub.count("flag_webhooks") == 1
+
+
+async def test_an_organisation_registers_a_bounded_number_of_webhooks(
+    start_flags_hub: StartHub,
+) -> None:
+    """Each event is queued once per webhook: unbounded registrations would multiply it."""
+    hub = await start_flags_hub(allowed_outbound_hosts=["127.0.0.1"])
+    department = await hub.graphql(await hub.department_token())
+    for n in range(MAX_WEBHOOKS):
+        await register(department, f"http://127.0.0.1:9/hook{n}")
+    refused = await department.post(REGISTER, {"url": "http://127.0.0.1:9/one-more"})
+    assert refused["errors"][0]["extensions"] == {
+        "code": "TOO_MANY_WEBHOOKS",
+        "field": "url",
+        "limit": MAX_WEBHOOKS,
+    }
+    assert await hub.count("flag_webhooks") == MAX_WEBHOOKS
+    other = await hub.graphql(await hub.department_token(DEPT_OTHER))
+    await register(other, "http://127.0.0.1:9/other")  # the bound is per organisation
+    assert await hub.count("flag_webhooks") == MAX_WEBHOOKS + 1
 
 
 async def _some(items: list[Any]) -> bool:
