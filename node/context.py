@@ -27,11 +27,6 @@ class NodeContext(SourceContext):
     def source_id(self) -> str:
         return self.settings.source_id
 
-    @property
-    def person(self) -> str | None:
-        """The person signed in (the token's ``sub``); None for a machine client."""
-        return self.caller.person
-
     def require_staff(self, also: Collection[str] = ()) -> str:
         """The caller's subject, if it is this community's own staff with ``records:write``.
 

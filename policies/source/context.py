@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
-from policies.audit import AuditEntry, AuditWriter, define_audit_table
+from policies.audit import AuditEntry, AuditWriter, append_many, define_audit_table
 from policies.caller import Caller
 from policies.emergency import (
     DECLARE_SCOPE,
@@ -31,6 +32,7 @@ from schema.runtime.db import Database
 from schema.scopes import Scope
 from schema.store.resolvers import require_read_scope
 from schema.store.specs import RecordSpec
+from schema.store.tables import RowMixin
 
 __all__ = ["AUDIT_SCOPE", "PolicyTables", "SourceContext", "define_policy_tables"]
 
@@ -84,6 +86,30 @@ class SourceContext(BaseContext):
         if not caller.has_scope(DECLARE_SCOPE):
             raise Forbidden(f"the token lacks the scope {DECLARE_SCOPE!r}", scope=DECLARE_SCOPE)
         return caller.subject
+
+    @property
+    def person(self) -> str | None:
+        """The person signed in (the token's ``sub``); None for a machine client."""
+        return self.caller.person
+
+    async def record_written(
+        self, session: AsyncSession, action: str, spec: RecordSpec, row: RowMixin
+    ) -> None:
+        """A ``record.<action>`` row in the audit log, in the writing transaction.
+
+        The row names the client and the subject (the person when one signed in), so
+        every change of a record says who made it.
+        """
+        entry = AuditEntry(
+            action=f"record.{action}",
+            owner=self.owner_org,
+            caller=self.caller,
+            record_type=spec.type_name,
+            count=1,
+            decision={"id": row.id, "version": row.version},
+            purpose=self.purpose,
+        )
+        await append_many(session, self.tables.audit_log, [entry])
 
     def require_read(self, spec: RecordSpec) -> None:
         """Pass if the caller's token grants one of ``spec``'s read scopes."""

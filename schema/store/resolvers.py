@@ -74,6 +74,13 @@ class RecordContext(Protocol):
         """The person signed in (the token's ``sub``); None for a machine client."""
         ...
 
+    async def record_written(
+        self, session: AsyncSession, action: str, spec: RecordSpec, row: RowMixin
+    ) -> None:
+        """In the writing transaction: log who (client and person) created, changed or
+        retired ``row``; fail here and nothing of the write stays."""
+        ...
+
     async def disclose(
         self, spec: RecordSpec, records: list[dict[str, Any]], *, returned: bool = True
     ) -> list[dict[str, Any] | None]:
@@ -337,6 +344,7 @@ def _create(spec: RecordSpec) -> Any:
             row = await service.create_record(session, spec, data, **system)
             if hooks is not None:
                 await hooks.created(session, spec, row)
+            await context.record_written(session, "create", spec, row)
         if hooks is not None:
             hooks.committed(spec, row)
         return _own_view(context, spec, row)
@@ -359,6 +367,7 @@ def _update(spec: RecordSpec) -> Any:
         patch = _pydantic(input)
         async with context.db.transaction() as session:
             row = await service.update_record(session, spec, local, patch)
+            await context.record_written(session, "update", spec, row)
         return _own_view(context, spec, row)
 
     return _named(
@@ -385,6 +394,7 @@ def _retire(spec: RecordSpec) -> Any:
         local = _local_id(spec, context, str(id))
         async with context.db.transaction() as session:
             row = await service.retire_record(session, spec, local, expected_version)
+            await context.record_written(session, "retire", spec, row)
         return _own_view(context, spec, row)
 
     return _named(

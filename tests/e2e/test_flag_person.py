@@ -9,11 +9,13 @@ person on each step a person made, and none on the steps machines made.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from schema.enums import OrgKind
 from schema.runtime.db import Database
@@ -128,3 +130,23 @@ async def test_each_step_names_its_person_at_the_hub_and_at_the_node(rig: FlagRi
 
     routed_machine = await eventually(lambda: at_hub_once_routed(machine_flag), timeout_s=30)
     assert [t["person"] for t in routed_machine["transitions"]] == [None, None]
+
+    # Every record written at the node is in its audit log with the client and the person.
+    node_db = Database(rig.node_db_url)
+    try:
+        async with node_db.sessions() as session:
+            found = await session.execute(
+                sa.text(
+                    "SELECT action, record_type, client_id, subject, decision FROM audit_log"
+                    " WHERE action LIKE 'record.%' ORDER BY seq"
+                )
+            )
+            written = [(*row[:4], json.loads(row.decision)["id"]) for row in found]
+    finally:
+        await node_db.dispose()
+    local = {gid: gid.rsplit(":", 1)[-1] for gid in (flag_id, machine_flag)}
+    web = hub.settings.web_client_id
+    assert written == [
+        ("record.create", "RiskFlag", web, staff_name, local[flag_id]),
+        ("record.create", "RiskFlag", "flag-staff", "flag-staff", local[machine_flag]),
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
+from schema.runtime.db import Database
 from schema.runtime.wellknown import SourceKind, WellKnown
 from tests.node.conftest import ORG, RunningNode
 
@@ -165,6 +168,45 @@ async def test_retire_removes_from_lists_and_node(node: RunningNode) -> None:
         "query($id: ID!) { node(id: $id) { ... on Resource { id } } }", {"id": created["id"]}
     )
     assert code == "NOT_FOUND"
+
+
+async def test_every_write_is_in_the_audit_log_with_who_made_it(node: RunningNode) -> None:
+    created = await create(node, name="audited-target")
+    update = """mutation($id: ID!, $input: ResourceUpdateInput!) {
+      updateResource(id: $id, input: $input) { version } }"""
+    await node.staff.data(
+        update, {"id": created["id"], "input": {"expectedVersion": 1, "available": 2}}
+    )
+    refused = await node.staff.post(
+        update, {"id": created["id"], "input": {"expectedVersion": 1, "available": 4}}
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "STALE_VERSION"
+    retire = "mutation($id: ID!) { retireResource(id: $id, expectedVersion: 2) { version } }"
+    await node.staff.data(retire, {"id": created["id"]})
+    local = created["id"].rsplit(":", 1)[-1]
+    db = Database(node.database.url)
+    try:
+        async with db.sessions() as session:
+            rows = (
+                await session.execute(
+                    sa.text(
+                        "SELECT action, owner, record_type, client_id, subject, org, decision"
+                        " FROM audit_log WHERE action LIKE 'record.%' ORDER BY seq"
+                    )
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    mine = [r for r in rows if json.loads(r.decision)["id"] == local]
+    # The refused update wrote nothing, in the log as in the record.
+    assert [(r.action, json.loads(r.decision)["version"]) for r in mine] == [
+        ("record.create", 1),
+        ("record.update", 2),
+        ("record.retire", 3),
+    ]
+    assert {(r.owner, r.record_type, r.client_id, r.subject, r.org) for r in mine} == {
+        (ORG, "Resource", "staff", "staff", ORG)
+    }
 
 
 async def test_other_record_types_are_created_and_listed(node: RunningNode) -> None:
