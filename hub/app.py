@@ -121,8 +121,8 @@ def _hub_app(settings: HubSettings) -> Any:
         events_changed=flags.notifier.notify,
         superior=superior,
     )
-    aid = create_aid(db, authenticate=auth.authenticator.authenticate, notifier=flags.notifier,
-                     federation=federation.executor)  # fmt: skip
+    aid = create_aid(settings, db, authenticate=auth.authenticator.authenticate,
+                     notifier=flags.notifier, federation=federation.executor)  # fmt: skip
     app = service_app(
         name="hub",
         title=f"Linli hub {settings.hub_id} {settings.hub_name}",
@@ -138,6 +138,7 @@ def _hub_app(settings: HubSettings) -> Any:
             flags.lifecycle,
             *([superior.lifecycle] if superior is not None else []),
             sitreps.lifecycle,  # before the superior's client closes: it sends through it
+            aid.lifecycle,  # matches open requests through the federation
         ],
     )
     # Other hub parts: app.state.issuer.mint_for_source(...), app.state.authenticator.

@@ -146,6 +146,23 @@ class HubSettings(ServiceSettings):
     external_poll_s: float = Field(
         60.0, gt=0, description="Seconds between reads of a filed flag's Open311 status"
     )
+    # Mutual aid (hub/aid)
+    aid_rematch_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between passes that match again the aid requests still open to"
+        " the district (no provider yet, not cancelled, not past their needed-by time) and"
+        " notify owners not asked before; a decline makes that request's pass due at once",
+    )
+    aid_rematch_requests: int = Field(
+        50, ge=1, description="Open aid requests matched again in one pass, longest waiting first"
+    )
+    aid_match_owners: int = Field(
+        20,
+        ge=1,
+        description="Owners an open aid request is passed on to when raised, and at most this"
+        " many more in each later pass, best match first",
+    )
     # Situation reports (hub/sitreps)
     sitrep_deadlines_s: dict[str, dict[str, int]] = Field(
         default_factory=lambda: {

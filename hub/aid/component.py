@@ -1,14 +1,16 @@
 """Mutual aid as one part of the hub app: ``POST /aid/inbox``, ``aidCase(s)``, ``aidDistrict``,
-``aidEvents``, and the request-to-offer/commit/receipt histograms."""
+``aidEvents``, the request-to-offer/commit/receipt histograms, and the loop that matches
+requests still open to the district again (``LINLI_AID_REMATCH_S``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import strawberry
@@ -26,6 +28,7 @@ from hub.aid.tables import AID_SEQUENCE, AidCaseRow, AidEventRow
 from hub.federation.context import HubContext
 from hub.federation.executor import Federation, PageRequest
 from hub.flags.events import Notifier, follow_log, start_cursor
+from hub.settings import HubSettings
 from policies.caller import Caller
 from schema.aid import (
     MAX_QUANTITY,
@@ -41,6 +44,7 @@ from schema.enums import AidRequestStatus, VolunteerAvailability
 from schema.errors import Forbidden, InvalidInput, PageSizeTooLarge
 from schema.geo import distance_km
 from schema.runtime.db import Database
+from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
 from schema.storage import utcnow
 from schema.store.specs import SPECS
@@ -53,7 +57,6 @@ AID_SCOPES = frozenset({Scope.AID_REQUEST, Scope.AID_RESPOND})
 VIEW_SCOPES = AID_SCOPES | {Scope.RISK_VERIFY, Scope.ADMIN}
 MAX_PAGE = 100
 MATCH_CANDIDATES = 100
-MATCH_OWNERS = 20  # owners notified of one request open to the district
 MATCH_SELECTION = (
     "{ id owner version createdAt updatedAt name kind unit available "
     "availableBand { low high label } "
@@ -261,8 +264,8 @@ def _volunteer_order(match: AidVolunteerMatch) -> tuple[int, str, str]:
 
 
 def _owners(owners: list[str]) -> list[str]:
-    """The distinct owners in order, at most ``MATCH_OWNERS``."""
-    return list(dict.fromkeys(owners))[:MATCH_OWNERS]
+    """The distinct owners in order."""
+    return list(dict.fromkeys(owners))
 
 
 def _times(p50_p90: tuple[float | None, float | None]) -> AidTimes:
@@ -293,25 +296,20 @@ class HubAid:
     db: Database
     authenticate: Authenticate
     notifier: Notifier
+    settings: HubSettings
     metrics: AidMetrics = field(default_factory=AidMetrics)
     federation: Federation | None = None  # matches requests open to the district
+    rematch_wake: Notifier = field(default_factory=Notifier)  # a decline: match again now
 
-    async def match_owners(self, step: AidStep, caller: Caller) -> list[str]:
-        """The owners of the shareable resources matching an open request, best first.
+    async def match_owners(self, step: AidStep, asking: Caller) -> list[str]:
+        """The owners of the shareable resources matching an open request, best first, all.
 
-        The district is asked as the requester (``resources:read``, ``aid:request``) sees
-        it; owners whose shown availability surely cannot cover the quantity are left out.
+        The district is asked as ``asking`` (``service.matching_caller``: the requester's
+        client with ``resources:read``, ``aid:request``) sees it; owners whose shown
+        availability surely cannot cover the quantity are left out.
         """
         if self.federation is None or step.kind is not AidStepKind.REQUEST or step.provider:
             return []
-        asking = Caller(
-            org=step.requester,
-            org_kind=caller.org_kind,
-            scopes=frozenset({Scope.RESOURCES_READ, Scope.VOLUNTEERS_READ, Scope.AID_REQUEST}),
-            client_id=caller.client_id,
-            subject=caller.subject,
-            district=caller.district,
-        )
         if step.resource_kind == VOLUNTEERS_KIND:
             found, _ = await self.volunteer_matches(asking, step.skill or "", purpose=None)
             return _owners([m.owner for m in found])
@@ -399,11 +397,22 @@ class HubAid:
 
         ``POST /aid/inbox`` (JSON) and ``POST /aid/inbox/edxl-rm`` (EDXL-RM) both end here.
         """
-        owners = await self.match_owners(step, caller) if step.provider is None else []
+        owners: list[str] = []
+        if step.provider is None and step.kind is AidStepKind.REQUEST:
+            asking = service.matching_caller(step.requester, org_kind=caller.org_kind,
+                                             client_id=caller.client_id, subject=caller.subject,
+                                             district=caller.district)  # fmt: skip
+            owners = (await self.match_owners(step, asking))[: self.settings.aid_match_owners]
+        now = utcnow()
         try:
             async with self.db.transaction() as session:
                 received = await service.receive_step(
-                    session, step, caller, now=utcnow(), owners=owners
+                    session,
+                    step,
+                    caller,
+                    now=now,
+                    owners=owners,
+                    rematch_at=now + timedelta(seconds=self.settings.aid_rematch_s),
                 )
         except IntegrityError:
             return {"status": "duplicate", "request_id": step.request_id}
@@ -411,9 +420,74 @@ class HubAid:
             self.notifier.notify()  # subscribers and the node outbox
             if received.case is not None and received.hops:
                 self.metrics.observe(received.case.requested_at, received.hops)
+        elif (
+            step.kind is AidStepKind.DECLINE
+            and received.case is not None
+            and not received.case.provider
+        ):
+            self.rematch_wake.notify()  # an owner said no to an open request: look for others
         # ``accepted`` is what the node's outbox takes for a delivered message.
         answer = "duplicate" if received.status == "duplicate" else "accepted"
         return {"status": answer, "outcome": received.status, "request_id": step.request_id}
+
+    async def rematch_once(self) -> int:
+        """Match the due open requests again; notify owners not asked before. Returns how many.
+
+        The federated reads run outside any transaction; each request's notifications are
+        one transaction, which a replica that notified the same owner first makes fail.
+        """
+        settings = self.settings
+        async with self.db.transaction() as session:
+            due = await service.due_for_rematch(
+                session,
+                now=utcnow(),
+                limit=settings.aid_rematch_requests,
+                interval_s=settings.aid_rematch_s,
+            )
+        notified = 0
+        for match in due:
+            try:
+                owners = await self.match_owners(match.step, match.caller)
+                if not owners:
+                    continue
+                async with self.db.transaction() as session:
+                    new = await service.rematch(
+                        session,
+                        match.request_id,
+                        owners,
+                        now=utcnow(),
+                        limit=settings.aid_match_owners,
+                    )
+            except IntegrityError:
+                log.info("aid: %s was matched by another replica meanwhile", match.request_id)
+                continue
+            except Exception:  # one request's failure must not stop the others' pass
+                log.exception("aid: matching %s again failed", match.request_id)
+                continue
+            if new:
+                log.info("aid: %s passed on to %s", match.request_id, ", ".join(new))
+            notified += len(new)
+        if notified:
+            self.notifier.notify()  # subscribers and the node outbox
+        return notified
+
+    @contextlib.asynccontextmanager
+    async def lifecycle(self) -> AsyncIterator[None]:
+        """The pass that matches open requests again, every ``aid_rematch_s`` or on a decline."""
+        async with BackgroundTasks("aid rematch") as tasks:
+
+            async def rematch() -> None:
+                await self.rematch_once()
+
+            tasks.start(
+                repeat(
+                    "aid rematch",
+                    rematch,
+                    interval_s=self.settings.aid_rematch_s,
+                    wake=self.rematch_wake.waiter,
+                )
+            )
+            yield
 
     @property
     def router(self) -> APIRouter:
@@ -629,6 +703,7 @@ class HubAid:
 
 
 def create_aid(
+    settings: HubSettings,
     db: Database,
     *,
     authenticate: Authenticate,
@@ -636,4 +711,4 @@ def create_aid(
     federation: Federation | None = None,
 ) -> HubAid:
     """The aid part of one hub process; it shares the flags' notifier and node outbox."""
-    return HubAid(db, authenticate, notifier, federation=federation)
+    return HubAid(db, authenticate, notifier, settings, federation=federation)

@@ -7,6 +7,11 @@ event for ``aidEvents`` subscribers, and owes the other party's node the step th
 node outbox (``/aid/steps``), all in one transaction. A message id is processed once; a
 step that no longer follows (a commit that crossed a cancel) is ``ignored`` everywhere.
 The disclosure of a commit is passed on to the requester, never kept in the hub's history.
+
+A request open to the district is passed on to the owners its match found (``receive_step``,
+``aid_notified`` remembers each), and is matched again while it stays open: each pass
+(``due_for_rematch``, then ``rematch``) notifies only owners not asked before, exactly as
+the first time (one ``aid.request`` event each, the request through the node outbox).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -25,7 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.aid.events import aid_event_json
-from hub.aid.tables import AID_SEQUENCE, AidCaseRow, AidEventRow, AidInboxMessageRow
+from hub.aid.tables import (
+    AID_SEQUENCE,
+    AidCaseRow,
+    AidEventRow,
+    AidInboxMessageRow,
+    AidMatchingRow,
+    AidNotifiedRow,
+)
 from hub.flags.events import announce, next_sequence
 from hub.flags.outbox import enqueue_node_message
 from hub.flags.webhooks import enqueue_event
@@ -46,13 +58,18 @@ from schema.errors import Forbidden, InvalidInput
 from schema.scopes import Scope
 
 __all__ = [
+    "MATCH_SCOPES",
     "ROLE_SCOPES",
     "AidDistrictFigures",
+    "DueMatch",
     "Received",
     "counted_cases",
     "district_figures",
+    "due_for_rematch",
+    "matching_caller",
     "parse_step",
     "receive_step",
+    "rematch",
     "shown_steps",
     "visible_cases",
     "visible_events",
@@ -60,6 +77,8 @@ __all__ = [
 
 ROLE_SCOPES = {AidRole.REQUESTER: Scope.AID_REQUEST, AidRole.PROVIDER: Scope.AID_RESPOND}
 NODE_PATH = "/aid/steps"
+MATCH_SCOPES = frozenset({Scope.RESOURCES_READ, Scope.VOLUNTEERS_READ, Scope.AID_REQUEST})
+"""What the requester's match reads the district with: no more than matching needs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +134,65 @@ async def _seen(session: AsyncSession, message_id: str) -> bool:
     return await session.get(AidInboxMessageRow, message_id) is not None
 
 
-async def notified_owners(session: AsyncSession, request_id: str) -> list[str]:
-    """The owners an open request was passed on to (one ``aid.request`` event each)."""
-    rows = await session.execute(
-        select(AidEventRow.provider)
-        .where(col(AidEventRow.request_id) == request_id, col(AidEventRow.type) == "aid.request")
-        .order_by(col(AidEventRow.seq))
+def matching_caller(
+    requester: str, *, org_kind: OrgKind, client_id: str, subject: str, district: str | None
+) -> Caller:
+    """The requester's client as the hub reads the district to match its open request.
+
+    The first match and every later pass read as this caller, so the owners' policies show
+    each pass what they showed the first, and nothing more.
+    """
+    return Caller(
+        org=requester,
+        org_kind=org_kind,
+        scopes=MATCH_SCOPES,
+        client_id=client_id,
+        subject=subject,
+        district=district,
     )
-    return [p for p in rows.scalars() if p]
+
+
+async def notified_owners(session: AsyncSession, request_id: str) -> list[str]:
+    """The owners an open request was passed on to, first asked first."""
+    rows = await session.execute(
+        select(AidNotifiedRow.owner)
+        .where(col(AidNotifiedRow.request_id) == request_id)
+        .order_by(col(AidNotifiedRow.notified_at), col(AidNotifiedRow.owner))
+    )
+    return list(rows.scalars())
+
+
+async def _notify_owners(
+    session: AsyncSession, step: AidStep, owners: Sequence[str], *, now: datetime
+) -> None:
+    """Pass an open request on to ``owners``, each as if addressed to it; remember them.
+
+    One ``aid.request`` event (subscription, webhook) and one node message each. An owner
+    already asked makes the insert fail (``IntegrityError``): the transaction is dropped.
+    """
+    for owner in owners:
+        session.add(AidNotifiedRow(request_id=step.request_id, owner=owner, notified_at=now))
+    await session.flush()
+    for owner in owners:
+        await _record_event(session, step, AidRequestStatus.REQUESTED, provider=owner, now=now)
+    await _pass_on(session, step, nodes=owners, now=now)
+
+
+def _matching_until(step: AidStep) -> datetime | None:
+    """When matching an open request stops: its needed-by time, or the end of its window."""
+    ends = [at for at in (step.needed_by, step.window_to) if at is not None]
+    return min(ends) if ends else None
+
+
+async def _lock_case(session: AsyncSession, request_id: str) -> None:
+    """A write that changes nothing locks the case first (the row on PostgreSQL, the database
+    on SQLite, whose plain reads hold no snapshot), so two writers never act on one status."""
+    await session.execute(
+        sa.update(AidCaseRow)
+        .where(col(AidCaseRow.request_id) == request_id)
+        .values(updated_at=col(AidCaseRow.updated_at))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _copy_id(message_id: str, owner: str) -> str:
@@ -183,22 +253,18 @@ async def receive_step(
     *,
     now: datetime,
     owners: Sequence[str] = (),
+    rematch_at: datetime | None = None,
 ) -> Received:
     """Apply one step from a party's node, once; pass it on to the other party. Flushes.
 
     ``owners``: for a request open to the district (no provider), the owners of the
     matching resources, in the dispatcher's order; each gets the request as its own.
+    ``rematch_at``: when such a request is first matched again (None: never).
+    A provider's decline of a request still open makes its next match due now.
     """
     role = check_sender(step, caller)
     message_id = str(step.message_id)
-    # A write that changes nothing locks the case first (the row on PostgreSQL, the database
-    # on SQLite, whose plain reads hold no snapshot), so two steps never act on one status.
-    await session.execute(
-        sa.update(AidCaseRow)
-        .where(col(AidCaseRow.request_id) == step.request_id)
-        .values(updated_at=col(AidCaseRow.updated_at))
-        .execution_options(synchronize_session=False)
-    )
+    await _lock_case(session, step.request_id)
     if await _seen(session, message_id):
         return Received("duplicate", step.request_id)
     case = await session.get(AidCaseRow, step.request_id, populate_existing=True)
@@ -227,6 +293,8 @@ async def receive_step(
     ):
         session.add(AidInboxMessageRow(message_id=message_id, request_id=step.request_id,
                                        outcome="ignored", received_at=now))  # fmt: skip
+        if is_open and step.kind is AidStepKind.DECLINE:
+            await _rematch_now(session, step.request_id, now=now)
         await session.flush()
         return Received("ignored", step.request_id, case)
     try:
@@ -281,9 +349,19 @@ async def receive_step(
                                    outcome="applied", received_at=now))  # fmt: skip
     if step.kind is AidStepKind.REQUEST and step.provider is None:
         # Open to the district: each matching owner is notified as if it were addressed.
-        for owner in owners:
-            await _record_event(session, step, after, provider=owner, now=now)
-        await _pass_on(session, step, nodes=owners, now=now)
+        await _notify_owners(session, step, owners, now=now)
+        if rematch_at is not None:
+            session.add(
+                AidMatchingRow(
+                    request_id=step.request_id,
+                    org_kind=caller.org_kind.value,
+                    client_id=caller.client_id,
+                    subject=caller.subject,
+                    district=caller.district,
+                    until=_matching_until(step),
+                    due_at=rematch_at,
+                )
+            )
     elif is_open and step.kind is AidStepKind.CANCEL:
         owners_asked = await notified_owners(session, step.request_id)
         await _record_event(session, step, after, provider=case.provider, now=now)
@@ -340,6 +418,98 @@ async def _record_event(
         data=aid_event_json(event),
         at=now,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DueMatch:
+    """An open request whose next match is due: its request step, and who matches it."""
+
+    request_id: str
+    step: AidStep
+    caller: Caller
+
+
+async def _rematch_now(session: AsyncSession, request_id: str, *, now: datetime) -> None:
+    await session.execute(
+        sa.update(AidMatchingRow)
+        .where(col(AidMatchingRow.request_id) == request_id)
+        .values(due_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _still_open() -> sa.ColumnElement[bool]:
+    """A case open to the district: no provider bound, not cancelled."""
+    return sa.and_(
+        col(AidCaseRow.provider) == "", col(AidCaseRow.status) == AidRequestStatus.REQUESTED.value
+    )
+
+
+async def due_for_rematch(
+    session: AsyncSession, *, now: datetime, limit: int, interval_s: float
+) -> list[DueMatch]:
+    """Claim up to ``limit`` open requests whose match is due, longest waiting first. Flushes.
+
+    Each claimed request is next due ``interval_s`` from now (another replica's pass skips
+    it meanwhile). Requests taken, cancelled or past their needed-by time stop being matched.
+    """
+    closed = select(AidCaseRow.request_id).where(sa.not_(_still_open()))
+    await session.execute(
+        sa.delete(AidMatchingRow)
+        .where(
+            sa.or_(
+                col(AidMatchingRow.request_id).in_(closed),
+                col(AidMatchingRow.until) <= now,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = (
+        await session.execute(
+            select(AidMatchingRow, AidCaseRow)
+            .join(AidCaseRow, col(AidCaseRow.request_id) == col(AidMatchingRow.request_id))
+            .where(col(AidMatchingRow.due_at) <= now)
+            .order_by(col(AidMatchingRow.due_at), col(AidMatchingRow.request_id))
+            .limit(limit)
+        )
+    ).all()
+    due: list[DueMatch] = []
+    for matching, case in rows:
+        matching.due_at = now + timedelta(seconds=interval_s)
+        matching.passes += 1
+        caller = matching_caller(
+            case.requester,
+            org_kind=OrgKind(matching.org_kind),
+            client_id=matching.client_id,
+            subject=matching.subject,
+            district=matching.district,
+        )
+        due.append(DueMatch(case.request_id, AidStep.model_validate(case.steps[0]), caller))
+    await session.flush()
+    return due
+
+
+async def rematch(
+    session: AsyncSession, request_id: str, owners: Sequence[str], *, now: datetime, limit: int
+) -> list[str]:
+    """Pass a request still open on to up to ``limit`` of ``owners`` not asked before. Flushes.
+
+    ``owners``: what its match found just now, best first. Returns the owners notified.
+    """
+    await _lock_case(session, request_id)
+    case = await session.get(AidCaseRow, request_id, populate_existing=True)
+    if case is None or case.provider or case.status != AidRequestStatus.REQUESTED.value:
+        return []  # taken or cancelled since the pass claimed it
+    step = AidStep.model_validate(case.steps[0])
+    until = _matching_until(step)
+    if until is not None and until <= now:
+        return []
+    asked = set(await notified_owners(session, request_id))
+    new = [owner for owner in dict.fromkeys(owners) if owner not in asked][:limit]
+    if new:
+        await _notify_owners(session, step, new, now=now)
+        await announce(session)
+    return new
 
 
 def _of_district(caller: Caller, requester: Any) -> sa.ColumnElement[bool]:

@@ -1,4 +1,5 @@
-"""Hub tables of the aid flow: each request as the district sees it, its events, seen messages."""
+"""Hub tables of the aid flow: each request as the district sees it, its events, seen messages,
+the owners an open request was passed on to, and the open requests still being matched."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from sqlmodel import Field
 from hub.db import HubTable
 from schema.storage import PydanticJSON, UTCDateTime
 
-__all__ = ["AID_SEQUENCE", "AidCaseRow", "AidEventRow", "AidInboxMessageRow"]
+__all__ = [
+    "AID_SEQUENCE",
+    "AidCaseRow",
+    "AidEventRow",
+    "AidInboxMessageRow",
+    "AidMatchingRow",
+    "AidNotifiedRow",
+]
 
 AID_SEQUENCE = "aid_events"
 """The ``flag_event_sequence`` row that numbers aid events (created by the aid migration)."""
@@ -73,3 +81,36 @@ class AidEventRow(HubTable, table=True):
     resource_kind: str = Field(max_length=40)
     quantity: int | None = None
     at: datetime = Field(index=True, sa_type=UTCDateTime)
+
+
+class AidNotifiedRow(HubTable, table=True):
+    """An owner a request open to the district was passed on to: once per request and owner.
+
+    The key makes the "once" hold across passes and hub replicas: a second insert fails.
+    """
+
+    __tablename__ = "aid_notified"
+
+    request_id: str = Field(primary_key=True, max_length=200)
+    owner: str = Field(primary_key=True, max_length=12)
+    notified_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AidMatchingRow(HubTable, table=True):
+    """A request open to the district that the hub matches again until it is taken or over.
+
+    It keeps who asked (the requester's client and person at the hub), so each pass reads
+    the district as the first match did, and when the next pass is due.
+    """
+
+    __tablename__ = "aid_matching"
+
+    request_id: str = Field(primary_key=True, max_length=200)
+    org_kind: str = Field(max_length=20)
+    client_id: str = Field(max_length=64)
+    subject: str = Field(max_length=200)
+    district: str | None = Field(default=None, max_length=12)
+    # The request's needed-by time (volunteers: the end of the window, if sooner); none: open.
+    until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    due_at: datetime = Field(index=True, sa_type=UTCDateTime)
+    passes: int = 0

@@ -108,7 +108,7 @@ class AidRig:
         finally:
             await db.dispose()
 
-    async def start_hub(self) -> RunningHub:
+    async def start_hub(self, **overrides: Any) -> RunningHub:
         sources = self.folder / f"sources-{uuid.uuid4().hex[:6]}.toml"
         sources.write_text(
             "".join(
@@ -122,7 +122,12 @@ class AidRig:
             self.hub_db_url,
             self.hub_port,
             sources,
-            **{**FAST, "routing_file": routing, "allowed_outbound_hosts": ["127.0.0.1"]},
+            **{
+                **FAST,
+                "routing_file": routing,
+                "allowed_outbound_hosts": ["127.0.0.1"],
+                **overrides,
+            },
         )
         server = await asyncio.to_thread(ServerThread(create_hub(settings), self.hub_port).start)
         self.hub = RunningHub(server.url, settings, server, self.hub_db_url)
