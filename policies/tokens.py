@@ -97,6 +97,8 @@ MAX_ACT_DEPTH = 16
 _FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 _KEY_TYPES: Mapping[str, type[Key]] = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}
 _MAX_JWKS_KEYS = 64
+#: Tokens whose signature a ``TokenVerifier`` remembers having checked (oldest forgotten first).
+VERIFIED_SIGNATURES_KEPT = 4096
 
 
 class TokenError(Unauthenticated):
@@ -292,7 +294,14 @@ def _signing_keys(document: object) -> dict[str, Key]:
 
 
 class TokenVerifier:
-    """Verifies RFC 9068 access tokens from one issuer for one audience."""
+    """Verifies RFC 9068 access tokens from one issuer for one audience.
+
+    A caller sends the same token many times (a hub reuses the token it minted for a
+    source for up to ``TOKEN_REUSE_S``): the signature of a token, byte for byte, is
+    checked once per key, and the verifier remembers which key object it checked out
+    with. Everything else (header, key lookup, claims, expiry) is checked on every
+    call, and a key the JWKS no longer holds, or holds anew, means checking again.
+    """
 
     def __init__(
         self,
@@ -313,6 +322,8 @@ class TokenVerifier:
         self.jwks = jwks
         self.leeway_s = leeway_s
         self.algorithms = frozenset(algorithms)
+        # token -> the key its signature verified with (dicts keep insertion order)
+        self._verified: dict[str, Key] = {}
 
     async def verify(self, token: str) -> Caller:
         """The caller the token speaks for, or raise a ``TokenError``."""
@@ -330,7 +341,11 @@ class TokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise TokenKidUnknown("token header names no kid")
         key = await self.jwks.key(kid)
-        self._check_signature(signed, key, alg)
+        if self._verified.get(token) is not key:
+            self._check_signature(signed, key, alg)
+            if len(self._verified) >= VERIFIED_SIGNATURES_KEPT:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = key
         claims = _claims(signed.payload)
         self._check_claims(claims)
         return _caller(claims)

@@ -23,6 +23,7 @@ import asyncio
 import fnmatch
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable, Sequence
 from typing import Final
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ __all__ = [
     "OutboundPolicy",
     "OutboundTransport",
     "UrlNotAllowed",
+    "checked_session",
 ]
 
 URL_NOT_ALLOWED: Final = "URL_NOT_ALLOWED"
@@ -204,6 +206,33 @@ class CheckedResolver(AbstractResolver):
             await self._resolver.close()
 
 
+def checked_session(
+    policy: OutboundPolicy,
+    *,
+    max_connections: int = 100,
+    dns: AbstractResolver | None = None,
+    headers: dict[str, str] | None = None,
+) -> aiohttp.ClientSession:
+    """An aiohttp session whose connections resolve names through ``CheckedResolver``.
+
+    Its pooled connections are kept alive as long as httpx keeps them (5 s). A caller
+    must still check each URL (``policy.admits``) before the request, as
+    ``OutboundTransport`` does; create it in the running event loop.
+    """
+    connector = aiohttp.TCPConnector(
+        resolver=CheckedResolver(policy, dns),
+        limit=max_connections,
+        keepalive_timeout=httpx.Limits(max_connections=max_connections).keepalive_expiry,
+        ssl=_ssl_context(),
+    )
+    return aiohttp.ClientSession(connector=connector, headers=headers)
+
+
+def _ssl_context() -> ssl.SSLContext:
+    # httpx's defaults (certifi's CA bundle), as the httpx clients of the services verify.
+    return httpx.create_ssl_context()
+
+
 class OutboundTransport(AiohttpTransport):
     """httpx over aiohttp that calls only what ``policy`` allows, checked at each call.
 
@@ -220,17 +249,8 @@ class OutboundTransport(AiohttpTransport):
         max_connections: int = 100,
         dns: AbstractResolver | None = None,
     ) -> None:
-        ssl_context = httpx.create_ssl_context()
-        keepalive_s = httpx.Limits(max_connections=max_connections).keepalive_expiry
-
         def session() -> aiohttp.ClientSession:
-            connector = aiohttp.TCPConnector(
-                resolver=CheckedResolver(policy, dns),
-                limit=max_connections,
-                keepalive_timeout=keepalive_s,
-                ssl=ssl_context,
-            )
-            return aiohttp.ClientSession(connector=connector)
+            return checked_session(policy, max_connections=max_connections, dns=dns)
 
         super().__init__(client=session)
         self.policy = policy

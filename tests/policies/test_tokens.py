@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from policies import tokens
 from policies.caller import Caller
 from policies.tokens import (
     REQUIRED_CLAIMS,
@@ -436,6 +437,54 @@ async def test_rotated_key_is_picked_up_after_the_interval(
 
     assert caller.subject == "user-42"
     assert issuer_state.requests == 2
+
+
+async def test_a_token_signature_is_checked_once_per_token(
+    verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[Any] = []
+    validate = tokens.jws.validate_compact
+
+    def counting(signed: Any, *args: Any, **kwargs: Any) -> bool:
+        checked.append(signed)
+        return validate(signed, *args, **kwargs)
+
+    monkeypatch.setattr(tokens.jws, "validate_compact", counting)
+    first, second = _mint(), _mint(_claims(jti="tok-2"))
+
+    for _ in range(3):
+        assert (await verifier.verify(first)).token_id == "tok-1"
+    assert (await verifier.verify(second)).token_id == "tok-2"
+
+    assert len(checked) == 2
+    assert await _reason(verifier, first[:-4] + "AAAA") == "TOKEN_SIGNATURE_INVALID"
+    assert len(checked) == 3
+
+
+async def test_a_checked_token_still_expires(
+    verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    token = _mint(_claims(exp=int(now) + 60))
+    await verifier.verify(token)
+
+    monkeypatch.setattr(tokens.time, "time", lambda: now + 60 + verifier.leeway_s + 1)
+
+    assert await _reason(verifier, token) == "TOKEN_EXPIRED"
+
+
+async def test_a_checked_token_is_checked_again_with_a_replaced_key(
+    verifier: TokenVerifier, issuer_state: JwksServerState, clock: FakeClock
+) -> None:
+    token = _mint()
+    await verifier.verify(token)
+    # The issuer's key under KID is replaced (compromised, say): the token no longer holds.
+    other = ec.generate_private_key(ec.SECP256R1())
+    issuer_state.keys = [_public_jwk(other, KID), _public_jwk(other, "hub-2026-12")]
+    clock.now += REFRESH_S
+    await verifier.verify(_mint(key=other, headers={"kid": "hub-2026-12"}))  # refetches
+
+    assert await _reason(verifier, token) == "TOKEN_SIGNATURE_INVALID"
 
 
 @pytest.mark.parametrize("kid", ["attacker", KID])
