@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from policies.caller import Caller
-from schema.runtime.db import Database
+from schema.runtime.db import Database, lock_table
 from schema.storage import UTCDateTime, utcnow
 
 __all__ = [
@@ -163,21 +162,9 @@ def row_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
 
 
-def _lock_key(table: sa.Table) -> int:
-    # A stable signed 32-bit key per table name for pg_advisory_xact_lock.
-    return zlib.crc32(f"linli:{table.name}".encode()) - 2**31
-
-
 async def _lock_tip(session: AsyncSession, table: sa.Table) -> None:
     """Hold the chain's tip until the transaction ends."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(table))))
-    else:
-        # SQLite: a write statement takes the database write lock for the rest
-        # of the transaction (waiting out busy_timeout); reads before it hold
-        # no snapshot, so the tip read next is the newest.
-        await session.execute(sa.update(table).where(table.c.seq < 0).values(seq=table.c.seq))
+    await lock_table(session, table)
 
 
 async def append(session: AsyncSession, table: sa.Table, entry: AuditEntry) -> AuditRecord:

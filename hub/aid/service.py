@@ -101,6 +101,15 @@ def parse_step(body: Any) -> AidStep:
         raise InvalidInput.from_validation(exc) from exc
 
 
+def _unknown_request(request_id: str) -> InvalidInput:
+    """Unknown, or not the sender's to answer: the same refusal, so that a community never
+    asked learns nothing of a request, not even that it exists. Permanent (HTTP 400):
+    retrying cannot help, and the node's queue must move on."""
+    return InvalidInput(
+        f"no aid request {request_id} at the hub", code="AID_UNKNOWN_REQUEST", field="request_id"
+    )
+
+
 def check_sender(step: AidStep, caller: Caller) -> AidRole:
     """The sender's role, if ``caller`` is that party's community with the role's scope."""
     if caller.org_kind is not OrgKind.COMMUNITY or caller.org != step.sender:
@@ -213,8 +222,7 @@ async def _open_case_step(
         return "apply"
     owners = await notified_owners(session, case.request_id)
     if step.provider not in owners:
-        raise AidNotYourStep(f"{step.sender} was not asked for {case.request_id}",
-                             step=step.kind.value, role="none")  # fmt: skip
+        raise _unknown_request(case.request_id)  # a stranger learns nothing of the request
     return "apply" if step.kind is AidStepKind.OFFER else "ignore"
 
 
@@ -269,12 +277,7 @@ async def receive_step(
         return Received("duplicate", step.request_id)
     case = await session.get(AidCaseRow, step.request_id, populate_existing=True)
     if case is None and step.kind is not AidStepKind.REQUEST:
-        # Permanent (HTTP 400): retrying cannot help, and the node's queue must move on.
-        raise InvalidInput(
-            f"no aid request {step.request_id} at the hub",
-            code="AID_UNKNOWN_REQUEST",
-            field="request_id",
-        )
+        raise _unknown_request(step.request_id)
     current = AidRequestStatus(case.status) if case is not None else None
     is_open = case is not None and not case.provider
     # Another notified owner's offer (or decline) that crossed the AID_TAKEN cancel is
@@ -285,8 +288,7 @@ async def receive_step(
         and step.provider != case.provider
         and step.provider not in await notified_owners(session, step.request_id)
     ):
-        raise AidNotYourStep(f"{step.sender} is not the provider of {step.request_id}",
-                             step=step.kind.value, role="none")  # fmt: skip
+        raise _unknown_request(step.request_id)  # a stranger learns nothing of the request
     if case is not None and (
         (is_open and await _open_case_step(session, case, step, role) == "ignore")
         or (not is_open and step.provider != case.provider)

@@ -54,7 +54,7 @@ from policies.caller import Caller
 from schema.api.pagination import RecordOrder, decode_cursor, encode_cursor, page_size
 from schema.enums import OrgKind
 from schema.errors import Forbidden, InvalidInput, NotFound
-from schema.runtime.db import Database
+from schema.runtime.db import Database, lock_table
 from schema.runtime.outbound import (
     URL_NOT_ALLOWED,
     OutboundPolicy,
@@ -130,6 +130,8 @@ async def register_webhook(
     department = _department(caller)
     # Before any statement: a name's resolution holds no database lock.
     await outbound.check(url)
+    # Two registrations at once must not both count 19: the count holds until commit.
+    await lock_table(session, WebhookRow.__table__)  # type: ignore[attr-defined]
     active = (
         await session.execute(
             select(sa.func.count())

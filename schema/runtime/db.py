@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -37,6 +39,7 @@ __all__ = [
     "Database",
     "alembic_config",
     "describe",
+    "lock_table",
     "open_existing",
     "storage_failure",
     "upgrade",
@@ -82,6 +85,21 @@ def storage_failure(error: BaseException) -> LinliError | None:
             retryAfter=RETRY_AFTER_S,
         )
     return None
+
+
+async def lock_table(session: AsyncSession, table: sa.Table) -> None:
+    """Serialise the writers of ``table`` until the session's transaction ends.
+
+    PostgreSQL: an advisory lock keyed by the table's name. SQLite: a write that changes
+    nothing takes the database write lock (waiting out the busy timeout); reads before it
+    hold no snapshot, so what is read next is the newest.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(f"linli:{table.name}".encode()) - 2**31  # a signed 32-bit key
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        return
+    column = (list(table.primary_key.columns) or list(table.columns))[0]
+    await session.execute(sa.update(table).where(column.is_(None)).values({column.name: column}))
 
 
 def describe(url: str) -> str:

@@ -240,7 +240,16 @@ async def test_first_offer_wins_the_other_owner_is_cancelled(rig: AidRig) -> Non
               "sender": stranger},
     )  # fmt: skip
     assert refused.status_code == 400, refused.text
-    assert refused.json()["errors"][0]["extensions"]["code"] == "AID_NOT_YOUR_STEP"
+    # ... exactly as if the request did not exist: a stranger learns nothing of it.
+    unknown_id = request_id.rsplit(":", 1)[0] + ":" + uuid.uuid4().hex
+    unknown = await s_at_hub.http.post(
+        "/aid/inbox",
+        json={**crossed, "message_id": str(uuid.uuid4()), "provider": stranger,
+              "sender": stranger, "request_id": unknown_id},
+    )  # fmt: skip
+    assert unknown.status_code == 400, unknown.text
+    assert refused.json() == json.loads(unknown.text.replace(unknown_id, request_id))
+    assert refused.json()["errors"][0]["extensions"]["code"] == "AID_UNKNOWN_REQUEST"
     hub_case = await rig.hub_sql(
         "SELECT provider, status FROM aid_cases WHERE request_id = :r", r=request_id
     )

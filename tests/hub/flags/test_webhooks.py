@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -142,6 +143,20 @@ async def test_an_organisation_registers_a_bounded_number_of_webhooks(
     other = await hub.graphql(await hub.department_token(DEPT_OTHER))
     await register(other, "http://127.0.0.1:9/other")  # the bound is per organisation
     assert await hub.count("flag_webhooks") == MAX_WEBHOOKS + 1
+
+
+async def test_registrations_at_once_never_pass_the_bound(start_flags_hub: StartHub) -> None:
+    hub = await start_flags_hub(allowed_outbound_hosts=["127.0.0.1"])
+    department = await hub.graphql(await hub.department_token())
+    for n in range(MAX_WEBHOOKS - 3):
+        await register(department, f"http://127.0.0.1:9/hook{n}")
+    # Eight more at once where three fit: each counts the others' before it decides.
+    bodies = await asyncio.gather(
+        *(department.post(REGISTER, {"url": f"http://127.0.0.1:9/race{n}"}) for n in range(8))
+    )
+    codes = sorted(b["errors"][0]["extensions"]["code"] for b in bodies if "errors" in b)
+    assert codes == ["TOO_MANY_WEBHOOKS"] * 5
+    assert await hub.count("flag_webhooks") == MAX_WEBHOOKS
 
 
 async def _some(items: list[Any]) -> bool:
