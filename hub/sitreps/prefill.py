@@ -18,6 +18,8 @@ from hub.sitreps.model import ReportFields
 from policies.caller import Caller
 from schema.api.pagination import RecordOrder
 from schema.enums import SeverityLevel
+from schema.errors import InvalidInput
+from schema.ids import GlobalId, InvalidGlobalId
 from schema.store.specs import SPECS
 
 __all__ = [
@@ -83,6 +85,15 @@ async def prefill(
     federation: Federation, caller: Caller, incident_id: str, purpose: str | None
 ) -> Prefill:
     """Read the incident and its area as ``caller``; ``NotFound`` if the caller cannot see it."""
+    try:
+        parsed = GlobalId.parse(incident_id)
+    except InvalidGlobalId as exc:
+        raise InvalidInput(str(exc), code="INVALID_ID", field="incidentId") from exc
+    if parsed.type != "Incident":
+        raise InvalidInput(
+            f"{incident_id} is a {parsed.type}, not an Incident", code="INVALID_ID",
+            field="incidentId",
+        )  # fmt: skip
     found = await federation.get(
         incident_id, caller, _INCIDENT, SPECS["Incident"].gql_type, purpose
     )

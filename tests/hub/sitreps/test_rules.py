@@ -14,6 +14,7 @@ from schema.runtime.db import Database
 from tests.conftest import GraphQLClient
 from tests.hub.sitreps.conftest import (
     COUNT,
+    CREATE,
     EDIT,
     INCIDENT_TEXT,
     INCIDENT_TITLE,
@@ -180,6 +181,19 @@ async def test_a_field_over_its_limit_is_refused_and_nothing_changes(
     report = (await district.office.data(REPORT, {"id": draft["id"]}))["situationReport"]
     assert report["revision"] == 1
     assert report["fields"] == draft["fields"]
+
+
+async def test_a_draft_on_a_malformed_or_foreign_id_is_refused_and_nothing_is_written(
+    start_district: Callable[..., Any],
+) -> None:
+    district: District = await start_district()
+    incident = await district.add_incident()
+    resource = incident.replace("Incident:", "Resource:", 1)
+    for bad in ("", "not-an-id", resource):
+        body = await district.office.post(CREATE, {"incident": bad, "kind": "INITIAL"})
+        error = body["errors"][0]["extensions"]
+        assert (error["code"], error["field"]) == ("INVALID_ID", "incidentId"), bad
+    assert (await district.office.data(COUNT))["situationReports"]["edges"] == []
 
 
 async def test_reports_need_their_scopes(start_district: Callable[..., Any]) -> None:
