@@ -38,7 +38,7 @@ from schema.aid import (
     AidStepKind,
 )
 from schema.api.filters import NearInput
-from schema.api.pagination import RecordOrder
+from schema.api.pagination import Page, RecordOrder, decode_id_cursor, encode_id_cursor
 from schema.codes import RESOURCE_KINDS, VOLUNTEER_SKILLS, VOLUNTEERS_KIND, has_skill
 from schema.enums import AidRequestStatus, VolunteerAvailability
 from schema.errors import Forbidden, InvalidInput, PageSizeTooLarge
@@ -148,13 +148,6 @@ class AidCaseAtHub:
             committed_at=row.committed_at,
             received_at=row.received_at,
         )
-
-
-@strawberry.type(description="A page of aid requests; pass endCursor as after for the next")
-class AidCaseAtHubPage:
-    items: list[AidCaseAtHub]
-    end_cursor: str | None
-    has_next_page: bool
 
 
 @strawberry.type(description="Open aid requests of one area (requester) and kind")
@@ -530,7 +523,7 @@ class HubAid:
             statuses: list[AidRequestStatus] | None = None,
             first: int = 20,
             after: str | None = None,
-        ) -> AidCaseAtHubPage:
+        ) -> Page[AidCaseAtHub]:
             caller = info.context.caller
             require_view(caller)
             if first > MAX_PAGE or first < 0:
@@ -543,14 +536,20 @@ class HubAid:
             )
             if statuses:
                 query = query.where(col(AidCaseRow.status).in_([s.value for s in statuses]))
+            secret = self.settings.cursor_secret.encode()
             if after is not None:
-                query = query.where(col(AidCaseRow.request_id) > after)
+                after_id = decode_id_cursor(after, "aid_cases", secret=secret)
+                query = query.where(col(AidCaseRow.request_id) > after_id)
             async with self.db.sessions() as session:
                 rows = list((await session.execute(query)).scalars())
             page = rows[:first]
-            return AidCaseAtHubPage(
+            return Page(
                 items=[AidCaseAtHub.of(r, caller) for r in page],
-                end_cursor=page[-1].request_id if page else after,
+                end_cursor=(
+                    encode_id_cursor("aid_cases", page[-1].request_id, secret=secret)
+                    if page
+                    else after
+                ),
                 has_next_page=len(rows) > first,
             )
 

@@ -24,6 +24,7 @@ from node.flags.updates import check_hub_caller
 from node.settings import NodeSettings
 from policies.caller import Caller
 from schema.aid import AidRole, AidStep, AidStepKind
+from schema.api.pagination import Page, decode_id_cursor, encode_id_cursor
 from schema.enums import AidRequestStatus
 from schema.errors import InvalidInput, PageSizeTooLarge
 from schema.runtime.db import Database
@@ -128,13 +129,6 @@ class AidCaseType:
         )
 
 
-@strawberry.type(description="A page of aid cases; pass endCursor as after for the next")
-class AidCasePage:
-    items: list[AidCaseType]
-    end_cursor: str | None
-    has_next_page: bool
-
-
 class RequestHooks:
     """``RecordHooks`` of AidRequest: the case and its ``request`` step, with the record."""
 
@@ -209,18 +203,24 @@ class NodeAid:
             statuses: list[AidRequestStatus] | None = None,
             first: int = 20,
             after: str | None = None,
-        ) -> AidCasePage:
+        ) -> Page[AidCaseType]:
             info.context.require_staff(also=(Scope.AID_REQUEST, Scope.AID_RESPOND))
             if first > MAX_PAGE or first < 0:
                 raise PageSizeTooLarge(f"first must be 0..{MAX_PAGE}", max=MAX_PAGE)
+            secret = self.settings.cursor_secret.encode()
+            after_id = decode_id_cursor(after, "aid_cases", secret=secret) if after else None
             async with self.db.sessions() as session:
                 cases = await service.list_cases(
-                    session, self.party, statuses=statuses, after=after, limit=first + 1
+                    session, self.party, statuses=statuses, after=after_id, limit=first + 1
                 )
             page = cases[:first]
-            return AidCasePage(
+            return Page(
                 items=[AidCaseType.of(c) for c in page],
-                end_cursor=page[-1].request_id if page else after,
+                end_cursor=(
+                    encode_id_cursor("aid_cases", page[-1].request_id, secret=secret)
+                    if page
+                    else after
+                ),
                 has_next_page=len(cases) > first,
             )
 
