@@ -5,7 +5,6 @@ requests still open to the district again (``LINLI_AID_REMATCH_S``)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +43,7 @@ from schema.enums import AidRequestStatus, VolunteerAvailability
 from schema.errors import Forbidden, InvalidInput, PageSizeTooLarge
 from schema.geo import distance_km
 from schema.runtime.db import Database
+from schema.runtime.http import json_body
 from schema.runtime.tasks import BackgroundTasks, repeat
 from schema.scopes import Scope
 from schema.storage import utcnow
@@ -491,12 +491,7 @@ class HubAid:
             request: Request, authorization: Annotated[str | None, Header()] = None
         ) -> JSONResponse:
             caller = await self.authenticate(authorization)
-            try:
-                body = json.loads(await request.body())
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InvalidInput(
-                    "the body is not JSON", code="INVALID_JSON", field="(body)"
-                ) from exc
+            body = await json_body(request)
             return JSONResponse(await self.deliver(service.parse_step(body), caller))
 
         return router

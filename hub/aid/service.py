@@ -39,7 +39,7 @@ from hub.aid.tables import (
     AidNotifiedRow,
 )
 from hub.flags.events import announce, next_sequence
-from hub.flags.outbox import enqueue_node_message
+from hub.flags.outbox import AID_STEPS_PATH, enqueue_node_message
 from hub.flags.webhooks import enqueue_event
 from policies.caller import Caller
 from schema.aid import (
@@ -76,7 +76,6 @@ __all__ = [
 ]
 
 ROLE_SCOPES = {AidRole.REQUESTER: Scope.AID_REQUEST, AidRole.PROVIDER: Scope.AID_RESPOND}
-NODE_PATH = "/aid/steps"
 MATCH_SCOPES = frozenset({Scope.RESOURCES_READ, Scope.VOLUNTEERS_READ, Scope.AID_REQUEST})
 """What the requester's match reads the district with: no more than matching needs."""
 
@@ -248,7 +247,7 @@ async def _pass_on(
             node=node,
             message_id=str(copy.message_id),
             subject_id=step.request_id,
-            path=NODE_PATH,
+            path=AID_STEPS_PATH,
             payload=copy.model_dump(mode="json"),
             now=now,
         )
@@ -377,7 +376,7 @@ async def receive_step(
             node=other,
             message_id=message_id,  # the node drops repeats by the step's own id
             subject_id=step.request_id,
-            path=NODE_PATH,
+            path=AID_STEPS_PATH,
             payload=step.model_dump(mode="json"),
             now=now,
         )

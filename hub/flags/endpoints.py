@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from hub.flags.service import Received
 from policies.caller import Caller
-from schema.errors import InvalidInput
+from schema.runtime.http import json_body
 
 __all__ = ["inbox_router"]
 
@@ -28,10 +27,7 @@ def inbox_router(authenticate: Authenticate, receive: Receive) -> APIRouter:
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> JSONResponse:
         caller = await authenticate(authorization)
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("the body is not JSON", code="INVALID_JSON", field="(body)") from exc
+        body = await json_body(request)
         received = await receive(body, caller)
         return JSONResponse({"status": received.status, "flag_id": received.flag_id})
 

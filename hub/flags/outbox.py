@@ -8,13 +8,16 @@ Every change of a flag writes a ``flag_outbox`` row in the same transaction.
 after it until it is accepted (so a node sees its flags' updates in order),
 retrying with exponential backoff and jitter. Delivery is at least once; the
 node drops repeats by ``message_id``. Each attempt carries a fresh token the hub
-mints for itself (org = the district, ``risk:verify``) with ``aud`` = the node.
+mints for itself (org = the district) with ``aud`` = the node and only the scope of the
+row's route (``ROUTE_SCOPES``): ``risk:verify`` for flag updates, ``aid:respond`` for aid
+steps; the node checks that scope on each endpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,10 +43,14 @@ from schema.scopes import Scope
 from schema.storage import utcnow
 
 __all__ = [
+    "AID_STEPS_PATH",
+    "FLAG_UPDATES_PATH",
+    "ROUTE_SCOPES",
     "NodeOutbox",
     "enqueue_node_message",
     "enqueue_node_update",
     "hub_caller",
+    "route_caller",
     "update_payload",
 ]
 
@@ -52,17 +59,38 @@ log = logging.getLogger("linli.hub.flags.outbox")
 TokenMinter = Callable[[Caller, str], Awaitable[str]]
 NodeUrl = Callable[[str], str | None]
 
+FLAG_UPDATES_PATH = "/flags/updates"
+AID_STEPS_PATH = "/aid/steps"
+ROUTE_SCOPES: dict[str, str] = {
+    FLAG_UPDATES_PATH: Scope.RISK_VERIFY,
+    AID_STEPS_PATH: Scope.AID_RESPOND,
+}
+"""The one scope the hub's token carries on each node route (what the node checks there)."""
+
 
 def hub_caller(*, hub_id: str, district: str) -> Caller:
-    """The hub itself as a caller of nodes: the district (``risk:verify``, ``aid:respond``)."""
+    """The hub itself as a caller of nodes: the district, with every route's scope.
+
+    The outbox narrows it to one route's scope per call (``route_caller``).
+    """
     return Caller(
         org=district,
         org_kind=OrgKind.HUB,
-        scopes=frozenset({Scope.RISK_VERIFY, Scope.AID_RESPOND}),
+        scopes=frozenset(ROUTE_SCOPES.values()),
         client_id=hub_id,
         subject=hub_id,
         district=district,
     )
+
+
+def route_caller(caller: Caller, path: str) -> Caller:
+    """``caller`` with only the scope the node route ``path`` needs; ``ValueError`` if unknown."""
+    scope = ROUTE_SCOPES.get(path)
+    if scope is None:
+        raise ValueError(f"no scope is known for the node route {path}")
+    if not caller.has_scope(scope):
+        raise ValueError(f"the caller lacks the scope {scope} of the node route {path}")
+    return dataclasses.replace(caller, scopes=frozenset({scope}))
 
 
 def update_payload(row: FlagRow, message_id: str) -> dict[str, object]:
@@ -93,7 +121,7 @@ async def enqueue_node_update(session: AsyncSession, event: FlagEventRow, row: F
         node=row.community,
         message_id=message_id,
         subject_id=row.id,
-        path="/flags/updates",
+        path=FLAG_UPDATES_PATH,
         payload=update_payload(row, message_id),
         now=event.at,
     )
@@ -187,7 +215,7 @@ class NodeOutbox:
         if url is None:
             return f"node {row.node} is not a registered source"
         try:
-            token = await self.mint(self.caller, row.node)
+            token = await self.mint(route_caller(self.caller, row.path), row.node)
             response = await self.http.post(
                 f"{url.rstrip('/')}{row.path}",
                 json=row.payload,

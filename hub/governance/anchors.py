@@ -14,7 +14,6 @@ and the witnessed hashes, paged by ``after``; public, so anyone may verify.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
@@ -32,6 +31,7 @@ from policies.audit import AuditEntry, append
 from policies.caller import Caller
 from schema.errors import Forbidden, InvalidInput, LinliError, NotFound
 from schema.runtime.db import Database
+from schema.runtime.http import json_body
 
 __all__ = [
     "AUDIT_ANCHORS",
@@ -172,14 +172,11 @@ def anchors_router(
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> dict[str, Any]:
         caller = await authenticate(authorization)
+        body = await json_body(request)
         try:
-            report = AnchorReport.model_validate(json.loads(await request.body()))
-        except (ValueError, UnicodeDecodeError) as exc:
-            if isinstance(exc, ValidationError):
-                raise InvalidInput.from_validation(exc) from None
-            raise InvalidInput(
-                "the body is not JSON", code="INVALID_JSON", field="(body)"
-            ) from None
+            report = AnchorReport.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidInput.from_validation(exc) from None
         owner = owner_of(report.source)
         if owner is None:
             raise NotFound(f"no source {report.source} here", source=report.source)

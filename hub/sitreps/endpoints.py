@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -13,7 +12,8 @@ from hub.sitreps.document import DOCX_MEDIA_TYPE, report_docx
 from hub.sitreps.service import Received
 from hub.sitreps.tables import SitrepRow, SitrepVersionRow
 from policies.caller import Caller
-from schema.errors import InvalidInput, NotFound
+from schema.errors import NotFound
+from schema.runtime.http import json_body
 
 __all__ = ["sitrep_router"]
 
@@ -31,10 +31,7 @@ def sitrep_router(authenticate: Authenticate, receive: Receive, read: Read) -> A
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> JSONResponse:
         caller = await authenticate(authorization)
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("the body is not JSON", code="INVALID_JSON", field="(body)") from exc
+        body = await json_body(request)
         received = await receive(body, caller)
         return JSONResponse(
             {

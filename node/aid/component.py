@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from schema.api.pagination import Page, decode_id_cursor, encode_id_cursor
 from schema.enums import AidRequestStatus
 from schema.errors import InvalidInput, PageSizeTooLarge
 from schema.runtime.db import Database
+from schema.runtime.http import json_body
 from schema.scopes import Scope
 from schema.store.specs import RecordSpec
 from schema.store.tables import RowMixin
@@ -168,15 +168,11 @@ class NodeAid:
         ) -> JSONResponse:
             caller = await authenticate(authorization)
             check_hub_caller(caller, self.settings, HUB_SCOPE)
+            body = await json_body(request)
             try:
-                body = json.loads(await request.body())
                 step = AidStep.model_validate(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                if isinstance(exc, ValidationError):
-                    raise InvalidInput.from_validation(exc) from exc
-                raise InvalidInput(
-                    "the body is not JSON", code="INVALID_JSON", field="(body)"
-                ) from exc
+            except ValidationError as exc:
+                raise InvalidInput.from_validation(exc) from exc
             try:
                 async with self.db.transaction() as session:
                     received = await service.receive_step(session, self.party, step)

@@ -9,7 +9,6 @@ shows and changes nothing, so the node never goes backwards.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from schema.errors import Forbidden, InvalidInput, NotFound, StaleVersion
 from schema.ids import GlobalId, InvalidGlobalId
 from schema.records import FlagTransition, RiskFlagHop
 from schema.runtime.db import Database
+from schema.runtime.http import json_body
 from schema.scopes import Scope
 from schema.storage import utcnow
 from schema.store.specs import RecordSpec
@@ -167,10 +167,7 @@ def updates_router(
     ) -> JSONResponse:
         caller = await authenticate(authorization)
         check_hub_caller(caller, settings)
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("the body is not JSON", code="INVALID_JSON", field="(body)") from exc
+        body = await json_body(request)
         try:
             update = FlagUpdate.model_validate(body)
         except ValidationError as exc:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,14 +17,25 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schema.errors import InvalidInput
+
 __all__ = [
     "UNMATCHED_ROUTE",
     "BodyLimitMiddleware",
     "Metrics",
     "error_body",
     "health_router",
+    "json_body",
     "route_label",
 ]
+
+
+async def json_body(request: Request) -> Any:
+    """The request's body parsed as JSON; ``InvalidInput`` (``INVALID_JSON``) if it is not."""
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("the body is not JSON", code="INVALID_JSON", field="(body)") from exc
 
 
 def error_body(code: str, message: str, details: Mapping[str, Any] | None = None) -> bytes:

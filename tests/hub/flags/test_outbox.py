@@ -69,8 +69,8 @@ async def test_node_that_fails_twice_gets_every_update_once_in_order(
         )
     assert caller.org == hub.hub.settings.district
     assert caller.org_kind is OrgKind.HUB
-    # One outbox carries flag updates and aid steps to a node: the hub's token holds both.
-    assert caller.scopes == frozenset({"risk:verify", "aid:respond"})
+    # One outbox carries flag updates and aid steps to a node: each call holds its route's scope.
+    assert caller.scopes == frozenset({"risk:verify"})
     assert caller.actor == hub.hub.settings.hub_id
 
     await eventually(lambda: _none_pending(hub))

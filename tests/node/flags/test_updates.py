@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from hub.auth import create_auth
-from hub.flags.outbox import hub_caller
+from hub.flags.outbox import AID_STEPS_PATH, FLAG_UPDATES_PATH, hub_caller, route_caller
 from policies.caller import Caller
 from schema.enums import OrgKind
 from schema.runtime.db import Database
@@ -72,10 +72,12 @@ def update(
     }
 
 
-async def post(rig: FlagRig, token: str | None, body: Any) -> httpx.Response:
+async def post(
+    rig: FlagRig, token: str | None, body: Any, path: str = FLAG_UPDATES_PATH
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(timeout=30.0) as http:
-        return await http.post(f"{rig.node_url}/flags/updates", json=body, headers=headers)
+        return await http.post(f"{rig.node_url}{path}", json=body, headers=headers)
 
 
 def code(response: httpx.Response) -> tuple[int, str, str | None]:
@@ -132,6 +134,33 @@ async def test_only_the_district_hub_may_send_updates(rig: FlagRig, hub: Hub) ->
     assert (await rig.node_sql("SELECT count(*) FROM flag_updates"))[0][0] == 0
 
     accepted = await post(rig, await hub.token(), body)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json() == {"status": "applied", "flag_id": flag_id, "version": 2}
+
+
+async def test_each_route_takes_only_the_hub_token_for_its_own_scope(
+    rig: FlagRig, hub: Hub
+) -> None:
+    [flag_id] = await rig.raise_flags(1)
+    body = update(flag_id, ["raised", "routed"])
+    district_hub = hub_caller(hub_id=hub.settings.hub_id, district=DISTRICT)
+    flag_token = await hub.token(route_caller(district_hub, FLAG_UPDATES_PATH))
+    aid_token = await hub.token(route_caller(district_hub, AID_STEPS_PATH))
+
+    # The outbox's token for one route is refused on the other (the node checks per endpoint).
+    assert code(await post(rig, flag_token, {}, AID_STEPS_PATH)) == (
+        403,
+        "FORBIDDEN",
+        "SCOPE_MISSING",
+    )
+    assert code(await post(rig, aid_token, body)) == (403, "FORBIDDEN", "SCOPE_MISSING")
+    state = await flag_state(rig, flag_id)
+    assert (state["status"], state["version"]) == ("RAISED", 1)
+
+    # Each is taken on its own route (an empty aid step passes the check, then fails to parse).
+    invalid = await post(rig, aid_token, {}, AID_STEPS_PATH)
+    assert invalid.status_code == 400, invalid.text
+    accepted = await post(rig, flag_token, body)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json() == {"status": "applied", "flag_id": flag_id, "version": 2}
 
