@@ -170,7 +170,7 @@ async def test_the_person_who_moves_a_flag_and_reads_a_neighbours_data_is_record
             f"{rig.hub.url}/oauth/revoke", data={"token": screen_tokens.refresh, "client_id": WEB}
         )
         with pytest.raises(ConnectionClosed) as closed:
-            await live.message(timeout_s=10)
+            await live.message(timeout_s=30)
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
             TOKEN_ENDED_CLOSE_CODE,

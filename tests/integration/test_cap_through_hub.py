@@ -63,8 +63,8 @@ def cap_messages() -> dict[str, bytes]:
 
 
 def cap_adapter(sources: list[str], http: httpx.AsyncClient) -> CapAdapter:
-    settings = CapSettings(sources=sources, interval_s=0.2, timeout_s=5)
-    return CapAdapter(settings, HttpFetcher(http, timeout_s=5, max_bytes=settings.max_feed_bytes))
+    settings = CapSettings(sources=sources, interval_s=0.2, timeout_s=30)
+    return CapAdapter(settings, HttpFetcher(http, timeout_s=30, max_bytes=settings.max_feed_bytes))
 
 
 def _snake(name: str) -> str:

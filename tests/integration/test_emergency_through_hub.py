@@ -44,8 +44,8 @@ async def test_hub_relays_an_emergency_to_the_adapter_which_honours_it(
     policy.write_text(POLICY_FILE, "utf-8")
     district: Federated = await federated(CAP_SOURCE)
     adapter = CapAdapter(
-        CapSettings(sources=[f"{base}/alert.xml"], interval_s=0.2, timeout_s=5),
-        HttpFetcher(httpx.AsyncClient(timeout=30.0), timeout_s=5, max_bytes=1 << 20),
+        CapSettings(sources=[f"{base}/alert.xml"], interval_s=0.2, timeout_s=30),
+        HttpFetcher(httpx.AsyncClient(timeout=30.0), timeout_s=30, max_bytes=1 << 20),
     )
     await district.start_adapter(CAP_SOURCE, adapter, org_code=ALERT_OWNER, policy_file=str(policy))
     office = await district.reader(

@@ -61,7 +61,7 @@ def atom_index(base_url: str, paths: list[str]) -> bytes:
 
 def cap_adapter(feed_url: str, http: httpx.AsyncClient, **settings: object) -> CapAdapter:
     config = CapSettings(sources=[feed_url], max_alert_bytes=20_000, **settings)  # type: ignore[arg-type]
-    return CapAdapter(config, HttpFetcher(http, timeout_s=5, max_bytes=config.max_feed_bytes))
+    return CapAdapter(config, HttpFetcher(http, timeout_s=30, max_bytes=config.max_feed_bytes))
 
 
 @pytest.fixture
@@ -231,7 +231,7 @@ async def test_directory_source_and_out_of_order_cancel(
     (tmp_path / "b-cancel.xml").write_bytes(write_alert(cancel))
     adapter = CapAdapter(
         CapSettings(sources=[str(tmp_path)]),
-        HttpFetcher(http, timeout_s=5, max_bytes=1 << 20),
+        HttpFetcher(http, timeout_s=30, max_bytes=1 << 20),
     )
     service = await start_adapter(adapter_db.url, adapter)
     try:
@@ -271,7 +271,7 @@ async def test_alerts_are_found_by_their_areas_and_expire(
     for alert in (storm, expired, quake, advisory):
         (tmp_path / f"{alert.identifier}.xml").write_bytes(write_alert(alert))
     adapter = CapAdapter(
-        CapSettings(sources=[str(tmp_path)]), HttpFetcher(http, timeout_s=5, max_bytes=1 << 20)
+        CapSettings(sources=[str(tmp_path)]), HttpFetcher(http, timeout_s=30, max_bytes=1 << 20)
     )
     service = await start_adapter(adapter_db.url, adapter, public_url="http://alerts.test")
 
@@ -326,7 +326,7 @@ async def test_a_source_that_is_down_fails_the_poll_and_recovers(
     state.put("/one.xml", write_alert(derived(sample("a1"), identifier="RECOVERED-1")))
     adapter = cap_adapter(f"{base}/one.xml", http)
     service = await start_adapter(adapter_db.url, adapter)
-    loop = PollLoop("cap", lambda: adapter.poll(service.db), interval_s=60, timeout_s=10)
+    loop = PollLoop("cap", lambda: adapter.poll(service.db), interval_s=60, timeout_s=30)
     try:
         state.fail_with = 503
         assert await loop.poll_once() is None

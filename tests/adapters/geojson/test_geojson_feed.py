@@ -59,7 +59,7 @@ async def test_usgs_feed_maps_and_skips_bad_features(
     state, base = upstream
     state.put("/quakes.geojson", json.dumps(FEED).encode(), "application/geo+json")
     settings = GeoJsonSettings(url=f"{base}/quakes.geojson", mapping=PropertyMapping())
-    adapter = GeoJsonAdapter(settings, HttpFetcher(http, timeout_s=5, max_bytes=1 << 20))
+    adapter = GeoJsonAdapter(settings, HttpFetcher(http, timeout_s=30, max_bytes=1 << 20))
     service = await start_adapter(adapter_db.url, adapter)
     try:
         report = await adapter.poll(service.db)
@@ -107,7 +107,7 @@ async def test_a_custom_mapping_and_a_feed_that_is_not_geojson(
     )
     adapter = GeoJsonAdapter(
         GeoJsonSettings(url=f"{base}/custom.json", mapping=mapping),
-        HttpFetcher(http, timeout_s=5, max_bytes=1 << 20),
+        HttpFetcher(http, timeout_s=30, max_bytes=1 << 20),
     )
     service = await start_adapter(adapter_db.url, adapter)
     try:

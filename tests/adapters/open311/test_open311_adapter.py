@@ -127,7 +127,7 @@ async def test_faults_are_reported_and_the_adapter_recovers(
     state, url = fake
     adapter = Open311Adapter(client(http, url).settings, client(http, url))
     service = await start_adapter(adapter_db.url, adapter)
-    loop = PollLoop("open311", lambda: adapter.poll(service.db), interval_s=60, timeout_s=10)
+    loop = PollLoop("open311", lambda: adapter.poll(service.db), interval_s=60, timeout_s=30)
     try:
         state.fault = "500"
         assert await loop.poll_once() is None

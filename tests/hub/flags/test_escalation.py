@@ -33,7 +33,7 @@ async def test_unacknowledged_flag_escalates_and_says_so(
         await subscriber.ack()
         await subscriber.subscribe(after=0)
         flag_id = await hub.raise_flag(await hub.community_token())
-        event = await subscriber.event(timeout_s=10)
+        event = await subscriber.event(timeout_s=30)
         assert event["type"] == "flag.escalated"
         assert event["flagId"] == flag_id
         assert event["assignedTo"] == DEPT_ESCALATION
@@ -41,7 +41,7 @@ async def test_unacknowledged_flag_escalates_and_says_so(
         assert event["status"] == "ROUTED"
         assert "escalated" in {h["hop"] for h in event["timeline"]}
         # Still not acknowledged a second later: on to the duty desk.
-        second = await subscriber.event(timeout_s=10)
+        second = await subscriber.event(timeout_s=30)
         assert second["type"] == "flag.escalated"
         assert second["assignedTo"] == "110105400099"
         assert second["previousAssignee"] == DEPT_ESCALATION

@@ -39,7 +39,7 @@ async def test_department_gets_raised_routed_and_status_events_live(
         started = time.perf_counter()
         flag_id = await hub.raise_flag(community_token)
         # flag.raised is assigned to nobody yet: the department's first event is flag.routed.
-        routed = await subscriber.event(timeout_s=5)
+        routed = await subscriber.event(timeout_s=30)
         elapsed = time.perf_counter() - started
         assert routed["type"] == "flag.routed"
         assert routed["seq"] == 2
@@ -55,7 +55,7 @@ async def test_department_gets_raised_routed_and_status_events_live(
         }
         department = await hub.graphql(department_token)
         await department.data(ACK, {"id": flag_id, "v": 1})
-        status = await subscriber.event(timeout_s=5)
+        status = await subscriber.event(timeout_s=30)
         assert status["type"] == "flag.status_changed"
         assert status["status"] == "ACKNOWLEDGED"
         assert status["seq"] > routed["seq"]
@@ -82,7 +82,7 @@ async def test_community_sees_its_own_flags_from_raised_on(start_flags_hub: Star
         await asyncio.sleep(0.3)
         await hub.raise_flag(await hub.community_token(OTHER_COMMUNITY), community=OTHER_COMMUNITY)
         flag_id = await hub.raise_flag(mine)
-        raised, routed = await subscriber.events(2, timeout_s=5)
+        raised, routed = await subscriber.events(2, timeout_s=30)
         assert [raised["type"], routed["type"]] == ["flag.raised", "flag.routed"]
         assert raised["flagId"] == routed["flagId"] == flag_id
         assert raised["status"] == "RAISED"

@@ -164,7 +164,7 @@ async def test_a_subscriber_on_one_replica_hears_a_flag_raised_at_the_other(
         community = await replicas.token(replicas.a, replicas.community)
         for _ in range(3):
             flag_id = await replicas.raise_at(replicas.a, community)
-            event = await subscriber.event(timeout_s=10)
+            event = await subscriber.event(timeout_s=30)
             assert (event["type"], event["flagId"], event["assignedTo"]) == (
                 "flag.routed",
                 flag_id,
@@ -182,14 +182,14 @@ async def test_the_listener_reconnects_by_itself_and_nothing_is_missed(
     try:
         community = await replicas.token(replicas.a, replicas.community)
         first = await replicas.raise_at(replicas.a, community)
-        assert (await subscriber.event(timeout_s=10))["flagId"] == first
+        assert (await subscriber.event(timeout_s=30))["flagId"] == first
 
         before = await replicas.listeners()
         assert len(before) == 2  # one listening connection per replica
         assert await replicas.cut_listeners() == 2
         # Raised at once: B may not be listening yet; its catch-up finds it.
         during = await replicas.raise_at(replicas.a, community)
-        assert (await subscriber.event(timeout_s=10))["flagId"] == during
+        assert (await subscriber.event(timeout_s=30))["flagId"] == during
 
         async def listening_again() -> set[int] | None:
             now = await replicas.listeners()
@@ -197,7 +197,7 @@ async def test_the_listener_reconnects_by_itself_and_nothing_is_missed(
 
         await eventually(listening_again, timeout_s=15)
         after = [await replicas.raise_at(replicas.a, community) for _ in range(2)]
-        assert [(await subscriber.event(timeout_s=10))["flagId"] for _ in after] == after
+        assert [(await subscriber.event(timeout_s=30))["flagId"] for _ in after] == after
         await subscriber.nothing_more(wait_s=0.5)
     finally:
         await subscriber.close()
