@@ -216,7 +216,7 @@ class JwksCache:
         *,
         timeout_s: float = 5.0,
         min_refresh_interval_s: float = 60.0,
-        retry_after_failure_s: float = 1.0,
+        retry_after_failure_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
@@ -228,8 +228,8 @@ class JwksCache:
         self._keys: dict[str, Key] = {}
         self._last_fetch: float | None = None
         # After a failed fetch (the issuer starting, restarting, unreachable) the next one
-        # may come sooner than the interval: 1 s, doubling up to the interval.
-        self._failures = 0
+        # may come after retry_after_failure_s, not the whole interval.
+        self._failed = False
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> Key:
@@ -251,9 +251,8 @@ class JwksCache:
         if self._last_fetch is None:
             return True
         interval = self._min_refresh_interval_s
-        if self._failures:
-            backoff = self._retry_after_failure_s * 2 ** (self._failures - 1)
-            interval = min(interval, backoff)
+        if self._failed:
+            interval = min(interval, self._retry_after_failure_s)
         return self._clock() - self._last_fetch >= interval
 
     async def _refresh(self) -> None:
@@ -265,11 +264,11 @@ class JwksCache:
             document = response.json()
             keys = _signing_keys(document)
         except (httpx.HTTPError, ValueError, JwksUnavailable) as error:
-            self._failures = min(self._failures + 1, 16)
+            self._failed = True
             if isinstance(error, JwksUnavailable):
                 raise
             raise JwksUnavailable("the issuer's JWKS could not be fetched") from error
-        self._failures = 0
+        self._failed = False
         self._keys = keys
 
 

@@ -330,9 +330,22 @@ _CREATE = {
 }
 
 
+def _accepted(url: str, token: str, timeout: float = 30.0) -> Any:
+    """The node's first answer to ``token``: a node that has just started may not have read
+    the hub's keys yet (it asks again shortly), so a refusal is retried until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _graphql(url, token, "{ resources(first: 1) { edges { cursor } } }")
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _seed(url: str, token: str, community: DemoCommunity) -> tuple[int, list[str]]:
     """Create the community's demo records unless it has some; (records created, flag ids)."""
-    existing = _graphql(url, token, "{ resources(first: 1) { edges { cursor } } }")
+    existing = _accepted(url, token)
     if existing["resources"]["edges"]:
         return 0, []
     count, flag_ids = 0, []
